@@ -1,0 +1,156 @@
+"""The `journeyguard` command line: the features commands, and the root that composes the rest.
+
+Other packages add their commands through the `journeyguard.commands` entry points of
+pyproject.toml; they are imported only when run, so `analyze` never loads the training stack.
+`journeyguard demo` runs the stages of `journeyguard.demo` entry points after its own, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from features.config import Config, ConfigError, load_config
+from features.sources import LoadError
+
+COMMANDS_GROUP = "journeyguard.commands"
+DEMO_GROUP = "journeyguard.demo"
+SIMULATOR_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+
+
+class _RootGroup(TyperGroup):
+    """Lists registered commands beside its own and imports one only when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_registered(COMMANDS_GROUP)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        registered = _registered(COMMANDS_GROUP)
+        if command is None and name in registered:
+            command = _as_click(registered[name].load(), name)
+        return command
+
+
+app = typer.Typer(
+    cls=_RootGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="JourneyGuard: post-purchase journeys, churn and escalation risk, outreach.",
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The TOML configuration file.")]
+
+
+def main() -> None:
+    """The console script: turns off the telemetry of the libraries, then runs the command."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    try:
+        app()
+    except (ConfigError, LoadError) as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="The events file to write (Parquet).")],
+    customers: Annotated[int, typer.Option(min=1, help="How many customers.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same log.")] = 0,
+    start: Annotated[str, typer.Option(help="First day of the simulated window.")] = "2025-01-01",
+    days: Annotated[int, typer.Option(min=30, help="Length of the window in days.")] = 365,
+) -> None:
+    """Simulate post-purchase journeys with a known, planted truth."""
+    from features.simulate import simulate as run_simulation
+    from features.simulate import write_simulation
+
+    simulation = run_simulation(customers, seed, start=start, days=days)
+    written = write_simulation(simulation, out)
+    typer.echo(f"simulated {len(simulation.events):,} events of {customers:,} customers")
+    for kind, path in written.items():
+        typer.echo(f"  {kind:<10} {path}")
+
+
+@app.command()
+def validate(
+    config: ConfigOption,
+    quarantine: Annotated[
+        Path | None,
+        typer.Option(help="Where to write rejected rows; default <output dir>/quarantine.csv."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Load the configured source, print the load summary and write rejected rows aside."""
+    settings = load_config(config)
+    summary = validate_source(settings, quarantine)
+    typer.echo(json.dumps(summary, indent=2) if as_json else summary["text"])
+
+
+def validate_source(settings: Config, quarantine: Path | None = None) -> dict[str, Any]:
+    """Loads the source of `settings`, writes its quarantine and returns the summary."""
+    from features.load import load_events, write_quarantine
+
+    result = load_events(settings.source)
+    path = quarantine or settings.output_dir / "quarantine.csv"
+    write_quarantine(result.quarantine, path)
+    summary = result.summary.to_dict()
+    unknown = _unknown_task_events(settings, set(result.log.steps))
+    summary |= {"quarantine_file": str(path), "unknown_task_events": unknown}
+    text = result.summary.to_text() + f"\nquarantine    {path}"
+    for task, events in unknown.items():
+        text += f"\nwarning: task {task!r} matches events never seen in the log: {events}"
+    return summary | {"text": text}
+
+
+@app.command()
+def demo(
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="A configuration whose source is the simulated log."),
+    ] = SIMULATOR_CONFIG,
+    customers: Annotated[int, typer.Option(min=100)] = 20_000,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Run every stage on a simulated log: simulate, validate, then each later stage."""
+    settings = load_config(config)
+    if settings.source.path is None:
+        raise ConfigError(f"{settings.path}: the demo simulates into [source] path; none is set")
+    typer.secho("== simulate", bold=True)
+    simulate(out=settings.source.path, customers=customers, seed=seed)
+    typer.secho("== validate", bold=True)
+    typer.echo(validate_source(settings)["text"])
+    for name, entry in sorted(_registered(DEMO_GROUP).items()):
+        typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
+        entry.load()(settings)
+
+
+def _unknown_task_events(settings: Config, steps: set[str]) -> dict[str, list[str]]:
+    unknown = {
+        name: [e for e in task.match.events if e not in steps]
+        for name, task in settings.tasks.items()
+    }
+    return {name: events for name, events in unknown.items() if events}
+
+
+def _registered(group: str) -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=group)}
+
+
+def _as_click(target: typer.Typer | Callable[..., Any], name: str) -> click.Command:
+    """A registered typer app, or a plain function with typer annotations, as a click command."""
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer()
+        single.command(name=name)(target)
+        target = single
+    return typer.main.get_command(target)

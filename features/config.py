@@ -1,0 +1,334 @@
+"""The configuration file: one TOML file, read once at the edge into a typed, frozen `Config`.
+
+Unknown keys are rejected with a did-you-mean hint; relative paths are relative to the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from features.schema import CANONICAL_COLUMNS, CUSTOMER_ID, TIMESTAMP
+
+UNIX_FORMATS = ("unix_s", "unix_ms")
+WHITESPACE = "whitespace"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
+_DURATION_UNITS = {"w": "W", "d": "D", "h": "h", "m": "min", "s": "s"}
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class AttributeSource:
+    """Extra columns carried along: from the event source, or joined from a per-journey table."""
+
+    columns: tuple[str, ...] = ()
+    path: Path | None = None
+    key: str | None = None
+    separator: str = ","
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    path: Path | None = None
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    separator: str = ","
+    encoding: str = "utf-8"
+    timestamp_format: str | None = None
+    timezone: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+    attributes: AttributeSource = AttributeSource()
+
+    @property
+    def display_name(self) -> str:
+        """How errors name the source: the file, or the table or query of the database."""
+        if self.path is not None:
+            return str(self.path)
+        return f"{_redact(self.url or '')} ({self.table or 'query'})"
+
+    def source_column(self, canonical: str) -> str | None:
+        """The source's column for a canonical one; canonical names map to themselves."""
+        return self.columns.get(canonical, canonical if canonical not in self.defaults else None)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Which events count as the outcome: by step name, or by the values of a column."""
+
+    events: tuple[str, ...] = ()
+    column: str | None = None
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """When to take snapshots: every so often on a calendar grid, or after the first n events."""
+
+    every: pd.Timedelta | None = None
+    prefix: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    label: Literal["occurs", "absent"]
+    match: Match
+    horizon: pd.Timedelta
+    snapshots: Snapshots
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    source: SourceConfig
+    tasks: dict[str, TaskConfig]
+    output_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def task(self, name: str) -> TaskConfig:
+        if name not in self.tasks:
+            raise ConfigError(
+                f"{self.path}: no task {name!r}{_hint(name, self.tasks)}; "
+                f"tasks: {sorted(self.tasks)}"
+            )
+        return self.tasks[name]
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads and checks a configuration file."""
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    """Builds a `Config` from a parsed TOML table; `path` anchors relative paths and errors."""
+    reader = _Reader(path)
+    table = reader.table(raw, "", {"source", "tasks", "output"})
+    source = _parse_source(reader, reader.require(table, "source", ""))
+    tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
+    tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
+    output = reader.table(table.get("output", {}), "output", {"dir"})
+    # An explicit dir is relative to the file, like every path; the default to where we run.
+    default_dir = Path.cwd() / "build" / path.stem
+    output_dir = reader.path(output["dir"], "output.dir") if "dir" in output else default_dir
+    return Config(path=path, source=source, tasks=tasks, output_dir=output_dir)
+
+
+def parse_duration(text: str) -> pd.Timedelta:
+    """'30d', '12h', '90m', '45s', '2w' -> Timedelta."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"expected a duration such as '30d', '12h', '90m', '2w'; got {text!r}")
+    return pd.Timedelta(float(match.group(1)), unit=_DURATION_UNITS[match.group(2)])
+
+
+_SOURCE_KEYS = {
+    "path",
+    "url",
+    "table",
+    "query",
+    "format",
+    "separator",
+    "encoding",
+    "timestamp_format",
+    "timezone",
+    "columns",
+    "defaults",
+    "attributes",
+}
+
+
+def _parse_source(reader: _Reader, table: dict[str, Any]) -> SourceConfig:
+    table = reader.table(table, "source", _SOURCE_KEYS)
+    where = "source"
+    path = reader.path(table["path"], "source.path") if "path" in table else None
+    url = reader.string(table, "url", where)
+    if (path is None) == (url is None):
+        raise reader.error(where, "give exactly one of `path` (a CSV or Parquet file) or `url`")
+    if url is not None and ("table" in table) == ("query" in table):
+        raise reader.error(where, "with `url`, give exactly one of `table` or `query`")
+    timezone = reader.string(table, "timezone", where)
+    if timezone is not None:
+        _check_timezone(reader, timezone)
+    return SourceConfig(
+        path=path,
+        url=url,
+        table=reader.string(table, "table", where),
+        query=reader.string(table, "query", where),
+        format=reader.choice(table, "format", where, ("auto", "csv", "parquet"), "auto"),
+        separator=reader.string(table, "separator", where) or ",",
+        encoding=reader.string(table, "encoding", where) or "utf-8",
+        timestamp_format=reader.string(table, "timestamp_format", where),
+        timezone=timezone,
+        columns=_parse_columns(reader, table.get("columns", {})),
+        defaults=_parse_defaults(reader, table.get("defaults", {})),
+        attributes=_parse_attributes(reader, table.get("attributes", {})),
+    )
+
+
+def _parse_columns(reader: _Reader, table: Any) -> dict[str, str]:
+    table = reader.table(table, "source.columns", set(CANONICAL_COLUMNS))
+    return {key: reader.string(table, key, "source.columns") for key in table}
+
+
+def _parse_defaults(reader: _Reader, table: Any) -> dict[str, str]:
+    allowed = set(CANONICAL_COLUMNS) - {CUSTOMER_ID, TIMESTAMP}
+    table = reader.table(table, "source.defaults", allowed)
+    return {key: reader.string(table, key, "source.defaults") for key in table}
+
+
+def _parse_attributes(reader: _Reader, table: Any) -> AttributeSource:
+    where = "source.attributes"
+    table = reader.table(table, where, {"columns", "path", "key", "separator"})
+    columns = tuple(reader.strings(table, "columns", where))
+    clash = [c for c in columns if c in CANONICAL_COLUMNS]
+    if clash:
+        raise reader.error(
+            where, f"columns {clash} are canonical names; map them in [source.columns]"
+        )
+    path = reader.path(table["path"], f"{where}.path") if "path" in table else None
+    key = reader.string(table, "key", where)
+    if path is not None and key is None:
+        raise reader.error(where, "with `path`, name the journey id column of that file in `key`")
+    return AttributeSource(columns, path, key, reader.string(table, "separator", where) or ",")
+
+
+def _parse_task(reader: _Reader, name: str, body: Any) -> TaskConfig:
+    where = f"tasks.{name}"
+    table = reader.table(body, where, {"label", "match", "horizon", "snapshots"})
+    label = reader.choice(table, "label", where, ("occurs", "absent"), None)
+    match_table = reader.table(
+        reader.require(table, "match", where), f"{where}.match", {"event", "column", "values"}
+    )
+    events = tuple(reader.strings(match_table, "event", f"{where}.match"))
+    column = reader.string(match_table, "column", f"{where}.match")
+    values = tuple(str(v) for v in match_table.get("values", []))
+    if bool(events) == bool(column):
+        raise reader.error(
+            f"{where}.match", "give either `event = [...]` or `column` with `values`"
+        )
+    if column and not values:
+        raise reader.error(f"{where}.match", "with `column`, list the matching `values`")
+    horizon = reader.duration(reader.require(table, "horizon", where), f"{where}.horizon")
+    snap = reader.table(
+        reader.require(table, "snapshots", where), f"{where}.snapshots", {"every", "prefix"}
+    )
+    if len(snap) != 1:
+        raise reader.error(
+            f"{where}.snapshots", 'give exactly one of `every = "7d"` or `prefix = 5`'
+        )
+    every = reader.duration(snap["every"], f"{where}.snapshots.every") if "every" in snap else None
+    prefix = snap.get("prefix")
+    if prefix is not None and (not isinstance(prefix, int) or prefix < 1):
+        raise reader.error(
+            f"{where}.snapshots.prefix", f"expected a positive integer, got {prefix!r}"
+        )
+    return TaskConfig(name, label, Match(events, column, values), horizon, Snapshots(every, prefix))
+
+
+def _check_timezone(reader: _Reader, timezone: str) -> None:
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(timezone)
+    except Exception:
+        raise reader.error(
+            "source.timezone",
+            f"unknown time zone {timezone!r} "
+            "(expected an IANA name such as 'Europe/Rome' or 'UTC')",
+        ) from None
+
+
+class _Reader:
+    """Typed access to TOML tables with errors that name the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path_ = path
+
+    def error(self, where: str, message: str) -> ConfigError:
+        return ConfigError(
+            f"{self.path_}: [{where}] {message}" if where else f"{self.path_}: {message}"
+        )
+
+    def table(self, value: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(where, f"expected a table, got {value!r}")
+        for key in value:
+            if allowed is not None and key not in allowed:
+                raise self.error(
+                    where,
+                    f"unknown key {key!r}{_hint(key, allowed)}; known keys: {sorted(allowed)}",
+                )
+        return value
+
+    def require(self, table: dict[str, Any], key: str, where: str) -> Any:
+        if key not in table:
+            raise self.error(where, f"missing key {key!r}")
+        return table[key]
+
+    def string(self, table: dict[str, Any], key: str, where: str) -> str | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.error(where, f"{key}: expected a string, got {value!r}")
+        return value
+
+    def strings(self, table: dict[str, Any], key: str, where: str) -> list[str]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(where, f"{key}: expected a list of strings, got {value!r}")
+        return value
+
+    def choice(
+        self,
+        table: dict[str, Any],
+        key: str,
+        where: str,
+        options: tuple[str, ...],
+        default: str | None,
+    ) -> Any:
+        value = table.get(key, default)
+        if value not in options:
+            raise self.error(where, f"{key}: expected one of {list(options)}, got {value!r}")
+        return value
+
+    def duration(self, value: Any, where: str) -> pd.Timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise self.error(where, str(error)) from None
+
+    def path(self, value: Any, where: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise self.error(where, f"expected a path, got {value!r}")
+        return (self.path_.parent / Path(value).expanduser()).resolve()
+
+
+def _hint(key: str, options: Any) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -1,0 +1,259 @@
+"""Reading an event source into an `EventLog`, with validation that loses nothing.
+
+Rows that cannot be used are kept aside in a quarantine frame with a reason per row; exact
+duplicates are kept once (the first in source order) and the others quarantined as duplicates.
+A problem no row can escape (a mapped column absent, no usable rows) raises `LoadError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.config import SourceConfig
+from features.schema import (
+    CANONICAL_COLUMNS,
+    CUSTOMER_ID,
+    EVENT,
+    OPTIONAL_NUMBER_COLUMNS,
+    OPTIONAL_TEXT_COLUMNS,
+    REQUIRED_COLUMNS,
+    TIMESTAMP,
+    EventLog,
+)
+from features.sources import LoadError, read_attribute_table, read_columns, source_columns
+from features.timestamps import parse_timestamps
+
+SOURCE_ROW = "source_row"
+REASON = "reason"
+DETAIL = "detail"
+DUPLICATE = "duplicate row"
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    source: str
+    rows_read: int
+    rows_loaded: int
+    journeys: int
+    event_types: int
+    first_event: pd.Timestamp
+    last_event: pd.Timestamp
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "journeys": self.journeys,
+            "event_types": self.event_types,
+            "first_event": self.first_event.isoformat(),
+            "last_event": self.last_event.isoformat(),
+            "quarantined": dict(self.quarantined),
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"source        {self.source}",
+            f"rows read     {self.rows_read:,}",
+            f"rows loaded   {self.rows_loaded:,}",
+            f"journeys      {self.journeys:,}",
+            f"event types   {self.event_types:,}",
+            f"time span     {self.first_event.isoformat()} .. {self.last_event.isoformat()}",
+            f"quarantined   {sum(self.quarantined.values()):,}",
+        ]
+        lines += [f"  {count:>10,}  {reason}" for reason, count in self.quarantined.items()]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    log: EventLog
+    quarantine: pd.DataFrame
+    summary: LoadSummary
+
+
+def load_events(source: SourceConfig) -> LoadResult:
+    """Reads, validates and canonicalises the configured source."""
+    name = source.display_name
+    mapping = _column_mapping(source, source_columns(source))
+    raw = read_columns(source, list(dict.fromkeys(mapping.values())))
+    raw.index = pd.RangeIndex(1, len(raw) + 1, name=SOURCE_ROW)
+    canonical, problems = _canonical_frame(raw, mapping, source)
+    if source.attributes.path is not None:
+        canonical = _join_attributes(canonical, source)
+    usable = problems.reason.isna()
+    if not usable.any():
+        raise LoadError(
+            f"{name}: no usable rows among {len(raw):,}; reasons: "
+            f"{problems.reason.value_counts().to_dict()}"
+        )
+    kept = canonical[usable]
+    repeats = _duplicates(kept)
+    problems.reason[repeats.index] = DUPLICATE
+    problems.detail[repeats.index] = "same as row " + repeats.astype(str)
+    log = EventLog.from_frame(kept.drop(index=repeats.index))
+    quarantine = _quarantine_frame(raw, problems)
+    return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
+
+
+def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
+    """Writes the quarantined rows (source row, reason, detail, raw values) as CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quarantine.to_csv(path, index=False)
+
+
+def _column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
+    """canonical name -> source column, for every canonical column the source provides."""
+    mapping: dict[str, str] = {}
+    for canonical in CANONICAL_COLUMNS:
+        column = source.source_column(canonical)
+        if column is None:
+            continue
+        if column in available:
+            mapping[canonical] = column
+        elif canonical in source.columns:
+            role = f"mapped to {canonical} in [source.columns]"
+            raise LoadError(_missing_column_message(source, column, role, available))
+        elif canonical in REQUIRED_COLUMNS:
+            role = f"needed as {canonical}: map the source's column in [source.columns]"
+            raise LoadError(_missing_column_message(source, column, role, available))
+    if source.attributes.path is None:
+        for attribute in source.attributes.columns:
+            if attribute not in available:
+                role = "listed in [source.attributes] columns"
+                raise LoadError(_missing_column_message(source, attribute, role, available))
+            mapping[attribute] = attribute
+    return mapping
+
+
+def _missing_column_message(
+    source: SourceConfig, column: str, role: str, available: list[str]
+) -> str:
+    close = difflib.get_close_matches(column, available, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"{source.display_name}: column {column!r} not found{hint} ({role}); "
+        f"available columns: {available}"
+    )
+
+
+class _Problems:
+    """Per source row, the first problem found: a reason and a detail, or none."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.reason = pd.Series(pd.NA, index=index, dtype="object")
+        self.detail = pd.Series(pd.NA, index=index, dtype="object")
+
+    def flag(self, bad: pd.Series, reason: pd.Series | str, detail: pd.Series | str) -> None:
+        new = bad & self.reason.isna()
+        self.reason[new] = reason[new] if isinstance(reason, pd.Series) else reason
+        self.detail[new] = detail[new] if isinstance(detail, pd.Series) else detail
+
+
+def _canonical_frame(
+    raw: pd.DataFrame, mapping: dict[str, str], source: SourceConfig
+) -> tuple[pd.DataFrame, _Problems]:
+    """The canonical columns, and the problems of each row."""
+    problems = _Problems(raw.index)
+    canonical = pd.DataFrame(index=raw.index)
+    for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
+        if column in mapping:
+            canonical[column] = _clean_text(raw[mapping[column]])
+            if column in REQUIRED_COLUMNS:
+                problems.flag(
+                    canonical[column].isna(),
+                    f"missing {column}",
+                    f"column {mapping[column]!r} is empty",
+                )
+        elif column in source.defaults:
+            canonical[column] = source.defaults[column]
+    parsed = parse_timestamps(raw[mapping[TIMESTAMP]], source)
+    problems.flag(parsed.reason.notna(), parsed.reason, parsed.detail)
+    canonical[TIMESTAMP] = parsed.times
+    for column in OPTIONAL_NUMBER_COLUMNS:
+        if column in mapping:
+            numbers, bad = _parse_numbers(raw[mapping[column]])
+            problems.flag(
+                bad,
+                f"unparsable {column}",
+                f"column {mapping[column]!r}: expected a number, got "
+                + raw[mapping[column]].astype(str),
+            )
+            canonical[column] = numbers
+    for attribute in source.attributes.columns:
+        if attribute in mapping:
+            canonical[attribute] = _attribute_values(raw[attribute])
+    return canonical, problems
+
+
+def _clean_text(column: pd.Series) -> pd.Series:
+    text = column.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Numbers, and which non-empty cells did not parse."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype("float64"), pd.Series(False, index=column.index)
+    text = _clean_text(column)
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    return numbers, text.notna() & numbers.isna()
+
+
+def _attribute_values(column: pd.Series) -> pd.Series:
+    """Numbers when every non-empty cell is one, text otherwise."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    text = _clean_text(column)
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers if numbers.notna().sum() == text.notna().sum() else text
+
+
+def _join_attributes(canonical: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
+    attributes = read_attribute_table(source.attributes)
+    key = source.attributes.key
+    table = attributes.assign(**{key: _clean_text(attributes[key])})
+    duplicated = table[key].duplicated(keep=False) & table[key].notna()
+    if duplicated.any():
+        examples = table.loc[duplicated, key].unique()[:5].tolist()
+        raise LoadError(
+            f"{source.attributes.path}: column {key!r} must identify one journey per "
+            f"row; {duplicated.sum()} rows share ids such as {examples}"
+        )
+    values = table.set_index(key)[list(source.attributes.columns)]
+    values = values.apply(_attribute_values)
+    joined = values.reindex(canonical[CUSTOMER_ID].astype(object).to_numpy())
+    return pd.concat([canonical, joined.set_axis(canonical.index)], axis=1)
+
+
+def _duplicates(kept: pd.DataFrame) -> pd.Series:
+    """For each row repeating an earlier one exactly, the source row it repeats."""
+    groups = kept.groupby(list(kept.columns), dropna=False, observed=True, sort=False).ngroup()
+    first_row = pd.Series(kept.index, index=kept.index).groupby(groups.to_numpy()).transform("min")
+    return first_row[first_row != kept.index]
+
+
+def _quarantine_frame(raw: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
+    rejected = problems.reason.notna()
+    reasons = pd.DataFrame({REASON: problems.reason[rejected], DETAIL: problems.detail[rejected]})
+    return pd.concat([reasons, raw[rejected]], axis=1).reset_index()
+
+
+def _summary(name: str, rows_read: int, log: EventLog, quarantine: pd.DataFrame) -> LoadSummary:
+    times = log.events[TIMESTAMP]
+    counts = quarantine[REASON].value_counts(sort=True)
+    return LoadSummary(
+        source=name,
+        rows_read=rows_read,
+        rows_loaded=log.n_events,
+        journeys=log.n_journeys,
+        event_types=len(log.steps),
+        first_event=times.min(),
+        last_event=times.max(),
+        quarantined={str(k): int(v) for k, v in counts.items()},
+    )

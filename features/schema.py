@@ -1,0 +1,136 @@
+"""The canonical event schema and the one shared data structure, `EventLog`.
+
+An `EventLog` is a frame of canonical columns sorted by journey, then time, then the remaining
+columns (so the order never depends on the order rows arrived in), with the journey and step
+columns dictionary-encoded in sorted order. Path analysis and features read its integer arrays:
+`offsets` (where each journey starts), `journey_codes`, `step_codes` and `times`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CUSTOMER_ID = "customer_id"
+TIMESTAMP = "timestamp"
+EVENT = "event"
+CASE_ID = "case_id"
+CHANNEL = "channel"
+VALUE = "value"
+SCORE = "score"
+
+REQUIRED_COLUMNS = (CUSTOMER_ID, TIMESTAMP, EVENT)
+OPTIONAL_TEXT_COLUMNS = (CASE_ID, CHANNEL)
+OPTIONAL_NUMBER_COLUMNS = (VALUE, SCORE)
+CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_NUMBER_COLUMNS
+
+TIME_DTYPE = "datetime64[ns, UTC]"
+
+
+@dataclass(frozen=True, eq=False)
+class EventLog:
+    """A validated event log: canonical columns first, then attribute columns.
+
+    Build one with `EventLog.from_frame`, which trusts its input's values (validation lives in
+    `features.load`) and only puts it in canonical form.
+    """
+
+    events: pd.DataFrame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> EventLog:
+        """Canonical form of a frame with at least `customer_id`, `timestamp` and `event`."""
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"an event log needs the columns {missing}; got {list(frame.columns)}")
+        present = [c for c in CANONICAL_COLUMNS if c in frame.columns]
+        attributes = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
+        events = frame[present + attributes].copy()
+        events[TIMESTAMP] = pd.to_datetime(events[TIMESTAMP], utc=True).astype(TIME_DTYPE)
+        for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
+            if column in events.columns:
+                events[column] = _sorted_categorical(events[column])
+        for column in OPTIONAL_NUMBER_COLUMNS:
+            if column in events.columns:
+                events[column] = pd.to_numeric(events[column]).astype("float64")
+        events = events.iloc[_canonical_order(events)].reset_index(drop=True)
+        return cls(events)
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> EventLog:
+        """Reads a log written by `to_parquet` (or any Parquet file with canonical columns)."""
+        return cls.from_frame(pd.read_parquet(path))
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Writes the canonical, dictionary-encoded form."""
+        self.events.to_parquet(path, index=False)
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        return [c for c in self.events.columns if c not in CANONICAL_COLUMNS]
+
+    @property
+    def n_events(self) -> int:
+        return len(self.events)
+
+    @property
+    def n_journeys(self) -> int:
+        return len(self.offsets) - 1
+
+    @cached_property
+    def journey_ids(self) -> np.ndarray:
+        """The journey ids, in journey-code order (sorted); only ids that have events."""
+        return self.events[CUSTOMER_ID].cat.categories.to_numpy(dtype=object)
+
+    @cached_property
+    def journey_codes(self) -> np.ndarray:
+        return self.events[CUSTOMER_ID].cat.codes.to_numpy(dtype=np.int64)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Journey i is rows `offsets[i]:offsets[i + 1]`."""
+        counts = np.bincount(self.journey_codes, minlength=len(self.journey_ids))
+        return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """The step vocabulary, sorted; `step_codes` index into it."""
+        return self.events[EVENT].cat.categories.to_numpy(dtype=object)
+
+    @cached_property
+    def step_codes(self) -> np.ndarray:
+        return self.events[EVENT].cat.codes.to_numpy(dtype=np.int32)
+
+    @cached_property
+    def times(self) -> np.ndarray:
+        """Event times as int64 nanoseconds since the epoch, UTC."""
+        return self.events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _sorted_categorical(column: pd.Series) -> pd.Categorical:
+    """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        text = column.astype("string")
+        return pd.Categorical(text, categories=np.sort(text.dropna().unique().astype(object)))
+    encoded = column.cat.remove_unused_categories()
+    encoded = encoded.cat.rename_categories([str(c) for c in encoded.cat.categories])
+    return encoded.cat.reorder_categories(sorted(encoded.cat.categories)).array
+
+
+def _canonical_order(events: pd.DataFrame) -> np.ndarray:
+    """Row order by journey, time, then every other column: total, so input order cannot show."""
+    keys = []
+    for column in reversed(events.columns):
+        series = events[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            keys.append(series.cat.codes.to_numpy())
+        elif column == TIMESTAMP:
+            keys.append(series.to_numpy(dtype="datetime64[ns]").view(np.int64))
+        else:
+            keys.append(pd.factorize(series, sort=True)[0])
+    # lexsort's last key is the primary one: customer_id, then timestamp, then the rest.
+    return np.lexsort(keys)

@@ -1,0 +1,28 @@
+"""Shared fixtures: paths to the real logs beside the checkout, and the PostgreSQL URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CONFIGS = REPO / "configs"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real public logs; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the real logs are not at {SHARED_DATA} (see its README)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("JOURNEYGUARD_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("JOURNEYGUARD_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+    return url

@@ -1,0 +1,129 @@
+"""The configuration file: typed, checked, with did-you-mean hints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.config import ConfigError, load_config, parse_duration
+
+from ..conftest import CONFIGS
+
+MINIMAL = '[source]\npath = "data/events.csv"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jg.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_resolves_paths_against_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.source.path == tmp_path / "data" / "events.csv"
+    assert config.output_dir == tmp_path / "build" / "jg"
+    assert config.tasks == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL + "[sourse]\n", r"jg.toml: unknown key 'sourse' \(did you mean 'source'\?\)"),
+        ('[source]\npaht = "x.csv"\n', r"unknown key 'paht' \(did you mean 'path'\?\)"),
+        (MINIMAL + '[source.columns]\ncustomerid = "id"\n', r"did you mean 'customer_id'"),
+        (
+            MINIMAL
+            + "[tasks.churn]\nlabel = 'absent'\nmatch = { event = ['x'] }\nhorizon = '30d'\n"
+            "snapshot = { every = '7d' }\n",
+            r"\[tasks.churn\] unknown key 'snapshot' \(did you mean",
+        ),
+        ("[output]\n", r"missing key 'source'"),
+        ('[source]\npath = "a.csv"\nurl = "sqlite://"\n', r"exactly one of `path`"),
+        ('[source]\nurl = "sqlite://"\n', r"exactly one of `table` or `query`"),
+        (MINIMAL + 'timezone = "Mars/Olympus"\n', r"unknown time zone 'Mars/Olympus'"),
+        (MINIMAL + 'format = "xlsx"\n', r"format: expected one of \['auto', 'csv', 'parquet'\]"),
+        (
+            MINIMAL + "[tasks.t]\nlabel = 'sometimes'\n",
+            r"label: expected one of \['occurs', 'absent'\]",
+        ),
+        (
+            MINIMAL + "[tasks.t]\nlabel = 'occurs'\nmatch = { event = ['x'] }\nhorizon = 'soon'\n"
+            "snapshots = { every = '7d' }\n",
+            r"\[tasks.t.horizon\] expected a duration",
+        ),
+        (
+            MINIMAL + "[tasks.t]\nlabel = 'occurs'\nmatch = { event = ['x'] }\nhorizon = '1d'\n"
+            "snapshots = { every = '7d', prefix = 3 }\n",
+            r"exactly one of `every",
+        ),
+        (
+            MINIMAL + "[tasks.t]\nlabel = 'occurs'\nmatch = { column = 'x' }\nhorizon = '1d'\n"
+            "snapshots = { prefix = 3 }\n",
+            r"list the matching `values`",
+        ),
+        (MINIMAL + '[source.attributes]\ncolumns = ["value"]\n', r"canonical names"),
+        ("[source\n", r"not valid TOML"),
+    ],
+)
+def test_bad_configs_are_rejected_with_the_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def test_tasks_are_typed(tmp_path):
+    text = (
+        MINIMAL
+        + """
+[tasks.churn]
+label = "absent"
+match = { event = ["purchase"] }
+horizon = "91d"
+snapshots = { every = "28d" }
+
+[tasks.reopen]
+label = "occurs"
+match = { column = "channel", values = ["phone", 3] }
+horizon = "12h"
+snapshots = { prefix = 5 }
+"""
+    )
+    config = load_config(write(tmp_path, text))
+    churn, reopen = config.task("churn"), config.task("reopen")
+    assert churn.label == "absent" and churn.match.events == ("purchase",)
+    assert churn.horizon == pd.Timedelta(days=91) and churn.snapshots.every == pd.Timedelta(days=28)
+    assert reopen.match.column == "channel" and reopen.match.values == ("phone", "3")
+    assert reopen.snapshots.prefix == 5 and reopen.horizon == pd.Timedelta(hours=12)
+    with pytest.raises(ConfigError, match=r"no task 'chrun' \(did you mean 'churn'\?\)"):
+        config.task("chrun")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", pd.Timedelta(days=30)),
+        ("2w", pd.Timedelta(days=14)),
+        ("90m", pd.Timedelta(minutes=90)),
+        ("1.5h", pd.Timedelta(minutes=90)),
+        (" 45s ", pd.Timedelta(seconds=45)),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+def test_sql_url_password_is_not_printed(tmp_path):
+    config = load_config(
+        write(tmp_path, '[source]\nurl = "postgresql://u:secret@h/db"\ntable = "events"\n')
+    )
+    assert "secret" not in config.source.display_name
+
+
+@pytest.mark.parametrize("name", ["simulator", "helpdesk", "bpic2014", "cdnow"])
+def test_example_configs_parse(name):
+    config = load_config(CONFIGS / f"{name}.toml")
+    assert config.tasks, "every example config defines at least one task"
