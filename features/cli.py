@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
+import pandas as pd
 import typer
 from typer.core import TyperGroup
 
@@ -114,6 +115,77 @@ def validate_source(settings: Config, quarantine: Path | None = None) -> dict[st
 
 
 @app.command()
+def analyze(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="Folder for analysis.json and report.html.")],
+    task: Annotated[
+        str | None, typer.Option(help="A task of the config: adds the critical path analysis.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
+    ] = None,
+) -> None:
+    """Paths, variants, funnels, bottlenecks and the critical path analysis of a task."""
+    settings = load_config(config)
+    summary = run_analysis(settings, out, task, parse_as_of(as_of))
+    typer.echo(summary)
+
+
+def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timestamp | None) -> str:
+    """Loads the source, analyses it and writes analysis.json and report.html into `out`."""
+    from features.analysis import analyze as analyze_log
+    from features.load import load_events, write_quarantine
+    from features.report import write_report
+
+    task_config = settings.task(task) if task else None
+    loaded = load_events(settings.source)
+    write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
+    try:
+        analysis = analyze_log(
+            loaded.log,
+            settings.analysis,
+            source=settings.source.display_name,
+            task=task_config,
+            as_of=as_of,
+        )
+    except ValueError as error:
+        raise ConfigError(f"{settings.path}: {error}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "analysis.json").write_text(json.dumps(analysis, indent=1), encoding="utf-8")
+    write_report(analysis, out / "report.html")
+    lines = [
+        f"analysed {analysis['meta']['events']:,} events of "
+        f"{analysis['meta']['journeys']:,} journeys: {len(analysis['variants']):,} variants",
+        f"  {out / 'analysis.json'}",
+        f"  {out / 'report.html'}",
+    ]
+    if analysis["critical"]:
+        top = analysis["critical"]["steps"][:3]
+        lines.append(
+            f"  critical steps for {task}: "
+            + ", ".join(
+                f"{row['item']} ({row['rate_with']:.0%} vs {row['rate_without']:.0%})"
+                for row in top
+            )
+        )
+    return "\n".join(lines)
+
+
+def parse_as_of(text: str | None) -> pd.Timestamp | None:
+    """An --as-of value: ISO 8601, UTC when it carries no offset."""
+    if text is None:
+        return None
+    try:
+        value = pd.Timestamp(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an ISO 8601 time such as 2025-06-01, got {text!r}", param_hint="--as-of"
+        ) from None
+    return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+
+
+@app.command()
 def demo(
     config: Annotated[
         Path,
@@ -130,6 +202,9 @@ def demo(
     simulate(out=settings.source.path, customers=customers, seed=seed)
     typer.secho("== validate", bold=True)
     typer.echo(validate_source(settings)["text"])
+    for task in settings.tasks:
+        typer.secho(f"== analyze --task {task}", bold=True)
+        typer.echo(run_analysis(settings, settings.output_dir / "analysis" / task, task, None))
     for name, entry in sorted(_registered(DEMO_GROUP).items()):
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
         entry.load()(settings)

@@ -90,11 +90,22 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """Settings of `journeyguard analyze`."""
+
+    funnels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    anchor: str | None = None
+    positions: int = 10
+    min_support: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: SourceConfig
     tasks: dict[str, TaskConfig]
     output_dir: Path
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @property
     def name(self) -> str:
@@ -124,7 +135,7 @@ def load_config(path: str | Path) -> Config:
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     """Builds a `Config` from a parsed TOML table; `path` anchors relative paths and errors."""
     reader = _Reader(path)
-    table = reader.table(raw, "", {"source", "tasks", "output"})
+    table = reader.table(raw, "", {"source", "tasks", "output", "analysis"})
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
     tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
@@ -132,7 +143,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     # An explicit dir is relative to the file, like every path; the default to where we run.
     default_dir = Path.cwd() / "build" / path.stem
     output_dir = reader.path(output["dir"], "output.dir") if "dir" in output else default_dir
-    return Config(path=path, source=source, tasks=tasks, output_dir=output_dir)
+    analysis = _parse_analysis(reader, table.get("analysis", {}))
+    return Config(path=path, source=source, tasks=tasks, output_dir=output_dir, analysis=analysis)
 
 
 def parse_duration(text: str) -> pd.Timedelta:
@@ -247,6 +259,25 @@ def _parse_task(reader: _Reader, name: str, body: Any) -> TaskConfig:
     return TaskConfig(name, label, Match(events, column, values), horizon, Snapshots(every, prefix))
 
 
+def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
+    where = "analysis"
+    table = reader.table(table, where, {"funnels", "anchor", "positions", "min_support"})
+    funnels_table = reader.table(table.get("funnels", {}), f"{where}.funnels", None)
+    funnels = {
+        name: tuple(reader.strings(funnels_table, name, f"{where}.funnels"))
+        for name in funnels_table
+    }
+    short = [name for name, steps in funnels.items() if len(steps) < 2]
+    if short:
+        raise reader.error(f"{where}.funnels", f"a funnel needs at least two steps: {short}")
+    return AnalysisConfig(
+        funnels=funnels,
+        anchor=reader.string(table, "anchor", where),
+        positions=reader.positive_int(table, "positions", where, 10),
+        min_support=reader.positive_int(table, "min_support", where, 30),
+    )
+
+
 def _check_timezone(reader: _Reader, timezone: str) -> None:
     try:
         pd.Timestamp("2000-01-01").tz_localize(timezone)
@@ -310,6 +341,12 @@ class _Reader:
         value = table.get(key, default)
         if value not in options:
             raise self.error(where, f"{key}: expected one of {list(options)}, got {value!r}")
+        return value
+
+    def positive_int(self, table: dict[str, Any], key: str, where: str, default: int) -> int:
+        value = table.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.error(where, f"{key}: expected a positive integer, got {value!r}")
         return value
 
     def duration(self, value: Any, where: str) -> pd.Timedelta:

@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.config import SourceConfig
@@ -23,6 +24,8 @@ from features.schema import (
     REQUIRED_COLUMNS,
     TIMESTAMP,
     EventLog,
+    canonical_order,
+    encode,
 )
 from features.sources import LoadError, read_attribute_table, read_columns, source_columns
 from features.timestamps import parse_timestamps
@@ -86,17 +89,23 @@ def load_events(source: SourceConfig) -> LoadResult:
     canonical, problems = _canonical_frame(raw, mapping, source)
     if source.attributes.path is not None:
         canonical = _join_attributes(canonical, source)
-    usable = problems.reason.isna()
+    usable = ~problems.flagged
     if not usable.any():
         raise LoadError(
             f"{name}: no usable rows among {len(raw):,}; reasons: "
-            f"{problems.reason.value_counts().to_dict()}"
+            f"{problems.table()[REASON].value_counts().to_dict()}"
         )
-    kept = canonical[usable]
-    repeats = _duplicates(kept)
-    problems.reason[repeats.index] = DUPLICATE
-    problems.detail[repeats.index] = "same as row " + repeats.astype(str)
-    log = EventLog.from_frame(kept.drop(index=repeats.index))
+    ordered = encode(canonical[usable])
+    ordered = ordered.iloc[canonical_order(ordered)]
+    repeat, first_row = _repeats(ordered)
+    duplicate = pd.Series(False, index=raw.index)
+    duplicate[ordered.index[repeat]] = True
+    problems.flag(
+        duplicate,
+        DUPLICATE,
+        pd.Series([f"same as row {row}" for row in first_row[repeat]], index=ordered.index[repeat]),
+    )
+    log = EventLog(ordered[~repeat].reset_index(drop=True))
     quarantine = _quarantine_frame(raw, problems)
     return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
 
@@ -143,16 +152,36 @@ def _missing_column_message(
 
 
 class _Problems:
-    """Per source row, the first problem found: a reason and a detail, or none."""
+    """Per source row, the first problem found: a reason and a detail (most rows have none)."""
 
     def __init__(self, index: pd.Index) -> None:
-        self.reason = pd.Series(pd.NA, index=index, dtype="object")
-        self.detail = pd.Series(pd.NA, index=index, dtype="object")
+        self.index = index
+        self.flagged = np.zeros(len(index), dtype=bool)
+        self._found: list[pd.DataFrame] = []
 
-    def flag(self, bad: pd.Series, reason: pd.Series | str, detail: pd.Series | str) -> None:
-        new = bad & self.reason.isna()
-        self.reason[new] = reason[new] if isinstance(reason, pd.Series) else reason
-        self.detail[new] = detail[new] if isinstance(detail, pd.Series) else detail
+    def flag(
+        self, bad: pd.Series | np.ndarray, reason: pd.Series | str, detail: pd.Series | str
+    ) -> None:
+        """Records `reason` and `detail` (aligned on the index) for bad rows not yet flagged."""
+        new = np.asarray(bad, dtype=bool) & ~self.flagged
+        if not new.any():
+            return
+        self.flagged |= new
+        rows = self.index[new]
+        self._found.append(
+            pd.DataFrame(
+                {
+                    REASON: reason.reindex(rows) if isinstance(reason, pd.Series) else reason,
+                    DETAIL: detail.reindex(rows) if isinstance(detail, pd.Series) else detail,
+                },
+                index=rows,
+            )
+        )
+
+    def table(self) -> pd.DataFrame:
+        """reason and detail of every flagged row, in source order."""
+        empty = pd.DataFrame({REASON: [], DETAIL: []}, index=self.index[:0], dtype=object)
+        return pd.concat([empty, *self._found]).sort_index()
 
 
 def _canonical_frame(
@@ -178,11 +207,11 @@ def _canonical_frame(
     for column in OPTIONAL_NUMBER_COLUMNS:
         if column in mapping:
             numbers, bad = _parse_numbers(raw[mapping[column]])
+            got = raw.loc[bad, mapping[column]].astype(str)
             problems.flag(
                 bad,
                 f"unparsable {column}",
-                f"column {mapping[column]!r}: expected a number, got "
-                + raw[mapping[column]].astype(str),
+                f"column {mapping[column]!r}: expected a number, got " + got,
             )
             canonical[column] = numbers
     for attribute in source.attributes.columns:
@@ -192,8 +221,24 @@ def _canonical_frame(
 
 
 def _clean_text(column: pd.Series) -> pd.Series:
-    text = column.astype("string").str.strip()
-    return text.mask(text == "")
+    """Text without surrounding spaces, empty cells missing, dictionary-encoded and sorted.
+
+    Cleaning works on the distinct values only, which are few beside the rows.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
+    else:
+        codes, uniques = pd.factorize(column)
+    cleaned = pd.Index(uniques).astype("string").str.strip()
+    kept = cleaned.notna() & (cleaned != "")
+    categories, new_code = np.unique(cleaned[kept].to_numpy(dtype=str), return_inverse=True)
+    recode = np.full(len(uniques) + 1, -1)  # the extra last slot maps missing (-1) to missing
+    recode[np.flatnonzero(kept)] = new_code.reshape(-1)
+    return pd.Series(
+        pd.Categorical.from_codes(recode[codes], categories=categories),
+        index=column.index,
+        name=column.name,
+    )
 
 
 def _parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -201,7 +246,7 @@ def _parse_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_numeric_dtype(column):
         return column.astype("float64"), pd.Series(False, index=column.index)
     text = _clean_text(column)
-    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    numbers = _category_numbers(text)
     return numbers, text.notna() & numbers.isna()
 
 
@@ -210,8 +255,15 @@ def _attribute_values(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column):
         return column
     text = _clean_text(column)
-    numbers = pd.to_numeric(text, errors="coerce")
+    numbers = _category_numbers(text)
     return numbers if numbers.notna().sum() == text.notna().sum() else text
+
+
+def _category_numbers(text: pd.Series) -> pd.Series:
+    """The numbers written in a dictionary-encoded text column (NaN where none)."""
+    values = pd.to_numeric(pd.Series(text.cat.categories), errors="coerce").to_numpy(np.float64)
+    lookup = np.append(values, np.nan)  # code -1 (missing) takes the last slot
+    return pd.Series(lookup[text.cat.codes.to_numpy()], index=text.index)
 
 
 def _join_attributes(canonical: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
@@ -231,17 +283,33 @@ def _join_attributes(canonical: pd.DataFrame, source: SourceConfig) -> pd.DataFr
     return pd.concat([canonical, joined.set_axis(canonical.index)], axis=1)
 
 
-def _duplicates(kept: pd.DataFrame) -> pd.Series:
-    """For each row repeating an earlier one exactly, the source row it repeats."""
-    groups = kept.groupby(list(kept.columns), dropna=False, observed=True, sort=False).ngroup()
-    first_row = pd.Series(kept.index, index=kept.index).groupby(groups.to_numpy()).transform("min")
-    return first_row[first_row != kept.index]
+def _repeats(ordered: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows equal in every column to the row before them in canonical order (exact duplicates
+    are adjacent there, the earliest source row first), and each row's first source row."""
+    same = np.ones(max(len(ordered) - 1, 0), dtype=bool)
+    for column in ordered.columns:
+        values = _comparable(ordered[column])
+        equal = values[1:] == values[:-1]
+        if values.dtype.kind in "fO":  # missing equals missing here
+            missing = pd.isna(values)
+            equal |= missing[1:] & missing[:-1]
+        same &= equal
+    repeat = np.concatenate(([False], same))
+    run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
+    return repeat, ordered.index.to_numpy()[run_start]
+
+
+def _comparable(column: pd.Series) -> np.ndarray:
+    """A column as a numpy array whose == compares values: codes, nanoseconds or numbers."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return column.to_numpy()
 
 
 def _quarantine_frame(raw: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
-    rejected = problems.reason.notna()
-    reasons = pd.DataFrame({REASON: problems.reason[rejected], DETAIL: problems.detail[rejected]})
-    return pd.concat([reasons, raw[rejected]], axis=1).reset_index()
+    return problems.table().join(raw[problems.flagged]).rename_axis(SOURCE_ROW).reset_index()
 
 
 def _summary(name: str, rows_read: int, log: EventLog, quarantine: pd.DataFrame) -> LoadSummary:

@@ -44,21 +44,8 @@ class EventLog:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> EventLog:
         """Canonical form of a frame with at least `customer_id`, `timestamp` and `event`."""
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"an event log needs the columns {missing}; got {list(frame.columns)}")
-        present = [c for c in CANONICAL_COLUMNS if c in frame.columns]
-        attributes = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
-        events = frame[present + attributes].copy()
-        events[TIMESTAMP] = pd.to_datetime(events[TIMESTAMP], utc=True).astype(TIME_DTYPE)
-        for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
-            if column in events.columns:
-                events[column] = _sorted_categorical(events[column])
-        for column in OPTIONAL_NUMBER_COLUMNS:
-            if column in events.columns:
-                events[column] = pd.to_numeric(events[column]).astype("float64")
-        events = events.iloc[_canonical_order(events)].reset_index(drop=True)
-        return cls(events)
+        events = encode(frame)
+        return cls(events.iloc[canonical_order(events)].reset_index(drop=True))
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> EventLog:
@@ -68,6 +55,20 @@ class EventLog:
     def to_parquet(self, path: str | Path) -> None:
         """Writes the canonical, dictionary-encoded form."""
         self.events.to_parquet(path, index=False)
+
+    def select(self, keep: np.ndarray) -> EventLog:
+        """The log of the events where `keep` is true; journeys left without events vanish."""
+        events = self.events[keep].reset_index(drop=True)
+        events[CUSTOMER_ID] = events[CUSTOMER_ID].cat.remove_unused_categories()
+        return EventLog(events)
+
+    def until(self, as_of: pd.Timestamp) -> EventLog:
+        """The log as it stood at `as_of`: events at or before it."""
+        return self.select(self.times <= pd.Timestamp(as_of).value)
+
+    def select_journeys(self, keep: np.ndarray) -> EventLog:
+        """The log of the journeys where `keep` (one bool per journey) is true."""
+        return self.select(keep[self.journey_codes])
 
     @property
     def attribute_columns(self) -> list[str]:
@@ -111,26 +112,67 @@ class EventLog:
         return self.events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def _sorted_categorical(column: pd.Series) -> pd.Categorical:
-    """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        text = column.astype("string")
-        return pd.Categorical(text, categories=np.sort(text.dropna().unique().astype(object)))
-    encoded = column.cat.remove_unused_categories()
-    encoded = encoded.cat.rename_categories([str(c) for c in encoded.cat.categories])
-    return encoded.cat.reorder_categories(sorted(encoded.cat.categories)).array
+def encode(frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first, then attributes; text dictionary-encoded in sorted order, times
+    as UTC nanoseconds, numbers as float64. Rows keep their order and index."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"an event log needs the columns {missing}; got {list(frame.columns)}")
+    present = [c for c in CANONICAL_COLUMNS if c in frame.columns]
+    attributes = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
+    events = frame[present + attributes].copy()
+    events[TIMESTAMP] = pd.to_datetime(events[TIMESTAMP], utc=True).astype(TIME_DTYPE)
+    for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
+        if column in events.columns:
+            events[column] = _sorted_categorical(events[column])
+    for column in OPTIONAL_NUMBER_COLUMNS:
+        if column in events.columns:
+            events[column] = pd.to_numeric(events[column]).astype("float64")
+    return events
 
 
-def _canonical_order(events: pd.DataFrame) -> np.ndarray:
-    """Row order by journey, time, then every other column: total, so input order cannot show."""
+def canonical_order(events: pd.DataFrame) -> np.ndarray:
+    """Row order by journey, time, then every other column: total, so input order cannot show.
+
+    Stable: rows equal in every column keep their relative order.
+    """
+    journeys = events[CUSTOMER_ID].cat.codes.to_numpy()
+    times = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if _strictly_ordered(journeys, times):
+        return np.arange(len(events))
     keys = []
     for column in reversed(events.columns):
         series = events[column]
         if isinstance(series.dtype, pd.CategoricalDtype):
             keys.append(series.cat.codes.to_numpy())
         elif column == TIMESTAMP:
-            keys.append(series.to_numpy(dtype="datetime64[ns]").view(np.int64))
+            keys.append(times)
         else:
             keys.append(pd.factorize(series, sort=True)[0])
     # lexsort's last key is the primary one: customer_id, then timestamp, then the rest.
     return np.lexsort(keys)
+
+
+def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
+    """Sorted by journey then time with no two events of a journey at one time: no ties to
+    break, so the order is already canonical."""
+    if len(journeys) < 2:
+        return True
+    step = np.diff(journeys)
+    return bool((step >= 0).all() and ((step > 0) | (np.diff(times) > 0)).all())
+
+
+def _sorted_categorical(column: pd.Series) -> pd.Categorical:
+    """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        encoded = column.cat.remove_unused_categories()
+        if not pd.api.types.is_string_dtype(encoded.cat.categories):
+            encoded = encoded.cat.rename_categories(encoded.cat.categories.astype(str))
+        if not encoded.cat.categories.is_monotonic_increasing:
+            encoded = encoded.cat.reorder_categories(encoded.cat.categories.sort_values())
+        return encoded.array
+    codes, uniques = pd.factorize(column, sort=True)
+    categorical = pd.Categorical.from_codes(codes, categories=pd.Index(uniques).astype(str))
+    if not categorical.categories.is_monotonic_increasing:  # numbers sort apart from their text
+        categorical = categorical.reorder_categories(sorted(categorical.categories))
+    return categorical

@@ -37,7 +37,7 @@ def read_columns(source: SourceConfig, columns: list[str]) -> pd.DataFrame:
     if source.path is None:
         return _read_sql(source)[columns]
     if _is_parquet(source.path, source.format):
-        return pd.read_parquet(source.path, columns=columns)
+        return _read_parquet(source.path, columns)
     return _read_csv(source.path, columns, source.separator, source.encoding)
 
 
@@ -57,7 +57,7 @@ def read_attribute_table(attributes: AttributeSource) -> pd.DataFrame:
             f"available columns: {available}"
         )
     if _is_parquet(attributes.path, "auto"):
-        return pd.read_parquet(attributes.path, columns=wanted)
+        return _read_parquet(attributes.path, wanted)
     return _read_csv(attributes.path, wanted, attributes.separator, "utf-8")
 
 
@@ -70,6 +70,18 @@ def _is_parquet(path: Path, declared: str) -> bool:
     if declared != "auto":
         return declared == "parquet"
     return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
+    """Text columns come dictionary-encoded (pandas categoricals): ids and step names repeat."""
+    schema = pq.read_schema(path)
+    text = [
+        c
+        for c in columns
+        if pa.types.is_string(schema.field(c).type)
+        or pa.types.is_large_string(schema.field(c).type)
+    ]
+    return pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
 
 
 def _csv_reader(path: Path, separator: str, encoding: str) -> pa_csv.CSVStreamingReader:

@@ -150,6 +150,20 @@ def test_exact_duplicates_are_kept_once_and_reported(tmp_path):
     assert result.summary.quarantined == {"duplicate row": 2}
 
 
+def test_rows_differing_in_one_column_are_not_duplicates(tmp_path):
+    source = csv_source(
+        tmp_path,
+        HEADER + "a,2024-01-01T00:00:00Z,x,\n"
+        "a,2024-01-01T00:00:00Z,y,\n"
+        "a,2024-01-01T00:00:00Z,y,\n"
+        "a,2024-01-01T00:00:00Z,y,3\n",
+    )
+    result = load_events(source)
+    assert result.log.events["event"].tolist() == ["x", "y", "y"]
+    assert reasons(result) == {3: "duplicate row"}
+    assert result.quarantine["detail"].tolist() == ["same as row 2"]
+
+
 def test_the_same_instant_written_two_ways_is_a_duplicate(tmp_path):
     source = csv_source(
         tmp_path, HEADER + "a,2024-01-01T01:00:00+01:00,x,1\na,2024-01-01T00:00:00Z,x,1\n"

@@ -1,0 +1,308 @@
+"""Critical path analysis: which steps, transitions and 2-step sequences drive a task's outcome.
+
+For every item, the outcome rate of journeys that passed through it against those that did not,
+the difference with a 95 % interval (Newcombe's hybrid score method), the share of all positive
+outcomes it accounts for and its time cost; then the most frequent route of the journeys with
+the outcome beside the route of those without. Journeys are seen as they stood at `as_of`
+and labelled from the horizon after it only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.arrays import (
+    count_distinct_journeys,
+    dense_codes,
+    first_occurrences,
+    group_quantiles,
+    last_occurrences,
+    next_in_journey,
+)
+from features.config import TaskConfig
+from features.labels import label_snapshots, latest_labelled_as_of
+from features.paths import NS_PER_HOUR, journey_variants
+from features.schema import EventLog
+
+Z_95 = 1.959963984540054
+_MAX_PAIRS_PER_CHUNK = 4_000_000
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Which journeys passed through which item: parallel arrays, one row per (journey, item)."""
+
+    journey: np.ndarray
+    item: np.ndarray
+    hours: np.ndarray  # the item's time cost in that journey
+    names: np.ndarray  # name of each item code
+
+
+def critical_path_analysis(
+    log: EventLog,
+    task: TaskConfig,
+    as_of: pd.Timestamp | None = None,
+    min_support: int = 30,
+    top: int = 25,
+) -> dict:
+    """The ranking of steps, transitions and sequences for `task`, and the two routes."""
+    journeys, cut, as_of = analysis_snapshots(log, task, as_of)
+    outcomes = label_snapshots(log, task, journeys, cut)
+    eligible = outcomes.eligible
+    if not eligible.any():
+        raise ValueError(
+            f"task {task.name!r}: no journey seen at {as_of.isoformat()} has a known outcome "
+            f"({int(outcomes.censored.sum())} censored: the {task.horizon} horizon runs past the "
+            f"end of the data; {int(outcomes.already_happened.sum())} already happened); "
+            f"try an earlier --as-of, at most {latest_labelled_as_of(log, task).isoformat()}"
+        )
+    seen_until = np.full(log.n_journeys, np.iinfo(np.int64).min)
+    seen_until[journeys[eligible]] = cut[eligible]
+    prefix = log.select(log.times <= seen_until[log.journey_codes])
+    positive = outcomes.positive[eligible]
+    exposures = {
+        "step": step_exposure(prefix),
+        "transition": transition_exposure(prefix),
+        "sequence": sequence_exposure(prefix),
+    }
+    rankings = {
+        kind: rank_items(exposure, positive, kind, min_support).head(top)
+        for kind, exposure in exposures.items()
+    }
+    return {
+        "task": task.name,
+        "label": task.label,
+        "as_of": as_of.isoformat(),
+        "match": list(task.match.events) or {task.match.column: list(task.match.values)},
+        "horizon_hours": task.horizon / pd.Timedelta(hours=1),
+        "snapshot": _snapshot_rule(task),
+        "journeys": len(positive),
+        "positives": int(positive.sum()),
+        "rate": float(positive.mean()),
+        "excluded": {
+            "already_happened": int(outcomes.already_happened.sum()),
+            "censored": int((outcomes.censored & ~outcomes.already_happened).sum()),
+        },
+        "steps": rankings["step"],
+        "transitions": rankings["transition"],
+        "sequences": rankings["sequence"],
+        "paths": {"positive": routes(prefix, positive), "negative": routes(prefix, ~positive)},
+    }
+
+
+def analysis_snapshots(
+    log: EventLog, task: TaskConfig, as_of: pd.Timestamp | None
+) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """Where each journey is seen: (journey codes, as_of per journey in ns, the global as_of).
+
+    Calendar tasks see every journey begun by `as_of` at `as_of` (default: the latest as_of
+    whose horizon closes in the data). Prefix tasks (`prefix = n`) see each journey after its
+    n-th event, or at `as_of` if that comes first (default: the end of the data).
+    """
+    if task.snapshots.prefix is None:
+        as_of = pd.Timestamp(as_of) if as_of is not None else latest_labelled_as_of(log, task)
+        journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of.value)
+        return journeys, np.full(len(journeys), as_of.value, dtype=np.int64), as_of
+    as_of = pd.Timestamp(as_of) if as_of is not None else log.events["timestamp"].max()
+    journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of.value)
+    lengths = np.diff(log.offsets)[journeys]
+    nth_event = log.times[log.offsets[journeys] + np.minimum(lengths, task.snapshots.prefix) - 1]
+    return journeys, np.minimum(nth_event, as_of.value), as_of
+
+
+def _snapshot_rule(task: TaskConfig) -> str:
+    if task.snapshots.prefix is None:
+        return "every journey begun by as_of, seen at as_of"
+    return f"each journey seen after its first {task.snapshots.prefix} events (or at as_of)"
+
+
+def step_exposure(log: EventLog) -> Exposure:
+    """Journeys through each step; time cost: the wait after the step until the next event."""
+    dwell_hours = np.full(log.n_events, np.nan)
+    index, following = next_in_journey(log)
+    dwell_hours[index] = (log.times[following] - log.times[index]) / NS_PER_HOUR
+    return Exposure(log.journey_codes, log.step_codes.astype(np.int64), dwell_hours, log.steps)
+
+
+def transition_exposure(log: EventLog) -> Exposure:
+    """Journeys through each directly-follows pair; time cost: the time between the two."""
+    index, following = next_in_journey(log)
+    n_steps = len(log.steps)
+    code = log.step_codes[index].astype(np.int64) * n_steps + log.step_codes[following]
+    item, distinct = dense_codes(code)
+    names = _pair_names(log, distinct, "→")
+    hours = (log.times[following] - log.times[index]) / NS_PER_HOUR
+    return Exposure(log.journey_codes[index], item, hours, names)
+
+
+def sequence_exposure(log: EventLog) -> Exposure:
+    """Journeys where step a comes before a later step b (a == b: a repeat); time cost: a to b.
+
+    Built from each journey's first and last occurrence of every step, pairing the distinct
+    steps of a journey with each other, in chunks of journeys to bound memory.
+    """
+    n_steps = len(log.steps)
+    key = log.journey_codes * n_steps + log.step_codes
+    # The log is sorted by journey, so first and last occurrences pair up row by row.
+    first, last = first_occurrences(key), last_occurrences(key)
+    journey, step = np.divmod(key[first], n_steps)
+    sizes = np.bincount(journey, minlength=log.n_journeys)
+    parts = [
+        _sequence_pairs(rows, journey, step, first, last, sizes, log.times, n_steps)
+        for rows in _chunks(journey, sizes)
+    ]
+    journeys, codes, hours = (np.concatenate(columns) for columns in zip(*parts, strict=True))
+    item, used = dense_codes(codes)
+    return Exposure(journeys, item, hours, _pair_names(log, used, "…"))
+
+
+def _pair_names(log: EventLog, pair_codes: np.ndarray, joiner: str) -> np.ndarray:
+    first, second = np.divmod(pair_codes, len(log.steps))
+    return np.array(
+        [f"{log.steps[a]} {joiner} {log.steps[b]}" for a, b in zip(first, second, strict=True)]
+    )
+
+
+def _chunks(journey: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+    """Row ranges of the (journey, step) table, whole journeys each, bounded in pairs."""
+    chunk_of_journey = np.cumsum(sizes.astype(np.int64) ** 2) // _MAX_PAIRS_PER_CHUNK
+    chunk_of_row = chunk_of_journey[journey]
+    bounds = np.flatnonzero(np.r_[True, chunk_of_row[1:] != chunk_of_row[:-1], True])
+    return [np.arange(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def _sequence_pairs(rows, journey, step, first, last, sizes, times, n_steps):
+    """All ordered pairs (a, b) of distinct steps within the journeys of `rows`."""
+    group_size = sizes[journey[rows]]
+    left = np.repeat(rows, group_size)
+    group_start = rows - _position_in_group(journey[rows])
+    within = np.arange(len(left)) - np.repeat(np.cumsum(group_size) - group_size, group_size)
+    right = np.repeat(group_start, group_size) + within
+    keep = first[left] < last[right]
+    left, right = left[keep], right[keep]
+    hours = (times[last[right]] - times[first[left]]) / NS_PER_HOUR
+    return journey[left], step[left] * n_steps + step[right], hours
+
+
+def _position_in_group(sorted_groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within runs of equal values of a sorted array."""
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    run_lengths = np.diff(np.r_[starts, len(sorted_groups)])
+    return np.arange(len(sorted_groups)) - np.repeat(starts, run_lengths)
+
+
+def rank_items(
+    exposure: Exposure, positive: np.ndarray, kind: str, min_support: int
+) -> pd.DataFrame:
+    """Outcome rate with against without each item, by difference, for well-supported items."""
+    n_items = len(exposure.names)
+    n_with = count_distinct_journeys(exposure.journey, exposure.item, n_items)
+    positives_with = count_distinct_journeys(
+        exposure.journey, exposure.item, n_items, weights=positive.astype(np.float64)
+    )
+    n_without = len(positive) - n_with
+    positives_without = positive.sum() - positives_with
+    supported = (n_with >= min_support) & (n_without >= min_support)
+    rate_with = np.divide(positives_with, n_with, out=np.zeros(n_items), where=n_with > 0)
+    rate_without = np.divide(
+        positives_without, n_without, out=np.zeros(n_items), where=n_without > 0
+    )
+    low, high = newcombe_interval(positives_with, n_with, positives_without, n_without)
+    valid = ~np.isnan(exposure.hours)
+    cost = group_quantiles(exposure.item[valid], exposure.hours[valid], n_items, (0.5,))[:, 0]
+    table = pd.DataFrame(
+        {
+            "item": exposure.names,
+            "kind": kind,
+            "journeys_with": n_with.astype(np.int64),
+            "positives_with": positives_with.astype(np.int64),
+            "rate_with": rate_with,
+            "journeys_without": n_without.astype(np.int64),
+            "rate_without": rate_without,
+            "difference": rate_with - rate_without,
+            "ci_low": low,
+            "ci_high": high,
+            "share_of_positives": positives_with / max(int(positive.sum()), 1),
+            "time_cost_hours": cost,
+        }
+    )[supported]
+    # The lower end of the interval: the change we can be 95 % sure of, so that a large
+    # difference measured on a handful of journeys does not outrank a well-supported one.
+    return table.sort_values(
+        ["ci_low", "item"], ascending=[False, True], kind="stable", ignore_index=True
+    )
+
+
+def wilson_interval(positives: np.ndarray, n: np.ndarray, z: float = Z_95):
+    """Wilson score interval of a proportion, vectorised; (0, 1) where n is 0."""
+    n = np.asarray(n, dtype=np.float64)
+    safe_n = np.where(n > 0, n, 1.0)
+    p = np.asarray(positives, dtype=np.float64) / safe_n
+    denominator = 1 + z**2 / safe_n
+    centre = (p + z**2 / (2 * safe_n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / safe_n + z**2 / (4 * safe_n**2)) / denominator
+    return np.where(n > 0, centre - half, 0.0), np.where(n > 0, centre + half, 1.0)
+
+
+def newcombe_interval(positives_a, n_a, positives_b, n_b, z: float = Z_95):
+    """95 % interval of p_a - p_b by Newcombe's hybrid score method (his method 10)."""
+    p_a = np.divide(positives_a, n_a, out=np.zeros(len(n_a)), where=np.asarray(n_a) > 0)
+    p_b = np.divide(positives_b, n_b, out=np.zeros(len(n_b)), where=np.asarray(n_b) > 0)
+    low_a, high_a = wilson_interval(positives_a, n_a, z)
+    low_b, high_b = wilson_interval(positives_b, n_b, z)
+    difference = p_a - p_b
+    low = difference - np.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
+    high = difference + np.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
+    return low, high
+
+
+def routes(log: EventLog, members: np.ndarray, max_steps: int = 15, top: int = 5) -> dict:
+    """The most frequent route of the member journeys, and their most frequent variants.
+
+    The route is walked from the first event: at each position, the step most of the journeys
+    still following the route take next, until more of them end there than go on.
+    """
+    lengths = np.diff(log.offsets)
+    starts = log.offsets[:-1]
+    size = int(members.sum())
+    following = members.copy()
+    route = []
+    for position in range(max_steps):
+        going_on = following & (lengths > position)
+        ended = int((following & (lengths == position)).sum())
+        counts = np.bincount(log.step_codes[starts[going_on] + position], minlength=len(log.steps))
+        best = int(np.argmax(counts)) if going_on.any() else -1
+        if best < 0 or counts[best] <= ended:
+            break
+        following = going_on & (
+            log.step_codes[np.minimum(starts + position, log.n_events - 1)] == best
+        )
+        route.append(
+            {
+                "step": str(log.steps[best]),
+                "journeys": int(following.sum()),
+                "share": float(following.sum() / max(size, 1)),
+            }
+        )
+    return {"journeys": size, "route": route, "top_variants": _top_variants(log, members, top)}
+
+
+def _top_variants(log: EventLog, members: np.ndarray, top: int) -> list[dict]:
+    variant = journey_variants(log)
+    counts = np.bincount(variant[members], minlength=variant.max() + 1 if len(variant) else 0)
+    order = np.lexsort((np.arange(len(counts)), -counts))[:top]
+    representative = first_occurrences(variant)
+    representative = representative[np.argsort(variant[representative])]
+    size = max(int(members.sum()), 1)
+    result = []
+    for v in order:
+        if counts[v] == 0:
+            break
+        j = representative[v]
+        steps = [str(s) for s in log.steps[log.step_codes[log.offsets[j] : log.offsets[j + 1]]]]
+        result.append({"steps": steps, "journeys": int(counts[v]), "share": counts[v] / size})
+    return result
