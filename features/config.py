@@ -73,7 +73,7 @@ class Match:
 
 
 @dataclass(frozen=True)
-class Snapshots:
+class SnapshotRule:
     """When to take snapshots: every so often on a calendar grid, or after the first n events."""
 
     every: pd.Timedelta | None = None
@@ -86,7 +86,7 @@ class TaskConfig:
     label: Literal["occurs", "absent"]
     match: Match
     horizon: pd.Timedelta
-    snapshots: Snapshots
+    snapshots: SnapshotRule
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,8 @@ def _parse_task(reader: _Reader, name: str, body: Any) -> TaskConfig:
         raise reader.error(
             f"{where}.snapshots.prefix", f"expected a positive integer, got {prefix!r}"
         )
-    return TaskConfig(name, label, Match(events, column, values), horizon, Snapshots(every, prefix))
+    rule = SnapshotRule(every, prefix)
+    return TaskConfig(name, label, Match(events, column, values), horizon, rule)
 
 
 def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:

@@ -25,7 +25,7 @@ from features.arrays import (
 )
 from features.config import TaskConfig
 from features.labels import label_snapshots, latest_labelled_as_of
-from features.paths import NS_PER_HOUR, journey_variants
+from features.paths import NS_PER_HOUR, journey_variants, step_matrix
 from features.schema import EventLog
 
 Z_95 = 1.959963984540054
@@ -90,7 +90,11 @@ def critical_path_analysis(
         "steps": rankings["step"],
         "transitions": rankings["transition"],
         "sequences": rankings["sequence"],
-        "paths": {"positive": routes(prefix, positive), "negative": routes(prefix, ~positive)},
+        "paths": {
+            "positive": routes(prefix, positive),
+            "negative": routes(prefix, ~positive),
+            "divergence": divergence(prefix, positive),
+        },
     }
 
 
@@ -289,6 +293,30 @@ def routes(log: EventLog, members: np.ndarray, max_steps: int = 15, top: int = 5
             }
         )
     return {"journeys": size, "route": route, "top_variants": _top_variants(log, members, top)}
+
+
+def divergence(log: EventLog, positive: np.ndarray, n_positions: int = 10) -> list[dict]:
+    """Position by position, the step journeys with the outcome take more often than those
+    without, by the most: where the two kinds of journeys part ways."""
+    with_outcome = step_matrix(log.select_journeys(positive), n_positions)
+    without = step_matrix(log.select_journeys(~positive), n_positions)
+    with_outcome, without = with_outcome.align(without, fill_value=0.0)
+    rows = []
+    for position in with_outcome.columns:
+        difference = with_outcome[position] - without[position]
+        step = difference.idxmax()
+        if difference[step] <= 0:
+            continue
+        rows.append(
+            {
+                "position": int(position),
+                "step": str(step),
+                "share_positive": float(with_outcome.loc[step, position]),
+                "share_negative": float(without.loc[step, position]),
+                "difference": float(difference[step]),
+            }
+        )
+    return rows
 
 
 def _top_variants(log: EventLog, members: np.ndarray, top: int) -> list[dict]:

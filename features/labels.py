@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import Match, TaskConfig
-from features.schema import EventLog
+from features.schema import EventLog, Snapshots
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,10 @@ def label_snapshots(
     end = pd.Timestamp(data_end) if data_end is not None else log.events["timestamp"].max()
     as_of = np.asarray(as_of, dtype=np.int64)
     horizon = task.horizon.value
-    counter = _EventCounter(log, matching_events(log, task.match))
-    at_as_of = counter.count(journeys, as_of)
-    in_window = counter.count(journeys, as_of + horizon) - at_as_of
+    matched_before = np.concatenate(([0], np.cumsum(matching_events(log, task.match))))
+    until_as_of = matched_before[log.stops(journeys, as_of)]
+    at_as_of = until_as_of - matched_before[log.offsets[journeys]]
+    in_window = matched_before[log.stops(journeys, as_of + horizon)] - until_as_of
     happened = at_as_of > 0 if task.label == "occurs" else np.zeros(len(as_of), dtype=bool)
     positive = in_window > 0 if task.label == "occurs" else in_window == 0
     return Outcomes(journeys, as_of, positive, happened, as_of + horizon > end.value)
@@ -77,33 +78,10 @@ def label_at(
     log: EventLog, task: TaskConfig, as_of: pd.Timestamp, data_end: pd.Timestamp | None = None
 ) -> Outcomes:
     """Labels at one `as_of` of every journey with an event at or before it."""
-    as_of_ns = pd.Timestamp(as_of).value
-    journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of_ns)
-    return label_snapshots(log, task, journeys, np.full(len(journeys), as_of_ns), data_end)
+    snapshots = Snapshots.at(log, as_of)
+    return label_snapshots(log, task, snapshots.journeys, snapshots.as_of, data_end)
 
 
 def latest_labelled_as_of(log: EventLog, task: TaskConfig) -> pd.Timestamp:
     """The latest `as_of` whose horizon closes within the data."""
     return log.events["timestamp"].max() - task.horizon
-
-
-class _EventCounter:
-    """Counts, for (journey, time) queries, the journey's flagged events at or before the time.
-
-    Keys of (journey, rank of time) increase along the sorted log, so one `searchsorted`
-    answers every query at once; ranks keep the keys small (journey * n_times + rank).
-    """
-
-    def __init__(self, log: EventLog, flagged: np.ndarray) -> None:
-        self.distinct_times = np.sort(pd.unique(log.times))
-        self.width = len(self.distinct_times) + 1
-        rank = np.searchsorted(self.distinct_times, log.times, side="left")
-        self.keys = log.journey_codes * self.width + rank
-        self.flagged_before = np.concatenate(([0], np.cumsum(flagged)))
-
-    def count(self, journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
-        journeys = np.asarray(journeys, dtype=np.int64)
-        at_or_before = np.searchsorted(self.distinct_times, times, side="right")
-        start = np.searchsorted(self.keys, journeys * self.width, side="left")
-        stop = np.searchsorted(self.keys, journeys * self.width + at_or_before, side="left")
-        return self.flagged_before[stop] - self.flagged_before[start]

@@ -70,6 +70,23 @@ class EventLog:
         """The log of the journeys where `keep` (one bool per journey) is true."""
         return self.select(keep[self.journey_codes])
 
+    def stops(self, journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """For each (journey, time), the index just past the journey's last event at or before
+        the time (the journey's start index when it has none yet): its prefix then is
+        `offsets[journey]:stop`."""
+        distinct_times, keys = self._time_keys
+        journeys = np.asarray(journeys, dtype=np.int64)
+        at_or_before = np.searchsorted(distinct_times, times, side="right")
+        return np.searchsorted(keys, journeys * (len(distinct_times) + 1) + at_or_before)
+
+    @cached_property
+    def _time_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        # (journey, rank of time) as one int64 that increases along the sorted log, so one
+        # searchsorted finds prefixes of many journeys at once; ranks keep the numbers small.
+        distinct_times = np.sort(pd.unique(self.times))
+        rank = np.searchsorted(distinct_times, self.times, side="left")
+        return distinct_times, self.journey_codes * (len(distinct_times) + 1) + rank
+
     @property
     def attribute_columns(self) -> list[str]:
         return [c for c in self.events.columns if c not in CANONICAL_COLUMNS]
@@ -110,6 +127,48 @@ class EventLog:
     def times(self) -> np.ndarray:
         """Event times as int64 nanoseconds since the epoch, UTC."""
         return self.events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshots:
+    """Journeys seen at points in time: (journey, as_of) pairs over one log.
+
+    Snapshot i sees the events `log.offsets[journeys[i]]:stops[i]`, those at or before
+    `as_of[i]`; features and labels are functions of these prefixes.
+    """
+
+    log: EventLog
+    journeys: np.ndarray  # journey codes of `log`
+    as_of: np.ndarray  # int64 ns, UTC
+
+    @classmethod
+    def at(cls, log: EventLog, as_of: pd.Timestamp) -> Snapshots:
+        """Every journey with an event at or before `as_of`, seen at `as_of`."""
+        as_of_ns = pd.Timestamp(as_of).value
+        journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of_ns)
+        return cls(log, journeys, np.full(len(journeys), as_of_ns, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.journeys)
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        return self.log.offsets[self.journeys]
+
+    @cached_property
+    def stops(self) -> np.ndarray:
+        return self.log.stops(self.journeys, self.as_of)
+
+    @property
+    def customer_ids(self) -> np.ndarray:
+        return self.log.journey_ids[self.journeys]
+
+    @property
+    def as_of_times(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.as_of.astype("datetime64[ns]")).tz_localize("UTC")
+
+    def subset(self, keep: np.ndarray) -> Snapshots:
+        return Snapshots(self.log, self.journeys[keep], self.as_of[keep])
 
 
 def encode(frame: pd.DataFrame) -> pd.DataFrame:

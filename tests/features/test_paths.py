@@ -1,0 +1,121 @@
+"""Path analysis on tiny logs computed by hand, and invariants on a simulated one."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features import paths
+from features.schema import EventLog
+
+
+def log_of(*journeys: str, hours: dict[str, list[float]] | None = None) -> EventLog:
+    """Journeys written as 'id: a b c'; events one hour apart unless `hours` says otherwise."""
+    rows = []
+    for journey in journeys:
+        name, steps = journey.split(":")
+        offsets = (hours or {}).get(name, range(len(steps.split())))
+        for step, hour in zip(steps.split(), offsets, strict=True):
+            rows.append(
+                (name, pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=hour), step)
+            )
+    return EventLog.from_frame(pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"]))
+
+
+LOG = log_of(
+    "a: order ship deliver",
+    "b: order ship ship deliver",
+    "c: order ticket",
+    hours={"a": [0, 2, 10], "b": [0, 1, 3, 4], "c": [0, 5]},
+)
+
+
+def test_transitions_by_hand():
+    table = paths.transitions(LOG).set_index(["from", "to"])
+    expected = {
+        ("order", "ship"): 2,
+        ("ship", "deliver"): 2,
+        ("ship", "ship"): 1,
+        ("order", "ticket"): 1,
+    }
+    assert table["count"].to_dict() == expected
+    assert table.loc[("order", "ship"), "probability"] == pytest.approx(2 / 3)
+    assert table.loc[("ship", "deliver"), "probability"] == pytest.approx(2 / 3)
+    # ship -> deliver took 8 h in a and 1 h in b: median 4.5 h, p95 by linear interpolation.
+    assert table.loc[("ship", "deliver"), "median_hours"] == pytest.approx(4.5)
+    assert table.loc[("ship", "deliver"), "p95_hours"] == pytest.approx(1 + 0.95 * 7)
+    assert table.loc[("ship", "ship"), "journeys"] == 1
+
+
+def test_variants_and_start_end():
+    variants = paths.variants(log_of("a: x y", "b: x y", "c: y x", "d: x y y"))
+    assert variants["steps"].tolist() == [("x", "y"), ("x", "y", "y"), ("y", "x")]
+    assert variants["journeys"].tolist() == [2, 1, 1]
+    assert variants["rank"].tolist() == [1, 2, 3]
+    starts, ends = paths.start_and_end_steps(LOG)
+    assert dict(zip(starts["step"], starts["journeys"], strict=True)) == {"order": 3}
+    assert dict(zip(ends["step"], ends["journeys"], strict=True)) == {"deliver": 2, "ticket": 1}
+
+
+def test_step_matrix_shares_by_position():
+    matrix = paths.step_matrix(LOG, n_positions=4)
+    assert matrix.loc["order", 1] == 1.0
+    assert matrix.loc["ship", 2] == pytest.approx(2 / 3)
+    assert matrix.loc["ticket", 2] == pytest.approx(1 / 3)
+    assert matrix.loc["(ended)", 3] == pytest.approx(1 / 3)
+    assert matrix.loc["(ended)", 4] == pytest.approx(2 / 3)
+    np.testing.assert_allclose(matrix.sum(axis=0), 1.0)
+
+
+def test_anchored_step_matrix():
+    matrix = paths.anchored_step_matrix(LOG, "ship", n_positions=2)
+    assert matrix.attrs["journeys"] == 2
+    assert matrix.loc["order", -1] == 1.0 and matrix.loc["(not started)", -2] == 1.0
+    assert matrix.loc["deliver", 1] == 0.5 and matrix.loc["ship", 1] == 0.5
+    np.testing.assert_allclose(matrix.sum(axis=0), 1.0)
+    with pytest.raises(ValueError, match="unknown step 'shipp'"):
+        paths.anchored_step_matrix(LOG, "shipp")
+
+
+def test_funnel_counts_only_steps_after_the_previous_stage():
+    log = log_of("a: order ship deliver", "b: deliver order ship", "c: order deliver")
+    funnel = paths.funnel(log, ["order", "ship", "deliver"])
+    assert funnel["journeys"].tolist() == [3, 2, 1]
+    assert funnel["drop_off"].tolist() == [0, 1, 1]
+    assert funnel["conversion"].tolist() == pytest.approx([1.0, 2 / 3, 1 / 2])
+    assert funnel["median_hours_from_previous"].tolist()[1:] == [1.0, 1.0]
+
+
+def test_durations_and_dwell():
+    durations = paths.step_durations(LOG).set_index("step")
+    assert durations.loc["deliver", "median_hours_from_first"] == pytest.approx(7.0)  # 10 and 4
+    assert durations.loc["ship", "journeys"] == 2
+    dwell = paths.step_dwell(LOG).set_index("step")
+    assert dwell.loc["ship", "count"] == 3 and dwell.loc["ship", "total_dwell_hours"] == 11
+    lengths = paths.journey_lengths(LOG)
+    assert lengths["events_median"] == 3 and lengths["duration_median_hours"] == 5
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=6), min_size=1, max_size=25))
+def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
+    log = log_of(*[f"j{i:02d}: {' '.join(steps)}" for i, steps in enumerate(journeys)])
+    expected_pairs: dict[tuple[str, str], int] = {}
+    for steps in journeys:
+        for pair in itertools.pairwise(steps):
+            expected_pairs[pair] = expected_pairs.get(pair, 0) + 1
+    table = paths.transitions(log)
+    assert (
+        dict(zip(zip(table["from"], table["to"], strict=True), table["count"], strict=True))
+        == expected_pairs
+    )
+    expected_variants: dict[tuple[str, ...], int] = {}
+    for steps in journeys:
+        expected_variants[tuple(steps)] = expected_variants.get(tuple(steps), 0) + 1
+    variants = paths.variants(log)
+    assert dict(zip(variants["steps"], variants["journeys"], strict=True)) == expected_variants
