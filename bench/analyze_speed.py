@@ -21,6 +21,7 @@ Timings are reported, never asserted: the exit code is 1 only when an equality c
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -330,10 +331,14 @@ def print_verdict(summary: dict[str, dict[str, Any]]) -> None:
 
 
 def read_analysis(out: Path) -> tuple[dict[Pair, int], dict[tuple[str, ...], int], dict]:
-    """Transition counts, variant frequencies and per-pair median hours of analysis.json."""
+    """Transition counts and per-pair median hours of analysis.json; every variant's frequency
+    from variants.csv (analysis.json keeps the most common ones only)."""
     body = json.loads((out / "analysis.json").read_text())
     transitions = {(t["from"], t["to"]): int(t["count"]) for t in body["transitions"]}
-    variants = {tuple(v["steps"]): int(v["journeys"]) for v in body["variants"]}
+    with (out / "variants.csv").open(newline="", encoding="utf-8") as file:
+        variants = {
+            tuple(row["steps"].split(" > ")): int(row["journeys"]) for row in csv.DictReader(file)
+        }
     medians = {(t["from"], t["to"]): t.get("median_hours") for t in body["transitions"]}
     return transitions, variants, {"meta": body.get("meta", {}), "medians": medians}
 

@@ -3,19 +3,59 @@ JSON-ready dict (its format: docs/analysis-format.md)."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features import paths
 from features.config import AnalysisConfig, TaskConfig
-from features.critical import critical_path_analysis
-from features.schema import TIMESTAMP, EventLog
+from features.schema import EventLog
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20
+TOP_VARIANTS_IN_SUMMARY = 100
 DEFAULT_FUNNEL_LENGTH = 5
+VARIANT_STEP_SEPARATOR = " > "
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """`summary`: every table, JSON-ready (variants: the most common ones); `variants`: all."""
+
+    summary: dict[str, Any]
+    variants: paths.Table
+
+
+def write_analysis(analysis: Analysis, out: Path) -> None:
+    """analysis.json, variants.csv (every variant) and the self-contained report.html."""
+    from features.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    # Compact: Python's indenting encoder is several times slower on large logs.
+    (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
+    _write_variants_csv(analysis.variants, out / "variants.csv")
+    write_report(analysis.summary, out / "report.html")
+
+
+def _write_variants_csv(table: paths.Table, path: Path) -> None:
+    """Every variant, its steps joined by " > " in one quoted field. Written line by line
+    rather than with the csv module, which is several times slower on long fields."""
+    lines = ["rank,journeys,share,median_duration_hours,steps"]
+    for rank, journeys, share, hours, steps in zip(
+        table["rank"].tolist(),
+        table["journeys"].tolist(),
+        table["share"].tolist(),
+        table["median_duration_hours"].tolist(),
+        table["steps"],
+        strict=True,
+    ):
+        quoted = VARIANT_STEP_SEPARATOR.join(steps).replace('"', '""')
+        lines.append(f'{rank},{journeys},{share!r},{hours!r},"{quoted}"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def analyze(
@@ -24,30 +64,24 @@ def analyze(
     *,
     source: str,
     task: TaskConfig | None = None,
-    as_of: pd.Timestamp | None = None,
-) -> dict[str, Any]:
+    as_of: Any = None,
+) -> Analysis:
     """The analysis of `log` as it stood at `as_of` (all of it by default)."""
     seen = log.until(as_of) if as_of is not None else log
-    transitions = paths.transitions(seen)
+    gaps = paths.Gaps(seen)
+    transitions = paths.transitions(seen, gaps)
     starts, ends = paths.start_and_end_steps(seen)
     variants = paths.variants(seen)
-    slow = paths.bottlenecks(transitions, paths.step_dwell(seen), TOP_TRANSITIONS_IN_BOTTLENECKS)
-    critical = None
-    if task is not None:
-        critical = critical_path_analysis(log, task, as_of, min_support=settings.min_support)
-        critical = {
-            key: records(value) if isinstance(value, pd.DataFrame) else clean(value)
-            for key, value in critical.items()
-        }
-    return {
-        "meta": _meta(seen, source, task, as_of),
-        "transitions": records(transitions.drop(columns="total_hours")),
+    dwell = paths.step_dwell(seen, gaps)
+    slow = paths.bottlenecks(transitions, dwell, TOP_TRANSITIONS_IN_BOTTLENECKS)
+    summary = {
+        "meta": _meta(seen, source, task, as_of) | {"variants": len(variants["rank"])},
+        "transitions": records({k: v for k, v in transitions.items() if k != "total_hours"}),
         "start_steps": records(starts),
         "end_steps": records(ends),
-        "variants": records(
-            variants[["rank", "steps", "journeys", "share", "median_duration_hours"]]
-        ),
+        "variants": records(paths.head(variants, TOP_VARIANTS_IN_SUMMARY)),
         "step_matrix": _matrix(paths.step_matrix(seen, settings.positions)),
+        "first_steps": {part: records(table) for part, table in paths.first_steps(seen).items()},
         "anchored_step_matrix": _anchored(seen, settings),
         "funnels": [
             {"name": name, "stages": records(paths.funnel(seen, list(steps)))}
@@ -58,20 +92,33 @@ def analyze(
             "journey": clean(paths.journey_lengths(seen)),
         },
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
-        "critical": critical,
+        "critical": _critical(log, settings, task, as_of) if task is not None else None,
+    }
+    return Analysis(summary, variants)
+
+
+def _critical(
+    log: EventLog, settings: AnalysisConfig, task: TaskConfig, as_of: Any
+) -> dict[str, Any]:
+    from features.critical import critical_path_analysis  # only with a task: it needs pandas
+
+    result = critical_path_analysis(log, task, as_of, min_support=settings.min_support)
+    return {
+        key: records(value) if hasattr(value, "columns") else clean(value)
+        for key, value in result.items()
     }
 
 
-def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: Python numbers, None for missing, lists for tuples."""
-    columns = []
-    for name in table.columns:
-        values = table[name]
-        if pd.api.types.is_float_dtype(values):
-            values = values.astype(object).where(values.notna() & np.isfinite(values), None)
-        columns.append(values.tolist())
-    names = [str(name) for name in table.columns]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+def records(table: Any) -> list[dict[str, Any]]:
+    """Rows of a table (a dict of arrays, or a DataFrame) as JSON-ready dicts: Python numbers
+    and None for missing."""
+    columns = {str(name): np.asarray(table[name]) for name in table}
+    lists = []
+    for values in columns.values():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            values = np.where(np.isfinite(values), values, None)
+        lists.append(values.tolist())
+    return [dict(zip(columns, row, strict=True)) for row in zip(*lists, strict=True)]
 
 
 def clean(value: Any) -> Any:
@@ -87,28 +134,25 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _meta(
-    log: EventLog, source: str, task: TaskConfig | None, as_of: pd.Timestamp | None
-) -> dict[str, Any]:
-    times = log.events[TIMESTAMP]
+def _meta(log: EventLog, source: str, task: TaskConfig | None, as_of: Any) -> dict[str, Any]:
     return {
         "source": source,
         "events": log.n_events,
         "journeys": log.n_journeys,
         "steps": [str(s) for s in log.steps],
-        "first_event": times.min().isoformat(),
-        "last_event": times.max().isoformat(),
-        "as_of": as_of.isoformat() if as_of is not None else None,
+        "first_event": _iso(log.first_time),
+        "last_event": _iso(log.last_time),
+        "as_of": _iso(as_of.value) if as_of is not None else None,
         "task": task.name if task is not None else None,
     }
 
 
-def _matrix(matrix: pd.DataFrame) -> dict[str, Any]:
+def _matrix(matrix: paths.StepMatrix) -> dict[str, Any]:
     return {
-        "positions": [int(c) for c in matrix.columns],
+        "positions": matrix.positions.tolist(),
         "rows": [
-            {"step": str(step), "shares": [float(v) for v in row]}
-            for step, row in zip(matrix.index, matrix.to_numpy(), strict=True)
+            {"step": str(step), "shares": shares.tolist()}
+            for step, shares in zip(matrix.rows, matrix.shares, strict=True)
         ],
     }
 
@@ -117,12 +161,18 @@ def _anchored(log: EventLog, settings: AnalysisConfig) -> dict[str, Any] | None:
     if settings.anchor is None:
         return None
     matrix = paths.anchored_step_matrix(log, settings.anchor, max(settings.positions // 2, 1))
-    return {"anchor": settings.anchor, "journeys": matrix.attrs["journeys"], **_matrix(matrix)}
+    return {"anchor": settings.anchor, "journeys": matrix.journeys, **_matrix(matrix)}
 
 
-def _funnels(settings: AnalysisConfig, variants: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+def _iso(nanoseconds: int) -> str:
+    """ISO 8601 in UTC, without pandas."""
+    moment = np.datetime64(int(nanoseconds), "ns").astype("datetime64[s]").item()
+    return moment.replace(tzinfo=datetime.UTC).isoformat()
+
+
+def _funnels(settings: AnalysisConfig, variants: paths.Table) -> dict[str, tuple[str, ...]]:
     """The configured funnels; by default the distinct steps that open the commonest variant."""
     if settings.funnels:
         return settings.funnels
-    steps = tuple(dict.fromkeys(variants["steps"].iloc[0]))[:DEFAULT_FUNNEL_LENGTH]
+    steps = tuple(dict.fromkeys(variants["steps"][0]))[:DEFAULT_FUNNEL_LENGTH]
     return {"most common path": steps} if len(steps) >= 2 else {}

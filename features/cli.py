@@ -13,15 +13,17 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
-import pandas as pd
 import typer
 from typer.core import TyperGroup
 
 from features.config import Config, ConfigError, load_config
-from features.sources import LoadError
+from features.errors import LoadError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COMMANDS_GROUP = "journeyguard.commands"
 DEMO_GROUP = "journeyguard.demo"
@@ -36,8 +38,7 @@ class _RootGroup(TyperGroup):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
-        registered = _registered(COMMANDS_GROUP)
-        if command is None and name in registered:
+        if command is None and name in (registered := _registered(COMMANDS_GROUP)):
             command = _as_click(registered[name].load(), name)
         return command
 
@@ -135,15 +136,22 @@ def analyze(
 def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timestamp | None) -> str:
     """Loads the source, analyses it and writes analysis.json and report.html into `out`."""
     from features.analysis import analyze as analyze_log
-    from features.load import load_events, write_quarantine
-    from features.report import write_report
+    from features.analysis import write_analysis
+    from features.canonical import read_if_canonical
 
     task_config = settings.task(task) if task else None
-    loaded = load_events(settings.source)
-    write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
+    # Path analysis needs journeys, steps and times only; a task may match on a column.
+    wanted = [task_config.match.column] if task_config and task_config.match.column else []
+    log = read_if_canonical(settings.source, columns=wanted)
+    if log is None:  # validate on the way in; a canonical log was validated when written
+        from features.load import load_events, write_quarantine
+
+        loaded = load_events(settings.source)
+        write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
+        log = loaded.log
     try:
         analysis = analyze_log(
-            loaded.log,
+            log,
             settings.analysis,
             source=settings.source.display_name,
             task=task_config,
@@ -151,17 +159,15 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
         )
     except ValueError as error:
         raise ConfigError(f"{settings.path}: {error}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "analysis.json").write_text(json.dumps(analysis, indent=1), encoding="utf-8")
-    write_report(analysis, out / "report.html")
+    write_analysis(analysis, out)
+    summary = analysis.summary
     lines = [
-        f"analysed {analysis['meta']['events']:,} events of "
-        f"{analysis['meta']['journeys']:,} journeys: {len(analysis['variants']):,} variants",
-        f"  {out / 'analysis.json'}",
-        f"  {out / 'report.html'}",
+        f"analysed {summary['meta']['events']:,} events of "
+        f"{summary['meta']['journeys']:,} journeys: {summary['meta']['variants']:,} variants",
+        *(f"  {out / name}" for name in ("analysis.json", "variants.csv", "report.html")),
     ]
-    if analysis["critical"]:
-        top = analysis["critical"]["steps"][:3]
+    if summary["critical"]:
+        top = summary["critical"]["steps"][:3]
         lines.append(
             f"  critical steps for {task}: "
             + ", ".join(
@@ -176,6 +182,8 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
     """An --as-of value: ISO 8601, UTC when it carries no offset."""
     if text is None:
         return None
+    import pandas as pd
+
     try:
         value = pd.Timestamp(text)
     except ValueError:

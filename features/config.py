@@ -5,25 +5,22 @@ Unknown keys are rejected with a did-you-mean hint; relative paths are relative 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
-
+from features.errors import ConfigError
 from features.schema import CANONICAL_COLUMNS, CUSTOMER_ID, TIMESTAMP
 
 UNIX_FORMATS = ("unix_s", "unix_ms")
 WHITESPACE = "whitespace"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
-_DURATION_UNITS = {"w": "W", "d": "D", "h": "h", "m": "min", "s": "s"}
-
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the file and the key."""
+_DURATION_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class Match:
 class SnapshotRule:
     """When to take snapshots: every so often on a calendar grid, or after the first n events."""
 
-    every: pd.Timedelta | None = None
+    every: datetime.timedelta | None = None
     prefix: int | None = None
 
 
@@ -85,7 +82,7 @@ class TaskConfig:
     name: str
     label: Literal["occurs", "absent"]
     match: Match
-    horizon: pd.Timedelta
+    horizon: datetime.timedelta
     snapshots: SnapshotRule
 
 
@@ -147,12 +144,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     return Config(path=path, source=source, tasks=tasks, output_dir=output_dir, analysis=analysis)
 
 
-def parse_duration(text: str) -> pd.Timedelta:
+def parse_duration(text: str) -> datetime.timedelta:
     """'30d', '12h', '90m', '45s', '2w' -> Timedelta."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"expected a duration such as '30d', '12h', '90m', '2w'; got {text!r}")
-    return pd.Timedelta(float(match.group(1)), unit=_DURATION_UNITS[match.group(2)])
+    return datetime.timedelta(seconds=float(match.group(1)) * _DURATION_SECONDS[match.group(2)])
+
+
+def nanoseconds(duration: datetime.timedelta) -> int:
+    """A duration in integer nanoseconds, the unit of event times."""
+    return (duration // datetime.timedelta(microseconds=1)) * 1_000
 
 
 _SOURCE_KEYS = {
@@ -281,8 +283,8 @@ def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
 
 def _check_timezone(reader: _Reader, timezone: str) -> None:
     try:
-        pd.Timestamp("2000-01-01").tz_localize(timezone)
-    except Exception:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise reader.error(
             "source.timezone",
             f"unknown time zone {timezone!r} "
@@ -350,7 +352,7 @@ class _Reader:
             raise self.error(where, f"{key}: expected a positive integer, got {value!r}")
         return value
 
-    def duration(self, value: Any, where: str) -> pd.Timedelta:
+    def duration(self, value: Any, where: str) -> datetime.timedelta:
         try:
             return parse_duration(value)
         except ValueError as error:

@@ -25,7 +25,7 @@ from features.arrays import (
 )
 from features.config import TaskConfig
 from features.labels import label_snapshots, latest_labelled_as_of
-from features.paths import NS_PER_HOUR, journey_variants, step_matrix
+from features.paths import NS_PER_HOUR, journey_variants, most_frequent_route, step_matrix
 from features.schema import EventLog
 
 Z_95 = 1.959963984540054
@@ -78,7 +78,7 @@ def critical_path_analysis(
         "label": task.label,
         "as_of": as_of.isoformat(),
         "match": list(task.match.events) or {task.match.column: list(task.match.values)},
-        "horizon_hours": task.horizon / pd.Timedelta(hours=1),
+        "horizon_hours": task.horizon.total_seconds() / 3_600,
         "snapshot": _snapshot_rule(task),
         "journeys": len(positive),
         "positives": int(positive.sum()),
@@ -111,7 +111,7 @@ def analysis_snapshots(
         as_of = pd.Timestamp(as_of) if as_of is not None else latest_labelled_as_of(log, task)
         journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of.value)
         return journeys, np.full(len(journeys), as_of.value, dtype=np.int64), as_of
-    as_of = pd.Timestamp(as_of) if as_of is not None else log.events["timestamp"].max()
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(log.last_time, tz="UTC")
     journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of.value)
     lengths = np.diff(log.offsets)[journeys]
     nth_event = log.times[log.offsets[journeys] + np.minimum(lengths, task.snapshots.prefix) - 1]
@@ -265,33 +265,15 @@ def newcombe_interval(positives_a, n_a, positives_b, n_b, z: float = Z_95):
 
 
 def routes(log: EventLog, members: np.ndarray, max_steps: int = 15, top: int = 5) -> dict:
-    """The most frequent route of the member journeys, and their most frequent variants.
-
-    The route is walked from the first event: at each position, the step most of the journeys
-    still following the route take next, until more of them end there than go on.
-    """
-    lengths = np.diff(log.offsets)
-    starts = log.offsets[:-1]
+    """The most frequent route of the member journeys, and their most frequent variants."""
     size = int(members.sum())
-    following = members.copy()
-    route = []
-    for position in range(max_steps):
-        going_on = following & (lengths > position)
-        ended = int((following & (lengths == position)).sum())
-        counts = np.bincount(log.step_codes[starts[going_on] + position], minlength=len(log.steps))
-        best = int(np.argmax(counts)) if going_on.any() else -1
-        if best < 0 or counts[best] <= ended:
-            break
-        following = going_on & (
-            log.step_codes[np.minimum(starts + position, log.n_events - 1)] == best
-        )
-        route.append(
-            {
-                "step": str(log.steps[best]),
-                "journeys": int(following.sum()),
-                "share": float(following.sum() / max(size, 1)),
-            }
-        )
+    walked = most_frequent_route(
+        log.step_codes, len(log.steps), log.offsets[:-1], np.diff(log.offsets), members, max_steps
+    )
+    route = [
+        {"step": str(log.steps[code]), "journeys": following, "share": following / max(size, 1)}
+        for code, following in walked
+    ]
     return {"journeys": size, "route": route, "top_variants": _top_variants(log, members, top)}
 
 
@@ -300,20 +282,21 @@ def divergence(log: EventLog, positive: np.ndarray, n_positions: int = 10) -> li
     without, by the most: where the two kinds of journeys part ways."""
     with_outcome = step_matrix(log.select_journeys(positive), n_positions)
     without = step_matrix(log.select_journeys(~positive), n_positions)
-    with_outcome, without = with_outcome.align(without, fill_value=0.0)
+    steps = sorted(set(with_outcome.rows) | set(without.rows))
     rows = []
-    for position in with_outcome.columns:
-        difference = with_outcome[position] - without[position]
-        step = difference.idxmax()
-        if difference[step] <= 0:
+    for position in range(1, n_positions + 1):
+        shares = [(with_outcome.share(s, position), without.share(s, position)) for s in steps]
+        differences = [a - b for a, b in shares]
+        best = int(np.argmax(differences))
+        if differences[best] <= 0:
             continue
         rows.append(
             {
-                "position": int(position),
-                "step": str(step),
-                "share_positive": float(with_outcome.loc[step, position]),
-                "share_negative": float(without.loc[step, position]),
-                "difference": float(difference[step]),
+                "position": position,
+                "step": steps[best],
+                "share_positive": shares[best][0],
+                "share_negative": shares[best][1],
+                "difference": differences[best],
             }
         )
     return rows

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.config import Match, TaskConfig
-from features.schema import EventLog, Snapshots
+from features.config import Match, TaskConfig, nanoseconds
+from features.schema import Coded, EventLog, Snapshots
+
+NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,15 @@ def matching_events(log: EventLog, match: Match) -> np.ndarray:
                 f"steps: {list(log.steps)}"
             )
         return np.isin(log.step_codes, codes)
-    if match.column not in log.events.columns:
+    column = log.column(match.column)
+    if column is None:
         raise ValueError(
-            f"task match column {match.column!r} is not in the log; columns: "
-            f"{list(log.events.columns)}"
+            f"task match column {match.column!r} is not in the log; columns: {list(log.columns)}"
         )
-    return log.events[match.column].astype("string").isin(match.values).to_numpy(dtype=bool)
+    if isinstance(column, Coded):
+        return np.isin(column.codes, np.flatnonzero(np.isin(column.categories, match.values)))
+    numbers = pd.to_numeric(pd.Series(match.values), errors="coerce").dropna()
+    return np.isin(column, numbers.to_numpy(dtype=np.float64))
 
 
 def label_snapshots(
@@ -62,9 +67,9 @@ def label_snapshots(
 
     `data_end` is the last moment the data covers (default: the log's last event).
     """
-    end = pd.Timestamp(data_end) if data_end is not None else log.events["timestamp"].max()
+    end = pd.Timestamp(data_end) if data_end is not None else pd.Timestamp(log.last_time, tz="UTC")
     as_of = np.asarray(as_of, dtype=np.int64)
-    horizon = task.horizon.value
+    horizon = nanoseconds(task.horizon)
     matched_before = np.concatenate(([0], np.cumsum(matching_events(log, task.match))))
     until_as_of = matched_before[log.stops(journeys, as_of)]
     at_as_of = until_as_of - matched_before[log.offsets[journeys]]
@@ -84,4 +89,48 @@ def label_at(
 
 def latest_labelled_as_of(log: EventLog, task: TaskConfig) -> pd.Timestamp:
     """The latest `as_of` whose horizon closes within the data."""
-    return log.events["timestamp"].max() - task.horizon
+    return pd.Timestamp(log.last_time, tz="UTC") - task.horizon
+
+
+def task_snapshots(log: EventLog, task: TaskConfig) -> Snapshots:
+    """The task's snapshots: on its calendar grid (every journey begun by each grid time), or
+    after each of the first n events of every journey (journeys shorter than k have no k-th)."""
+    if task.snapshots.prefix is not None:
+        lengths = np.diff(log.offsets)
+        journeys, as_of = [], []
+        for k in range(1, task.snapshots.prefix + 1):
+            reached = np.flatnonzero(lengths >= k)
+            journeys.append(reached)
+            as_of.append(log.times[log.offsets[reached] + k - 1])
+        journeys_all, as_of_all = np.concatenate(journeys), np.concatenate(as_of)
+        # Two events at one time give one snapshot, not two identical ones.
+        key = np.unique(np.stack([journeys_all, as_of_all], axis=1), axis=0)
+        return Snapshots(log, key[:, 0], key[:, 1])
+    every = nanoseconds(task.snapshots.every)
+    first_day = (log.first_time // NS_PER_DAY) * NS_PER_DAY
+    grid = np.arange(first_day + every, log.last_time + 1, every, dtype=np.int64)
+    first_event = log.times[log.offsets[:-1]]
+    journeys = [np.flatnonzero(first_event <= moment) for moment in grid]
+    as_of = [
+        np.full(len(j), moment, dtype=np.int64) for j, moment in zip(journeys, grid, strict=True)
+    ]
+    return Snapshots(
+        log,
+        np.concatenate(journeys or [np.zeros(0, np.int64)]),
+        np.concatenate(as_of or [np.zeros(0, np.int64)]),
+    )
+
+
+def default_test_from(log: EventLog) -> pd.Timestamp:
+    """The start of the last fifth of the data's time span."""
+    return pd.Timestamp(log.first_time + (log.last_time - log.first_time) * 4 // 5, tz="UTC")
+
+
+def time_split(as_of: np.ndarray, task: TaskConfig, test_from: pd.Timestamp) -> np.ndarray:
+    """'train' for snapshots whose label window closed before `test_from`, 'test' for those
+    taken at or after it, 'gap' for the rest (their labels overlap the test period)."""
+    closes = as_of + nanoseconds(task.horizon)
+    split = np.full(len(as_of), "gap", dtype=object)
+    split[closes < test_from.value] = "train"
+    split[as_of >= test_from.value] = "test"
+    return split

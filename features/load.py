@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.canonical import read_if_canonical
 from features.config import SourceConfig
+from features.errors import LoadError
+from features.frames import canonical_order, encode, log_from_encoded
 from features.schema import (
     CANONICAL_COLUMNS,
     CUSTOMER_ID,
@@ -24,10 +27,8 @@ from features.schema import (
     REQUIRED_COLUMNS,
     TIMESTAMP,
     EventLog,
-    canonical_order,
-    encode,
 )
-from features.sources import LoadError, read_attribute_table, read_columns, source_columns
+from features.sources import read_attribute_table, read_columns, source_columns
 from features.timestamps import parse_timestamps
 
 SOURCE_ROW = "source_row"
@@ -83,6 +84,20 @@ class LoadResult:
 def load_events(source: SourceConfig) -> LoadResult:
     """Reads, validates and canonicalises the configured source."""
     name = source.display_name
+    canonical = read_if_canonical(source)
+    if canonical is not None:
+        missing = [c for c in source.attributes.columns if c not in canonical.columns]
+        if missing:
+            raise LoadError(
+                _missing_column_message(
+                    source,
+                    missing[0],
+                    "listed in [source.attributes] columns",
+                    list(canonical.columns),
+                )
+            )
+        empty = pd.DataFrame({SOURCE_ROW: [], REASON: [], DETAIL: []})
+        return LoadResult(canonical, empty, _summary(name, canonical.n_events, canonical, empty))
     mapping = _column_mapping(source, source_columns(source))
     raw = read_columns(source, list(dict.fromkeys(mapping.values())))
     raw.index = pd.RangeIndex(1, len(raw) + 1, name=SOURCE_ROW)
@@ -105,7 +120,7 @@ def load_events(source: SourceConfig) -> LoadResult:
         DUPLICATE,
         pd.Series([f"same as row {row}" for row in first_row[repeat]], index=ordered.index[repeat]),
     )
-    log = EventLog(ordered[~repeat].reset_index(drop=True))
+    log = log_from_encoded(ordered[~repeat])
     quarantine = _quarantine_frame(raw, problems)
     return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
 
@@ -313,7 +328,6 @@ def _quarantine_frame(raw: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
 
 
 def _summary(name: str, rows_read: int, log: EventLog, quarantine: pd.DataFrame) -> LoadSummary:
-    times = log.events[TIMESTAMP]
     counts = quarantine[REASON].value_counts(sort=True)
     return LoadSummary(
         source=name,
@@ -321,7 +335,7 @@ def _summary(name: str, rows_read: int, log: EventLog, quarantine: pd.DataFrame)
         rows_loaded=log.n_events,
         journeys=log.n_journeys,
         event_types=len(log.steps),
-        first_event=times.min(),
-        last_event=times.max(),
+        first_event=pd.Timestamp(log.first_time, tz="UTC"),
+        last_event=pd.Timestamp(log.last_time, tz="UTC"),
         quarantined={str(k): int(v) for k, v in counts.items()},
     )

@@ -1,66 +1,97 @@
 """Path analysis: transitions, variants, step matrices, funnels, durations and bottlenecks.
 
 Pure functions of an `EventLog`, vectorised over its sorted integer arrays, so one journey and
-ten million take the same code path. Times come out in hours.
+ten million take the same code path. Tables are dicts of equal-length numpy arrays (no pandas:
+`journeyguard analyze` of a saved log never imports it). Times come out in hours.
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import numpy as np
-import pandas as pd
 
 from features.arrays import (
     count_distinct_journeys,
     dense_codes,
-    first_occurrences,
     group_quantiles,
     next_in_journey,
     positions,
 )
 from features.schema import EventLog
 
+Table = dict[str, np.ndarray]
 NS_PER_HOUR = 3_600 * 10**9
 ENDED = "(ended)"
 NOT_STARTED = "(not started)"
 _HASH_BASES = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
 
 
-def transitions(log: EventLog) -> pd.DataFrame:
+@dataclass(frozen=True)
+class StepMatrix:
+    """shares[r, c]: the share of `journeys` whose event at positions[c] is rows[r]."""
+
+    positions: np.ndarray
+    rows: np.ndarray
+    shares: np.ndarray
+    journeys: int
+
+    def share(self, row: str, position: int) -> float:
+        found = np.flatnonzero(self.rows == row)
+        if len(found) == 0:
+            return 0.0
+        return float(self.shares[found[0], np.flatnonzero(self.positions == position)[0]])
+
+
+def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     """Directly-follows pairs: count, journeys, out-probability, median and p95 hours between."""
-    pairs = _Pairs(log)
+    gaps = gaps or Gaps(log)
     n_steps = len(log.steps)
-    pair_id, distinct = dense_codes(pairs.code)
-    counts = np.bincount(pair_id, minlength=len(distinct))
+    code = log.step_codes[gaps.index].astype(np.int64) * n_steps + log.step_codes[gaps.following]
+    all_counts = np.bincount(code, minlength=n_steps * n_steps)  # few steps: no sort needed
+    distinct = np.flatnonzero(all_counts)
+    pair_id = np.cumsum(all_counts > 0)[code] - 1
+    counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
-    hours = pairs.nanoseconds / NS_PER_HOUR
-    quantiles = group_quantiles(pair_id, hours, len(distinct))
+    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), by_value=gaps.by_value)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
-    table = pd.DataFrame(
-        {
-            "from": log.steps[source],
-            "to": log.steps[target],
-            "count": counts,
-            "journeys": count_distinct_journeys(pairs.journey, pair_id, len(distinct)).astype(
-                np.int64
-            ),
-            "probability": counts / out_total[source],
-            "median_hours": quantiles[:, 0],
-            "p95_hours": quantiles[:, 1],
-            "total_hours": np.bincount(pair_id, weights=hours, minlength=len(distinct)),
-        }
-    )
-    return _ranked(table, "count", ["from", "to"])
+    journeys = count_distinct_journeys(log.journey_codes[gaps.index], pair_id, len(distinct))
+    table = {
+        "from": log.steps[source],
+        "to": log.steps[target],
+        "count": counts,
+        "journeys": journeys.astype(np.int64),
+        "probability": counts / out_total[source],
+        "median_hours": quantiles[:, 0],
+        "p95_hours": quantiles[:, 1],
+        "total_hours": np.bincount(pair_id, weights=gaps.hours, minlength=len(distinct)),
+    }
+    return ranked(table, "count", source, target)
 
 
-def start_and_end_steps(log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
+class Gaps:
+    """The time from every event to the next one in its journey, sorted once for every
+    quantile taken of it."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.index, self.following = next_in_journey(log)
+        self.hours = (log.times[self.following] - log.times[self.index]) / NS_PER_HOUR
+        self.by_value = np.argsort(self.hours)
+
+
+def start_and_end_steps(log: EventLog) -> tuple[Table, Table]:
     """How many journeys start, and end, with each step."""
     tables = []
     for index in (log.offsets[:-1], log.offsets[1:] - 1):
         counts = np.bincount(log.step_codes[index], minlength=len(log.steps))
-        table = pd.DataFrame(
-            {"step": log.steps, "journeys": counts, "share": counts / max(log.n_journeys, 1)}
-        )
-        tables.append(_ranked(table[table["journeys"] > 0], "journeys", ["step"]))
+        used = np.flatnonzero(counts)
+        table = {
+            "step": log.steps[used],
+            "journeys": counts[used],
+            "share": counts[used] / max(log.n_journeys, 1),
+        }
+        tables.append(ranked(table, "journeys", used))
     return tables[0], tables[1]
 
 
@@ -81,42 +112,48 @@ def journey_variants(log: EventLog) -> np.ndarray:
         hashes = np.add.reduceat(codes * powers[position], log.offsets[:-1])
         hashes = hashes * _HASH_BASES[1] + lengths
     variant, _ = dense_codes(hashes)
-    representative = np.zeros(variant.max() + 1, dtype=np.int64)
-    representative[variant[::-1]] = np.arange(len(variant))[::-1]  # first journey of each
-    same_length = lengths == lengths[representative[variant]]
+    representative = first_of_each(variant)
     echo = log.offsets[representative[variant]][log.journey_codes] + position
-    if not same_length.all() or (log.step_codes[echo] != log.step_codes).any():
+    if (lengths != lengths[representative[variant]]).any() or (
+        log.step_codes[np.minimum(echo, log.n_events - 1)] != log.step_codes
+    ).any():
         raise RuntimeError("two different step sequences share a hash; please report this log")
     return variant
 
 
-def variants(log: EventLog) -> pd.DataFrame:
+def first_of_each(groups: np.ndarray) -> np.ndarray:
+    """For dense group codes, the index of each group's first member."""
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    return order[np.r_[True, ordered[1:] != ordered[:-1]]] if len(groups) else order
+
+
+def variants(log: EventLog) -> Table:
     """Distinct step sequences with how many journeys follow each, most frequent first."""
     variant = journey_variants(log)
     counts = np.bincount(variant)
-    representative = first_occurrences(variant)
-    representative = representative[np.argsort(variant[representative])]
+    representative = first_of_each(variant)
     first, last = log.offsets[:-1], log.offsets[1:] - 1
     hours = (log.times[last] - log.times[first]) / NS_PER_HOUR
     durations = group_quantiles(variant, hours, len(counts), (0.5,))[:, 0]
-    steps = [
-        tuple(log.steps[log.step_codes[log.offsets[j] : log.offsets[j + 1]]])
-        for j in representative
-    ]
-    table = pd.DataFrame(
-        {
-            "steps": steps,
-            "journeys": counts,
-            "share": counts / max(log.n_journeys, 1),
-            "median_duration_hours": durations,
-        }
-    )
-    table = table.assign(key=[" > ".join(s) for s in steps])
-    table = _ranked(table, "journeys", ["key"]).drop(columns="key")
-    return table.assign(rank=np.arange(1, len(table) + 1))
+    lengths = np.diff(log.offsets)[representative]
+    bounds = np.r_[0, np.cumsum(lengths)]
+    events = np.repeat(log.offsets[representative] - bounds[:-1], lengths) + np.arange(bounds[-1])
+    names = log.steps[log.step_codes[events]].tolist()  # one conversion, then list slices
+    sequences = [names[a:b] for a, b in itertools.pairwise(bounds)]
+    steps = np.empty(len(counts), dtype=object)
+    steps[:] = [list(sequence) for sequence in sequences]
+    order = np.lexsort((representative, -counts))  # ties: by their first journey's id
+    return {
+        "rank": np.arange(1, len(counts) + 1),
+        "steps": steps[order],
+        "journeys": counts[order],
+        "share": counts[order] / max(log.n_journeys, 1),
+        "median_duration_hours": durations[order],
+    }
 
 
-def step_matrix(log: EventLog, n_positions: int = 10) -> pd.DataFrame:
+def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
     """Share of journeys whose k-th event (k = 1..n_positions) is each step, plus '(ended)'."""
     position = positions(log)
     keep = position < n_positions
@@ -125,94 +162,149 @@ def step_matrix(log: EventLog, n_positions: int = 10) -> pd.DataFrame:
         minlength=len(log.steps) * n_positions,
     )
     shares = counts.reshape(len(log.steps), n_positions) / max(log.n_journeys, 1)
-    matrix = pd.DataFrame(
-        shares, index=pd.Index(log.steps, name="step"), columns=range(1, n_positions + 1)
+    ended = 1.0 - shares.sum(axis=0)
+    return _matrix(
+        np.arange(1, n_positions + 1), log.steps, shares, log.n_journeys, [(ENDED, ended)]
     )
-    matrix.loc[ENDED] = 1.0 - matrix.sum(axis=0)
-    return matrix[matrix.sum(axis=1) > 0]
 
 
-def anchored_step_matrix(log: EventLog, anchor: str, n_positions: int = 5) -> pd.DataFrame:
+def anchored_step_matrix(log: EventLog, anchor: str, n_positions: int = 5) -> StepMatrix:
     """Like `step_matrix`, relative to each journey's first `anchor` (positions -k..k).
 
     Only journeys that reach the anchor count; '(not started)' and '(ended)' fill positions
     before their first and after their last event.
     """
-    codes = log.step_codes
-    anchor_code = _step_code(log, anchor)
-    at_anchor = np.flatnonzero(codes == anchor_code)
-    first = first_occurrences(log.journey_codes[at_anchor])
-    journeys = log.journey_codes[at_anchor][first]
+    at_anchor = np.flatnonzero(log.step_codes == _step_code(log, anchor))
+    journey = log.journey_codes[at_anchor]
+    first = at_anchor[np.r_[True, journey[1:] != journey[:-1]]] if len(at_anchor) else at_anchor
     anchor_index = np.full(log.n_journeys, -1, dtype=np.int64)
-    anchor_index[journeys] = at_anchor[first]
+    anchor_index[log.journey_codes[first]] = first
     has_anchor = anchor_index[log.journey_codes] >= 0
     relative = np.arange(log.n_events) - anchor_index[log.journey_codes]
     keep = has_anchor & (np.abs(relative) <= n_positions)
     width = 2 * n_positions + 1
     counts = np.bincount(
-        codes[keep].astype(np.int64) * width + relative[keep] + n_positions,
+        log.step_codes[keep].astype(np.int64) * width + relative[keep] + n_positions,
         minlength=len(log.steps) * width,
     )
-    shares = counts.reshape(len(log.steps), width) / max(len(journeys), 1)
-    matrix = pd.DataFrame(
-        shares, index=pd.Index(log.steps, name="step"), columns=range(-n_positions, n_positions + 1)
-    )
-    missing = 1.0 - matrix.sum(axis=0)
-    matrix.loc[NOT_STARTED] = np.where(matrix.columns < 0, missing, 0.0)
-    matrix.loc[ENDED] = np.where(matrix.columns > 0, missing, 0.0)
-    matrix.attrs["journeys"] = len(journeys)
-    return matrix[matrix.sum(axis=1) > 0]
+    shares = counts.reshape(len(log.steps), width) / max(len(first), 1)
+    columns = np.arange(-n_positions, n_positions + 1)
+    missing = 1.0 - shares.sum(axis=0)
+    fill = [
+        (NOT_STARTED, np.where(columns < 0, missing, 0.0)),
+        (ENDED, np.where(columns > 0, missing, 0.0)),
+    ]
+    return _matrix(columns, log.steps, shares, len(first), fill)
 
 
-def funnel(log: EventLog, steps: list[str]) -> pd.DataFrame:
+def _matrix(
+    columns: np.ndarray,
+    steps: np.ndarray,
+    shares: np.ndarray,
+    journeys: int,
+    extra: list[tuple[str, np.ndarray]],
+) -> StepMatrix:
+    rows = np.concatenate([steps, np.array([name for name, _ in extra], dtype=object)])
+    shares = np.vstack([shares, *[values for _, values in extra]])
+    used = shares.sum(axis=1) > 1e-12
+    return StepMatrix(columns, rows[used], shares[used], journeys)
+
+
+def first_steps(log: EventLog, depth: int = 4) -> dict[str, Table]:
+    """The opening of journeys, for a Sankey diagram: how many journeys have each step at
+    positions 1..depth (`nodes`), and how many go from each step at position k to each at k + 1
+    (`flows`, positioned at k)."""
+    n_steps = len(log.steps)
+    position = positions(log)
+    at = np.flatnonzero(position < depth)
+    node = np.bincount(position[at] * n_steps + log.step_codes[at], minlength=depth * n_steps)
+    index, following = next_in_journey(log)
+    index, following = index[position[index] < depth - 1], following[position[index] < depth - 1]
+    code = (position[index] * n_steps + log.step_codes[index]) * n_steps + log.step_codes[following]
+    flow = np.bincount(code, minlength=max(depth - 1, 0) * n_steps * n_steps)
+    node_at, flow_at = np.flatnonzero(node), np.flatnonzero(flow)
+    node_position, node_step = np.divmod(node_at, n_steps)
+    flow_from, flow_to = np.divmod(flow_at, n_steps)
+    flow_position, flow_from = np.divmod(flow_from, n_steps)
+    return {
+        "nodes": {
+            "position": node_position + 1,
+            "step": log.steps[node_step],
+            "journeys": node[node_at],
+        },
+        "flows": {
+            "position": flow_position + 1,
+            "from": log.steps[flow_from],
+            "to": log.steps[flow_to],
+            "journeys": flow[flow_at],
+        },
+    }
+
+
+def funnel(log: EventLog, steps: list[str]) -> Table:
     """Journeys reaching each named step in order (each after the previous one), and drop-off."""
-    codes = [_step_code(log, step) for step in steps]
     reached_at = log.offsets[:-1] - 1  # every journey "reached" a virtual stage before its start
     alive = np.ones(log.n_journeys, dtype=bool)
-    rows, previous = [], log.n_journeys
-    for step, code in zip(steps, codes, strict=True):
-        candidates = np.flatnonzero(log.step_codes == code)
+    journeys_reaching, medians = [], []
+    for step in steps:
+        candidates = np.flatnonzero(log.step_codes == _step_code(log, step))
         journey = log.journey_codes[candidates]
         later = alive[journey] & (candidates > reached_at[journey])
-        first = first_occurrences(journey[later])
-        journeys = journey[later][first]
-        index = candidates[later][first]
-        gap = (log.times[index] - log.times[np.maximum(reached_at[journeys], 0)]) / NS_PER_HOUR
-        median = float(np.median(gap)) if rows and len(gap) else np.nan
+        candidates, journey = candidates[later], journey[later]
+        first = np.r_[True, journey[1:] != journey[:-1]] if len(journey) else later[:0]
+        journeys, index = journey[first], candidates[first]
+        since = log.times[np.maximum(reached_at[journeys], log.offsets[journeys])]
+        medians.append(
+            float(np.median((log.times[index] - since) / NS_PER_HOUR))
+            if journeys_reaching and len(index)
+            else np.nan
+        )
         alive = np.zeros(log.n_journeys, dtype=bool)
         alive[journeys] = True
         reached_at[journeys] = index
-        rows.append(
-            {
-                "step": step,
-                "journeys": len(journeys),
-                "conversion": len(journeys) / previous if previous else 0.0,
-                "drop_off": previous - len(journeys) if rows else 0,
-                "median_hours_from_previous": median,
-            }
-        )
-        previous = len(journeys)
-    rows[0]["conversion"] = 1.0
-    return pd.DataFrame(rows)
+        journeys_reaching.append(len(journeys))
+    reaching = np.asarray(journeys_reaching, dtype=np.int64)
+    previous = np.r_[reaching[0], reaching[:-1]]
+    return {
+        "step": np.asarray(steps, dtype=object),
+        "journeys": reaching,
+        "conversion": np.divide(reaching, previous, out=np.zeros(len(steps)), where=previous > 0),
+        "drop_off": previous - reaching,
+        "median_hours_from_previous": np.asarray(medians),
+    }
 
 
-def step_durations(log: EventLog) -> pd.DataFrame:
-    """Per step: journeys reaching it, and hours from their first event to its first occurrence."""
+def step_durations(log: EventLog) -> Table:
+    """Per step: journeys reaching it, the hours from their first event to its first occurrence,
+    and the median position (1-based) of that first occurrence."""
     n_steps = len(log.steps)
-    key = log.journey_codes * n_steps + log.step_codes
-    first = first_occurrences(key)
+    first = _first_per_journey_and_step(log)
     step = log.step_codes[first]
-    hours = (log.times[first] - log.times[log.offsets[log.journey_codes[first]]]) / NS_PER_HOUR
+    start = log.offsets[log.journey_codes[first]]
+    hours = (log.times[first] - log.times[start]) / NS_PER_HOUR
     quantiles = group_quantiles(step, hours, n_steps)
-    table = pd.DataFrame(
-        {
-            "step": log.steps,
-            "journeys": np.bincount(step, minlength=n_steps),
-            "median_hours_from_first": quantiles[:, 0],
-            "p95_hours_from_first": quantiles[:, 1],
-        }
-    )
-    return table[table["journeys"] > 0].sort_values("median_hours_from_first", kind="stable")
+    position = group_quantiles(step, (first - start + 1).astype(np.float64), n_steps, (0.5,))
+    journeys = np.bincount(step, minlength=n_steps)
+    used = np.flatnonzero(journeys)
+    order = used[np.lexsort((used, quantiles[used, 0]))]
+    return {
+        "step": log.steps[order],
+        "journeys": journeys[order],
+        "median_hours_from_first": quantiles[order, 0],
+        "p95_hours_from_first": quantiles[order, 1],
+        "median_position": position[order, 0],
+    }
+
+
+def _first_per_journey_and_step(log: EventLog) -> np.ndarray:
+    """Index of each step's first event in each journey: one pass per step, no sort, because
+    the log is sorted by journey."""
+    firsts = []
+    for code in range(len(log.steps)):
+        index = np.flatnonzero(log.step_codes == code)
+        journey = log.journey_codes[index]
+        firsts.append(index[np.r_[True, journey[1:] != journey[:-1]]] if len(index) else index)
+    return np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int64)
 
 
 def journey_lengths(log: EventLog) -> dict[str, float]:
@@ -227,44 +319,68 @@ def journey_lengths(log: EventLog) -> dict[str, float]:
     }
 
 
-def step_dwell(log: EventLog) -> pd.DataFrame:
+def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     """Per step: how long journeys wait after it until their next event (dwell time)."""
-    index, following = next_in_journey(log)
-    step = log.step_codes[index]
-    hours = (log.times[following] - log.times[index]) / NS_PER_HOUR
+    gaps = gaps or Gaps(log)
+    step = log.step_codes[gaps.index]
     n_steps = len(log.steps)
-    quantiles = group_quantiles(step, hours, n_steps)
-    table = pd.DataFrame(
-        {
-            "step": log.steps,
-            "count": np.bincount(step, minlength=n_steps),
-            "median_dwell_hours": quantiles[:, 0],
-            "p95_dwell_hours": quantiles[:, 1],
-            "total_dwell_hours": np.bincount(step, weights=hours, minlength=n_steps),
-        }
-    )
-    return table[table["count"] > 0]
+    quantiles = group_quantiles(step, gaps.hours, n_steps, by_value=gaps.by_value)
+    count = np.bincount(step, minlength=n_steps)
+    used = np.flatnonzero(count)
+    return {
+        "step": log.steps[used],
+        "count": count[used],
+        "median_dwell_hours": quantiles[used, 0],
+        "p95_dwell_hours": quantiles[used, 1],
+        "total_dwell_hours": np.bincount(step, weights=gaps.hours, minlength=n_steps)[used],
+    }
 
 
-def bottlenecks(
-    transition_table: pd.DataFrame, dwell: pd.DataFrame, top: int = 20
-) -> dict[str, pd.DataFrame]:
+def bottlenecks(transition_table: Table, dwell: Table, top: int = 20) -> dict[str, Table]:
     """The slowest transitions and steps weighted by traffic: by total hours spent in them."""
     columns = ["from", "to", "count", "median_hours", "p95_hours", "total_hours"]
-    slow_transitions = _ranked(transition_table[columns], "total_hours", ["from", "to"])
-    slow_steps = _ranked(dwell, "total_dwell_hours", ["step"])
-    return {"transitions": slow_transitions.head(top), "steps": slow_steps.head(top)}
+    slow = ranked({c: transition_table[c] for c in columns}, "total_hours")
+    slow_steps = ranked(dwell, "total_dwell_hours")
+    return {"transitions": head(slow, top), "steps": head(slow_steps, top)}
 
 
-class _Pairs:
-    """Directly-follows pairs: their step-pair code, journey, and the time between."""
+def most_frequent_route(
+    step_codes: np.ndarray,
+    n_steps: int,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    members: np.ndarray,
+    max_steps: int = 15,
+) -> list[tuple[int, int]]:
+    """The most frequent route of the member sequences `step_codes[starts:starts + lengths]`:
+    from the first event, at each position the step most of the sequences still on the route
+    take next, until more of them end there than go on. Returns (step code, sequences still
+    on the route) per position."""
+    following = members.copy()
+    route = []
+    last = len(step_codes) - 1
+    for position in range(max_steps):
+        going_on = following & (lengths > position)
+        ended = int((following & (lengths == position)).sum())
+        counts = np.bincount(step_codes[starts[going_on] + position], minlength=n_steps)
+        best = int(np.argmax(counts)) if going_on.any() else -1
+        if best < 0 or counts[best] <= ended:
+            break
+        following = going_on & (step_codes[np.minimum(starts + position, last)] == best)
+        route.append((best, int(following.sum())))
+    return route
 
-    def __init__(self, log: EventLog) -> None:
-        index, following = next_in_journey(log)
-        n_steps = len(log.steps)
-        self.code = log.step_codes[index].astype(np.int64) * n_steps + log.step_codes[following]
-        self.journey = log.journey_codes[index]
-        self.nanoseconds = log.times[following] - log.times[index]
+
+def ranked(table: Table, by: str, *tie_breakers: np.ndarray) -> Table:
+    """Descending by `by`; ties by the given keys (step codes sort as their names), then by
+    position, so the output never depends on anything but the data."""
+    keys = [np.arange(len(table[by])), *reversed(tie_breakers), -table[by]]
+    order = np.lexsort(keys)
+    return {name: values[order] for name, values in table.items()}
+
+
+def head(table: Table, n: int) -> Table:
+    return {name: values[:n] for name, values in table.items()}
 
 
 def _step_code(log: EventLog, step: str) -> int:
@@ -272,11 +388,3 @@ def _step_code(log: EventLog, step: str) -> int:
     if len(found) == 0:
         raise ValueError(f"unknown step {step!r}; steps in the log: {list(log.steps)}")
     return int(found[0])
-
-
-def _ranked(table: pd.DataFrame, by: str, tie_breakers: list[str]) -> pd.DataFrame:
-    """Descending by `by`, ties in name order, so output never depends on hash order."""
-    ascending = [False] + [True] * len(tie_breakers)
-    return table.sort_values(
-        [by, *tie_breakers], ascending=ascending, kind="stable", ignore_index=True
-    )

@@ -22,7 +22,6 @@ from features.report_svg import DASH, fmt_hours, fmt_int, fmt_pct, fmt_points, m
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 MAX_EDGES, SANKEY_DEPTH, FOREST_PER_KIND, MAX_GRAPH_COLUMNS = 25, 4, 5, 7
 ENDED, MATRIX_MIN_SHARE = "(ended)", 0.005
-_VARIANT_BUDGET = 500_000  # step visits read from `variants` to place the graph's columns
 
 
 def render_report(analysis: dict) -> str:
@@ -58,7 +57,9 @@ def build_context(analysis: dict) -> dict[str, Any]:
         "critical": _critical_section(critical) if critical else None,
         "paths": _paths_section(critical) if critical else None,
         "bottlenecks": _bottleneck_section(analysis.get("bottlenecks") or {}),
-        "variants": _variants_section(analysis.get("variants") or []),
+        "variants": _variants_section(
+            analysis.get("variants") or [], (analysis.get("meta") or {}).get("variants")
+        ),
         "funnels": [_funnel(f) for f in analysis.get("funnels") or []],
         "durations": _durations_section(analysis.get("durations") or {}),
         "matrices": _matrices(analysis),
@@ -76,21 +77,15 @@ def step_counts(analysis: dict) -> dict[str, int]:
 
 
 def step_columns(analysis: dict, counts: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """(column, level) per step: the level is the journey-weighted median position of its
-    first occurrence in `variants` (most frequent first, up to a budget), the levels merged
-    into MAX_GRAPH_COLUMNS columns; unseen steps go right of their most frequent predecessor."""
-    positions: dict[str, Counter[int]] = {}
-    budget = _VARIANT_BUDGET
-    for variant in analysis.get("variants") or []:
-        first: dict[str, int] = {}
-        for index, step in enumerate(variant["steps"]):
-            first.setdefault(step, index)
-        for step, index in first.items():
-            positions.setdefault(step, Counter())[index] += variant["journeys"]
-        budget -= len(variant["steps"])
-        if budget <= 0:
-            break
-    median = {step: _weighted_median(counts) for step, counts in positions.items()}
+    """(column, level) per step: the level is the median position of the step's first
+    occurrence in a journey (from `durations`), the levels merged into MAX_GRAPH_COLUMNS
+    columns; steps without one go right of their most frequent predecessor."""
+    rows = (analysis.get("durations") or {}).get("steps") or []
+    median = {
+        row["step"]: round(row["median_position"]) - 1
+        for row in rows
+        if row.get("median_position") is not None
+    }
     for row in analysis.get("transitions") or []:  # by count: the most frequent first
         if row["to"] not in median and row["from"] in median:
             median[row["to"]] = median[row["from"]] + 1
@@ -123,15 +118,6 @@ def _merge_levels(level: dict[str, int], counts: dict[str, int]) -> dict[int, in
     return {value: column for column, group in enumerate(groups) for value in group}
 
 
-def _weighted_median(counts: Counter[int]) -> int:
-    half, running = sum(counts.values()) / 2, 0
-    for value in sorted(counts):
-        running += counts[value]
-        if running >= half:
-            return value
-    return 0
-
-
 def _graph_section(analysis: dict) -> dict[str, Any]:
     transitions = analysis.get("transitions") or []
     counts = step_counts(analysis)
@@ -156,8 +142,9 @@ def _graph_section(analysis: dict) -> dict[str, Any]:
 
 def _sankey_section(analysis: dict) -> dict[str, Any]:
     positions = len((analysis.get("step_matrix") or {}).get("positions") or []) or SANKEY_DEPTH
-    variants = analysis.get("variants") or []
-    columns, flows = svg.sankey_flows(variants, min(SANKEY_DEPTH, positions))
+    columns, flows = svg.sankey_flows(
+        analysis.get("first_steps") or {}, min(SANKEY_DEPTH, positions)
+    )
     if not columns:
         return {"svg": None, "caption": "No journeys to draw."}
     total = sum(n for _, n in columns[0])
@@ -310,12 +297,13 @@ def divergence(positive: list[str], negative: list[str], task: str) -> str:
     )
 
 
-def _variants_section(variants: list[dict]) -> dict[str, Any]:
-    top, caption = variants[:10], ""
+def _variants_section(variants: list[dict], total: int | None) -> dict[str, Any]:
+    """The top variants; `total` counts them all (analysis.json keeps the top ones only)."""
+    top, caption, total = variants[:10], "", total or len(variants)
     if top:
-        which = "All" if len(top) == len(variants) else f"The {len(top)} most common of"
+        which = "All" if len(top) == total else f"The {len(top)} most common of"
         caption = (
-            f"{which} {fmt_int(len(variants))} variants cover "
+            f"{which} {fmt_int(total)} variants cover "
             f"{fmt_pct(sum(v['share'] for v in top))} of journeys; the most common "
             f"({len(top[0]['steps'])} steps) is followed by {fmt_pct(top[0]['share'])}."
         )

@@ -213,24 +213,29 @@ def _edge(edge: Edge, layout: _Layout, width: float, label: bool) -> str:
 
 
 def sankey_flows(
-    variants: list[dict], depth: int = 4, top: int = 6
+    first_steps: dict, depth: int = 4, top: int = 6
 ) -> tuple[list[list[tuple[str, int]]], dict[tuple[int, str, str], int]]:
     """Columns [(label, journeys)] of the first `depth` positions (top steps, then '(other)')
-    and flows {(k, label at k, label at k + 1): journeys}, exact since variants hold every
-    journey; journeys that have ended by a position leave the diagram."""
+    and flows {(k, label at k, label at k + 1): journeys} from the analysis' `first_steps`
+    (exact counts over every journey); journeys that have ended by a position leave it."""
     totals: list[Counter[str]] = [Counter() for _ in range(depth)]
-    for variant in variants:
-        for k, step in enumerate(variant["steps"][:depth]):
-            totals[k][step] += variant["journeys"]
+    for row in first_steps.get("nodes") or []:
+        if row["position"] <= depth:
+            totals[row["position"] - 1][row["step"]] += row["journeys"]
     keep = [{s for s, _ in sorted(t.items(), key=lambda i: (-i[1], i[0]))[:top]} for t in totals]
-    flows: Counter[tuple[int, str, str]] = Counter()
+
+    def label(k: int, step: str) -> str:
+        return step if step in keep[k] else OTHER
+
     columns: list[Counter[str]] = [Counter() for _ in range(depth)]
-    for variant in variants:
-        labels = [s if s in keep[k] else OTHER for k, s in enumerate(variant["steps"][:depth])]
-        for k, label in enumerate(labels):
-            columns[k][label] += variant["journeys"]
-            if k + 1 < len(labels):
-                flows[k, label, labels[k + 1]] += variant["journeys"]
+    for k, counts in enumerate(totals):
+        for step, journeys in counts.items():
+            columns[k][label(k, step)] += journeys
+    flows: Counter[tuple[int, str, str]] = Counter()
+    for row in first_steps.get("flows") or []:
+        k = row["position"] - 1
+        if k + 1 < depth:
+            flows[k, label(k, row["from"]), label(k + 1, row["to"])] += row["journeys"]
     ordered = [sorted(c.items(), key=lambda i: (i[0] == OTHER, -i[1], i[0])) for c in columns if c]
     return ordered, dict(flows)
 

@@ -1,19 +1,27 @@
 """The canonical event schema and the one shared data structure, `EventLog`.
 
-An `EventLog` is a frame of canonical columns sorted by journey, then time, then the remaining
-columns (so the order never depends on the order rows arrived in), with the journey and step
-columns dictionary-encoded in sorted order. Path analysis and features read its integer arrays:
-`offsets` (where each journey starts), `journey_codes`, `step_codes` and `times`.
+An `EventLog` holds the canonical columns as arrays, sorted by journey, then time, then the
+remaining columns (so the order never depends on the order rows arrived in). Journeys and steps
+are dictionary-encoded in sorted order: journey i is rows `offsets[i]:offsets[i + 1]`, its
+steps are `steps[step_codes[...]]` and its times `times[...]` (int64 ns, UTC).
+
+This module needs numpy and pyarrow only: a log saved in canonical form is read back without
+pandas, which keeps `journeyguard analyze` light. Frames come in and go out through
+`features.frames`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
@@ -29,42 +37,112 @@ OPTIONAL_NUMBER_COLUMNS = (VALUE, SCORE)
 CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_TEXT_COLUMNS + OPTIONAL_NUMBER_COLUMNS
 
 TIME_DTYPE = "datetime64[ns, UTC]"
+CANONICAL_MARK = b"journeyguard.canonical"  # Parquet metadata key of a log saved by `to_parquet`
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A dictionary-encoded text column: `codes` (-1 for missing) into sorted `categories`."""
+
+    codes: np.ndarray
+    categories: np.ndarray
+
+    def take(self, keep: np.ndarray) -> Coded:
+        return Coded(self.codes[keep], self.categories)
+
+    def values(self) -> np.ndarray:
+        """The text of each row (None where missing), as an object array."""
+        text = np.append(self.categories.astype(object), None)
+        return text[self.codes]
+
+
+Column = np.ndarray | Coded
 
 
 @dataclass(frozen=True, eq=False)
 class EventLog:
-    """A validated event log: canonical columns first, then attribute columns.
+    """A validated, canonically sorted event log.
 
-    Build one with `EventLog.from_frame`, which trusts its input's values (validation lives in
-    `features.load`) and only puts it in canonical form.
+    Build one from a frame with `EventLog.from_frame` (which trusts its values; validation lives
+    in `features.load`) or read one saved by `to_parquet` with `EventLog.read_parquet`.
+    `columns` holds the optional canonical columns and the attributes, row-aligned: text as
+    `Coded`, numbers as float64 arrays.
     """
 
-    events: pd.DataFrame
+    journey_ids: np.ndarray
+    offsets: np.ndarray
+    steps: np.ndarray
+    step_codes: np.ndarray
+    times: np.ndarray
+    columns: Mapping[str, Column] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> EventLog:
         """Canonical form of a frame with at least `customer_id`, `timestamp` and `event`."""
-        events = encode(frame)
-        return cls(events.iloc[canonical_order(events)].reset_index(drop=True))
+        from features.frames import log_from_frame
+
+        return log_from_frame(frame)
 
     @classmethod
     def read_parquet(cls, path: str | Path) -> EventLog:
-        """Reads a log written by `to_parquet` (or any Parquet file with canonical columns)."""
-        return cls.from_frame(pd.read_parquet(path))
+        """Reads a log: fast when `to_parquet` wrote it, else through `from_frame`."""
+        log = read_canonical(path)
+        if log is None:
+            import pandas as pd
+
+            log = cls.from_frame(pd.read_parquet(path))
+        return log
 
     def to_parquet(self, path: str | Path) -> None:
-        """Writes the canonical, dictionary-encoded form."""
-        self.events.to_parquet(path, index=False)
+        """Writes the canonical, dictionary-encoded form, marked so it reads back fast."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrays = {
+            CUSTOMER_ID: _dictionary(self.journey_codes, self.journey_ids),
+            TIMESTAMP: pa.array(self.times, type=pa.timestamp("ns", tz="UTC")),
+            EVENT: _dictionary(self.step_codes, self.steps),
+        }
+        for name, column in self.columns.items():
+            arrays[name] = (
+                _dictionary(column.codes, column.categories)
+                if isinstance(column, Coded)
+                else pa.array(column, from_pandas=True)
+            )
+        table = pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
+        pq.write_table(table, path)
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """The log as a pandas frame (categoricals for text, UTC times)."""
+        from features.frames import log_to_frame
+
+        return log_to_frame(self)
+
+    def column(self, name: str) -> Column | None:
+        return self.columns.get(name)
 
     def select(self, keep: np.ndarray) -> EventLog:
         """The log of the events where `keep` is true; journeys left without events vanish."""
-        events = self.events[keep].reset_index(drop=True)
-        events[CUSTOMER_ID] = events[CUSTOMER_ID].cat.remove_unused_categories()
-        return EventLog(events)
+        kept_codes = self.journey_codes[keep]
+        present = np.bincount(kept_codes, minlength=self.n_journeys) > 0
+        renumber = np.cumsum(present) - 1
+        counts = np.bincount(renumber[kept_codes], minlength=int(present.sum()))
+        return EventLog(
+            journey_ids=self.journey_ids[present],
+            offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+            steps=self.steps,
+            step_codes=self.step_codes[keep],
+            times=self.times[keep],
+            columns={
+                name: column.take(keep) if isinstance(column, Coded) else column[keep]
+                for name, column in self.columns.items()
+            },
+        )
 
-    def until(self, as_of: pd.Timestamp) -> EventLog:
-        """The log as it stood at `as_of`: events at or before it."""
-        return self.select(self.times <= pd.Timestamp(as_of).value)
+    def until(self, as_of: Any) -> EventLog:
+        """The log as it stood at `as_of` (a Timestamp or ns): events at or before it."""
+        return self.select(self.times <= _nanoseconds(as_of))
 
     def select_journeys(self, keep: np.ndarray) -> EventLog:
         """The log of the journeys where `keep` (one bool per journey) is true."""
@@ -83,50 +161,33 @@ class EventLog:
     def _time_keys(self) -> tuple[np.ndarray, np.ndarray]:
         # (journey, rank of time) as one int64 that increases along the sorted log, so one
         # searchsorted finds prefixes of many journeys at once; ranks keep the numbers small.
-        distinct_times = np.sort(pd.unique(self.times))
+        distinct_times = sorted_unique(self.times)
         rank = np.searchsorted(distinct_times, self.times, side="left")
         return distinct_times, self.journey_codes * (len(distinct_times) + 1) + rank
 
     @property
     def attribute_columns(self) -> list[str]:
-        return [c for c in self.events.columns if c not in CANONICAL_COLUMNS]
+        return [c for c in self.columns if c not in CANONICAL_COLUMNS]
 
     @property
     def n_events(self) -> int:
-        return len(self.events)
+        return len(self.step_codes)
 
     @property
     def n_journeys(self) -> int:
         return len(self.offsets) - 1
 
     @cached_property
-    def journey_ids(self) -> np.ndarray:
-        """The journey ids, in journey-code order (sorted); only ids that have events."""
-        return self.events[CUSTOMER_ID].cat.categories.to_numpy(dtype=object)
-
-    @cached_property
     def journey_codes(self) -> np.ndarray:
-        return self.events[CUSTOMER_ID].cat.codes.to_numpy(dtype=np.int64)
+        return np.repeat(np.arange(self.n_journeys, dtype=np.int64), np.diff(self.offsets))
 
-    @cached_property
-    def offsets(self) -> np.ndarray:
-        """Journey i is rows `offsets[i]:offsets[i + 1]`."""
-        counts = np.bincount(self.journey_codes, minlength=len(self.journey_ids))
-        return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    @property
+    def first_time(self) -> int:
+        return int(self.times.min())
 
-    @cached_property
-    def steps(self) -> np.ndarray:
-        """The step vocabulary, sorted; `step_codes` index into it."""
-        return self.events[EVENT].cat.categories.to_numpy(dtype=object)
-
-    @cached_property
-    def step_codes(self) -> np.ndarray:
-        return self.events[EVENT].cat.codes.to_numpy(dtype=np.int32)
-
-    @cached_property
-    def times(self) -> np.ndarray:
-        """Event times as int64 nanoseconds since the epoch, UTC."""
-        return self.events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    @property
+    def last_time(self) -> int:
+        return int(self.times.max())
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,9 +203,9 @@ class Snapshots:
     as_of: np.ndarray  # int64 ns, UTC
 
     @classmethod
-    def at(cls, log: EventLog, as_of: pd.Timestamp) -> Snapshots:
+    def at(cls, log: EventLog, as_of: Any) -> Snapshots:
         """Every journey with an event at or before `as_of`, seen at `as_of`."""
-        as_of_ns = pd.Timestamp(as_of).value
+        as_of_ns = _nanoseconds(as_of)
         journeys = np.flatnonzero(log.times[log.offsets[:-1]] <= as_of_ns)
         return cls(log, journeys, np.full(len(journeys), as_of_ns, dtype=np.int64))
 
@@ -163,75 +224,99 @@ class Snapshots:
     def customer_ids(self) -> np.ndarray:
         return self.log.journey_ids[self.journeys]
 
-    @property
-    def as_of_times(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.as_of.astype("datetime64[ns]")).tz_localize("UTC")
-
     def subset(self, keep: np.ndarray) -> Snapshots:
         return Snapshots(self.log, self.journeys[keep], self.as_of[keep])
 
 
-def encode(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical columns first, then attributes; text dictionary-encoded in sorted order, times
-    as UTC nanoseconds, numbers as float64. Rows keep their order and index."""
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"an event log needs the columns {missing}; got {list(frame.columns)}")
-    present = [c for c in CANONICAL_COLUMNS if c in frame.columns]
-    attributes = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
-    events = frame[present + attributes].copy()
-    events[TIMESTAMP] = pd.to_datetime(events[TIMESTAMP], utc=True).astype(TIME_DTYPE)
-    for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
-        if column in events.columns:
-            events[column] = _sorted_categorical(events[column])
-    for column in OPTIONAL_NUMBER_COLUMNS:
-        if column in events.columns:
-            events[column] = pd.to_numeric(events[column]).astype("float64")
-    return events
+def read_canonical(path: str | Path, columns: list[str] | None = None) -> EventLog | None:
+    """A log that `EventLog.to_parquet` wrote, read straight into arrays; None for any other
+    file. `columns` limits the optional columns read (default: all)."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    if (schema.metadata or {}).get(CANONICAL_MARK) != b"1":
+        return None
+    names = [c for c in schema.names if c not in REQUIRED_COLUMNS]
+    wanted = names if columns is None else [c for c in names if c in columns]
+    # ParquetFile rather than read_table: the dataset layer behind read_table imports pandas.
+    text = [f.name for f in schema if _is_text(f.type)]
+    table = pq.ParquetFile(path, read_dictionary=text).read(columns=[*REQUIRED_COLUMNS, *wanted])
+    journey = _coded(table.column(CUSTOMER_ID))
+    counts = np.bincount(journey.codes, minlength=len(journey.categories))
+    event = _coded(table.column(EVENT))
+    extra = {name: _column(table.column(name)) for name in wanted}
+    times = _from_buffers(table.column(TIMESTAMP).combine_chunks(), np.dtype(np.int64), 0)
+    return EventLog(
+        journey_ids=journey.categories,
+        offsets=np.r_[0, np.cumsum(counts)],
+        steps=event.categories,
+        step_codes=event.codes.astype(np.int32),
+        times=times,
+        columns=extra,
+    )
 
 
-def canonical_order(events: pd.DataFrame) -> np.ndarray:
-    """Row order by journey, time, then every other column: total, so input order cannot show.
-
-    Stable: rows equal in every column keep their relative order.
-    """
-    journeys = events[CUSTOMER_ID].cat.codes.to_numpy()
-    times = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    if _strictly_ordered(journeys, times):
-        return np.arange(len(events))
-    keys = []
-    for column in reversed(events.columns):
-        series = events[column]
-        if isinstance(series.dtype, pd.CategoricalDtype):
-            keys.append(series.cat.codes.to_numpy())
-        elif column == TIMESTAMP:
-            keys.append(times)
-        else:
-            keys.append(pd.factorize(series, sort=True)[0])
-    # lexsort's last key is the primary one: customer_id, then timestamp, then the rest.
-    return np.lexsort(keys)
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (a sort and a comparison: faster than np.unique here)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
-def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
-    """Sorted by journey then time with no two events of a journey at one time: no ties to
-    break, so the order is already canonical."""
-    if len(journeys) < 2:
-        return True
-    step = np.diff(journeys)
-    return bool((step >= 0).all() and ((step > 0) | (np.diff(times) > 0)).all())
+def _nanoseconds(moment: Any) -> int:
+    return int(getattr(moment, "value", moment))
 
 
-def _sorted_categorical(column: pd.Series) -> pd.Categorical:
-    """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        encoded = column.cat.remove_unused_categories()
-        if not pd.api.types.is_string_dtype(encoded.cat.categories):
-            encoded = encoded.cat.rename_categories(encoded.cat.categories.astype(str))
-        if not encoded.cat.categories.is_monotonic_increasing:
-            encoded = encoded.cat.reorder_categories(encoded.cat.categories.sort_values())
-        return encoded.array
-    codes, uniques = pd.factorize(column, sort=True)
-    categorical = pd.Categorical.from_codes(codes, categories=pd.Index(uniques).astype(str))
-    if not categorical.categories.is_monotonic_increasing:  # numbers sort apart from their text
-        categorical = categorical.reorder_categories(sorted(categorical.categories))
-    return categorical
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or (pa.types.is_dictionary(arrow_type) and pa.types.is_string(arrow_type.value_type))
+    )
+
+
+def _dictionary(codes: np.ndarray, categories: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(categories.astype(str)))
+
+
+def _coded(chunked: Any) -> Coded:
+    """A dictionary column of Arrow as `Coded` with sorted categories."""
+    array = chunked.unify_dictionaries().combine_chunks() if chunked.num_chunks else chunked
+    categories = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    codes = _nullable_integers(array.indices)
+    if (categories[1:] < categories[:-1]).any():  # chunks may add categories out of order
+        order = np.argsort(categories.astype(str), kind="stable")
+        rank = np.empty(len(order), dtype=np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+        categories = categories[order]
+    return Coded(codes, categories)
+
+
+def _nullable_integers(array: Any) -> np.ndarray:
+    """Arrow dictionary indices as int32, -1 for nulls."""
+    dtype = np.dtype(f"int{array.type.bit_width}")
+    return _from_buffers(array, dtype, -1).astype(np.int32)
+
+
+def _from_buffers(array: Any, dtype: np.dtype, missing: float) -> np.ndarray:
+    """A primitive Arrow array as numpy, `missing` for nulls, read from its buffers (pyarrow's
+    own conversion of arrays with nulls imports pandas)."""
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=dtype)[array.offset : array.offset + len(array)].copy()
+    if array.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values[~bits[array.offset : array.offset + len(array)].astype(bool)] = missing
+    return values
+
+
+def _column(chunked: Any) -> Column:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(chunked.type):
+        return _coded(chunked)
+    return _from_buffers(chunked.combine_chunks().cast(pa.float64()), np.dtype(np.float64), np.nan)

@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.special import gammaincinv
 
+from features.schema import EventLog
+
 STEPS = (
     "order_placed", "order_shipped", "delivery_delayed", "delivered", "onboarding_started",
     "onboarding_completed", "ticket_opened", "ticket_reassigned", "ticket_reopened", "escalated",
@@ -136,7 +138,9 @@ def write_simulation(simulation: Simulation, out: Path) -> dict[str, Path]:
         "truth": out.with_suffix(".truth.json"),
         "customers": out.with_name(f"{out.stem}.customers.parquet"),
     }
-    simulation.events.to_parquet(paths["events"], index=False)
+    # The canonical form: the log is valid by construction, so commands read it without
+    # validating it again.
+    EventLog.from_frame(simulation.events).to_parquet(paths["events"])
     simulation.customers.to_parquet(paths["customers"], index=False)
     paths["truth"].write_text(json.dumps(simulation.truth, indent=2) + "\n", encoding="utf-8")
     return paths

@@ -14,10 +14,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from features.config import WHITESPACE, AttributeSource, SourceConfig
-
-
-class LoadError(ValueError):
-    """A problem that stops the load; the message names the source and the column."""
+from features.errors import LoadError
 
 
 def source_columns(source: SourceConfig) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.config import UNIX_FORMATS, SourceConfig
-from features.sources import LoadError
+from features.errors import LoadError
 
 MISSING = "missing timestamp"
 UNPARSABLE = "unparsable timestamp"

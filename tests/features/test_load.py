@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from features.config import AttributeSource, SourceConfig
+from features.errors import LoadError
 from features.load import load_events, write_quarantine
-from features.sources import LoadError
 
 HEADER = "id,when,what,amount\n"
 

@@ -36,7 +36,7 @@ LOG = log_of(
 
 
 def test_transitions_by_hand():
-    table = paths.transitions(LOG).set_index(["from", "to"])
+    table = pd.DataFrame(paths.transitions(LOG)).set_index(["from", "to"])
     expected = {
         ("order", "ship"): 2,
         ("ship", "deliver"): 2,
@@ -53,38 +53,40 @@ def test_transitions_by_hand():
 
 
 def test_variants_and_start_end():
-    variants = paths.variants(log_of("a: x y", "b: x y", "c: y x", "d: x y y"))
-    assert variants["steps"].tolist() == [("x", "y"), ("x", "y", "y"), ("y", "x")]
+    variants = pd.DataFrame(paths.variants(log_of("a: x y", "b: x y", "c: y x", "d: x y y")))
+    # Ties keep the order of their first journeys: c before d.
+    assert variants["steps"].tolist() == [["x", "y"], ["y", "x"], ["x", "y", "y"]]
     assert variants["journeys"].tolist() == [2, 1, 1]
     assert variants["rank"].tolist() == [1, 2, 3]
     starts, ends = paths.start_and_end_steps(LOG)
     assert dict(zip(starts["step"], starts["journeys"], strict=True)) == {"order": 3}
+    assert ends["step"].tolist() == ["deliver", "ticket"]  # by journeys, then by name
     assert dict(zip(ends["step"], ends["journeys"], strict=True)) == {"deliver": 2, "ticket": 1}
 
 
 def test_step_matrix_shares_by_position():
     matrix = paths.step_matrix(LOG, n_positions=4)
-    assert matrix.loc["order", 1] == 1.0
-    assert matrix.loc["ship", 2] == pytest.approx(2 / 3)
-    assert matrix.loc["ticket", 2] == pytest.approx(1 / 3)
-    assert matrix.loc["(ended)", 3] == pytest.approx(1 / 3)
-    assert matrix.loc["(ended)", 4] == pytest.approx(2 / 3)
-    np.testing.assert_allclose(matrix.sum(axis=0), 1.0)
+    assert matrix.share("order", 1) == 1.0
+    assert matrix.share("ship", 2) == pytest.approx(2 / 3)
+    assert matrix.share("ticket", 2) == pytest.approx(1 / 3)
+    assert matrix.share("(ended)", 3) == pytest.approx(1 / 3)
+    assert matrix.share("(ended)", 4) == pytest.approx(2 / 3)
+    np.testing.assert_allclose(matrix.shares.sum(axis=0), 1.0)
 
 
 def test_anchored_step_matrix():
     matrix = paths.anchored_step_matrix(LOG, "ship", n_positions=2)
-    assert matrix.attrs["journeys"] == 2
-    assert matrix.loc["order", -1] == 1.0 and matrix.loc["(not started)", -2] == 1.0
-    assert matrix.loc["deliver", 1] == 0.5 and matrix.loc["ship", 1] == 0.5
-    np.testing.assert_allclose(matrix.sum(axis=0), 1.0)
+    assert matrix.journeys == 2
+    assert matrix.share("order", -1) == 1.0 and matrix.share("(not started)", -2) == 1.0
+    assert matrix.share("deliver", 1) == 0.5 and matrix.share("ship", 1) == 0.5
+    np.testing.assert_allclose(matrix.shares.sum(axis=0), 1.0)
     with pytest.raises(ValueError, match="unknown step 'shipp'"):
         paths.anchored_step_matrix(LOG, "shipp")
 
 
 def test_funnel_counts_only_steps_after_the_previous_stage():
     log = log_of("a: order ship deliver", "b: deliver order ship", "c: order deliver")
-    funnel = paths.funnel(log, ["order", "ship", "deliver"])
+    funnel = pd.DataFrame(paths.funnel(log, ["order", "ship", "deliver"]))
     assert funnel["journeys"].tolist() == [3, 2, 1]
     assert funnel["drop_off"].tolist() == [0, 1, 1]
     assert funnel["conversion"].tolist() == pytest.approx([1.0, 2 / 3, 1 / 2])
@@ -92,10 +94,10 @@ def test_funnel_counts_only_steps_after_the_previous_stage():
 
 
 def test_durations_and_dwell():
-    durations = paths.step_durations(LOG).set_index("step")
+    durations = pd.DataFrame(paths.step_durations(LOG)).set_index("step")
     assert durations.loc["deliver", "median_hours_from_first"] == pytest.approx(7.0)  # 10 and 4
     assert durations.loc["ship", "journeys"] == 2
-    dwell = paths.step_dwell(LOG).set_index("step")
+    dwell = pd.DataFrame(paths.step_dwell(LOG)).set_index("step")
     assert dwell.loc["ship", "count"] == 3 and dwell.loc["ship", "total_dwell_hours"] == 11
     lengths = paths.journey_lengths(LOG)
     assert lengths["events_median"] == 3 and lengths["duration_median_hours"] == 5
@@ -118,4 +120,7 @@ def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
     for steps in journeys:
         expected_variants[tuple(steps)] = expected_variants.get(tuple(steps), 0) + 1
     variants = paths.variants(log)
-    assert dict(zip(variants["steps"], variants["journeys"], strict=True)) == expected_variants
+    found = {
+        tuple(steps): n for steps, n in zip(variants["steps"], variants["journeys"], strict=True)
+    }
+    assert found == expected_variants

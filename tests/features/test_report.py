@@ -61,6 +61,32 @@ def _transitions() -> list[dict]:
     ]  # fmt: skip
 
 
+def _first_steps(depth: int = 4) -> dict:
+    nodes, flows = Counter(), Counter()
+    for steps, journeys in VARIANTS:
+        for k, step in enumerate(steps[:depth]):
+            nodes[k + 1, step] += journeys
+        for k, (a, b) in enumerate(itertools.pairwise(steps[:depth])):
+            flows[k + 1, a, b] += journeys
+    return {
+        "nodes": [{"position": k, "step": s, "journeys": n} for (k, s), n in nodes.items()],
+        "flows": [
+            {"position": k, "from": a, "to": b, "journeys": n} for (k, a, b), n in flows.items()
+        ],
+    }
+
+
+def _first_positions() -> dict[str, int]:
+    first: dict[str, list[int]] = {}
+    for steps, journeys in VARIANTS:
+        seen: dict[str, int] = {}
+        for k, step in enumerate(steps):
+            seen.setdefault(step, k + 1)
+        for step, k in seen.items():
+            first.setdefault(step, []).extend([k] * journeys)
+    return {step: sorted(ks)[len(ks) // 2] for step, ks in first.items()}
+
+
 def _critical() -> dict:
     return {
         "task": "churn", "label": "absent", "match": ["repeat_purchase"],
@@ -115,6 +141,7 @@ def analysis() -> dict:
                       "median_duration_hours": 36.0 * (i + 1)}
                      for i, (s, n) in enumerate(VARIANTS)],
         "step_matrix": _matrix(5),
+        "first_steps": _first_steps(),
         "anchored_step_matrix": None,
         "funnels": [{"name": "support", "stages": [
             {"step": "delivered", "journeys": 85, "conversion": 1.0, "drop_off": 0,
@@ -125,7 +152,8 @@ def analysis() -> dict:
              "median_hours_from_previous": 0.6}]}],
         "durations": {
             "steps": [{"step": s, "journeys": 50, "median_hours_from_first": 10.0 * i,
-                       "p95_hours_from_first": 20.0 * i} for i, s in enumerate(steps)],
+                       "p95_hours_from_first": 20.0 * i,
+                       "median_position": _first_positions()[s]} for i, s in enumerate(steps)],
             "journey": {"events_median": 3.0, "events_p95": 5.0, "duration_median_hours": 40.0,
                         "duration_p95_hours": 300.0}},
         "bottlenecks": {
@@ -224,8 +252,8 @@ def test_write_report_writes_the_page(analysis: dict, tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == render_report(analysis)
 
 
-def test_sankey_flows_are_exact_from_the_variants(analysis: dict) -> None:
-    columns, flows = sankey_flows(analysis["variants"], depth=4, top=2)
+def test_sankey_flows_are_exact_from_the_first_steps(analysis: dict) -> None:
+    columns, flows = sankey_flows(analysis["first_steps"], depth=4, top=2)
     assert [sum(n for _, n in column) for column in columns] == [100, 95, 95, 35]
     assert columns[1] == [("delivered", 85), ("ticket_opened", 10)]
     assert columns[2][-1] == ("(other)", 10)  # refund_denied is not in the top 2 there
@@ -239,6 +267,16 @@ def test_many_steps_keep_the_graph_capped(analysis: dict) -> None:
     steps = [f"step_{i:02d}" for i in range(36)]
     analysis["meta"]["steps"] = steps
     analysis["variants"] = [{"rank": 1, "steps": steps, "journeys": 10, "share": 1.0}]
+    analysis["durations"]["steps"] = [
+        {
+            "step": s,
+            "journeys": 10,
+            "median_position": i + 1,
+            "median_hours_from_first": 1.0 * i,
+            "p95_hours_from_first": 2.0 * i,
+        }
+        for i, s in enumerate(steps)
+    ]
     pairs = enumerate(itertools.pairwise(steps))
     analysis["transitions"] = [
         {"from": a, "to": b, "count": 10 + i, "journeys": 10, "probability": 1.0,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.schema import EventLog
 from features.simulate import STEPS, Simulation, simulate, write_simulation
 
 COLUMNS = {
@@ -200,7 +201,9 @@ def test_write_simulation_round_trips(tmp_path) -> None:
         "customers": tmp_path / "out" / "sim.customers.parquet",
     }
     assert all(path.is_file() for path in paths.values())
-    pd.testing.assert_frame_equal(pd.read_parquet(paths["events"]), simulation.events)
+    written = EventLog.read_parquet(paths["events"])  # the canonical form, read back fast
+    pd.testing.assert_frame_equal(written.events, EventLog.from_frame(simulation.events).events)
+    assert written.n_events == len(simulation.events)
     pd.testing.assert_frame_equal(pd.read_parquet(paths["customers"]), simulation.customers)
     assert json.loads(paths["truth"].read_text(encoding="utf-8")) == simulation.truth
 

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy
 
 from features.config import SourceConfig
+from features.errors import LoadError
 from features.load import load_events
-from features.sources import LoadError
 
 ROWS = pd.DataFrame(
     {

@@ -1,0 +1,27 @@
+"""Sources that are logs saved in canonical form (`EventLog.to_parquet`): read straight into
+arrays, without validation or pandas, because they were validated when they were written."""
+
+from __future__ import annotations
+
+from features.config import SourceConfig
+from features.schema import CANONICAL_COLUMNS, REQUIRED_COLUMNS, EventLog, read_canonical
+
+
+def read_if_canonical(source: SourceConfig, columns: list[str] | None = None) -> EventLog | None:
+    """The source's log when it is a canonical Parquet file used as it is, else None.
+
+    `columns` limits the optional columns read (default: the canonical ones and the
+    configured attributes)."""
+    if (
+        source.path is None
+        or source.format == "csv"
+        or source.path.suffix.lower() not in {".parquet", ".pq"}
+    ):
+        return None
+    renamed = any(source.columns.get(c, c) != c for c in CANONICAL_COLUMNS)
+    if renamed or source.defaults or source.attributes.path is not None:
+        return None
+    if columns is None:
+        optional = [c for c in CANONICAL_COLUMNS if c not in REQUIRED_COLUMNS]
+        columns = [*optional, *source.attributes.columns]
+    return read_canonical(source.path, columns=columns)

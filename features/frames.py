@@ -1,0 +1,146 @@
+"""Between pandas frames and `EventLog`: encoding, canonical order, and back.
+
+`log_from_frame` trusts the values it is given (validation lives in `features.load`); it only
+puts them in canonical form: text dictionary-encoded in sorted order, times as UTC
+nanoseconds, rows sorted by journey, time and then every other column.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.schema import (
+    CANONICAL_COLUMNS,
+    CUSTOMER_ID,
+    EVENT,
+    OPTIONAL_NUMBER_COLUMNS,
+    OPTIONAL_TEXT_COLUMNS,
+    REQUIRED_COLUMNS,
+    TIME_DTYPE,
+    TIMESTAMP,
+    Coded,
+    EventLog,
+)
+
+
+def log_from_frame(frame: pd.DataFrame) -> EventLog:
+    """Canonical form of a frame with at least `customer_id`, `timestamp` and `event`."""
+    events = encode(frame)
+    return log_from_encoded(events.iloc[canonical_order(events)])
+
+
+def log_from_encoded(events: pd.DataFrame) -> EventLog:
+    """An `EventLog` of a frame that `encode` made and `canonical_order` sorted."""
+    journey = events[CUSTOMER_ID].array
+    counts = np.bincount(journey.codes, minlength=len(journey.categories))
+    columns = {}
+    for name in events.columns:
+        if name in REQUIRED_COLUMNS:
+            continue
+        values = events[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            columns[name] = Coded(
+                values.cat.codes.to_numpy().astype(np.int32),
+                values.cat.categories.to_numpy(dtype=object),
+            )
+        else:
+            columns[name] = values.to_numpy(dtype=np.float64)
+    return EventLog(
+        journey_ids=journey.categories.to_numpy(dtype=object),
+        offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        steps=events[EVENT].cat.categories.to_numpy(dtype=object),
+        step_codes=events[EVENT].cat.codes.to_numpy().astype(np.int32),
+        times=events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64),
+        columns=columns,
+    )
+
+
+def log_to_frame(log: EventLog) -> pd.DataFrame:
+    """The log as a frame: categoricals for text, UTC times, floats for numbers."""
+    frame = pd.DataFrame(
+        {
+            CUSTOMER_ID: pd.Categorical.from_codes(log.journey_codes, log.journey_ids),
+            TIMESTAMP: pd.DatetimeIndex(log.times.view("datetime64[ns]")).tz_localize("UTC"),
+            EVENT: pd.Categorical.from_codes(log.step_codes, log.steps),
+        }
+    )
+    for name, column in log.columns.items():
+        frame[name] = (
+            pd.Categorical.from_codes(column.codes, column.categories)
+            if isinstance(column, Coded)
+            else column
+        )
+    return frame
+
+
+def encode(frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical columns first, then attributes; text dictionary-encoded in sorted order, times
+    as UTC nanoseconds, numbers as float64. Rows keep their order and index."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"an event log needs the columns {missing}; got {list(frame.columns)}")
+    present = [c for c in CANONICAL_COLUMNS if c in frame.columns]
+    attributes = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
+    events = frame[present + attributes].copy()
+    events[TIMESTAMP] = pd.to_datetime(events[TIMESTAMP], utc=True).astype(TIME_DTYPE)
+    for column in (CUSTOMER_ID, EVENT, *OPTIONAL_TEXT_COLUMNS):
+        if column in events.columns:
+            events[column] = _sorted_categorical(events[column])
+    for column in OPTIONAL_NUMBER_COLUMNS:
+        if column in events.columns:
+            events[column] = pd.to_numeric(events[column]).astype("float64")
+    for column in attributes:
+        values = events[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            events[column] = values.astype("float64")
+        else:  # text, whatever its dtype: dictionary-encoded like the canonical text columns
+            events[column] = _sorted_categorical(values)
+    return events
+
+
+def canonical_order(events: pd.DataFrame) -> np.ndarray:
+    """Row order by journey, time, then every other column: total, so input order cannot show.
+
+    Stable: rows equal in every column keep their relative order.
+    """
+    journeys = events[CUSTOMER_ID].cat.codes.to_numpy()
+    times = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if _strictly_ordered(journeys, times):
+        return np.arange(len(events))
+    keys = []
+    for column in reversed(events.columns):
+        series = events[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            keys.append(series.cat.codes.to_numpy())
+        elif column == TIMESTAMP:
+            keys.append(times)
+        else:
+            keys.append(pd.factorize(series, sort=True)[0])
+    # lexsort's last key is the primary one: customer_id, then timestamp, then the rest.
+    return np.lexsort(keys)
+
+
+def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
+    """Sorted by journey then time with no two events of a journey at one time: no ties to
+    break, so the order is already canonical."""
+    if len(journeys) < 2:
+        return True
+    step = np.diff(journeys)
+    return bool((step >= 0).all() and ((step > 0) | (np.diff(times) > 0)).all())
+
+
+def _sorted_categorical(column: pd.Series) -> pd.Categorical:
+    """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        encoded = column.cat.remove_unused_categories()
+        if not pd.api.types.is_string_dtype(encoded.cat.categories):
+            encoded = encoded.cat.rename_categories(encoded.cat.categories.astype(str))
+        if not encoded.cat.categories.is_monotonic_increasing:
+            encoded = encoded.cat.reorder_categories(encoded.cat.categories.sort_values())
+        return encoded.array
+    codes, uniques = pd.factorize(column, sort=True)
+    categorical = pd.Categorical.from_codes(codes, categories=pd.Index(uniques).astype(str))
+    if not categorical.categories.is_monotonic_increasing:  # numbers sort apart from their text
+        categorical = categorical.reorder_categories(sorted(categorical.categories))
+    return categorical
