@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -25,6 +24,8 @@ from features.errors import LoadError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from features.schema import EventLog
+
 COMMANDS_GROUP = "journeyguard.commands"
 DEMO_GROUP = "journeyguard.demo"
 SIMULATOR_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
@@ -35,6 +36,14 @@ class _RootGroup(TyperGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *_registered(COMMANDS_GROUP)})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Bad input is the user's to fix: a message naming the file and key, exit status 2.
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, LoadError) as error:
+            typer.secho(f"error: {error}", fg="red", err=True)
+            raise typer.Exit(2) from None
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
@@ -58,11 +67,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    try:
-        app()
-    except (ConfigError, LoadError) as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        sys.exit(2)
+    app()
 
 
 @app.command()
@@ -137,18 +142,11 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
     """Loads the source, analyses it and writes analysis.json and report.html into `out`."""
     from features.analysis import analyze as analyze_log
     from features.analysis import write_analysis
-    from features.canonical import read_if_canonical
 
     task_config = settings.task(task) if task else None
     # Path analysis needs journeys, steps and times only; a task may match on a column.
     wanted = [task_config.match.column] if task_config and task_config.match.column else []
-    log = read_if_canonical(settings.source, columns=wanted)
-    if log is None:  # validate on the way in; a canonical log was validated when written
-        from features.load import load_events, write_quarantine
-
-        loaded = load_events(settings.source)
-        write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
-        log = loaded.log
+    log = load_log(settings, columns=wanted)
     try:
         analysis = analyze_log(
             log,
@@ -176,6 +174,73 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
             )
         )
     return "\n".join(lines)
+
+
+def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
+    """The configured source's log: straight from a canonical file (validated when written),
+    otherwise loaded with validation, its rejected rows written to the quarantine file."""
+    from features.canonical import read_if_canonical
+
+    log = read_if_canonical(settings.source, columns=columns)
+    if log is None:
+        from features.load import load_events, write_quarantine
+
+        loaded = load_events(settings.source)
+        write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
+        log = loaded.log
+    return log
+
+
+@app.command()
+def features(
+    config: ConfigOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601; UTC if no offset.")],
+    out: Annotated[Path, typer.Option(help="The features file (Parquet or CSV).")],
+) -> None:
+    """Features of every journey active at --as-of, from events at or before it only."""
+    from features.dataset import features_at
+
+    settings = load_config(config)
+    table = features_at(load_log(settings), parse_as_of(as_of))
+    write_table(table, out)
+    typer.echo(f"{len(table):,} journeys x {table.shape[1] - 2} features -> {out}")
+
+
+@app.command()
+def dataset(
+    config: ConfigOption,
+    task: Annotated[str, typer.Option(help="A task of the config.")],
+    out: Annotated[Path, typer.Option(help="The dataset file (Parquet or CSV).")],
+    test_from: Annotated[
+        str | None,
+        typer.Option("--test-from", help="Start of the test period (default: the last fifth)."),
+    ] = None,
+) -> None:
+    """The task's labelled snapshots with their features and train/gap/test split."""
+    from features.dataset import build_dataset
+
+    settings = load_config(config)
+    task_config = settings.task(task)
+    log = load_log(settings)
+    try:
+        data = build_dataset(log, task_config, test_from=parse_as_of(test_from))
+    except ValueError as error:
+        raise ConfigError(f"{settings.path}: {error}") from None
+    write_table(data.frame, out)
+    counts = data.frame["split"].value_counts().to_dict()
+    typer.echo(
+        f"{len(data.frame):,} snapshots ({counts}), positive rate "
+        f"{data.frame['y'].mean():.1%}, {len(data.feature_names)} features, test from "
+        f"{data.test_from.isoformat()}; excluded {data.excluded} -> {out}"
+    )
+
+
+def write_table(table: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        table.to_csv(out, index=False)
+    else:
+        table.to_parquet(out, index=False)
 
 
 def parse_as_of(text: str | None) -> pd.Timestamp | None:

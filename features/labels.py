@@ -121,9 +121,11 @@ def task_snapshots(log: EventLog, task: TaskConfig) -> Snapshots:
     )
 
 
-def default_test_from(log: EventLog) -> pd.Timestamp:
-    """The start of the last fifth of the data's time span."""
-    return pd.Timestamp(log.first_time + (log.last_time - log.first_time) * 4 // 5, tz="UTC")
+def default_test_from(log: EventLog, task: TaskConfig) -> pd.Timestamp:
+    """The start of the last fifth of the time span whose snapshots can be labelled (from the
+    first event to the last as_of whose horizon closes within the data)."""
+    labelled_until = log.last_time - nanoseconds(task.horizon)
+    return pd.Timestamp(log.first_time + (labelled_until - log.first_time) * 4 // 5, tz="UTC")
 
 
 def time_split(as_of: np.ndarray, task: TaskConfig, test_from: pd.Timestamp) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 
 from features.config import Match, SnapshotRule, TaskConfig
 from features.critical import critical_path_analysis, newcombe_interval
-from features.labels import label_at
+from features.labels import label_at, task_snapshots, time_split
 from features.schema import EventLog
 from features.simulate import simulate
 
@@ -179,3 +179,30 @@ def test_analysis_sees_nothing_after_as_of_but_the_horizon(simulation):
     shifted = pd.concat([events, exposure_after])
     third = critical_path_analysis(EventLog.from_frame(shifted), churn, as_of)
     pd.testing.assert_frame_equal(base["steps"], third["steps"])
+
+
+def test_prefix_snapshots_follow_each_of_the_first_events():
+    log = log_from(
+        [("a", 0, "open"), ("a", 1, "x"), ("a", 1, "y"), ("a", 3, "z"), ("b", 2, "open")]
+    )
+    snapshots = task_snapshots(log, task("occurs", prefix=3))
+    seen = sorted(
+        zip(snapshots.customer_ids, (snapshots.as_of - T0.value) // DAY.value, strict=True)
+    )
+    # a's 2nd and 3rd events share a time: one snapshot there, not two identical ones.
+    assert seen == [("a", 0), ("a", 1), ("b", 2)]
+
+
+def test_calendar_snapshots_see_every_journey_begun_by_each_grid_time():
+    log = log_from([("a", 0, "open"), ("a", 20, "x"), ("b", 9, "open"), ("b", 30, "y")])
+    snapshots = task_snapshots(log, task("absent"))  # every 7 days from the first day
+    grid = sorted(set((snapshots.as_of - T0.value) // DAY.value))
+    assert grid == [7, 14, 21, 28]
+    at_7 = snapshots.customer_ids[(snapshots.as_of - T0.value) // DAY.value == 7]
+    assert list(at_7) == ["a"]
+
+
+def test_time_split_trains_only_on_windows_closed_before_the_test_period():
+    as_of = np.array([T0.value + d * DAY.value for d in (0, 4, 5, 10, 12)])
+    split = time_split(as_of, task("occurs", horizon_days=5), T0 + 10 * DAY)
+    assert split.tolist() == ["train", "train", "gap", "test", "test"]

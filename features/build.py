@@ -1,0 +1,430 @@
+"""Path-sequence features of snapshots: one vectorised implementation for training, batch
+scoring and the prediction service.
+
+Every feature of snapshot i is a function of the events `starts[i]:stops[i]` of its journey
+(those at or before its `as_of`) and of a `Vocabulary` learned once at fit time, so one
+journey alone gets exactly its row of a batch of millions. Sums over a prefix come from
+cumulative sums along the sorted log, latest values from running maxima of event indices:
+a few passes over the event arrays, whatever the number of snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from features.paths import most_frequent_route, step_durations
+from features.schema import CANONICAL_COLUMNS, CHANNEL, SCORE, VALUE, Coded, EventLog, Snapshots
+
+NS_PER_DAY = 86_400 * 10**9
+NS_PER_HOUR = 3_600 * 10**9
+NONE = -1.0  # the code of "no such step" in the last-k and categorical features
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the features need from training data: names to count, and what they mean."""
+
+    steps: tuple[str, ...]
+    bigrams: tuple[tuple[str, str], ...] = ()
+    trigrams: tuple[tuple[str, str, str], ...] = ()
+    stage_rank: tuple[float, ...] = ()  # per step: its typical position in a journey
+    attributes: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: numeric
+    critical: tuple[tuple[str, float], ...] = ()  # (feature name, outcome-rate difference)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # positive/negative
+    last_k: int = 3
+
+
+def slug(name: str) -> str:
+    """A step name as part of a feature name: lower case, words joined by underscores."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_") or "blank"
+
+
+def step_feature_names(vocabulary: Vocabulary) -> list[str]:
+    return [f"count__{slug(s)}" for s in vocabulary.steps]
+
+
+def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame:
+    """The feature matrix of `snapshots`, one row per snapshot, columns named for people."""
+    prefixes = _Prefixes(snapshots, vocabulary)
+    columns: dict[str, np.ndarray] = {}
+    columns |= _activity(prefixes)
+    columns |= _step_counts(prefixes, vocabulary)
+    columns |= _ngram_counts(prefixes, vocabulary)
+    columns |= _recency_of_steps(prefixes, vocabulary)
+    columns |= _timing(prefixes)
+    columns |= _loops(prefixes)
+    columns |= _position(prefixes, vocabulary)
+    columns |= _scores(prefixes)
+    columns |= _attributes(prefixes, vocabulary)
+    columns |= _critical(prefixes, vocabulary, columns)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(snapshots)))
+
+
+class _Prefixes:
+    """The snapshots' event prefixes, with the log's steps mapped into the vocabulary."""
+
+    def __init__(self, snapshots: Snapshots, vocabulary: Vocabulary) -> None:
+        log = snapshots.log
+        self.log = log
+        self.start, self.stop = snapshots.starts, snapshots.stops
+        self.last = np.maximum(self.stop - 1, 0)
+        self.events = self.stop - self.start
+        self.as_of = snapshots.as_of
+        known = pd.Index(vocabulary.steps).get_indexer(log.steps)
+        self.other = len(vocabulary.steps)
+        # Steps never seen in training are "other", never an error.
+        self.steps = np.where(known >= 0, known, self.other)[log.step_codes]
+        self.same_journey_as_previous = np.r_[
+            False, log.journey_codes[1:] == log.journey_codes[:-1]
+        ]
+
+    def total(self, per_event: np.ndarray) -> np.ndarray:
+        """Per snapshot, the sum of `per_event` over its prefix."""
+        running = np.concatenate(([0], np.cumsum(per_event)))
+        return running[self.stop] - running[self.start]
+
+    def latest(self, flagged: np.ndarray) -> np.ndarray:
+        """Per snapshot, the index of the latest flagged event in its prefix, -1 if none."""
+        index = np.where(flagged, np.arange(len(flagged)), -1)
+        latest = np.maximum.accumulate(index)[self.last]
+        return np.where((latest >= self.start) & (self.events > 0), latest, -1)
+
+    def running_max(self, per_event: np.ndarray) -> np.ndarray:
+        """Per snapshot, the maximum of a non-negative `per_event` over its prefix."""
+        # Lifting each journey above all earlier ones lets one accumulate serve them all.
+        lift = self.log.journey_codes * (2.0 * float(per_event.max(initial=0.0)) + 1.0)
+        peak = np.maximum.accumulate(per_event + lift) - lift
+        return np.where(self.events > 0, peak[self.last], np.nan)
+
+    def previous(self, values: np.ndarray, lag: int = 1) -> np.ndarray:
+        """`values` of the event `lag` places earlier in the same journey, -1 where none."""
+        earlier = np.full(len(values), -1, dtype=np.int64)
+        if lag < len(values):
+            codes = self.log.journey_codes
+            same = codes[lag:] == codes[:-lag]
+            earlier[lag:] = np.where(same, values[:-lag], -1)
+        return earlier
+
+    def days_before_as_of(self, index: np.ndarray) -> np.ndarray:
+        times = self.log.times[np.maximum(index, 0)]
+        return np.where(index >= 0, (self.as_of - times) / NS_PER_DAY, np.nan)
+
+
+def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
+    first = p.log.times[p.start]
+    columns = {
+        "events": p.events.astype(np.float64),
+        "tenure_days": np.where(p.events > 0, (p.as_of - first) / NS_PER_DAY, np.nan),
+        "recency_days": p.days_before_as_of(np.where(p.events > 0, p.last, -1)),
+    }
+    value = p.log.column(VALUE)
+    if value is not None:
+        columns["frequency"] = p.total(np.nan_to_num(value) > 0).astype(np.float64)
+        columns["monetary"] = p.total(np.nan_to_num(value))
+    return columns
+
+
+def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    columns = {}
+    events = np.maximum(p.events, 1)
+    for code, name in enumerate([*map(slug, vocabulary.steps), "other"]):
+        count = p.total(p.steps == code).astype(np.float64)
+        columns[f"count__{name}"] = count
+        columns[f"rate__{name}"] = count / events
+    return columns
+
+
+def _ngram_codes(p: _Prefixes, n: int) -> np.ndarray:
+    """Per event, one code for the n steps ending at it (-1 where the journey is shorter)."""
+    width = p.other + 1
+    code = p.steps.astype(np.int64)
+    for lag in range(1, n):
+        earlier = p.previous(p.steps.astype(np.int64), lag)
+        code = np.where((earlier >= 0) & (code >= 0), earlier * width**lag + code, -1)
+    return code
+
+
+def _encode_ngram(vocabulary: Vocabulary, steps: tuple[str, ...]) -> int:
+    width = len(vocabulary.steps) + 1
+    codes = [vocabulary.steps.index(s) for s in steps]
+    return sum(c * width ** (len(codes) - 1 - i) for i, c in enumerate(codes))
+
+
+def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    columns = {}
+    for n, grams in ((2, vocabulary.bigrams), (3, vocabulary.trigrams)):
+        if not grams:
+            continue
+        codes = _ngram_codes(p, n)
+        prefix = "bigram" if n == 2 else "trigram"
+        for gram in grams:
+            name = f"{prefix}__" + "__".join(slug(s) for s in gram)
+            columns[name] = p.total(codes == _encode_ngram(vocabulary, gram)).astype(np.float64)
+    return columns
+
+
+def _recency_of_steps(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    return {
+        f"days_since__{slug(step)}": p.days_before_as_of(p.latest(p.steps == code))
+        for code, step in enumerate(vocabulary.steps)
+    }
+
+
+def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
+    """Hours between consecutive events: mean, max, the latest, and their trend (slope)."""
+    times = p.log.times
+    gap = np.zeros(len(times))
+    gap[1:] = np.where(p.same_journey_as_previous[1:], (times[1:] - times[:-1]) / NS_PER_HOUR, 0)
+    has_gap = p.same_journey_as_previous
+    n_gaps = p.events - 1
+    span = (times[p.last] - times[p.start]) / NS_PER_HOUR
+    columns = {
+        "gap_mean_hours": np.where(n_gaps > 0, span / np.maximum(n_gaps, 1), np.nan),
+        "gap_max_hours": np.where(n_gaps > 0, p.running_max(gap), np.nan),
+        "gap_last_hours": np.where(n_gaps > 0, gap[p.last], np.nan),
+    }
+    position = (np.arange(len(times)) - p.log.offsets[p.log.journey_codes]).astype(np.float64)
+    columns["gap_trend_hours_per_step"] = _slope(p, position, gap, has_gap)
+    return columns
+
+
+def _slope(p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """Per snapshot, the least-squares slope of y on x over the prefix's `use` events."""
+    x, y = np.where(use, x, 0.0), np.where(use, y, 0.0)
+    n = p.total(use.astype(np.float64))
+    sx, sy, sxy, sxx = p.total(x), p.total(y), p.total(x * y), p.total(x * x)
+    denominator = n * sxx - sx * sx
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (n * sxy - sx * sy) / denominator
+    return np.where((n >= 2) & (denominator > 0), slope, np.nan)
+
+
+def _loops(p: _Prefixes) -> dict[str, np.ndarray]:
+    """Repeats and ping-pong: a step seen before in the journey; an A B A pattern."""
+    key = p.log.journey_codes * (p.other + 1) + p.steps
+    repeat = pd.Series(key).duplicated(keep="first").to_numpy()
+    columns = {
+        "repeats": p.total(repeat).astype(np.float64),
+        "distinct_steps": p.total(~repeat).astype(np.float64),
+        "pingpong_steps": p.total(_pingpong(p, p.steps.astype(np.int64))).astype(float),
+    }
+    channel = p.log.column(CHANNEL)
+    if isinstance(channel, Coded):
+        columns["pingpong_channels"] = p.total(_pingpong(p, channel.codes.astype(np.int64))).astype(
+            np.float64
+        )
+    return columns
+
+
+def _pingpong(p: _Prefixes, codes: np.ndarray) -> np.ndarray:
+    """Events back at the value two events earlier after leaving it: the A of A B A."""
+    one, two = p.previous(codes, 1), p.previous(codes, 2)
+    return (codes >= 0) & (two == codes) & (one >= 0) & (one != codes)
+
+
+def _position(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    columns = {}
+    if vocabulary.stage_rank:
+        rank = np.append(np.asarray(vocabulary.stage_rank, dtype=np.float64), 0.0)
+        columns["furthest_stage"] = p.running_max(rank[p.steps])
+    for k in range(1, vocabulary.last_k + 1):
+        index = p.stop - k
+        present = p.events >= k
+        columns[f"last_{k}"] = np.where(present, p.steps[np.maximum(index, 0)], NONE)
+    return columns
+
+
+def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
+    score = p.log.column(SCORE)
+    if score is None or isinstance(score, Coded):
+        return {}
+    scored = ~np.isnan(score)
+    latest = p.latest(scored)
+    count = p.total(scored).astype(np.float64)
+    ordinal = np.cumsum(scored).astype(np.float64)  # x for the trend: 1st, 2nd, ... score
+    return {
+        "score_last": np.where(latest >= 0, score[np.maximum(latest, 0)], np.nan),
+        "score_mean": np.where(
+            count > 0, p.total(np.nan_to_num(score)) / np.maximum(count, 1), np.nan
+        ),
+        "score_count": count,
+        "score_trend": _slope(p, ordinal, np.nan_to_num(score), scored),
+    }
+
+
+def _attributes(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    """Each attribute's latest known value as of the snapshot (text as a category code)."""
+    columns = {}
+    for name, categories in vocabulary.attributes.items():
+        values = p.log.column(name)
+        if values is None:
+            columns[f"attr__{slug(name)}"] = np.full(len(p.start), np.nan)
+            continue
+        if isinstance(values, Coded):
+            # Codes of the training categories: a value never seen in training is unknown.
+            known = pd.Index(categories or ()).get_indexer(values.categories)
+            per_event = np.append(np.where(known >= 0, known, np.nan), np.nan)[values.codes]
+        else:
+            per_event = values
+        latest = p.latest(
+            ~np.isnan(per_event) if not isinstance(values, Coded) else values.codes >= 0
+        )
+        value = per_event[np.maximum(latest, 0)]
+        columns[f"attr__{slug(name)}"] = np.where(latest >= 0, value, np.nan)
+    return columns
+
+
+def _critical(
+    p: _Prefixes, vocabulary: Vocabulary, columns: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """How closely the journey so far follows the critical paths of the training data."""
+    if not vocabulary.critical and not vocabulary.routes:
+        return {}
+    present = [
+        (columns[name] > 0, difference)
+        for name, difference in vocabulary.critical
+        if name in columns
+    ]
+    result = {
+        "critical__items": sum(
+            (hit.astype(np.float64) for hit, _ in present), np.zeros(len(p.start))
+        ),
+        "critical__weight": sum(
+            (hit * difference for hit, difference in present), np.zeros(len(p.start))
+        ),
+    }
+    for kind, route in vocabulary.routes.items():
+        result[f"critical__route_{kind}"] = _route_match(p, vocabulary, route)
+    return result
+
+
+def _route_match(p: _Prefixes, vocabulary: Vocabulary, route: tuple[str, ...]) -> np.ndarray:
+    """The share of the route that the journey's prefix walks, from its first event on."""
+    if not route:
+        return np.zeros(len(p.start))
+    codes = [vocabulary.steps.index(s) if s in vocabulary.steps else -2 for s in route]
+    following = np.ones(len(p.start), dtype=bool)
+    walked = np.zeros(len(p.start))
+    for k, code in enumerate(codes):
+        at = np.minimum(p.start + k, len(p.steps) - 1)
+        following &= (p.events > k) & (p.steps[at] == code)
+        walked += following
+    return walked / len(codes)
+
+
+def learn_vocabulary(
+    snapshots: Snapshots,
+    y: np.ndarray | None = None,
+    *,
+    min_count: int = 5,
+    max_bigrams: int = 50,
+    max_trigrams: int = 30,
+    last_k: int = 3,
+    critical_top: int = 10,
+) -> Vocabulary:
+    """What the features count, learned from the events the snapshots see (never later ones):
+    steps, the frequent bigrams and trigrams (at least `min_count` times), each step's typical
+    stage, attribute categories, and with labels `y` the critical items and routes."""
+    log = snapshots.log
+    seen_until = np.zeros(log.n_journeys, dtype=np.int64)
+    np.maximum.at(seen_until, snapshots.journeys, snapshots.stops)
+    seen = log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
+    steps = tuple(
+        str(s) for s in seen.steps[np.bincount(seen.step_codes, minlength=len(seen.steps)) > 0]
+    )
+    durations = step_durations(seen)
+    stage = dict(zip(durations["step"], durations["median_position"], strict=True))
+    vocabulary = Vocabulary(
+        steps=steps,
+        bigrams=_frequent_ngrams(seen, 2, min_count, max_bigrams),
+        trigrams=_frequent_ngrams(seen, 3, min_count, max_trigrams),
+        stage_rank=tuple(float(stage[s]) for s in steps),
+        attributes={
+            name: (
+                tuple(str(c) for c in column.categories[np.unique(column.codes[column.codes >= 0])])
+                if isinstance(column, Coded)
+                else None
+            )
+            for name, column in seen.columns.items()
+            if name not in CANONICAL_COLUMNS
+        },
+        last_k=last_k,
+    )
+    if y is None:
+        return vocabulary
+    return replace(
+        vocabulary,
+        critical=_critical_items(snapshots, vocabulary, y, critical_top),
+        routes=_routes(snapshots, vocabulary, np.asarray(y, dtype=bool)),
+    )
+
+
+def _frequent_ngrams(
+    log: EventLog, n: int, min_count: int, top: int
+) -> tuple[tuple[str, ...], ...]:
+    """The n-step sequences of consecutive events seen at least `min_count` times, most
+    frequent first (ties by name), at most `top`."""
+    codes = log.step_codes.astype(np.int64)
+    width = len(log.steps)
+    gram = codes.copy()
+    valid = np.ones(log.n_events, dtype=bool)
+    for lag in range(1, n):
+        earlier = np.full(log.n_events, -1, dtype=np.int64)
+        earlier[lag:] = np.where(
+            log.journey_codes[lag:] == log.journey_codes[:-lag], codes[:-lag], -1
+        )
+        valid &= earlier >= 0
+        gram = np.where(valid, earlier * width**lag + gram, -1)
+    counts = np.bincount(gram[valid], minlength=0) if valid.any() else np.zeros(0, np.int64)
+    frequent = np.flatnonzero(counts >= min_count)
+    frequent = frequent[np.lexsort((frequent, -counts[frequent]))][:top]
+    grams = []
+    for code in frequent:
+        parts = [(int(code) // width**p) % width for p in range(n - 1, -1, -1)]
+        grams.append(tuple(str(log.steps[c]) for c in parts))
+    return tuple(grams)
+
+
+def _critical_items(
+    snapshots: Snapshots, vocabulary: Vocabulary, y: np.ndarray, top: int
+) -> tuple[tuple[str, float], ...]:
+    """The step and n-gram counts whose presence most raises the outcome rate, by the lower
+    end of the 95 % interval of the difference (Newcombe), kept only when that end is > 0."""
+    from features.critical import newcombe_interval  # the same statistics as the analysis
+
+    features = build_features(snapshots, vocabulary)
+    names = [
+        c
+        for c in features.columns
+        if c.startswith(("count__", "bigram__", "trigram__")) and c != "count__other"
+    ]
+    present = features[names].to_numpy() > 0
+    positive = np.asarray(y, dtype=bool)
+    n_with = present.sum(axis=0)
+    positives_with = (present & positive[:, None]).sum(axis=0)
+    n_without, positives_without = len(positive) - n_with, positive.sum() - positives_with
+    low, _ = newcombe_interval(positives_with, n_with, positives_without, n_without)
+    difference = np.divide(
+        positives_with, n_with, out=np.zeros(len(names)), where=n_with > 0
+    ) - np.divide(positives_without, n_without, out=np.zeros(len(names)), where=n_without > 0)
+    chosen = [i for i in np.argsort(-low, kind="stable") if low[i] > 0][:top]
+    return tuple((names[i], float(difference[i])) for i in chosen)
+
+
+def _routes(
+    snapshots: Snapshots, vocabulary: Vocabulary, positive: np.ndarray
+) -> dict[str, tuple[str, ...]]:
+    """The most frequent routes of snapshots with and without the outcome."""
+    log = snapshots.log
+    lengths = snapshots.stops - snapshots.starts
+    routes = {}
+    for kind, members in (("positive", positive), ("negative", ~positive)):
+        walked = most_frequent_route(
+            log.step_codes, len(log.steps), snapshots.starts, lengths, members
+        )
+        routes[kind] = tuple(str(log.steps[code]) for code, _ in walked)
+    return routes

@@ -1,0 +1,144 @@
+"""The command line end to end on a small simulated log, in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.cli import app
+
+runner = CliRunner()
+
+CONFIG = """
+[source]
+path = "events.parquet"
+
+[source.attributes]
+columns = ["segment", "country"]
+
+[output]
+dir = "out"
+
+[tasks.churn]
+label = "absent"
+match = {{ event = ["repeat_purchase"] }}
+horizon = "60d"
+snapshots = {{ every = "{every}" }}
+
+[tasks.escalation]
+label = "occurs"
+match = {{ event = ["escalated"] }}
+horizon = "14d"
+snapshots = {{ prefix = 6 }}
+"""
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "jg.toml").write_text(CONFIG.format(every="28d"))
+    run("simulate", "--customers", "1500", "--seed", "2", "--out", str(folder / "events.parquet"))
+    return folder
+
+
+def test_validate_prints_the_summary(workdir):
+    output = run("validate", "--config", str(workdir / "jg.toml"), "--json")
+    summary = json.loads(output)
+    assert summary["journeys"] == 1500 and summary["quarantined"] == {}
+    assert Path(summary["quarantine_file"]).is_file()
+
+
+def test_analyze_writes_json_csv_and_report(workdir):
+    out = workdir / "analysis"
+    output = run(
+        "analyze", "--config", str(workdir / "jg.toml"), "--task", "churn", "--out", str(out)
+    )
+    assert "critical steps for churn" in output
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert analysis["critical"]["task"] == "churn" and analysis["critical"]["steps"]
+    variants = pd.read_csv(out / "variants.csv")
+    assert variants["journeys"].sum() == 1500 == analysis["meta"]["journeys"]
+    assert len(variants) == analysis["meta"]["variants"]
+    page = (out / "report.html").read_text()
+    assert "<svg" in page and "http://" not in page and "https://" not in page
+
+
+def test_analyze_rejects_an_as_of_with_no_known_outcome(workdir):
+    result = runner.invoke(
+        app,
+        [
+            "analyze",
+            "--config",
+            str(workdir / "jg.toml"),
+            "--task",
+            "churn",
+            "--as-of",
+            "2030-01-01",
+            "--out",
+            str(workdir / "later"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "censored" in result.output and "try an earlier --as-of" in result.output
+
+
+def test_features_one_row_per_active_journey(workdir):
+    out = workdir / "features.parquet"
+    run(
+        "features", "--config", str(workdir / "jg.toml"), "--as-of", "2025-06-01", "--out", str(out)
+    )
+    table = pd.read_parquet(out)
+    assert table["customer_id"].is_unique and "count__order_placed" in table
+    events = pd.read_parquet(workdir / "events.parquet")
+    active = events.loc[
+        events["timestamp"] <= pd.Timestamp("2025-06-01", tz="UTC"), "customer_id"
+    ].nunique()
+    assert len(table) == active
+
+
+def test_dataset_has_labels_and_a_clean_time_split(workdir):
+    out = workdir / "dataset.parquet"
+    run("dataset", "--config", str(workdir / "jg.toml"), "--task", "churn", "--out", str(out))
+    data = pd.read_parquet(out)
+    assert set(data["split"]) == {"train", "gap", "test"}
+    test_from = data.loc[data["split"] == "test", "as_of"].min()
+    train_closes = data.loc[data["split"] == "train", "as_of"].max() + pd.Timedelta(days=60)
+    assert train_closes < test_from
+    assert set(data["y"]) == {0, 1}
+
+
+def test_unknown_task_and_bad_config_exit_2_with_a_message(workdir):
+    result = runner.invoke(
+        app,
+        [
+            "dataset",
+            "--config",
+            str(workdir / "jg.toml"),
+            "--task",
+            "chrun",
+            "--out",
+            str(workdir / "x.parquet"),
+        ],
+    )
+    assert result.exit_code == 2 and "did you mean 'churn'" in result.output
+    bad = workdir / "bad.toml"
+    bad.write_text('[source]\npaht = "x"\n')
+    result = runner.invoke(app, ["validate", "--config", str(bad)])
+    assert result.exit_code == 2 and "did you mean 'path'" in result.output
+
+
+def test_demo_runs_every_stage(tmp_path):
+    (tmp_path / "jg.toml").write_text(CONFIG.format(every="28d"))
+    output = run("demo", "--config", str(tmp_path / "jg.toml"), "--customers", "600")
+    assert "== validate" in output and "== analyze --task churn" in output
+    assert (tmp_path / "out" / "analysis" / "escalation" / "report.html").is_file()

@@ -1,0 +1,155 @@
+"""Path-sequence features: hand-computed values, point-in-time and order invariance (property
+tests), and the training/serving parity guarantee: one journey alone gets its batch row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+from features.schema import EventLog, Snapshots
+from features.simulate import simulate
+from features.transformer import PathFeatures
+
+T0 = pd.Timestamp("2024-03-01", tz="UTC")
+HOUR = pd.Timedelta(hours=1)
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (journey, hours after T0, step, channel, score)."""
+    return pd.DataFrame(
+        [(j, T0 + h * HOUR, e, c, s) for j, h, e, c, s in rows],
+        columns=["customer_id", "timestamp", "event", "channel", "score"],
+    )
+
+
+TINY = frame(
+    [
+        ("a", 0, "order", "web", None),
+        ("a", 10, "ticket", "team_a", None),
+        ("a", 12, "reassign", "team_b", None),
+        ("a", 18, "reassign", "team_a", None),
+        ("a", 20, "survey", "email", 2.0),
+        ("a", 44, "survey", "email", 4.0),
+        ("a", 100, "refund", "web", None),  # after as_of: never seen
+        ("b", 5, "order", "web", None),
+    ]
+)
+AS_OF = T0 + 48 * HOUR
+
+
+def features_of(events: pd.DataFrame, as_of: pd.Timestamp, **params) -> pd.DataFrame:
+    snapshots = Snapshots.at(EventLog.from_frame(events), as_of)
+    return PathFeatures(min_count=1, **params).fit(snapshots).transform(snapshots)
+
+
+def test_hand_computed_features():
+    row = features_of(TINY, AS_OF).iloc[0]
+    assert row["events"] == 6 and row["tenure_days"] == 2.0
+    assert row["recency_days"] == pytest.approx(4 / 24)
+    assert row["count__reassign"] == 2 and row["rate__reassign"] == pytest.approx(2 / 6)
+    assert "count__refund" not in row.index  # a step seen only after as_of is not learned
+    assert row["days_since__ticket"] == pytest.approx(38 / 24)
+    assert row["bigram__reassign__reassign"] == 1 and row["bigram__order__ticket"] == 1
+    assert row["gap_mean_hours"] == pytest.approx(44 / 5) and row["gap_max_hours"] == 24
+    assert row["gap_last_hours"] == 24
+    assert row["repeats"] == 2 and row["distinct_steps"] == 4
+    assert row["pingpong_channels"] == 1  # team_a, team_b, team_a
+    assert row["score_last"] == 4.0 and row["score_trend"] == pytest.approx(2.0)
+    assert row["score_mean"] == 3.0 and row["score_count"] == 2
+    b = features_of(TINY, AS_OF).iloc[1]
+    assert b["events"] == 1 and np.isnan(b["gap_mean_hours"]) and b["last_2"] == -1
+
+
+def test_feature_names_are_readable_and_stable():
+    events = TINY.assign(event=TINY["event"].replace({"reassign": "Ticket Reassigned!"}))
+    snapshots = Snapshots.at(EventLog.from_frame(events), AS_OF)
+    transformer = PathFeatures(min_count=1).fit(snapshots)
+    names = list(transformer.get_feature_names_out())
+    assert "count__ticket_reassigned" in names and "days_since__ticket_reassigned" in names
+    assert names == list(transformer.transform(snapshots).columns)
+    assert clone(transformer).get_params() == transformer.get_params()
+
+
+def test_a_step_never_seen_in_training_counts_as_other():
+    snapshots = Snapshots.at(EventLog.from_frame(TINY), AS_OF)
+    transformer = PathFeatures(min_count=1).fit(snapshots)
+    new = frame([("c", 0, "order", "web", None), ("c", 1, "teleport", "web", None)])
+    row = transformer.transform(Snapshots.at(EventLog.from_frame(new), AS_OF)).iloc[0]
+    assert row["count__other"] == 1 and row["count__order"] == 1
+
+
+journeys = st.lists(
+    st.tuples(
+        st.sampled_from(["j1", "j2", "j3", "j4"]),
+        st.integers(0, 200),
+        st.sampled_from(["order", "ticket", "refund", "survey", "chat"]),
+        st.sampled_from(["web", "team_a", "team_b"]),
+        st.one_of(st.none(), st.integers(1, 5).map(float)),
+    ),
+    min_size=1,
+    max_size=40,
+    unique_by=lambda r: (r[0], r[1]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(journeys, journeys, st.integers(0, 200))
+def test_events_after_as_of_change_nothing(rows, later_rows, cut):
+    as_of = T0 + cut * HOUR
+    base = frame(rows)
+    if (base["timestamp"] > as_of).all():
+        return  # no journey is active yet
+    later = frame([(j, cut + 1 + h, e, c, s) for j, h, e, c, s in later_rows])
+    with_later = pd.concat([base, later], ignore_index=True)
+    without_after = base[base["timestamp"] <= as_of]
+    expected = features_of(base, as_of)
+    pd.testing.assert_frame_equal(features_of(with_later, as_of), expected)
+    pd.testing.assert_frame_equal(features_of(without_after, as_of), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(journeys, st.randoms(use_true_random=False))
+def test_row_order_changes_nothing(rows, random):
+    shuffled = list(rows)
+    random.shuffle(shuffled)
+    as_of = T0 + 150 * HOUR
+    if (frame(rows)["timestamp"] > as_of).all():
+        return
+    pd.testing.assert_frame_equal(
+        features_of(frame(shuffled), as_of), features_of(frame(rows), as_of)
+    )
+
+
+@pytest.fixture(scope="module")
+def batch():
+    simulation = simulate(3_000, seed=5)
+    log = EventLog.from_frame(simulation.events)
+    as_of = pd.Timestamp("2025-09-01", tz="UTC")
+    snapshots = Snapshots.at(log, as_of)
+    y = np.random.default_rng(0).random(len(snapshots)) < 0.3  # labels for the critical items
+    transformer = PathFeatures().fit(snapshots, y)
+    return simulation.events, transformer, transformer.transform(snapshots), snapshots, as_of
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_one_journey_alone_equals_its_row_in_the_batch(batch, pick):
+    """The training/serving parity guarantee, through the very code the service calls."""
+    events, transformer, matrix, snapshots, as_of = batch
+    position = pick % len(snapshots)
+    customer = snapshots.customer_ids[position]
+    alone_log = EventLog.from_frame(events[events["customer_id"] == customer])
+    alone = transformer.transform(Snapshots.at(alone_log, as_of))
+    pd.testing.assert_frame_equal(alone, matrix.iloc[[position]].reset_index(drop=True))
+
+
+def test_critical_items_and_routes_are_learned_from_labels(batch):
+    _, transformer, matrix, _, _ = batch
+    vocabulary = transformer.vocabulary_
+    assert set(vocabulary.routes) == {"positive", "negative"}
+    assert {"critical__items", "critical__weight", "critical__route_positive"} <= set(matrix)
+    assert matrix["critical__route_positive"].between(0, 1).all()
