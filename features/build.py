@@ -49,7 +49,7 @@ def step_feature_names(vocabulary: Vocabulary) -> list[str]:
 
 def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame:
     """The feature matrix of `snapshots`, one row per snapshot, columns named for people."""
-    prefixes = _Prefixes(snapshots, vocabulary)
+    prefixes = _Prefixes(_compact(snapshots), vocabulary)
     columns: dict[str, np.ndarray] = {}
     columns |= _activity(prefixes)
     columns |= _step_counts(prefixes, vocabulary)
@@ -62,6 +62,18 @@ def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame
     columns |= _attributes(prefixes, vocabulary)
     columns |= _critical(prefixes, vocabulary, columns)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(snapshots)))
+
+
+def _compact(snapshots: Snapshots) -> Snapshots:
+    """The snapshots over a log of their own journeys only: every feature makes passes over
+    the whole log, so a few journeys of a large log should not pay for all of it."""
+    log = snapshots.log
+    used = np.zeros(log.n_journeys, dtype=bool)
+    used[snapshots.journeys] = True
+    if used.all():
+        return snapshots
+    renumber = np.cumsum(used) - 1
+    return Snapshots(log.select_journeys(used), renumber[snapshots.journeys], snapshots.as_of)
 
 
 class _Prefixes:

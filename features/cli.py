@@ -24,6 +24,7 @@ from features.errors import LoadError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from features.dataset import Dataset
     from features.schema import EventLog
 
 COMMANDS_GROUP = "journeyguard.commands"
@@ -227,11 +228,15 @@ def dataset(
     except ValueError as error:
         raise ConfigError(f"{settings.path}: {error}") from None
     write_table(data.frame, out)
+    typer.echo(_dataset_summary(data, out))
+
+
+def _dataset_summary(data: Dataset, out: Path) -> str:
     counts = data.frame["split"].value_counts().to_dict()
-    typer.echo(
-        f"{len(data.frame):,} snapshots ({counts}), positive rate "
-        f"{data.frame['y'].mean():.1%}, {len(data.feature_names)} features, test from "
-        f"{data.test_from.isoformat()}; excluded {data.excluded} -> {out}"
+    return (
+        f"{len(data.frame):,} snapshots {counts}, positive rate {data.frame['y'].mean():.1%}, "
+        f"{len(data.feature_names)} features, test from {data.test_from.isoformat()}; "
+        f"excluded {data.excluded} -> {out}"
     )
 
 
@@ -278,9 +283,30 @@ def demo(
     for task in settings.tasks:
         typer.secho(f"== analyze --task {task}", bold=True)
         typer.echo(run_analysis(settings, settings.output_dir / "analysis" / task, task, None))
+    _demo_features(settings)
     for name, entry in sorted(_registered(DEMO_GROUP).items()):
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
         entry.load()(settings)
+
+
+def _demo_features(settings: Config) -> None:
+    """Features at the last event, and each task's snapshot dataset."""
+    import pandas as pd
+
+    from features.dataset import build_dataset, features_at
+
+    log = load_log(settings)
+    out = settings.output_dir / "features.parquet"
+    typer.secho("== features (as of the last event)", bold=True)
+    table = features_at(log, pd.Timestamp(log.last_time, tz="UTC"))
+    write_table(table, out)
+    typer.echo(f"{len(table):,} journeys x {table.shape[1] - 2} features -> {out}")
+    for name, task_config in settings.tasks.items():
+        typer.secho(f"== dataset --task {name}", bold=True)
+        data = build_dataset(log, task_config)
+        out = settings.output_dir / f"dataset-{name}.parquet"
+        write_table(data.frame, out)
+        typer.echo(_dataset_summary(data, out))
 
 
 def _unknown_task_events(settings: Config, steps: set[str]) -> dict[str, list[str]]:

@@ -4,15 +4,18 @@ features, the features learned from the training rows only."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from features.build import build_features, learn_vocabulary
 from features.config import TaskConfig
 from features.labels import default_test_from, label_snapshots, task_snapshots, time_split
 from features.schema import EventLog, Snapshots
-from features.transformer import PathFeatures
+
+if TYPE_CHECKING:
+    from features.transformer import PathFeatures
 
 KEY_COLUMNS = ["customer_id", "as_of", "y", "split"]
 
@@ -63,6 +66,8 @@ def build_dataset(
             f"test period starts at {test_from.isoformat()}; choose a later "
             "test start or a shorter horizon"
         )
+    from features.transformer import PathFeatures  # scikit-learn takes a second to import
+
     transformer = PathFeatures(**(transformer_params or {}))
     transformer.fit(snapshots.subset(train), y[train])
     keys = pd.DataFrame(
@@ -83,7 +88,8 @@ def features_at(
     """One row per journey active at `as_of` (an event at or before it): customer_id, as_of
     and the features, the vocabulary learned from those same events."""
     snapshots = Snapshots.at(log, as_of)
-    features = PathFeatures(**(transformer_params or {})).fit(snapshots).transform(snapshots)
+    vocabulary = learn_vocabulary(snapshots, **(transformer_params or {}))
+    features = build_features(snapshots, vocabulary)  # PathFeatures' code, without scikit-learn
     keys = pd.DataFrame(
         {"customer_id": snapshots.customer_ids.astype(str), "as_of": pd.Timestamp(as_of)}
     )
