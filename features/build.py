@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.paths import most_frequent_route, step_durations
 from features.schema import CANONICAL_COLUMNS, CHANNEL, SCORE, VALUE, Coded, EventLog, Snapshots
+from features.stats import newcombe_interval
 
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_HOUR = 3_600 * 10**9
@@ -406,8 +407,6 @@ def _critical_items(
 ) -> tuple[tuple[str, float], ...]:
     """The step and n-gram counts whose presence most raises the outcome rate, by the lower
     end of the 95 % interval of the difference (Newcombe), kept only when that end is > 0."""
-    from features.critical import newcombe_interval  # the same statistics as the analysis
-
     features = build_features(snapshots, vocabulary)
     names = [
         c

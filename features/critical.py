@@ -27,8 +27,8 @@ from features.config import TaskConfig
 from features.labels import label_snapshots, latest_labelled_as_of
 from features.paths import NS_PER_HOUR, journey_variants, most_frequent_route, step_matrix
 from features.schema import EventLog
+from features.stats import newcombe_interval
 
-Z_95 = 1.959963984540054
 _MAX_PAIRS_PER_CHUNK = 4_000_000
 
 
@@ -239,29 +239,6 @@ def rank_items(
     return table.sort_values(
         ["ci_low", "item"], ascending=[False, True], kind="stable", ignore_index=True
     )
-
-
-def wilson_interval(positives: np.ndarray, n: np.ndarray, z: float = Z_95):
-    """Wilson score interval of a proportion, vectorised; (0, 1) where n is 0."""
-    n = np.asarray(n, dtype=np.float64)
-    safe_n = np.where(n > 0, n, 1.0)
-    p = np.asarray(positives, dtype=np.float64) / safe_n
-    denominator = 1 + z**2 / safe_n
-    centre = (p + z**2 / (2 * safe_n)) / denominator
-    half = z * np.sqrt(p * (1 - p) / safe_n + z**2 / (4 * safe_n**2)) / denominator
-    return np.where(n > 0, centre - half, 0.0), np.where(n > 0, centre + half, 1.0)
-
-
-def newcombe_interval(positives_a, n_a, positives_b, n_b, z: float = Z_95):
-    """95 % interval of p_a - p_b by Newcombe's hybrid score method (his method 10)."""
-    p_a = np.divide(positives_a, n_a, out=np.zeros(len(n_a)), where=np.asarray(n_a) > 0)
-    p_b = np.divide(positives_b, n_b, out=np.zeros(len(n_b)), where=np.asarray(n_b) > 0)
-    low_a, high_a = wilson_interval(positives_a, n_a, z)
-    low_b, high_b = wilson_interval(positives_b, n_b, z)
-    difference = p_a - p_b
-    low = difference - np.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)
-    high = difference + np.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)
-    return low, high
 
 
 def routes(log: EventLog, members: np.ndarray, max_steps: int = 15, top: int = 5) -> dict:

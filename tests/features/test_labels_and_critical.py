@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from features.config import Match, SnapshotRule, TaskConfig
-from features.critical import critical_path_analysis, newcombe_interval
+from features.critical import critical_path_analysis
 from features.labels import label_at, task_snapshots, time_split
 from features.schema import EventLog
 from features.simulate import simulate
+from features.stats import newcombe_interval
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2024-01-10", tz="UTC")
