@@ -110,7 +110,8 @@ class EventLog:
                 else pa.array(column, from_pandas=True)
             )
         table = pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
-        pq.write_table(table, path)
+        # One row group: each group would repeat the whole journey-id dictionary.
+        pq.write_table(table, path, row_group_size=max(self.n_events, 1))
 
     @cached_property
     def events(self) -> pd.DataFrame:
