@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Before any test imports MLflow or BentoML: they start telemetry when imported.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 CONFIGS = REPO / "configs"

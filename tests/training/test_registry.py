@@ -1,0 +1,184 @@
+"""training.registry against real MLflow on a SQLite store in a temporary folder (no mocks).
+
+The store's migrations take seconds: one store is built per session and its database file is
+copied for each test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.schema import EventLog, Snapshots
+from features.simulate import simulate
+from features.transformer import PathFeatures
+from training import registry
+from training.models import JourneyModel, train_lightgbm, training_slices
+
+TASK = "churn"
+
+
+@pytest.fixture(scope="session")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite store, built once."""
+    root = tmp_path_factory.mktemp("template") / "mlruns"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = registry.tracking_uri(root)
+    registry.champion_versions(uri)  # opens the store: runs the migrations
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def uri(template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh store for one test: a copy of the template database."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = tmp_path / "mlruns"
+    root.mkdir()
+    shutil.copyfile(template_store, root / "mlflow.db")
+    return registry.tracking_uri(root)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[JourneyModel, pd.DataFrame]:
+    """A small real model: simulated journeys, path features, LightGBM with calibration."""
+    sim = simulate(1500, seed=3)
+    snapshots = Snapshots.at(EventLog.from_frame(sim.events), pd.Timestamp("2025-09-01", tz="UTC"))
+    transformer = PathFeatures().fit(snapshots)
+    features = transformer.transform(snapshots)
+    noise = np.random.default_rng(0).random(len(features)) < 0.15
+    y = ((features["count__refund_denied"] > 0).to_numpy() ^ noise).astype(int)
+    slices = training_slices(np.arange(len(features)))  # every row its own as_of
+    model = train_lightgbm(TASK, transformer, features, y, slices, seed=0)
+    return model, features
+
+
+def _log(model: JourneyModel, features: pd.DataFrame, uri: str, score: float = 0.8, **kwargs):
+    return registry.log_model(
+        model,
+        uri=uri,
+        params={"seed": 0, "rows": len(features)},
+        metrics={"test_roc_auc": score, "baseline_test_roc_auc": score - 0.05},
+        tags={"dataset_fingerprint": "0123456789abcdef"},
+        artifacts=kwargs.get("artifacts", {}),
+        input_example=features.head(20),
+    )
+
+
+def test_log_then_load_round_trips(trained, uri: str, tmp_path: Path) -> None:
+    model, features = trained
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"rows": len(features)}))
+    plot = tmp_path / "calibration.png"
+    plot.write_bytes(b"\x89PNG\r\n\x1a\n")
+    logged = _log(model, features, uri, artifacts={"summary.json": summary, "plots/cal.png": plot})
+    assert (logged.task, logged.model_name, logged.version) == (TASK, "journeyguard-churn", 1)
+    assert logged.model_uri == "models:/journeyguard-churn/1"
+
+    loaded = registry.load_model(TASK, "challenger", uri=uri)
+    assert loaded is not None
+    model_back, logged_back = loaded
+    assert logged_back == logged
+    assert model_back.feature_names == model.feature_names
+    np.testing.assert_allclose(
+        model_back.predict_features(features), model.predict_features(features)
+    )
+    pd.testing.assert_frame_equal(model_back.contributions(features), model.contributions(features))
+
+    # the run's artifacts sit in <root>/artifacts/<task>/<run id>/artifacts
+    run_artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts" / TASK / logged.run_id
+    assert json.loads((run_artifacts / "artifacts" / "summary.json").read_text())["rows"] > 0
+    assert (run_artifacts / "artifacts" / "plots" / "cal.png").is_file()
+
+    state = registry.champion_versions(uri)[TASK]
+    assert state["champion"] is None
+    challenger = state["challenger"]
+    assert (challenger["version"], challenger["run_id"]) == (1, logged.run_id)
+    assert challenger["metrics"]["test_roc_auc"] == pytest.approx(0.8)
+    assert challenger["metrics"]["baseline_test_roc_auc"] == pytest.approx(0.75)
+    assert challenger["tags"]["dataset_fingerprint"] == "0123456789abcdef"
+
+
+def test_pyfunc_returns_probabilities_and_contributions(trained, uri: str) -> None:
+    """Through MLflow's own pyfunc (as a server would load it): probabilities, not labels."""
+    model, features = trained
+    logged = _log(model, features, uri)
+    output = mlflow.pyfunc.load_model(logged.model_uri).predict(features)
+    expected = [
+        "probability",
+        *(f"contribution__{name}" for name in model.feature_names),
+        "contribution__bias",
+    ]
+    assert list(output.columns) == expected
+    np.testing.assert_allclose(output["probability"], model.predict_features(features))
+    assert output["probability"].between(0, 1).all()
+    assert output["probability"].nunique() > 2
+    raw = output.drop(columns="probability").sum(axis=1)
+    np.testing.assert_allclose(raw, model.contributions(features).sum(axis=1))
+
+
+def test_missing_model_or_alias_is_none(trained, uri: str) -> None:
+    model, features = trained
+    assert registry.load_model("no-such-task", "champion", uri=uri) is None
+    _log(model, features, uri)
+    assert registry.load_model(TASK, "champion", uri=uri) is None
+    assert registry.load_model("no-such-task", "challenger", uri=uri) is None
+    assert registry.champion_versions(uri)[TASK]["champion"] is None
+
+
+def test_promotion_rule(trained, uri: str) -> None:
+    model, features = trained
+    first = _log(model, features, uri, score=0.81)
+    promoted, rule = registry.promote(
+        TASK, first, challenger_score=0.81, champion_score=None, metric="test_roc_auc", uri=uri
+    )
+    assert promoted
+    assert "no champion" in rule
+    assert registry.load_model(TASK, "champion", uri=uri)[1].version == 1
+
+    worse = _log(model, features, uri, score=0.79)
+    promoted, rule = registry.promote(
+        TASK, worse, challenger_score=0.79, champion_score=0.81, metric="test_roc_auc", uri=uri
+    )
+    assert not promoted
+    assert "0.7900" in rule and "0.8100" in rule and "test_roc_auc" in rule
+    assert "not promoted" in rule
+    assert registry.load_model(TASK, "champion", uri=uri)[1].version == 1
+    assert registry.load_model(TASK, "challenger", uri=uri)[1].version == 2
+    state = registry.champion_versions(uri)[TASK]
+    assert (state["champion"]["version"], state["challenger"]["version"]) == (1, 2)
+    assert state["challenger"]["tags"]["promoted"] == "false"
+    assert state["challenger"]["tags"]["promotion_rule"] == rule
+    assert state["champion"]["tags"]["promoted"] == "true"
+
+    # a gain below min_gain does not promote; an equal score with no margin does
+    kwargs = {"champion_score": 0.81, "metric": "test_roc_auc", "uri": uri}
+    assert not registry.promote(TASK, worse, challenger_score=0.815, min_gain=0.01, **kwargs)[0]
+    promoted, rule = registry.promote(TASK, worse, challenger_score=0.81, **kwargs)
+    assert promoted and "0.8100 >= champion v1 0.8100" in rule
+    assert registry.load_model(TASK, "champion", uri=uri)[1].version == 2
+
+
+def test_experiment_per_task(uri: str) -> None:
+    first = registry.experiment_id(TASK, uri)
+    assert registry.experiment_id(TASK, uri) == first
+    assert registry.experiment_id("escalation", uri) != first
+
+
+def test_tracking_uri_default_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert registry.tracking_uri() == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    assert (tmp_path / "mlruns" / "artifacts").is_dir()
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////somewhere/else.db")
+    assert registry.tracking_uri(tmp_path / "other") == "sqlite:////somewhere/else.db"
+    assert not (tmp_path / "other").exists()

@@ -1,0 +1,236 @@
+"""`journeyguard train` and `journeyguard score` (registered in pyproject.toml's entry points),
+and the training stage of `journeyguard demo`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+
+from features.cli import ConfigOption, load_log, parse_as_of, write_table
+from features.config import Config, ConfigError, load_config
+
+PROMOTION_METRIC = "roc_auc"
+status = Console(stderr=True)
+
+
+def train(
+    config: ConfigOption,
+    task: Annotated[str, typer.Option(help="A task of the config.")],
+    test_from: Annotated[
+        str | None,
+        typer.Option("--test-from", help="Start of the test period (default: the last fifth)."),
+    ] = None,
+    predictions_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions-out", help="Write the test rows with their scores (Parquet or CSV)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same model.")] = 0,
+) -> None:
+    """Train the task's LightGBM model and baselines, log them to MLflow, promote if better."""
+    settings = load_config(config)
+    result = train_and_register(settings, task, parse_as_of(test_from), seed, predictions_out)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(_summary(result))
+
+
+def score(
+    config: ConfigOption,
+    task: Annotated[str, typer.Option(help="A task of the config.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601; UTC if no offset.")],
+    out: Annotated[Path, typer.Option(help="The risk list (Parquet, or CSV by suffix).")],
+) -> None:
+    """Score every journey active at --as-of with the task's champion, with its top reasons."""
+    settings = load_config(config)
+    table = score_with_champion(settings, task, parse_as_of(as_of))
+    write_table(table, out)
+    typer.echo(
+        f"scored {len(table):,} journeys with {table['task'].iloc[0] if len(table) else task}"
+        f" v{table['model_version'].iloc[0] if len(table) else '?'}; "
+        f"{(table['band'] == 'high').sum():,} high risk -> {out}"
+    )
+
+
+def train_and_register(
+    settings: Config,
+    task: str,
+    test_from: pd.Timestamp | None,
+    seed: int,
+    predictions_out: Path | None = None,
+) -> dict[str, Any]:
+    """Trains, evaluates, logs to MLflow and applies the promotion rule; returns the result."""
+    from training import registry
+    from training.metrics import evaluate
+    from training.train import train_task
+
+    task_config = settings.task(task)
+    with status.status(f"loading the log of {settings.name}"):
+        log = load_log(settings)
+    with status.status(f"training {task}: dataset, LightGBM, baseline, evaluation"):
+        try:
+            run = train_task(log, task_config, test_from=test_from, seed=seed)
+        except ValueError as error:
+            raise ConfigError(f"{settings.path}: {error}") from None
+    uri = registry.tracking_uri()
+    with status.status("logging to MLflow"), tempfile.TemporaryDirectory() as folder:
+        logged = registry.log_model(
+            run.model,
+            uri=uri,
+            params=_params(run, settings),
+            metrics=_metrics(run),
+            tags={"dataset_fingerprint": run.fingerprint, "config": str(settings.path)},
+            artifacts=_artifacts(run, Path(folder)),
+            input_example=run.test_features.head(5),
+        )
+    test = run.dataset.frame["split"].to_numpy() == "test"
+    champion = registry.load_model(task, "champion", uri=uri)
+    champion_score = None
+    if champion is not None:
+        old_model, _ = champion
+        snapshots = run.dataset.snapshots.subset(test)
+        champion_score = evaluate(
+            run.dataset.frame.loc[test, "y"].to_numpy(), old_model.predict(snapshots)
+        )[PROMOTION_METRIC]
+    promoted, rule = registry.promote(
+        task,
+        logged,
+        challenger_score=run.metrics[PROMOTION_METRIC],
+        champion_score=champion_score,
+        metric=PROMOTION_METRIC,
+        uri=uri,
+    )
+    if predictions_out is not None:
+        write_table(run.predictions, predictions_out)
+    return {
+        "task": task,
+        "model_name": logged.model_name,
+        "version": logged.version,
+        "promoted": promoted,
+        "rule": rule,
+        "metrics": run.metrics,
+        "baseline": run.baseline_metrics,
+        "bgnbd": run.bgnbd_metrics,
+        "by_prefix": run.by_prefix.to_dict(orient="records"),
+        "run_id": logged.run_id,
+        "test_from": run.dataset.test_from.isoformat(),
+    }
+
+
+def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    from training import registry
+    from training.score import score_log
+
+    settings.task(task)
+    loaded = registry.load_model(task, "champion", uri=registry.tracking_uri())
+    if loaded is None:
+        raise ConfigError(
+            f"no champion model for task {task!r} yet: run `journeyguard train "
+            f"--config {settings.path} --task {task}` first"
+        )
+    model, logged = loaded
+    return score_log(load_log(settings), model, as_of, version=logged.version)
+
+
+def demo_stage(settings: Config) -> None:
+    """The demo's training stage: train every task, then score the log at its last event."""
+    for task in settings.tasks:
+        result = train_and_register(settings, task, None, seed=0)
+        typer.echo(_summary(result))
+        as_of = pd.Timestamp(load_log(settings).last_time, tz="UTC")
+        table = score_with_champion(settings, task, as_of)
+        out = settings.output_dir / f"risk-{task}.parquet"
+        write_table(table, out)
+        top = table.iloc[0]
+        typer.echo(
+            f"scored {len(table):,} journeys -> {out}; riskiest {top['customer_id']} "
+            f"({top['risk']:.0%}): {top['reason_1']}; {top['reason_2']}; "
+            f"{top['reason_3']}"
+        )
+
+
+def _summary(result: dict[str, Any]) -> str:
+    def line(name: str, metrics: dict[str, float] | None) -> str:
+        if not metrics:
+            return ""
+        return (
+            f"\n  {name:<10} ROC AUC {metrics['roc_auc']:.3f}  PR AUC {metrics['pr_auc']:.3f}"
+            f"  Brier {metrics['brier']:.4f}  lift@10% {metrics['lift_top10']:.2f}"
+        )
+
+    return (
+        f"{result['model_name']} v{result['version']} "
+        f"({'promoted to champion' if result['promoted'] else 'not promoted'}: "
+        f"{result['rule']})"
+        + line("lightgbm", result["metrics"])
+        + line("baseline", result["baseline"])
+        + line("bg/nbd", result["bgnbd"])
+    )
+
+
+def _params(run: Any, settings: Config) -> dict[str, Any]:
+    task = run.task
+    return {
+        "task": task.name,
+        "label": task.label,
+        "horizon": str(task.horizon),
+        "snapshots": str(task.snapshots),
+        "match": str(task.match),
+        "seed": run.seed,
+        "test_from": run.dataset.test_from.isoformat(),
+        "features": len(run.model.feature_names),
+        "best_iteration": run.model.info["best_iteration"],
+        "calibration": run.model.info["calibration"],
+        "source": settings.source.display_name,
+        **{f"rows_{k}": v for k, v in run.model.info["rows"].items()},
+    }
+
+
+def _metrics(run: Any) -> dict[str, float]:
+    metrics = {f"test_{k}": v for k, v in run.metrics.items()}
+    metrics |= {f"baseline_test_{k}": v for k, v in run.baseline_metrics.items()}
+    metrics |= {f"bgnbd_test_{k}": v for k, v in (run.bgnbd_metrics or {}).items()}
+    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+
+
+def _artifacts(run: Any, folder: Path) -> dict[str, Path]:
+    from training import plots
+
+    y = run.predictions["y"].to_numpy()
+    score = run.predictions["score"].to_numpy()
+    baseline = run.baseline.predict_proba(run.test_features)[:, 1]
+    gains = run.model.classifier.booster_.feature_importance(importance_type="gain")
+    run.by_prefix.to_csv(folder / "metrics_by_prefix.csv", index=False)
+    run.by_days.to_csv(folder / "metrics_by_days_since_first.csv", index=False)
+    critical = {
+        "critical_items": run.model.transformer.vocabulary_.critical,
+        "routes": run.model.transformer.vocabulary_.routes,
+    }
+    (folder / "path_summary.json").write_text(json.dumps(critical, indent=2))
+    return {
+        "feature_importance.png": plots.feature_importance(
+            run.model.feature_names, gains, folder / "feature_importance.png"
+        ),
+        "calibration.png": plots.calibration(
+            y, score, folder / "calibration.png", f"{run.task.name}: calibration on the test period"
+        ),
+        "lift.png": plots.lift(
+            y,
+            {"lightgbm": score, "baseline": baseline},
+            folder / "lift.png",
+            f"{run.task.name}: lift on the test period",
+        ),
+        "metrics_by_prefix.csv": folder / "metrics_by_prefix.csv",
+        "metrics_by_days_since_first.csv": folder / "metrics_by_days_since_first.csv",
+        "path_summary.json": folder / "path_summary.json",
+    }

@@ -1,0 +1,125 @@
+"""The models of a task: LightGBM on the path features, calibrated on a held-out slice, and a
+logistic-regression baseline on the same features.
+
+`JourneyModel` is the one artifact that crosses from training to scoring and serving: the
+fitted feature transformer (so a journey's features come from the same code and vocabulary),
+the booster and its calibrator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from features.schema import Snapshots
+from features.transformer import PathFeatures
+
+SLICES = (0.70, 0.85)  # training rows by as_of: fit below 70 %, validation to 85 %, calibration
+
+
+def lightgbm_params(seed: int) -> dict[str, Any]:
+    """Deterministic, unweighted (weights distort probabilities), one thread per call, and
+    regularised: snapshots of one journey are alike, and the test period lies later in time
+    than anything trained on, so small leaves and many trees overfit the training period."""
+    return {
+        "objective": "binary", "learning_rate": 0.03, "num_leaves": 15, "min_child_samples": 200,
+        "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 10.0,
+        "n_estimators": 1000, "random_state": seed, "deterministic": True,
+        "force_row_wise": True, "n_jobs": 1, "verbose": -1,
+    }  # fmt: skip
+
+
+@dataclass
+class JourneyModel:
+    """Scores snapshots: features by `transformer`, raw score by `classifier`, calibrated."""
+
+    task: str
+    transformer: PathFeatures
+    classifier: lgb.LGBMClassifier
+    calibrated: CalibratedClassifierCV
+    feature_names: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def features(self, snapshots: Snapshots) -> pd.DataFrame:
+        return self.transformer.transform(snapshots)[self.feature_names]
+
+    def predict_features(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of the outcome for a feature matrix."""
+        return self.calibrated.predict_proba(features[self.feature_names])[:, 1]
+
+    def predict(self, snapshots: Snapshots) -> np.ndarray:
+        return self.predict_features(self.features(snapshots))
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Per feature, its contribution to the raw (log-odds) score of the uncalibrated booster;
+        the column `bias` is the expected value. Each row sums to the raw score."""
+        values = self.classifier.booster_.predict(
+            features[self.feature_names], pred_contrib=True, num_threads=1
+        )
+        return pd.DataFrame(values, columns=[*self.feature_names, "bias"], index=features.index)
+
+
+def training_slices(as_of: np.ndarray) -> np.ndarray:
+    """'fit', 'validation' or 'calibration' for each training row, by time (as_of order)."""
+    cut_validation, cut_calibration = np.quantile(as_of, SLICES)
+    return np.where(
+        as_of < cut_validation,
+        "fit",
+        np.where(as_of < cut_calibration, "validation", "calibration"),
+    )
+
+
+def train_lightgbm(
+    task: str,
+    transformer: PathFeatures,
+    features: pd.DataFrame,
+    y: np.ndarray,
+    slices: np.ndarray,
+    seed: int,
+) -> JourneyModel:
+    """LightGBM with early stopping on the validation slice, then calibrated on the calibration
+    slice (isotonic with enough rows, sigmoid otherwise)."""
+    names = list(features.columns)
+    categorical = [c for c in transformer.categorical_features_ if c in names]
+    fit, validation, calibration = (slices == s for s in ("fit", "validation", "calibration"))
+    classifier = lgb.LGBMClassifier(**lightgbm_params(seed))
+    classifier.fit(
+        features[fit],
+        y[fit],
+        eval_X=(features[validation],),
+        eval_y=(y[validation],),
+        eval_metric="binary_logloss",
+        categorical_feature=categorical,
+        callbacks=[lgb.early_stopping(50, verbose=False)],
+    )
+    method = "isotonic" if calibration.sum() >= 2_000 else "sigmoid"
+    calibrated = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
+    calibrated.fit(features[calibration], y[calibration])
+    info = {
+        "best_iteration": int(classifier.best_iteration_ or classifier.n_estimators),
+        "base_rate": float(np.mean(y)),
+        "calibration": method,
+        "categorical_features": categorical,
+        "rows": {s: int((slices == s).sum()) for s in ("fit", "validation", "calibration")},
+    }
+    return JourneyModel(task, transformer, classifier, calibrated, names, info)
+
+
+def train_baseline(features: pd.DataFrame, y: np.ndarray, seed: int):
+    """Logistic regression on the same features: imputed, standardised, L2-regularised."""
+    model = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=1.0, max_iter=2_000, random_state=seed),
+    )
+    return model.fit(features, y)

@@ -1,0 +1,76 @@
+"""PNG charts of a training run, logged as MLflow artifacts: feature importance, calibration,
+lift. matplotlib is imported (with its file-only backend) only when a chart is drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.metrics import calibration_curve, lift_curve
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no screen here
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def feature_importance(names: list[str], gains: np.ndarray, path: Path, top: int = 20) -> Path:
+    plt = _pyplot()
+    order = np.argsort(gains)[::-1][:top][::-1]
+    figure, axes = plt.subplots(figsize=(8, 0.3 * len(order) + 1.2))
+    axes.barh([names[i] for i in order], gains[order], color="#4c72b0")
+    axes.set_xlabel("total gain")
+    axes.set_title(f"Top {len(order)} features by gain")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def calibration(y: np.ndarray, score: np.ndarray, path: Path, title: str) -> Path:
+    plt = _pyplot()
+    table: pd.DataFrame = calibration_curve(y, score, bins=10)
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="perfect")
+    axes.errorbar(
+        table["mean_score"],
+        table["observed_rate"],
+        yerr=[
+            table["observed_rate"] - table["observed_low"],
+            table["observed_high"] - table["observed_rate"],
+        ],
+        marker="o",
+        color="#4c72b0",
+        label="test period",
+    )
+    axes.set_xlabel("predicted risk")
+    axes.set_ylabel("observed rate")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def lift(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, score in scores.items():
+        table = lift_curve(y, score, points=20)
+        axes.plot(table["share"], table["lift"], marker=".", label=name)
+    axes.axhline(1.0, color="#999999", linestyle="--")
+    axes.set_xlabel("share of journeys targeted, riskiest first")
+    axes.set_ylabel("lift")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,132 @@
+"""Reasons in the journey's own words: the features that push a risk up the most, as text.
+
+`describe(feature, value)` turns one feature value into a phrase ("refund denied 2 times",
+"escalated 3 days ago"); `top_reasons` picks, per row, the features with the largest positive
+contributions to the model's score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from features.build import Vocabulary
+
+
+def words(slug: str) -> str:
+    return slug.replace("_", " ")
+
+
+def _count(n: float) -> str:
+    return "once" if n == 1 else f"{n:.0f} times"
+
+
+def _days(days: float) -> str:
+    if days < 1:
+        return f"{days * 24:.0f} hours"
+    return f"{days:.0f} day" + ("" if round(days) == 1 else "s")
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.0f} h" if hours < 48 else _days(hours / 24)
+
+
+def describe(feature: str, value: float, vocabulary: Vocabulary | None = None) -> str:
+    """One feature's value in plain words."""
+    kind, _, rest = feature.partition("__")
+    if isinstance(value, float) and math.isnan(value):
+        return f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
+    simple = {
+        "events": lambda: f"{value:.0f} steps so far",
+        "tenure_days": lambda: f"customer for {_days(value)}",
+        "recency_days": lambda: f"last activity {_days(value)} ago",
+        "frequency": lambda: f"{value:.0f} purchases",
+        "monetary": lambda: f"{value:,.2f} spent",
+        "gap_mean_hours": lambda: f"{_hours(value)} between steps on average",
+        "gap_max_hours": lambda: f"longest wait {_hours(value)}",
+        "gap_last_hours": lambda: f"{_hours(value)} before the latest step",
+        "gap_trend_hours_per_step": lambda: "waits growing" if value > 0 else "waits shrinking",
+        "repeats": lambda: f"{value:.0f} repeated steps",
+        "distinct_steps": lambda: f"{value:.0f} different steps",
+        "pingpong_steps": lambda: f"back and forth between steps {_count(value)}",
+        "pingpong_channels": lambda: f"bounced between teams {_count(value)}",
+        "furthest_stage": lambda: f"reached stage {value:.0f}",
+        "score_last": lambda: f"latest survey score {value:g}",
+        "score_mean": lambda: f"average survey score {value:.1f}",
+        "score_count": lambda: f"{value:.0f} surveys answered",
+        "score_trend": lambda: "survey scores falling" if value < 0 else "survey scores rising",
+    }
+    if feature in simple:
+        return simple[feature]()
+    if kind == "count":
+        return f"{words(rest)} {_count(value)}"
+    if kind == "rate":
+        return f"{words(rest)} in {value:.0%} of steps"
+    if kind == "days_since":
+        return f"{words(rest)} {_days(value)} ago"
+    if kind in ("bigram", "trigram"):
+        return " then ".join(words(part) for part in rest.split("__")) + f" {_count(value)}"
+    if feature.startswith("last_"):
+        which = {"1": "latest step", "2": "the step before"}.get(
+            feature[5:], f"{feature[5:]} steps back"
+        )
+        return f"{which}: {_step_name(value, vocabulary)}"
+    if kind == "attr":
+        return f"{words(rest)}: {_attribute(rest, value, vocabulary)}"
+    if kind == "critical":
+        return _critical(rest, value)
+    return f"{words(feature)} {value:g}"
+
+
+def _step_name(code: float, vocabulary: Vocabulary | None) -> str:
+    if vocabulary is None or code < 0:
+        return "none"
+    steps = vocabulary.steps
+    return words(steps[int(code)]) if int(code) < len(steps) else "another step"
+
+
+def _attribute(name: str, value: float, vocabulary: Vocabulary | None) -> str:
+    from features.build import slug
+
+    for attribute, categories in (vocabulary.attributes if vocabulary else {}).items():
+        if slug(attribute) == name and categories is not None and 0 <= value < len(categories):
+            return str(categories[int(value)])
+    return f"{value:g}"
+
+
+def _critical(rest: str, value: float) -> str:
+    if rest == "items":
+        return f"{value:.0f} known risk steps on the way"
+    if rest == "weight":
+        return "several high-risk steps on the way"
+    kind = rest.removeprefix("route_")
+    return f"follows the typical {'at-risk' if kind == 'positive' else 'safe'} path ({value:.0%})"
+
+
+def top_reasons(
+    features: pd.DataFrame,
+    contributions: pd.DataFrame,
+    k: int = 3,
+    vocabulary: Vocabulary | None = None,
+) -> pd.DataFrame:
+    """Per row, the k features with the largest positive contributions: columns reason_1..k
+    (text) and contribution_1..k (log-odds); fewer when fewer features push the risk up."""
+    values = contributions.drop(columns="bias").to_numpy()
+    names = np.asarray(contributions.columns.drop("bias"))
+    feature_values = features[names].to_numpy(dtype=np.float64)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    rows = {}
+    for rank in range(k):
+        column = order[:, rank]
+        every = np.arange(len(values))
+        contribution = values[every, column]
+        shown = feature_values[every, column]
+        text = [
+            describe(names[c], float(x), vocabulary) if v > 0 else None
+            for c, x, v in zip(column, shown, contribution, strict=True)
+        ]
+        rows[f"reason_{rank + 1}"] = text
+        rows[f"contribution_{rank + 1}"] = np.where(contribution > 0, contribution, np.nan)
+    return pd.DataFrame(rows, index=features.index)

@@ -1,0 +1,257 @@
+"""The model registry: the one module of JourneyGuard that talks to MLflow.
+
+A training run of a task is one MLflow run in the experiment `journeyguard-<task>`; its model is
+registered as `journeyguard-<task>` and the new version takes the alias `challenger`. `promote`
+moves the alias `champion` by a written rule. The store is SQLite in `mlruns/mlflow.db`, with the
+artifacts in `mlruns/artifacts/<task>` (the plain file store is deprecated in MLflow 3).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version as _version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.types import ColSpec, Schema
+
+from training.models import JourneyModel
+
+MODEL_PREFIX = "journeyguard-"  # registered model and experiment name: journeyguard-<task>
+CHAMPION, CHALLENGER = "champion", "challenger"
+CONTRIBUTION = "contribution__"
+_SQLITE = "sqlite:///"
+# Pinned rather than inferred: inference loads the model again in a subprocess (seconds).
+_REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle")
+
+
+def _telemetry_off() -> None:
+    """MLflow builds its telemetry client when imported; unless the environment says otherwise,
+    turn telemetry off and drop that client (set the variable before any import to be sure)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.telemetry import get_telemetry_client, set_telemetry_client
+
+    if get_telemetry_client() is not None:
+        set_telemetry_client()  # None when the variable disables telemetry
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the SQLite store `<root>/mlflow.db` (root defaults to
+    `./mlruns`), creating root and root/artifacts: the only place a folder is made."""
+    _telemetry_off()
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    root = (root or Path("mlruns")).resolve()
+    (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    return f"{_SQLITE}{root / 'mlflow.db'}"
+
+
+def _local_root(uri: str) -> Path | None:
+    """The folder of a local SQLite store (artifacts go beside it), None for other stores."""
+    if uri.startswith(_SQLITE) and Path(uri[len(_SQLITE) :]).is_absolute():
+        return Path(uri[len(_SQLITE) :]).parent
+    return None
+
+
+def _client(uri: str) -> MlflowClient:
+    """A client of `uri`, which also becomes the process's tracking and registry URI (the fluent
+    API of `log_model` and `load_model` reads them)."""
+    _telemetry_off()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def model_name(task: str) -> str:
+    return f"{MODEL_PREFIX}{task}"
+
+
+def experiment_id(task: str, uri: str) -> str:
+    """The task's experiment, created on first use; on the local store its artifacts live in
+    `<root>/artifacts/<task>` (an absolute file URI, stored with the experiment)."""
+    client, name = _client(uri), model_name(task)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        root = _local_root(uri)
+        location = (root / "artifacts" / task).as_uri() if root else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as error:  # created meanwhile by another process
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+class JourneyPyfunc(mlflow.pyfunc.PythonModel):
+    """A `JourneyModel` as an MLflow pyfunc: calibrated probabilities and reason codes, not the
+    class labels that the LightGBM flavour's pyfunc would return."""
+
+    def __init__(self, model: JourneyModel) -> None:
+        self.model = model
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Feature rows in; `probability` and `contribution__<feature>` (plus `__bias`) out."""
+        features = pd.DataFrame(model_input)
+        contributions = self.model.contributions(features).add_prefix(CONTRIBUTION)
+        contributions.insert(0, "probability", self.model.predict_features(features))
+        return contributions
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    task: str
+    run_id: str
+    model_name: str
+    version: int
+    model_uri: str  # models:/journeyguard-<task>/<version>
+
+
+def _logged(task: str, version: ModelVersion) -> LoggedModel:
+    name = model_name(task)
+    return LoggedModel(
+        task, version.run_id, name, int(version.version), f"models:/{name}/{version.version}"
+    )
+
+
+def log_model(
+    model: JourneyModel,
+    *,
+    uri: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, Path],
+    input_example: pd.DataFrame,
+) -> LoggedModel:
+    """Logs one run of `model.task` (params, metrics, tags, artifact files keyed by their path
+    in the run, e.g. "plots/calibration.png") with the model, registered as a new version of
+    `journeyguard-<task>` that takes the alias `challenger`."""
+    client, task = _client(uri), model.task
+    python_model = JourneyPyfunc(model)
+    # Every column as float64: integer columns in a signature reject missing values later.
+    example = input_example[model.feature_names].head(5).astype("float64")
+    inferred = infer_signature(example, python_model.predict(None, example))
+    # A column with a missing value in the example would be "optional" (may be absent): all
+    # features are required; missing values stay allowed in a double column.
+    required = Schema([ColSpec(spec.type, spec.name) for spec in inferred.inputs.inputs])
+    signature = ModelSignature(inputs=required, outputs=inferred.outputs)
+    with mlflow.start_run(experiment_id=experiment_id(task, uri), run_name=f"train-{task}"):
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        mlflow.set_tags(tags)
+        if artifacts:
+            with tempfile.TemporaryDirectory() as staging:
+                for target, source in artifacts.items():
+                    (Path(staging) / target).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, Path(staging) / target)
+                mlflow.log_artifacts(staging)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,  # pickled with cloudpickle (the only way for an object)
+            signature=signature,
+            input_example=example,
+            registered_model_name=model_name(task),
+            pip_requirements=[f"{name}=={_version(name)}" for name in _REQUIREMENTS],
+        )
+    version = client.get_model_version(model_name(task), str(info.registered_model_version))
+    client.set_registered_model_alias(model_name(task), CHALLENGER, version.version)
+    return _logged(task, version)
+
+
+def _alias_version(client: MlflowClient, task: str, alias: str) -> ModelVersion | None:
+    """The model version holding `alias`, None when the model or the alias does not exist."""
+    try:
+        registered = client.get_registered_model(model_name(task))
+    except MlflowException as error:
+        if error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    if alias not in registered.aliases:
+        return None
+    return client.get_model_version(model_name(task), str(registered.aliases[alias]))
+
+
+def load_model(task: str, alias: str, *, uri: str) -> tuple[JourneyModel, LoggedModel] | None:
+    """The `JourneyModel` of `journeyguard-<task>@<alias>`, None when there is none."""
+    version = _alias_version(_client(uri), task, alias)
+    if version is None:
+        return None
+    logged = _logged(task, version)
+    pyfunc = mlflow.pyfunc.load_model(logged.model_uri)
+    return pyfunc.unwrap_python_model().model, logged
+
+
+def promote(
+    task: str,
+    logged: LoggedModel,
+    *,
+    challenger_score: float,
+    champion_score: float | None,
+    metric: str,
+    uri: str,
+    min_gain: float = 0.0,
+) -> tuple[bool, str]:
+    """Moves `champion` to the challenger when there is no champion score, or when the
+    challenger's score is at least the champion's plus `min_gain` (both on the same test rows).
+    Records the decision as the tags `promotion_rule` and `promoted` on the challenger's run."""
+    client = _client(uri)
+    champion = _alias_version(client, task, CHAMPION)
+    rule = f"promote when {metric} of the challenger >= {metric} of the champion + {min_gain:g}"
+    if champion_score is None:
+        promoted = True
+        rule += f": no champion yet, challenger v{logged.version} {challenger_score:.4f} promoted"
+    else:
+        promoted = bool(challenger_score >= champion_score + min_gain)
+        held = f"v{champion.version}" if champion is not None else "(unregistered)"
+        rule += (
+            f": challenger v{logged.version} {challenger_score:.4f} "
+            f"{'>=' if promoted else '<'} champion {held} {champion_score:.4f} + {min_gain:g}, "
+            f"{'promoted' if promoted else 'not promoted'}"
+        )
+    if promoted:
+        client.set_registered_model_alias(logged.model_name, CHAMPION, str(logged.version))
+    client.set_tag(logged.run_id, "promotion_rule", rule)
+    client.set_tag(logged.run_id, "promoted", str(promoted).lower())
+    return promoted, rule
+
+
+def champion_versions(uri: str) -> dict[str, dict[str, Any]]:
+    """Per task: the registered model's name and, for `champion` and `challenger`, the version,
+    run id, run metrics and tags (None where the alias is not set)."""
+    client, result = _client(uri), {}
+    for registered in client.search_registered_models(f"name LIKE '{MODEL_PREFIX}%'"):
+        task = registered.name[len(MODEL_PREFIX) :]
+        entry: dict[str, Any] = {"model_name": registered.name}
+        for alias in (CHAMPION, CHALLENGER):
+            version = _alias_version(client, task, alias)
+            if version is None:
+                entry[alias] = None
+                continue
+            run = client.get_run(version.run_id)
+            entry[alias] = {
+                "version": int(version.version),
+                "run_id": version.run_id,
+                "model_uri": f"models:/{registered.name}/{version.version}",
+                "created": pd.Timestamp(
+                    version.creation_timestamp, unit="ms", tz="UTC"
+                ).isoformat(),
+                "metrics": dict(run.data.metrics),
+                "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
+            }
+        result[task] = entry
+    return result
