@@ -129,10 +129,17 @@ class _Prefixes:
 
 def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
     first = p.log.times[p.start]
+    tenure = np.where(p.events > 0, (p.as_of - first) / NS_PER_DAY, np.nan)
+    recency = p.days_before_as_of(np.where(p.events > 0, p.last, -1))
+    # Ratios stay comparable as journeys age, unlike tenure itself: a model trained on earlier
+    # snapshots meets later ones with longer tenures.
+    per_day = np.maximum(tenure, 1.0)
     columns = {
         "events": p.events.astype(np.float64),
-        "tenure_days": np.where(p.events > 0, (p.as_of - first) / NS_PER_DAY, np.nan),
-        "recency_days": p.days_before_as_of(np.where(p.events > 0, p.last, -1)),
+        "tenure_days": tenure,
+        "recency_days": recency,
+        "events_per_day": p.events / per_day,
+        "active_share": (tenure - recency) / per_day,
     }
     value = p.log.column(VALUE)
     if value is not None:
@@ -195,8 +202,14 @@ def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
     has_gap = p.same_journey_as_previous
     n_gaps = p.events - 1
     span = (times[p.last] - times[p.start]) / NS_PER_HOUR
+    mean_gap = np.where(n_gaps > 0, span / np.maximum(n_gaps, 1), np.nan)
+    quiet = (p.as_of - times[p.last]) / NS_PER_HOUR
     columns = {
-        "gap_mean_hours": np.where(n_gaps > 0, span / np.maximum(n_gaps, 1), np.nan),
+        "gap_mean_hours": mean_gap,
+        # How many usual gaps the journey has been quiet for: overdue journeys are at risk.
+        "quiet_over_gap": np.where(
+            mean_gap > 0, quiet / np.where(mean_gap > 0, mean_gap, 1), np.nan
+        ),
         "gap_max_hours": np.where(n_gaps > 0, p.running_max(gap), np.nan),
         "gap_last_hours": np.where(n_gaps > 0, gap[p.last], np.nan),
     }

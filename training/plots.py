@@ -41,9 +41,9 @@ def calibration(y: np.ndarray, score: np.ndarray, path: Path, title: str) -> Pat
     axes.errorbar(
         table["mean_score"],
         table["observed_rate"],
-        yerr=[
-            table["observed_rate"] - table["observed_low"],
-            table["observed_high"] - table["observed_rate"],
+        yerr=[  # clipped: rounding can make a bound cross the rate by 1e-17
+            (table["observed_rate"] - table["observed_low"]).clip(lower=0),
+            (table["observed_high"] - table["observed_rate"]).clip(lower=0),
         ],
         marker="o",
         color="#4c72b0",

@@ -40,6 +40,9 @@ def describe(feature: str, value: float, vocabulary: Vocabulary | None = None) -
         return f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
     simple = {
         "events": lambda: f"{value:.0f} steps so far",
+        "events_per_day": lambda: f"{value:.2f} steps a day",
+        "active_share": lambda: f"active for {value:.0%} of the time since the first step",
+        "quiet_over_gap": lambda: f"quiet for {value:.1f}x the usual time between steps",
         "tenure_days": lambda: f"customer for {_days(value)}",
         "recency_days": lambda: f"last activity {_days(value)} ago",
         "frequency": lambda: f"{value:.0f} purchases",
@@ -105,6 +108,10 @@ def _critical(rest: str, value: float) -> str:
     return f"follows the typical {'at-risk' if kind == 'positive' else 'safe'} path ({value:.0%})"
 
 
+# Summaries of other features: as a reason they would say less than the steps they count.
+NOT_REASONS = ("critical__items", "critical__weight")
+
+
 def top_reasons(
     features: pd.DataFrame,
     contributions: pd.DataFrame,
@@ -113,8 +120,9 @@ def top_reasons(
 ) -> pd.DataFrame:
     """Per row, the k features with the largest positive contributions: columns reason_1..k
     (text) and contribution_1..k (log-odds); fewer when fewer features push the risk up."""
-    values = contributions.drop(columns="bias").to_numpy()
-    names = np.asarray(contributions.columns.drop("bias"))
+    shown = contributions.drop(columns=["bias", *[c for c in NOT_REASONS if c in contributions]])
+    values = shown.to_numpy()
+    names = np.asarray(shown.columns)
     feature_values = features[names].to_numpy(dtype=np.float64)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     rows = {}

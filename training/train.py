@@ -119,9 +119,10 @@ def _bgnbd_metrics(
     test: np.ndarray,
     slices: np.ndarray,
 ) -> dict[str, float]:
-    """BG/NBD fitted on the purchases up to the training period's end, scored on the test rows:
-    churn risk = P(no purchase in the horizon), calibrated like the model, on the calibration
-    slice, so that its Brier score compares; ranking metrics do not depend on that step."""
+    """BG/NBD fitted on the purchases up to the training period's end, scored on the test rows.
+    Its churn risk falls as the expected purchases in the horizon rise: a decreasing isotonic
+    map, fitted on the calibration slice, turns them into probabilities so that its Brier score
+    compares with the model's; the ranking is that of -E[purchases]."""
     purchases = matching_events(log, task.match)
     ids, times = log.journey_ids[log.journey_codes[purchases]], log.times[purchases]
     frame = data.frame
@@ -148,13 +149,16 @@ def _bgnbd_metrics(
             )
         return values
 
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.isotonic import IsotonicRegression
 
-    calibration_rows = np.flatnonzero(train)[slices == "calibration"]
     calibration = np.zeros(len(frame), dtype=bool)
-    calibration[calibration_rows] = True
-    x_calibration = np.log1p(expected(calibration)).reshape(-1, 1)
-    platt = LogisticRegression().fit(x_calibration, frame.loc[calibration, "y"])
-    score = platt.predict_proba(np.log1p(expected(test)).reshape(-1, 1))[:, 1]
-    metrics = evaluate(frame.loc[test, "y"].to_numpy().astype(int), score)
+    calibration[np.flatnonzero(train)[slices == "calibration"]] = True
+    to_risk = IsotonicRegression(increasing=False, out_of_bounds="clip")
+    to_risk.fit(expected(calibration), frame.loc[calibration, "y"])
+    expected_test = expected(test)
+    y = frame.loc[test, "y"].to_numpy().astype(int)
+    # Ranking metrics from BG/NBD's own ranking (isotonic steps would tie rows); the
+    # probability metrics from the calibrated risk.
+    calibrated = evaluate(y, to_risk.predict(expected_test))
+    metrics = evaluate(y, -expected_test) | {k: calibrated[k] for k in ("brier", "log_loss")}
     return metrics | {f"param_{k}": float(v) for k, v in vars(params).items()}

@@ -137,8 +137,12 @@ def test_unknown_task_and_bad_config_exit_2_with_a_message(workdir):
     assert result.exit_code == 2 and "did you mean 'path'" in result.output
 
 
-def test_demo_runs_every_stage(tmp_path):
+def test_demo_runs_every_stage(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     (tmp_path / "jg.toml").write_text(CONFIG.format(every="28d"))
     output = run("demo", "--config", str(tmp_path / "jg.toml"), "--customers", "600")
     assert "== validate" in output and "== analyze --task churn" in output
     assert (tmp_path / "out" / "analysis" / "escalation" / "report.html").is_file()
+    assert "== train" in output and "promoted to champion" in output
+    risk = pd.read_parquet(tmp_path / "out" / "risk-churn.parquet")
+    assert len(risk) > 0 and risk["reason_1"].notna().any()
