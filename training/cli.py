@@ -4,6 +4,7 @@ and the training stage of `journeyguard demo`."""
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -75,6 +76,8 @@ def train_and_register(
     from training.train import train_task
 
     task_config = settings.task(task)
+    # MLflow warns on every custom model that it is pickled; we know, and chose it.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     with status.status(f"loading the log of {settings.name}"):
         log = load_log(settings)
     with status.status(f"training {task}: dataset, LightGBM, baseline, evaluation"):

@@ -8,15 +8,15 @@ the booster and its calibrator.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -51,7 +51,7 @@ class JourneyModel:
     task: str
     transformer: PathFeatures
     classifier: lgb.LGBMClassifier
-    calibrated: CalibratedClassifierCV
+    calibrator: Calibrator
     feature_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -60,7 +60,8 @@ class JourneyModel:
 
     def predict_features(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of the outcome for a feature matrix."""
-        return self.calibrated.predict_proba(features[self.feature_names])[:, 1]
+        raw = self.classifier.predict(features[self.feature_names], raw_score=True, num_threads=1)
+        return self.calibrator.predict(raw)
 
     def predict(self, snapshots: Snapshots) -> np.ndarray:
         return self.predict_features(self.features(snapshots))
@@ -74,6 +75,31 @@ class JourneyModel:
         return pd.DataFrame(values, columns=[*self.feature_names, "bias"], index=features.index)
 
 
+@dataclass
+class Calibrator:
+    """Maps the booster's raw score (log-odds) to a probability: isotonic with enough held-out
+    rows, else a logistic curve (Platt)."""
+
+    method: str
+    mapping: IsotonicRegression | LogisticRegression
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            return self.mapping.predict(raw)
+        return self.mapping.predict_proba(np.asarray(raw).reshape(-1, 1))[:, 1]
+
+
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, min_isotonic_rows: int = 2_000) -> Calibrator:
+    if len(np.unique(y)) < 2:
+        raise ValueError(
+            "the held-out rows for calibration hold one outcome only; the task's "
+            "outcome is too rare in the training period to calibrate a model"
+        )
+    if len(y) >= min_isotonic_rows:
+        return Calibrator("isotonic", IsotonicRegression(out_of_bounds="clip").fit(raw, y))
+    return Calibrator("sigmoid", LogisticRegression().fit(np.asarray(raw).reshape(-1, 1), y))
+
+
 def training_slices(as_of: np.ndarray) -> np.ndarray:
     """'fit', 'validation' or 'calibration' for each training row, by time (as_of order)."""
     cut_validation, cut_calibration = np.quantile(as_of, SLICES)
@@ -82,6 +108,17 @@ def training_slices(as_of: np.ndarray) -> np.ndarray:
         "fit",
         np.where(as_of < cut_calibration, "validation", "calibration"),
     )
+
+
+def journey_slices(customer_ids: np.ndarray) -> np.ndarray:
+    """'fit', 'validation' or 'calibration' for each training row, by a stable hash of its
+    journey: every slice spans the whole training period (an outcome that only appears late
+    still reaches the fit slice) and no journey's snapshots straddle two slices."""
+    buckets = np.array([zlib.crc32(str(c).encode()) % 100 for c in pd.unique(customer_ids)])
+    bucket_of = dict(zip(pd.unique(customer_ids), buckets, strict=True))
+    bucket = np.array([bucket_of[c] for c in customer_ids])
+    low, high = (round(100 * cut) for cut in SLICES)
+    return np.where(bucket < low, "fit", np.where(bucket < high, "validation", "calibration"))
 
 
 def train_lightgbm(
@@ -93,7 +130,7 @@ def train_lightgbm(
     seed: int,
 ) -> JourneyModel:
     """LightGBM with early stopping on the validation slice, then calibrated on the calibration
-    slice (isotonic with enough rows, sigmoid otherwise)."""
+    slice (with the validation slice too when the outcome is missing from it)."""
     names = list(features.columns)
     categorical = [c for c in transformer.categorical_features_ if c in names]
     fit, validation, calibration = (slices == s for s in ("fit", "validation", "calibration"))
@@ -109,9 +146,11 @@ def train_lightgbm(
         categorical_feature=categorical,
         callbacks=[lgb.early_stopping(50, verbose=False)],
     )
-    method = "isotonic" if calibration.sum() >= 2_000 else "sigmoid"
-    calibrated = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
-    calibrated.fit(features[calibration], y[calibration])
+    if len(np.unique(y[calibration])) < 2:  # a rare outcome: widen to the validation rows
+        calibration = calibration | validation
+    raw = classifier.predict(features[calibration], raw_score=True, num_threads=1)
+    calibrator = fit_calibrator(raw, y[calibration])
+    method = calibrator.method
     info = {
         "best_iteration": int(classifier.best_iteration_ or classifier.n_estimators),
         "base_rate": float(np.mean(y)),
@@ -119,7 +158,7 @@ def train_lightgbm(
         "categorical_features": categorical,
         "rows": {s: int((slices == s).sum()) for s in ("fit", "validation", "calibration")},
     }
-    return JourneyModel(task, transformer, classifier, calibrated, names, info)
+    return JourneyModel(task, transformer, classifier, calibrator, names, info)
 
 
 def train_baseline(features: pd.DataFrame, y: np.ndarray, seed: int):

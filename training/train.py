@@ -18,7 +18,7 @@ from features.labels import matching_events
 from features.schema import EventLog
 from training import bgnbd
 from training.metrics import days_bins, evaluate, metrics_by_group
-from training.models import JourneyModel, train_baseline, train_lightgbm, training_slices
+from training.models import JourneyModel, journey_slices, train_baseline, train_lightgbm
 
 PREFIX_GROUP = "events"  # the prefix length: events seen so far
 DAYS_GROUP = "tenure_days"  # days since the first event
@@ -59,7 +59,7 @@ def train_task(
             f"{data.test_from.isoformat()}; choose an earlier --test-from"
         )
     features, y = frame[data.feature_names], frame["y"].to_numpy().astype(int)
-    slices = training_slices(data.snapshots.as_of[train])
+    slices = journey_slices(frame.loc[train, "customer_id"].to_numpy())
     model = train_lightgbm(task.name, data.transformer, features[train], y[train], slices, seed)
     baseline = train_baseline(features[train], y[train], seed)
     score = model.predict_features(features[test])
