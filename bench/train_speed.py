@@ -93,8 +93,8 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     from features.config import load_config
     from features.dataset import build_dataset
     from training.metrics import evaluate
-    from training.models import train_baseline, train_lightgbm, training_slices
-    from training.train import _bgnbd_metrics
+    from training import train as steps
+    from training.models import train_baseline, train_lightgbm
 
     seconds: dict[str, float] = {"imports": time.perf_counter() - began}
     peaks: dict[str, float] = {"imports": peak_mib()}
@@ -113,7 +113,15 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     frame = data.frame
     train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
     features, y = frame[data.feature_names], frame["y"].to_numpy().astype(int)
-    slices = timed("slices", lambda: training_slices(data.snapshots.as_of[train]))
+    # The training rows' fit / validation / calibration slices, as train_task makes them: by
+    # journey (a hash of customer_id) where training.train uses journey_slices, else by time.
+    if hasattr(steps, "journey_slices"):
+        slicing = "journey_slices"
+        customers = frame.loc[train, "customer_id"].to_numpy()
+        slices = timed("slices", lambda: steps.journey_slices(customers))
+    else:
+        slicing = "training_slices"
+        slices = timed("slices", lambda: steps.training_slices(data.snapshots.as_of[train]))
     model = timed(
         "lightgbm",
         lambda: train_lightgbm(
@@ -130,7 +138,7 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     )
     bgnbd = None
     if not skip_bgnbd and task.label == "absent":
-        bgnbd = timed("bgnbd", lambda: _bgnbd_metrics(log, task, data, train, test, slices))
+        bgnbd = timed("bgnbd", lambda: steps._bgnbd_metrics(log, task, data, train, test, slices))
 
     splits = frame["split"].value_counts()
     print(
@@ -144,6 +152,7 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
                 "features": len(data.feature_names),
                 "frame_mib": round(frame.memory_usage(deep=True).sum() / 2**20, 1),
                 "test_from": data.test_from.isoformat(),
+                "slicing": slicing,
                 "model_info": model.info,
                 "seconds": {k: round(v, 3) for k, v in seconds.items()},
                 "peak_mib_after": {k: round(v) for k, v in peaks.items()},
