@@ -19,9 +19,11 @@ At 100,000 customers (about 1.6M events) the churn task below gives about 1.17M 
      MLFLOW_TRACKING_URI pointing at a fresh SQLite store in bench/results/mlruns-bench/ (never
      the project's mlruns/); the metrics come from the JSON it prints;
    - the core: this file with `--core C`, which times with perf_counter the stages of
-     `training.train.train_task`: loading the log, `build_dataset`, the training slices,
-     `train_lightgbm`, `train_baseline`, scoring the test rows and the BG/NBD comparison,
-     printing them (with the peak RSS reached after each stage) as one JSON line.
+     `training.train.train_task`: loading the log, `build_dataset`, the training slices (by
+     journey with `journey_slices` where train.py has it, else by time with
+     `training_slices`), `train_lightgbm`, `train_baseline`, scoring the test rows and the
+     BG/NBD comparison, printing them (with the peak RSS reached after each stage) as one JSON
+     line.
 4. Prints the table: snapshots by split, the command's and the core's time and peak, the core's
    stages and the test metrics of LightGBM, the baseline and BG/NBD.
 
@@ -92,8 +94,8 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     from features.cli import load_log
     from features.config import load_config
     from features.dataset import build_dataset
-    from training.metrics import evaluate
     from training import train as steps
+    from training.metrics import evaluate
     from training.models import train_baseline, train_lightgbm
 
     seconds: dict[str, float] = {"imports": time.perf_counter() - began}
@@ -394,7 +396,7 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         summary["counts"] = {
             key: last[key]
             for key in ("events", "journeys", "snapshots", "split", "excluded", "features")
-        } | {"frame_mib": last["frame_mib"], "model_info": last["model_info"]}
+        } | {key: last.get(key) for key in ("frame_mib", "slicing", "model_info")}
         summary["stages_s"] = {
             stage: _median([line["seconds"][stage] for line in cores if stage in line["seconds"]])
             for stage in ("imports", *STAGES)
@@ -431,8 +433,8 @@ def print_table(customers: int, summary: dict[str, Any]) -> None:
         info = counts["model_info"]
         rows = ", ".join(f"{k} {v:,}" for k, v in info["rows"].items())
         print(
-            f"  LightGBM: {rows} rows; best iteration {info['best_iteration']},"
-            f" {info['calibration']} calibration"
+            f"  LightGBM: {rows} rows ({counts['slicing']}); best iteration"
+            f" {info['best_iteration']}, {info['calibration']} calibration"
         )
     header = f"  {'':<9}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MiB':>10}{'rounds':>8}"
     print(header)
@@ -476,12 +478,34 @@ def print_table(customers: int, summary: dict[str, Any]) -> None:
         )
 
 
-def save(args: argparse.Namespace, runs: list[Run], summary: dict[str, Any]) -> Path:
+def code_state() -> dict[str, Any]:
+    """The commit and the files changed since it (read-only git queries): the training code
+    the numbers belong to."""
+
+    def git(*words: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "--no-optional-locks", *words], cwd=ROOT, capture_output=True, text=True
+            )
+        except OSError:
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "changed": git("status", "--porcelain", "--untracked-files=no").splitlines(),
+    }
+
+
+def save(
+    args: argparse.Namespace, code: dict[str, Any], runs: list[Run], summary: dict[str, Any]
+) -> Path:
     """Writes everything measured to bench/results/train_speed-N-TIME.json."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = args.results / f"train_speed-{args.customers}-{stamp}.json"
     body = {
         "arguments": {k: str(v) for k, v in vars(args).items() if k != "core"},
+        "code": code,
         "runs": [run.__dict__ for run in runs],
         "summary": summary,
     }
@@ -498,13 +522,14 @@ def main(argv: list[str] | None = None) -> None:
         core(args.core, TASK, args.train_seed, args.skip_bgnbd)
         return
     args.results = args.results.resolve()
+    code = code_state()  # before the runs: the code they import
     events = ensure_simulated_log(
         args.journeyguard, args.results / "data", args.customers, args.seed, args.fresh_data
     )
     runs = run_rounds(args, events)
     summary = summarize(runs)
     print_table(args.customers, summary)
-    print(f"\nrecorded in {save(args, runs, summary)}")
+    print(f"\nrecorded in {save(args, code, runs, summary)}")
     if any(run.returncode != 0 for run in runs):
         sys.exit(1)
 

@@ -17,7 +17,7 @@ from features.dataset import Dataset, build_dataset
 from features.labels import matching_events
 from features.schema import EventLog
 from training import bgnbd
-from training.metrics import days_bins, evaluate, metrics_by_group
+from training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
 from training.models import JourneyModel, journey_slices, train_baseline, train_lightgbm
 
 PREFIX_GROUP = "events"  # the prefix length: events seen so far
@@ -92,10 +92,19 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def _groups(features: pd.DataFrame) -> dict[str, pd.Series]:
+    """Prefix length (1..9, 10+) and days since the first event, as ordered categories."""
+    labels = [str(n) for n in range(1, 10)] + ["10+"]
     prefix = features[PREFIX_GROUP].clip(upper=10).astype(int).astype(str).replace("10", "10+")
+    days = days_bins(features[DAYS_GROUP].to_numpy())
     return {
-        PREFIX_GROUP: prefix,
-        DAYS_GROUP: pd.Series(days_bins(features[DAYS_GROUP].to_numpy()), index=features.index),
+        PREFIX_GROUP: pd.Series(
+            pd.Categorical(prefix, categories=labels), index=features.index, name=PREFIX_GROUP
+        ),
+        DAYS_GROUP: pd.Series(
+            pd.Categorical(days, categories=days_bin_labels()),
+            index=features.index,
+            name=DAYS_GROUP,
+        ),
     }
 
 
