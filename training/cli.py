@@ -72,7 +72,6 @@ def train_and_register(
 ) -> dict[str, Any]:
     """Trains, evaluates, logs to MLflow and applies the promotion rule; returns the result."""
     from training import registry
-    from training.metrics import evaluate
     from training.train import train_task
 
     task_config = settings.task(task)
@@ -97,14 +96,7 @@ def train_and_register(
             input_example=run.test_features.head(5),
         )
     test = run.dataset.frame["split"].to_numpy() == "test"
-    champion = registry.load_model(task, "champion", uri=uri)
-    champion_score = None
-    if champion is not None:
-        old_model, _ = champion
-        snapshots = run.dataset.snapshots.subset(test)
-        champion_score = evaluate(
-            run.dataset.frame.loc[test, "y"].to_numpy(), old_model.predict(snapshots)
-        )[PROMOTION_METRIC]
+    champion_score, unusable = _champion_score(task, uri, run, test)
     promoted, rule = registry.promote(
         task,
         logged,
@@ -113,6 +105,8 @@ def train_and_register(
         metric=PROMOTION_METRIC,
         uri=uri,
     )
+    if unusable:
+        rule = f"{rule} (the champion could not be scored with this code: {unusable})"
     if predictions_out is not None:
         write_table(run.predictions, predictions_out)
     return {
@@ -128,6 +122,24 @@ def train_and_register(
         "run_id": logged.run_id,
         "test_from": run.dataset.test_from.isoformat(),
     }
+
+
+def _champion_score(task: str, uri: str, run: Any, test: np.ndarray) -> tuple[float | None, str]:
+    """The champion's metric on this run's test rows, or None and why it has none: a champion
+    saved by an incompatible version of the code cannot be loaded or scored, and then the new
+    model replaces it rather than training failing."""
+    from training import registry
+    from training.metrics import evaluate
+
+    try:
+        champion = registry.load_model(task, "champion", uri=uri)
+        if champion is None:
+            return None, ""
+        snapshots = run.dataset.snapshots.subset(test)
+        scores = champion[0].predict(snapshots)
+    except Exception as error:  # any failure of an old pickle: report it, do not crash
+        return None, f"{type(error).__name__}: {error}"
+    return evaluate(run.dataset.frame.loc[test, "y"].to_numpy(), scores)[PROMOTION_METRIC], ""
 
 
 def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.DataFrame:

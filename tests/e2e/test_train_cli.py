@@ -114,3 +114,33 @@ def test_score_without_a_champion_is_a_clear_error(workdir, monkeypatch, tmp_pat
         ],
     )
     assert result.exit_code == 2 and "no champion model" in result.output
+
+
+def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(workdir, monkeypatch, tmp_path):
+    """A champion pickled by an older version of the code (here: one whose feature transformer
+    is gone) must not stop training: the new model is promoted and the rule says why."""
+    from features.cli import load_log
+    from features.config import load_config
+    from training import registry
+    from training.train import train_task
+
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    settings = load_config(workdir / "jg.toml")
+    run = train_task(load_log(settings), settings.task("escalation"), seed=0)
+    run.model.transformer = None  # it still predicts from features, but not from snapshots
+    old = registry.log_model(
+        run.model,
+        uri=uri,
+        params={},
+        metrics={},
+        tags={},
+        artifacts={},
+        input_example=run.test_features.head(3),
+    )
+    registry.promote(
+        "escalation", old, challenger_score=0.5, champion_score=None, metric="roc_auc", uri=uri
+    )
+    result = train(workdir)
+    assert result["promoted"] is True and result["version"] == old.version + 1
+    assert "could not be scored" in result["rule"] and "AttributeError" in result["rule"]
