@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.schema import EventLog, Snapshots
 from training.models import JourneyModel
 from training.reasons import top_reasons
 
-# Bands by how many times the training base rate a risk is: clear to a person, and meaningful
-# for a rare outcome (escalation) as for a common one (churn).
-HIGH_LIFT, MEDIUM_LIFT = 2.0, 1.25
-
 
 def band(risk: pd.Series, base_rate: float) -> pd.Series:
-    """'high', 'medium' or 'low' by the risk's multiple of the base rate (capped below 1)."""
-    high = min(HIGH_LIFT * base_rate, 0.9)
-    medium = min(MEDIUM_LIFT * base_rate, high)
-    labels = pd.cut(risk, [-0.1, medium, high, 1.1], labels=["low", "medium", "high"], right=False)
+    """'high', 'medium' or 'low' against the training base rate b: high from min(2b, b + half
+    the way to 1), medium from min(1.25b, b + a fifth of the way). Multiples of b read well for
+    a rare outcome (escalation); for a common one (churn at 80 %) they would pass 1, hence the
+    cap by the distance to certainty."""
+    b = min(max(base_rate, 1e-6), 1 - 1e-6)
+    high = min(2.0 * b, b + 0.5 * (1 - b))
+    medium = min(1.25 * b, b + 0.2 * (1 - b))
+    labels = pd.cut(
+        risk, [-np.inf, medium, high, np.inf], labels=["low", "medium", "high"], right=False
+    )
     return labels.astype(str)
 
 

@@ -6,7 +6,7 @@ Pure of MLflow: `training.registry` logs what this returns, and the command line
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class TrainingRun:
     by_days: pd.DataFrame
     predictions: pd.DataFrame  # test rows: customer_id, as_of, y, score, split
     fingerprint: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def test_features(self) -> pd.DataFrame:
