@@ -27,31 +27,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-MEASURE = BENCH / "measure.py"
-RESULTS = BENCH / "results"
+from common import (
+    ATTRIBUTES,
+    add_location_options,
+    arguments,
+    cell,
+    ensure_simulated_log,
+    failure_note,
+    last_json_line,
+    rotation,
+    run_measured,
+    time_and_peak,
+    write_config,
+    write_record,
+)
 
 COMMAND = "command"
 CORE = "core"
-ATTRIBUTES = ("segment", "country")
 TARGET_CUSTOMERS = 100_000  # about 1.6M events: the size the issue's targets are about
 TARGET_SECONDS = 3.0
 TARGET_BYTES = 2_000_000_000  # 2 GB = 1907 MiB
-QUIET_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "DO_NOT_TRACK": "1",
-}
 
 
 @dataclass
@@ -173,73 +175,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip-command", action="store_true", help="time only the core, not the command"
     )
-    parser.add_argument(
-        "--journeyguard",
-        type=Path,
-        default=Path(sys.executable).with_name("journeyguard"),
-        help="the journeyguard command (default: beside this Python)",
-    )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where data and logs go")
+    add_location_options(parser)
     parser.add_argument("--core", type=Path, metavar="EVENTS", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def child_env() -> dict[str, str]:
-    return os.environ | QUIET_ENV
-
-
-def has_attributes(path: Path) -> bool:
-    """Whether the log holds `segment` and `country` as text (an older simulator left them
-    out, or wrote them as all-null numbers)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(path)
-    for name in ATTRIBUTES:
-        if name not in schema.names:
-            return False
-        kind = schema.field(name).type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            return False
-    return True
-
-
-def ensure_simulated_log(
-    journeyguard: Path, data: Path, customers: int, seed: int, fresh: bool
-) -> Path:
-    """The simulated log of `customers` customers, simulated once and then reused.
-
-    Simulated under a temporary name and then renamed, so an interrupted run leaves no partial
-    file behind and a benchmark reading the old file meanwhile keeps reading it whole."""
-    path = data / f"events-{customers}-seed{seed}.parquet"
-    if not fresh and path.exists():
-        if has_attributes(path):
-            return path
-        print(f"{path.name} lacks the text columns {ATTRIBUTES}: simulating it again")
-    data.mkdir(parents=True, exist_ok=True)
-    partial = data / f"events-{customers}-seed{seed}.partial.parquet"
-    print(f"simulating {customers:,} customers into {path}", flush=True)
-    start = time.perf_counter()
-    command = [str(journeyguard), "simulate", "--customers", str(customers), "--seed", str(seed)]
-    subprocess.run([*command, "--out", str(partial)], check=True, env=child_env())
-    for suffix in (".truth.json", ".customers.parquet", ".parquet"):  # the events file last
-        os.replace(partial.with_name(partial.stem + suffix), path.with_name(path.stem + suffix))
-    print(f"  simulated in {time.perf_counter() - start:.1f} s", flush=True)
-    return path
-
-
-def write_config(events: Path, config: Path) -> Path:
-    """A config whose source is the canonical Parquet log `events` with its two attributes."""
-    config.parent.mkdir(parents=True, exist_ok=True)
-    columns = ", ".join(json.dumps(name) for name in ATTRIBUTES)
-    # A JSON string is a valid TOML basic string.
-    config.write_text(
-        f"[source]\npath = {json.dumps(str(events.resolve()))}\n"
-        f"[source.attributes]\ncolumns = [{columns}]\n"
-    )
-    return config
 
 
 def event_count(path: Path) -> int:
@@ -253,7 +191,7 @@ def event_count(path: Path) -> int:
 
 def commands(args: argparse.Namespace, events: Path, customers: int) -> dict[str, list[str]]:
     results = args.results
-    config = write_config(events, results / "configs" / f"features-{customers}.toml")
+    config = write_config(events, results / "configs" / f"features-{customers}.toml", ATTRIBUTES)
     out = results / f"features-{customers}.parquet"
     command = [str(args.journeyguard), "features", "--config", str(config)]
     command += ["--as-of", args.as_of, "--out", str(out)]
@@ -265,67 +203,31 @@ def commands(args: argparse.Namespace, events: Path, customers: int) -> dict[str
 
 def measured(kind: str, customers: int, command: list[str], log: Path, round_: int) -> Run:
     """Runs `command` under bench/measure.py; stderr goes to `log`, stdout is kept."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    result = log.with_suffix(".measure.json")
-    with log.open("w") as errors:
-        finished = subprocess.run(
-            [sys.executable, str(MEASURE), str(result), "--", *command],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            env=child_env(),
-        )
-    numbers = json.loads(result.read_text())
-    run = Run(
-        kind,
-        customers,
-        round_,
-        numbers["wall_s"],
-        numbers["max_rss_kib"],
-        numbers["returncode"],
-        last_json_line(finished.stdout),
-        finished.stdout.strip()[-300:],
-    )
-    if run.returncode != 0:
-        tail = log.read_text().strip().splitlines()[-5:]
-        print(f"  {kind} failed ({run.returncode}); end of {log}:", *tail, sep="\n    ")
-    return run
-
-
-def last_json_line(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                return None
-    return None
+    done = run_measured(kind, command, log)
+    line = last_json_line(done.stdout)
+    return Run(kind, customers, round_, **done.figures(), line=line, stdout_tail=done.stdout_tail)
 
 
 def run_rounds(logs: Path, customers: int, tools: dict[str, list[str]], rounds: int) -> list[Run]:
     """Each round runs each measurement once, the order rotating from round to round."""
-    names = list(tools)
     runs = []
-    for round_ in range(1, rounds + 1):
-        shift = (round_ - 1) % len(names)
-        for name in names[shift:] + names[:shift]:
-            log = logs / f"features-{customers}-round{round_}-{name}.log"
-            run = measured(name, customers, tools[name], log, round_)
-            runs.append(run)
-            status = "" if run.returncode == 0 else f"  FAILED (exit {run.returncode})"
-            detail = ""
-            if name == CORE and run.line:
-                line = run.line
-                detail = (
-                    f"   (fit {line['fit_s']:.2f} s, transform {line['transform_s']:.2f} s, "
-                    f"one journey {line['single_ms_median']:.2f} ms, "
-                    f"alone {line['alone_ms_median']:.2f} ms)"
-                )
-            print(
-                f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.2f} s"
-                f"{run.mib:8.0f} MiB{status}{detail}",
-                flush=True,
+    for round_, name in rotation(list(tools), rounds):
+        log = logs / f"features-{customers}-round{round_}-{name}.log"
+        run = measured(name, customers, tools[name], log, round_)
+        runs.append(run)
+        detail = ""
+        if name == CORE and run.line:
+            line = run.line
+            detail = (
+                f"   (fit {line['fit_s']:.2f} s, transform {line['transform_s']:.2f} s, "
+                f"one journey {line['single_ms_median']:.2f} ms, "
+                f"alone {line['alone_ms_median']:.2f} ms)"
             )
+        print(
+            f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.2f} s"
+            f"{run.mib:8.0f} MiB{failure_note(run.returncode)}{detail}",
+            flush=True,
+        )
     return runs
 
 
@@ -340,13 +242,8 @@ def summarize(runs: list[Run], events: int) -> dict[str, Any]:
         ok = [run for run in runs if run.kind == kind and run.returncode == 0]
         if not ok:
             continue
-        row[kind] = {
-            "runs": len(ok),
-            "median_s": statistics.median(run.wall_s for run in ok),
-            "min_s": min(run.wall_s for run in ok),
-            "max_s": max(run.wall_s for run in ok),
-            "peak_mib": max(run.mib for run in ok),
-        }
+        walls, peaks = [run.wall_s for run in ok], [run.mib for run in ok]
+        row[kind] = {"runs": len(ok), **time_and_peak(walls, peaks)}
     lines = [run.line for run in runs if run.kind == CORE and run.returncode == 0 and run.line]
     if lines:
         keys = [k for k, v in lines[0].items() if k.endswith(("_s", "_ms_median"))]
@@ -381,7 +278,7 @@ def print_table(summary: dict[int, dict[str, Any]], as_of: str) -> None:
     print(header)
     for customers, row in summary.items():
         command, core_run, steps = row.get(COMMAND), row.get(CORE), row.get("core_steps")
-        cells = [f"{customers:>10,}", f"{row['events']:>12,}", _count(row.get("snapshots"), 10)]
+        cells = [f"{customers:>10,}", f"{row['events']:>12,}", cell(row.get("snapshots"), 10, ",")]
         if command:
             cells += [
                 f"{command['median_s']:>10.2f}",
@@ -422,10 +319,6 @@ def print_table(summary: dict[int, dict[str, Any]], as_of: str) -> None:
             print(f"  core steps at {customers:,} customers, median s: {shown}")
     print_growth(summary)
     print_targets(summary)
-
-
-def _count(value: int | None, width: int) -> str:
-    return f"{value:>{width},}" if value is not None else f"{'-':>{width}}"
 
 
 def print_growth(summary: dict[int, dict[str, Any]]) -> None:
@@ -484,15 +377,12 @@ def print_targets(summary: dict[int, dict[str, Any]]) -> None:
 
 def save(args: argparse.Namespace, runs: list[Run], summary: dict[int, dict[str, Any]]) -> Path:
     """Writes everything measured to bench/results/features_speed-*.json."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = args.results / f"features_speed-{stamp}.json"
     body = {
-        "arguments": {k: str(v) for k, v in vars(args).items() if k != "core"},
+        "arguments": arguments(args, leave_out=("core",)),
         "runs": [run.__dict__ for run in runs],
         "summary": {str(k): v for k, v in summary.items()},
     }
-    path.write_text(json.dumps(body, indent=2, default=str))
-    return path
+    return write_record(args.results, "features_speed", body)
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -34,31 +34,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
-import subprocess
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-MEASURE = BENCH / "measure.py"
-RESULTS = BENCH / "results"
+from common import (
+    ATTRIBUTES,
+    add_location_options,
+    arguments,
+    cell,
+    code_state,
+    ensure_simulated_log,
+    failure_note,
+    first_json,
+    rotation,
+    run_measured,
+    time_and_peak,
+    write_config,
+    write_record,
+)
 
 COMMAND = "command"
 CORE = "core"
 TASK = "churn"
-ATTRIBUTES = ("segment", "country")
+TASK_TOML = (  # the task in the config: no repeat purchase within 60 days, every 14 days
+    f"[tasks.{TASK}]\n"
+    'label = "absent"\n'
+    'match = { event = ["repeat_purchase"] }\n'
+    'horizon = "60d"\n'
+    'snapshots = { every = "14d" }\n'
+)
 STAGES = ("load", "dataset", "slices", "lightgbm", "baseline", "predict", "bgnbd")
-QUIET_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "DO_NOT_TRACK": "1",
-}
 
 
 @dataclass
@@ -188,80 +199,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip-bgnbd", action="store_true", help="leave BG/NBD out of the core's stages"
     )
-    parser.add_argument(
-        "--journeyguard",
-        type=Path,
-        default=Path(sys.executable).with_name("journeyguard"),
-        help="the journeyguard command (default: beside this Python)",
-    )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where data and logs go")
+    add_location_options(parser)
     parser.add_argument("--core", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.customers < 1 or args.rounds < 1:
         parser.error("--customers and --rounds must be positive")
     return args
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return os.environ | QUIET_ENV | (extra or {})
-
-
-def has_attributes(path: Path) -> bool:
-    """Whether the log holds `segment` and `country` as text (an older simulator left them
-    out, or wrote them as all-null numbers)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(path)
-    for name in ATTRIBUTES:
-        if name not in schema.names:
-            return False
-        kind = schema.field(name).type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            return False
-    return True
-
-
-def ensure_simulated_log(
-    journeyguard: Path, data: Path, customers: int, seed: int, fresh: bool
-) -> Path:
-    """The simulated log of `customers` customers, simulated once and then reused (the same
-    file as features_speed.py and analyze_speed.py), written under a temporary name and then
-    renamed so that an interrupted run leaves no partial file behind."""
-    path = data / f"events-{customers}-seed{seed}.parquet"
-    if not fresh and path.exists():
-        if has_attributes(path):
-            return path
-        print(f"{path.name} lacks the text columns {ATTRIBUTES}: simulating it again")
-    data.mkdir(parents=True, exist_ok=True)
-    partial = data / f"events-{customers}-seed{seed}.partial.parquet"
-    print(f"simulating {customers:,} customers into {path}", flush=True)
-    start = time.perf_counter()
-    command = [str(journeyguard), "simulate", "--customers", str(customers), "--seed", str(seed)]
-    subprocess.run([*command, "--out", str(partial)], check=True, env=child_env())
-    for suffix in (".truth.json", ".customers.parquet", ".parquet"):  # the events file last
-        os.replace(partial.with_name(partial.stem + suffix), path.with_name(path.stem + suffix))
-    print(f"  simulated in {time.perf_counter() - start:.1f} s", flush=True)
-    return path
-
-
-def write_config(events: Path, config: Path) -> Path:
-    """The canonical Parquet log `events` with its two attributes, and the churn task."""
-    config.parent.mkdir(parents=True, exist_ok=True)
-    columns = ", ".join(json.dumps(name) for name in ATTRIBUTES)
-    # A JSON string is a valid TOML basic string.
-    config.write_text(
-        f"[source]\npath = {json.dumps(str(events.resolve()))}\n"
-        f"[source.attributes]\ncolumns = [{columns}]\n"
-        f"[tasks.{TASK}]\n"
-        'label = "absent"\n'
-        'match = { event = ["repeat_purchase"] }\n'
-        'horizon = "60d"\n'
-        'snapshots = { every = "14d" }\n'
-    )
-    return config
 
 
 def fresh_store(results: Path, customers: int, round_: int) -> str:
@@ -284,51 +227,16 @@ def measured(
     env: dict[str, str] | None = None,
 ) -> Run:
     """Runs `command` under bench/measure.py; stderr goes to `log`, stdout is kept."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    result = log.with_suffix(".measure.json")
-    with log.open("w") as errors:
-        finished = subprocess.run(
-            [sys.executable, str(MEASURE), str(result), "--", *command],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            env=child_env(env),
-        )
-    numbers = json.loads(result.read_text())
-    run = Run(
-        kind,
-        customers,
-        round_,
-        numbers["wall_s"],
-        numbers["max_rss_kib"],
-        numbers["returncode"],
-        first_json(finished.stdout),
-        finished.stdout.strip()[-300:],
-    )
-    if run.returncode != 0:
-        tail = log.read_text().strip().splitlines()[-5:]
-        print(f"  {kind} failed ({run.returncode}); end of {log}:", *tail, sep="\n    ")
-    return run
-
-
-def first_json(stdout: str) -> dict[str, Any] | None:
-    """The JSON object that starts at the first line beginning with "{" (log lines before it
-    are skipped; the command prints its result indented over many lines)."""
-    lines = stdout.splitlines(keepends=True)
-    for number, line in enumerate(lines):
-        if line.startswith("{"):
-            try:
-                value, _ = json.JSONDecoder().raw_decode("".join(lines[number:]))
-            except json.JSONDecodeError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
+    done = run_measured(kind, command, log, env)
+    result = first_json(done.stdout)
+    return Run(kind, customers, round_, **done.figures(), result=result, stdout_tail=done.stdout_tail)
 
 
 def run_rounds(args: argparse.Namespace, events: Path) -> list[Run]:
     """Each round runs each measurement once, the order rotating from round to round."""
     results, customers = args.results, args.customers
-    config = write_config(events, results / "configs" / f"train-{customers}.toml")
+    config_path = results / "configs" / f"train-{customers}.toml"
+    config = write_config(events, config_path, ATTRIBUTES, TASK_TOML)
     command = [str(args.journeyguard), "train", "--config", str(config), "--task", TASK]
     command += ["--seed", str(args.train_seed), "--json"]
     core_command = [sys.executable, str(Path(__file__).resolve()), "--core", str(config)]
@@ -337,22 +245,19 @@ def run_rounds(args: argparse.Namespace, events: Path) -> list[Run]:
     tools = {CORE: core_command} if args.skip_command else {COMMAND: command, CORE: core_command}
     print(f"{args.rounds} round(s) of {', '.join(tools)} on {events.name}", flush=True)
 
-    names, runs = list(tools), []
-    for round_ in range(1, args.rounds + 1):
-        shift = (round_ - 1) % len(names)
-        for name in names[shift:] + names[:shift]:
-            env = None
-            if name == COMMAND:
-                env = {"MLFLOW_TRACKING_URI": fresh_store(results, customers, round_)}
-            log = results / "logs" / f"train-{customers}-round{round_}-{name}.log"
-            run = measured(name, customers, tools[name], log, round_, env)
-            runs.append(run)
-            status = "" if run.returncode == 0 else f"  FAILED (exit {run.returncode})"
-            print(
-                f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.1f} s"
-                f"{run.mib:8.0f} MiB{status}{stage_text(run)}",
-                flush=True,
-            )
+    runs = []
+    for round_, name in rotation(list(tools), args.rounds):
+        env = None
+        if name == COMMAND:
+            env = {"MLFLOW_TRACKING_URI": fresh_store(results, customers, round_)}
+        log = results / "logs" / f"train-{customers}-round{round_}-{name}.log"
+        run = measured(name, customers, tools[name], log, round_, env)
+        runs.append(run)
+        print(
+            f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.1f} s"
+            f"{run.mib:8.0f} MiB{failure_note(run.returncode)}{stage_text(run)}",
+            flush=True,
+        )
     return runs
 
 
@@ -368,12 +273,6 @@ def stage_text(run: Run) -> str:
 # -- the table ----------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def summarize(runs: list[Run]) -> dict[str, Any]:
     """The command's and the core's median / min / max time and highest peak; the core's
     counts, median stage seconds and highest peak after each stage; the metrics."""
@@ -382,14 +281,8 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         ok = [run for run in runs if run.kind == kind and run.returncode == 0]
         if not ok:
             continue
-        walls = [run.wall_s for run in ok]
-        summary[kind] = {
-            "median_s": _median(walls),
-            "min_s": min(walls),
-            "max_s": max(walls),
-            "peak_mib": max(run.mib for run in ok),
-            "rounds": len(ok),
-        }
+        walls, peaks = [run.wall_s for run in ok], [run.mib for run in ok]
+        summary[kind] = {**time_and_peak(walls, peaks), "rounds": len(ok)}
     cores = [run.result for run in runs if run.kind == CORE and run.result]
     if cores:
         last = cores[-1]
@@ -398,7 +291,9 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
             for key in ("events", "journeys", "snapshots", "split", "excluded", "features")
         } | {key: last.get(key) for key in ("frame_mib", "slicing", "model_info")}
         summary["stages_s"] = {
-            stage: _median([line["seconds"][stage] for line in cores if stage in line["seconds"]])
+            stage: statistics.median(
+                line["seconds"][stage] for line in cores if stage in line["seconds"]
+            )
             for stage in ("imports", *STAGES)
             if stage in last["seconds"]
         }
@@ -411,10 +306,6 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
     if commands:
         summary["command_metrics"] = {k: commands[-1][k] for k in ("metrics", "baseline", "bgnbd")}
     return summary
-
-
-def _cell(value: float | None, width: int, digits: int = 1) -> str:
-    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
 
 def print_table(customers: int, summary: dict[str, Any]) -> None:
@@ -467,8 +358,8 @@ def print_table(customers: int, summary: dict[str, Any]) -> None:
             values = metrics.get(name)
             if values:
                 label = {"metrics": "lightgbm"}.get(name, name)
-                cells = [_cell(values[key], 9, 4) for key in ("roc_auc", "pr_auc", "brier")]
-                print(f"    {label:<10}{''.join(cells)}{_cell(values['lift_top10'], 10, 2)}")
+                cells = [cell(values[key], 9, ".4f") for key in ("roc_auc", "pr_auc", "brier")]
+                print(f"    {label:<10}{''.join(cells)}{cell(values['lift_top10'], 10, '.2f')}")
     if "command_metrics" in summary and "core_metrics" in summary:
         ours, theirs = summary["core_metrics"]["metrics"], summary["command_metrics"]["metrics"]
         same = ours["roc_auc"] == theirs["roc_auc"] and ours["brier"] == theirs["brier"]
@@ -478,39 +369,17 @@ def print_table(customers: int, summary: dict[str, Any]) -> None:
         )
 
 
-def code_state() -> dict[str, Any]:
-    """The commit and the files changed since it (read-only git queries): the training code
-    the numbers belong to."""
-
-    def git(*words: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", "--no-optional-locks", *words], cwd=ROOT, capture_output=True, text=True
-            )
-        except OSError:
-            return ""
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "changed": git("status", "--porcelain", "--untracked-files=no").splitlines(),
-    }
-
-
 def save(
     args: argparse.Namespace, code: dict[str, Any], runs: list[Run], summary: dict[str, Any]
 ) -> Path:
     """Writes everything measured to bench/results/train_speed-N-TIME.json."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = args.results / f"train_speed-{args.customers}-{stamp}.json"
     body = {
-        "arguments": {k: str(v) for k, v in vars(args).items() if k != "core"},
+        "arguments": arguments(args, leave_out=("core",)),
         "code": code,
         "runs": [run.__dict__ for run in runs],
         "summary": summary,
     }
-    path.write_text(json.dumps(body, indent=2, default=str))
-    return path
+    return write_record(args.results, f"train_speed-{args.customers}", body)
 
 
 # -- main ---------------------------------------------------------------------------------------

@@ -40,13 +40,13 @@ def describe(feature: str, value: float, vocabulary: Vocabulary | None = None) -
         return f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
     simple = {
         "events": lambda: f"{value:.0f} steps so far",
-        "events_per_day": lambda: f"{value:.2f} steps a day",
+        "events_per_day": lambda: f"{value * 30:.1f} steps a month",
         "active_share": lambda: f"active for {value:.0%} of the time since the first step",
         "quiet_over_gap": lambda: f"quiet for {value:.1f}x the usual time between steps",
         "tenure_days": lambda: f"customer for {_days(value)}",
         "recency_days": lambda: f"last activity {_days(value)} ago",
         "frequency": lambda: f"{value:.0f} purchases",
-        "monetary": lambda: f"{value:,.2f} spent",
+        "monetary": lambda: f"{value:,.2f} spent in all",
         "gap_mean_hours": lambda: f"{_hours(value)} between steps on average",
         "gap_max_hours": lambda: f"longest wait {_hours(value)}",
         "gap_last_hours": lambda: f"{_hours(value)} before the latest step",
