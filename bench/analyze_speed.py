@@ -24,34 +24,25 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-COMPARE = BENCH / "compare"
-COMPARE_VENV = BENCH / ".venv-compare"
+import common
+
+COMPARE = common.BENCH / "compare"
+COMPARE_VENV = common.BENCH / ".venv-compare"
 REQUIREMENTS = COMPARE / "requirements.txt"
-MEASURE = BENCH / "measure.py"
-RESULTS = BENCH / "results"
-HELPDESK_CONFIG = ROOT / "configs" / "helpdesk.toml"
+HELPDESK_CONFIG = common.ROOT / "configs" / "helpdesk.toml"
 
 JOURNEYGUARD = "journeyguard"
 PM4PY = "pm4py"
 RETENTIONEERING = "retentioneering"
-QUIET_ENV = {
-    "RETENTIONEERING_NO_TRACK": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "BENTOML_DO_NOT_TRACK": "true",
-    "DO_NOT_TRACK": "1",
-}
+COMPETITOR_ENV = {"RETENTIONEERING_NO_TRACK": "1"}  # retentioneering 5 reports usage otherwise
 SHOWN_DIFFERENCES = 10
 TARGET_SPEEDUP = 10.0
 
@@ -126,13 +117,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=getattr(sys, "_base_executable", sys.executable),
         help="Python >= 3.11 that creates bench/.venv-compare (default: the project's base)",
     )
-    parser.add_argument(
-        "--journeyguard",
-        type=Path,
-        default=Path(sys.executable).with_name("journeyguard"),
-        help="the journeyguard command (default: beside this Python)",
-    )
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where data and logs go")
+    common.add_location_options(parser)
     return parser.parse_args(argv)
 
 
@@ -146,7 +131,9 @@ def ensure_compare_env(base_python: str) -> Path:
     if not python.exists():
         print(f"creating {COMPARE_VENV} with {base_python}", flush=True)
         subprocess.run([base_python, "-m", "venv", str(COMPARE_VENV)], check=True)
-    print(f"installing {REQUIREMENTS.relative_to(ROOT)} into {COMPARE_VENV.name}", flush=True)
+    print(
+        f"installing {REQUIREMENTS.relative_to(common.ROOT)} into {COMPARE_VENV.name}", flush=True
+    )
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
@@ -157,33 +144,11 @@ def ensure_compare_env(base_python: str) -> Path:
 def analyze_available(journeyguard: Path) -> bool:
     """Whether this journeyguard has the `analyze` command yet."""
     probe = subprocess.run(
-        [str(journeyguard), "analyze", "--help"], capture_output=True, env=child_env()
+        [str(journeyguard), "analyze", "--help"],
+        capture_output=True,
+        env=common.child_env(COMPETITOR_ENV),
     )
     return probe.returncode == 0
-
-
-def ensure_simulated_log(setting: Setting, customers: int, seed: int, fresh: bool) -> Path:
-    """The simulated log of `customers` customers, simulated once and then reused."""
-    path = setting.data / f"events-{customers}-seed{seed}.parquet"
-    if fresh or not path.exists():
-        print(f"simulating {customers:,} customers into {path}", flush=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        command = [str(setting.journeyguard), "simulate", "--customers", str(customers)]
-        command += ["--seed", str(seed), "--out", str(path)]
-        subprocess.run(command, check=True, env=child_env())
-    return path
-
-
-def write_config(events: Path, config: Path) -> Path:
-    """A journeyguard configuration whose source is the canonical Parquet log `events`."""
-    config.parent.mkdir(parents=True, exist_ok=True)
-    # A JSON string is a valid TOML basic string.
-    config.write_text(f"[source]\npath = {json.dumps(str(events.resolve()))}\n")
-    return config
-
-
-def child_env() -> dict[str, str]:
-    return os.environ | QUIET_ENV
 
 
 def jg_out_dir(setting: Setting, label: str) -> Path:
@@ -195,7 +160,7 @@ def jg_out_dir(setting: Setting, label: str) -> Path:
 
 def commands(setting: Setting, events: Path, label: str) -> dict[str, list[str]]:
     """The command of each tool over `events`; journeyguard's writes to results/jg-out/."""
-    config = write_config(events, setting.results / "configs" / f"{label}.toml")
+    config = common.write_config(events, setting.results / "configs" / f"{label}.toml")
     out = jg_out_dir(setting, label)
     python = str(setting.compare_python)
     max_steps = ["--max-steps", str(setting.max_steps)]
@@ -209,47 +174,19 @@ def commands(setting: Setting, events: Path, label: str) -> dict[str, list[str]]
 
 def measured(tool: str, command: list[str], log: Path, round_: int = 0) -> Run:
     """Runs `command` under bench/measure.py; stderr goes to `log`, stdout is parsed."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    result = log.with_suffix(".measure.json")
-    with log.open("w") as errors:
-        finished = subprocess.run(
-            [sys.executable, str(MEASURE), str(result), "--", *command],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            env=child_env(),
-        )
-    numbers = json.loads(result.read_text())
-    run = Run(tool, round_, numbers["wall_s"], numbers["max_rss_kib"], numbers["returncode"])
-    run.line = last_json_line(finished.stdout)
-    if run.returncode != 0:
-        tail = log.read_text().strip().splitlines()[-5:]
-        print(f"  {tool} failed ({run.returncode}); end of {log}:", *tail, sep="\n    ")
-    return run
-
-
-def last_json_line(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                return None
-    return None
+    done = common.run_measured(tool, command, log, COMPETITOR_ENV)
+    return Run(tool, round_, **done.figures(), line=common.last_json_line(done.stdout))
 
 
 def run_rounds(setting: Setting, tools: dict[str, list[str]], rounds: int) -> list[Run]:
     """Each round runs every tool once, the order rotating so no tool always goes first."""
-    names = list(tools)
     runs = []
-    for round_ in range(1, rounds + 1):
-        shift = (round_ - 1) % len(names)
-        for name in names[shift:] + names[:shift]:
-            log = setting.logs / f"round{round_}-{name}.log"
-            run = measured(name, tools[name], log, round_)
-            runs.append(run)
-            status = "" if run.returncode == 0 else f"  FAILED (exit {run.returncode})"
-            print(f"  round {round_}  {name:<16}{run.wall_s:8.2f} s{run.mib:9.0f} MiB{status}")
+    for round_, name in common.rotation(list(tools), rounds):
+        log = setting.logs / f"round{round_}-{name}.log"
+        run = measured(name, tools[name], log, round_)
+        runs.append(run)
+        status = common.failure_note(run.returncode)
+        print(f"  round {round_}  {name:<16}{run.wall_s:8.2f} s{run.mib:9.0f} MiB{status}")
     return runs
 
 
@@ -270,10 +207,7 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Any]]:
                 steps.setdefault(step, []).append(seconds)
         summary[tool] = {
             "runs": len(ok),
-            "median_s": statistics.median(run.wall_s for run in ok),
-            "min_s": min(run.wall_s for run in ok),
-            "max_s": max(run.wall_s for run in ok),
-            "peak_mib": max(run.mib for run in ok),
+            **common.time_and_peak([run.wall_s for run in ok], [run.mib for run in ok]),
             "steps_median_s": {step: statistics.median(v) for step, v in steps.items()},
             "computed": (ok[-1].line or {}).get("computed"),
             "version": (ok[-1].line or {}).get("version"),
@@ -561,7 +495,15 @@ def main(argv: list[str] | None = None) -> None:
         analyze=analyze_available(args.journeyguard),
         competitors=[PM4PY] if args.skip_retentioneering else [PM4PY, RETENTIONEERING],
     )
-    events = ensure_simulated_log(setting, args.customers, args.seed, args.fresh_data)
+    events = common.ensure_simulated_log(
+        setting.journeyguard,
+        setting.data,
+        args.customers,
+        args.seed,
+        args.fresh_data,
+        text_columns=(),  # analyze reads only customer_id, event and timestamp
+        extra_env=COMPETITOR_ENV,
+    )
 
     label = f"sim-{args.customers}"
     all_commands = commands(setting, events, label)
@@ -599,10 +541,8 @@ def save(
     checks: dict[str, list[Check]],
 ) -> Path:
     """Writes everything measured to bench/results/analyze_speed-*.json."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = setting.results / f"analyze_speed-{args.customers}-{stamp}.json"
     body = {
-        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "arguments": common.arguments(args),
         "analyze_available": setting.analyze,
         "runs": [run.__dict__ for run in runs],
         "summary": summary,
@@ -611,8 +551,7 @@ def save(
             for log, group in checks.items()
         },
     }
-    path.write_text(json.dumps(body, indent=2, default=str))
-    return path
+    return common.write_record(setting.results, f"analyze_speed-{args.customers}", body)
 
 
 if __name__ == "__main__":

@@ -34,20 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import (
-    ATTRIBUTES,
-    add_location_options,
-    arguments,
-    cell,
-    ensure_simulated_log,
-    failure_note,
-    last_json_line,
-    rotation,
-    run_measured,
-    time_and_peak,
-    write_config,
-    write_record,
-)
+import common
 
 COMMAND = "command"
 CORE = "core"
@@ -57,21 +44,12 @@ TARGET_BYTES = 2_000_000_000  # 2 GB = 1907 MiB
 
 
 @dataclass
-class Run:
-    """One measured whole-process run of the command or of the core, on one size."""
+class Run(common.SizedRun):
+    """One measured whole-process run of the command or of the core, on one size; `line` is the
+    core's JSON line."""
 
-    kind: str
-    customers: int
-    round: int
-    wall_s: float
-    max_rss_kib: int
-    returncode: int
     line: dict[str, Any] | None = None
     stdout_tail: str = ""
-
-    @property
-    def mib(self) -> float:
-        return self.max_rss_kib / 1024
 
 
 # -- the core, in its own process ---------------------------------------------------------------
@@ -175,7 +153,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip-command", action="store_true", help="time only the core, not the command"
     )
-    add_location_options(parser)
+    common.add_location_options(parser)
     parser.add_argument("--core", type=Path, metavar="EVENTS", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -191,7 +169,8 @@ def event_count(path: Path) -> int:
 
 def commands(args: argparse.Namespace, events: Path, customers: int) -> dict[str, list[str]]:
     results = args.results
-    config = write_config(events, results / "configs" / f"features-{customers}.toml", ATTRIBUTES)
+    config_path = results / "configs" / f"features-{customers}.toml"
+    config = common.write_config(events, config_path, common.ATTRIBUTES)
     out = results / f"features-{customers}.parquet"
     command = [str(args.journeyguard), "features", "--config", str(config)]
     command += ["--as-of", args.as_of, "--out", str(out)]
@@ -203,15 +182,15 @@ def commands(args: argparse.Namespace, events: Path, customers: int) -> dict[str
 
 def measured(kind: str, customers: int, command: list[str], log: Path, round_: int) -> Run:
     """Runs `command` under bench/measure.py; stderr goes to `log`, stdout is kept."""
-    done = run_measured(kind, command, log)
-    line = last_json_line(done.stdout)
+    done = common.run_measured(kind, command, log)
+    line = common.last_json_line(done.stdout)
     return Run(kind, customers, round_, **done.figures(), line=line, stdout_tail=done.stdout_tail)
 
 
 def run_rounds(logs: Path, customers: int, tools: dict[str, list[str]], rounds: int) -> list[Run]:
     """Each round runs each measurement once, the order rotating from round to round."""
     runs = []
-    for round_, name in rotation(list(tools), rounds):
+    for round_, name in common.rotation(list(tools), rounds):
         log = logs / f"features-{customers}-round{round_}-{name}.log"
         run = measured(name, customers, tools[name], log, round_)
         runs.append(run)
@@ -225,7 +204,7 @@ def run_rounds(logs: Path, customers: int, tools: dict[str, list[str]], rounds: 
             )
         print(
             f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.2f} s"
-            f"{run.mib:8.0f} MiB{failure_note(run.returncode)}{detail}",
+            f"{run.mib:8.0f} MiB{common.failure_note(run.returncode)}{detail}",
             flush=True,
         )
     return runs
@@ -243,7 +222,7 @@ def summarize(runs: list[Run], events: int) -> dict[str, Any]:
         if not ok:
             continue
         walls, peaks = [run.wall_s for run in ok], [run.mib for run in ok]
-        row[kind] = {"runs": len(ok), **time_and_peak(walls, peaks)}
+        row[kind] = {"runs": len(ok), **common.time_and_peak(walls, peaks)}
     lines = [run.line for run in runs if run.kind == CORE and run.returncode == 0 and run.line]
     if lines:
         keys = [k for k, v in lines[0].items() if k.endswith(("_s", "_ms_median"))]
@@ -278,7 +257,11 @@ def print_table(summary: dict[int, dict[str, Any]], as_of: str) -> None:
     print(header)
     for customers, row in summary.items():
         command, core_run, steps = row.get(COMMAND), row.get(CORE), row.get("core_steps")
-        cells = [f"{customers:>10,}", f"{row['events']:>12,}", cell(row.get("snapshots"), 10, ",")]
+        cells = [
+            f"{customers:>10,}",
+            f"{row['events']:>12,}",
+            common.cell(row.get("snapshots"), 10, ","),
+        ]
         if command:
             cells += [
                 f"{command['median_s']:>10.2f}",
@@ -378,11 +361,11 @@ def print_targets(summary: dict[int, dict[str, Any]]) -> None:
 def save(args: argparse.Namespace, runs: list[Run], summary: dict[int, dict[str, Any]]) -> Path:
     """Writes everything measured to bench/results/features_speed-*.json."""
     body = {
-        "arguments": arguments(args, leave_out=("core",)),
+        "arguments": common.arguments(args, leave_out=("core",)),
         "runs": [run.__dict__ for run in runs],
         "summary": {str(k): v for k, v in summary.items()},
     }
-    return write_record(args.results, "features_speed", body)
+    return common.write_record(args.results, "features_speed", body)
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -399,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     runs: list[Run] = []
     summary: dict[int, dict[str, Any]] = {}
     for customers in args.customers:
-        events = ensure_simulated_log(
+        events = common.ensure_simulated_log(
             args.journeyguard, data, customers, args.seed, args.fresh_data
         )
         tools = commands(args, events, customers)

@@ -43,21 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import (
-    ATTRIBUTES,
-    add_location_options,
-    arguments,
-    cell,
-    code_state,
-    ensure_simulated_log,
-    failure_note,
-    first_json,
-    rotation,
-    run_measured,
-    time_and_peak,
-    write_config,
-    write_record,
-)
+import common
 
 COMMAND = "command"
 CORE = "core"
@@ -73,21 +59,12 @@ STAGES = ("load", "dataset", "slices", "lightgbm", "baseline", "predict", "bgnbd
 
 
 @dataclass
-class Run:
-    """One measured whole-process run of the command or of the core."""
+class Run(common.SizedRun):
+    """One measured whole-process run of the command or of the core; `result` is the JSON it
+    printed."""
 
-    kind: str
-    customers: int
-    round: int
-    wall_s: float
-    max_rss_kib: int
-    returncode: int
     result: dict[str, Any] | None = None
     stdout_tail: str = ""
-
-    @property
-    def mib(self) -> float:
-        return self.max_rss_kib / 1024
 
 
 # -- the core, in its own process ---------------------------------------------------------------
@@ -199,7 +176,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip-bgnbd", action="store_true", help="leave BG/NBD out of the core's stages"
     )
-    add_location_options(parser)
+    common.add_location_options(parser)
     parser.add_argument("--core", type=Path, metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.customers < 1 or args.rounds < 1:
@@ -227,16 +204,18 @@ def measured(
     env: dict[str, str] | None = None,
 ) -> Run:
     """Runs `command` under bench/measure.py; stderr goes to `log`, stdout is kept."""
-    done = run_measured(kind, command, log, env)
-    result = first_json(done.stdout)
-    return Run(kind, customers, round_, **done.figures(), result=result, stdout_tail=done.stdout_tail)
+    done = common.run_measured(kind, command, log, env)
+    result = common.first_json(done.stdout)
+    return Run(
+        kind, customers, round_, **done.figures(), result=result, stdout_tail=done.stdout_tail
+    )
 
 
 def run_rounds(args: argparse.Namespace, events: Path) -> list[Run]:
     """Each round runs each measurement once, the order rotating from round to round."""
     results, customers = args.results, args.customers
     config_path = results / "configs" / f"train-{customers}.toml"
-    config = write_config(events, config_path, ATTRIBUTES, TASK_TOML)
+    config = common.write_config(events, config_path, common.ATTRIBUTES, TASK_TOML)
     command = [str(args.journeyguard), "train", "--config", str(config), "--task", TASK]
     command += ["--seed", str(args.train_seed), "--json"]
     core_command = [sys.executable, str(Path(__file__).resolve()), "--core", str(config)]
@@ -246,7 +225,7 @@ def run_rounds(args: argparse.Namespace, events: Path) -> list[Run]:
     print(f"{args.rounds} round(s) of {', '.join(tools)} on {events.name}", flush=True)
 
     runs = []
-    for round_, name in rotation(list(tools), args.rounds):
+    for round_, name in common.rotation(list(tools), args.rounds):
         env = None
         if name == COMMAND:
             env = {"MLFLOW_TRACKING_URI": fresh_store(results, customers, round_)}
@@ -255,7 +234,7 @@ def run_rounds(args: argparse.Namespace, events: Path) -> list[Run]:
         runs.append(run)
         print(
             f"  {customers:>9,} round {round_}  {name:<8}{run.wall_s:8.1f} s"
-            f"{run.mib:8.0f} MiB{failure_note(run.returncode)}{stage_text(run)}",
+            f"{run.mib:8.0f} MiB{common.failure_note(run.returncode)}{stage_text(run)}",
             flush=True,
         )
     return runs
@@ -282,7 +261,7 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
         if not ok:
             continue
         walls, peaks = [run.wall_s for run in ok], [run.mib for run in ok]
-        summary[kind] = {**time_and_peak(walls, peaks), "rounds": len(ok)}
+        summary[kind] = {**common.time_and_peak(walls, peaks), "rounds": len(ok)}
     cores = [run.result for run in runs if run.kind == CORE and run.result]
     if cores:
         last = cores[-1]
@@ -358,8 +337,12 @@ def print_table(customers: int, summary: dict[str, Any]) -> None:
             values = metrics.get(name)
             if values:
                 label = {"metrics": "lightgbm"}.get(name, name)
-                cells = [cell(values[key], 9, ".4f") for key in ("roc_auc", "pr_auc", "brier")]
-                print(f"    {label:<10}{''.join(cells)}{cell(values['lift_top10'], 10, '.2f')}")
+                cells = [
+                    common.cell(values[key], 9, ".4f") for key in ("roc_auc", "pr_auc", "brier")
+                ]
+                print(
+                    f"    {label:<10}{''.join(cells)}{common.cell(values['lift_top10'], 10, '.2f')}"
+                )
     if "command_metrics" in summary and "core_metrics" in summary:
         ours, theirs = summary["core_metrics"]["metrics"], summary["command_metrics"]["metrics"]
         same = ours["roc_auc"] == theirs["roc_auc"] and ours["brier"] == theirs["brier"]
@@ -374,12 +357,12 @@ def save(
 ) -> Path:
     """Writes everything measured to bench/results/train_speed-N-TIME.json."""
     body = {
-        "arguments": arguments(args, leave_out=("core",)),
+        "arguments": common.arguments(args, leave_out=("core",)),
         "code": code,
         "runs": [run.__dict__ for run in runs],
         "summary": summary,
     }
-    return write_record(args.results, f"train_speed-{args.customers}", body)
+    return common.write_record(args.results, f"train_speed-{args.customers}", body)
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -391,8 +374,8 @@ def main(argv: list[str] | None = None) -> None:
         core(args.core, TASK, args.train_seed, args.skip_bgnbd)
         return
     args.results = args.results.resolve()
-    code = code_state()  # before the runs: the code they import
-    events = ensure_simulated_log(
+    code = common.code_state()  # before the runs: the code they import
+    events = common.ensure_simulated_log(
         args.journeyguard, args.results / "data", args.customers, args.seed, args.fresh_data
     )
     runs = run_rounds(args, events)
