@@ -20,6 +20,18 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, figure, axes, labels: tuple[str, str, str], path: Path) -> Path:
+    """Axis labels, title and legend; the file written and the figure closed."""
+    axes.set_xlabel(labels[0])
+    axes.set_ylabel(labels[1])
+    axes.set_title(labels[2])
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def feature_importance(names: list[str], gains: np.ndarray, path: Path, top: int = 20) -> Path:
     plt = _pyplot()
     order = np.argsort(gains)[::-1][:top][::-1]
@@ -49,14 +61,7 @@ def calibration(y: np.ndarray, score: np.ndarray, path: Path, title: str) -> Pat
         color="#4c72b0",
         label="test period",
     )
-    axes.set_xlabel("predicted risk")
-    axes.set_ylabel("observed rate")
-    axes.set_title(title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _finish(plt, figure, axes, ("predicted risk", "observed rate", title), path)
 
 
 def lift(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, title: str) -> Path:
@@ -66,11 +71,5 @@ def lift(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, title: str) -
         table = lift_curve(y, score, points=20)
         axes.plot(table["share"], table["lift"], marker=".", label=name)
     axes.axhline(1.0, color="#999999", linestyle="--")
-    axes.set_xlabel("share of journeys targeted, riskiest first")
-    axes.set_ylabel("lift")
-    axes.set_title(title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    labels = ("share of journeys targeted, riskiest first", "lift", title)
+    return _finish(plt, figure, axes, labels, path)

@@ -59,6 +59,21 @@ def train(workdir: Path, *extra: str) -> dict:
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 
+def score(workdir: Path, out: Path):
+    arguments = [
+        "score",
+        "--config",
+        str(workdir / "jg.toml"),
+        "--task",
+        "escalation",
+        "--as-of",
+        "2025-12-01",
+        "--out",
+        str(out),
+    ]
+    return runner.invoke(app, arguments)
+
+
 def test_train_is_deterministic_registers_and_scores_with_reasons(workdir, store):
     first = train(workdir, "--predictions-out", str(workdir / "predictions.csv"))
     second = train(workdir)
@@ -74,20 +89,7 @@ def test_train_is_deterministic_registers_and_scores_with_reasons(workdir, store
     assert (predictions["split"] == "test").all() and predictions["score"].between(0, 1).all()
 
     out = workdir / "risk.csv"
-    result = runner.invoke(
-        app,
-        [
-            "score",
-            "--config",
-            str(workdir / "jg.toml"),
-            "--task",
-            "escalation",
-            "--as-of",
-            "2025-12-01",
-            "--out",
-            str(out),
-        ],
-    )
+    result = score(workdir, out)
     assert result.exit_code == 0, result.output
     risk = pd.read_csv(out)
     assert risk["risk"].is_monotonic_decreasing and risk["customer_id"].is_unique
@@ -99,20 +101,7 @@ def test_train_is_deterministic_registers_and_scores_with_reasons(workdir, store
 
 def test_score_without_a_champion_is_a_clear_error(workdir, monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
-    result = runner.invoke(
-        app,
-        [
-            "score",
-            "--config",
-            str(workdir / "jg.toml"),
-            "--task",
-            "escalation",
-            "--as-of",
-            "2025-12-01",
-            "--out",
-            str(tmp_path / "risk.csv"),
-        ],
-    )
+    result = score(workdir, tmp_path / "risk.csv")
     assert result.exit_code == 2 and "no champion model" in result.output
 
 
