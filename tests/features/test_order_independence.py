@@ -26,6 +26,7 @@ def frame(data) -> pd.DataFrame:
     return pd.DataFrame(data, columns=["customer_id", "timestamp", "event", "value"])
 
 
+@settings(deadline=None)  # timing is the benchmarks' business, not a test's
 @given(rows, st.randoms(use_true_random=False))
 def test_event_log_is_independent_of_row_order(data, random):
     shuffled = list(data)
@@ -35,7 +36,9 @@ def test_event_log_is_independent_of_row_order(data, random):
     assert (a.offsets == b.offsets).all() and (a.step_codes == b.step_codes).all()
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows, st.randoms(use_true_random=False))
 def test_loading_a_file_is_independent_of_row_order(tmp_path, data, random):
     shuffled = list(data)
