@@ -44,10 +44,6 @@ def slug(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_") or "blank"
 
 
-def step_feature_names(vocabulary: Vocabulary) -> list[str]:
-    return [f"count__{slug(s)}" for s in vocabulary.steps]
-
-
 def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame:
     """The feature matrix of `snapshots`, one row per snapshot, columns named for people."""
     prefixes = _Prefixes(_compact(snapshots), vocabulary)

@@ -148,8 +148,13 @@ def test_one_journey_alone_equals_its_row_in_the_batch(batch, pick):
 
 
 def test_critical_items_and_routes_are_learned_from_labels(batch):
-    _, transformer, matrix, _, _ = batch
-    vocabulary = transformer.vocabulary_
-    assert set(vocabulary.routes) == {"positive", "negative"}
+    _, _, matrix, snapshots, _ = batch
     assert {"critical__items", "critical__weight", "critical__route_positive"} <= set(matrix)
     assert matrix["critical__route_positive"].between(0, 1).all()
+    # Labels that a denied refund drives: the learned critical items must name it first.
+    y = matrix["count__refund_denied"].to_numpy() > 0
+    learned = PathFeatures().fit(snapshots, y).vocabulary_
+    assert learned.critical[0][0] == "count__refund_denied" and learned.critical[0][1] > 0.9
+    assert set(learned.routes) == {"positive", "negative"} and learned.routes["positive"]
+    rows = PathFeatures().fit(snapshots, y).transform(snapshots)
+    assert (rows.loc[y, "critical__items"] >= 1).all()
