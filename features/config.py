@@ -97,12 +97,62 @@ class AnalysisConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """Settings of `journeyguard serve`."""
+
+    api_token: str | None = None  # else JOURNEYGUARD_API_TOKEN; none: no token needed
+    max_journeys: int = 1_000  # per request
+    max_events: int = 10_000  # per journey
+    reload_every: datetime.timedelta = datetime.timedelta(seconds=30)  # champion check
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    """One action of the outreach catalog: whom it is for and what it costs."""
+
+    name: str
+    task: str
+    min_risk: float
+    cost: float = 0.0
+    min_value: float | None = None  # the customer's total spend (`value`) at least this
+    requires_open_case: bool = False  # only for a customer with a case still open
+    blocked_by_open_case: bool = False  # never while a case is open (e.g. a discount)
+    priority: int = 100  # lower first, when one customer qualifies for several
+    message: dict[str, str] = field(default_factory=dict)  # extra fields of the message
+
+
+@dataclass(frozen=True)
+class OutreachConfig:
+    """Settings of `journeyguard outreach`: the catalog, limits and delivery."""
+
+    campaign: str = "retention"
+    actions: dict[str, ActionConfig] = field(default_factory=dict)
+    holdout: float = 0.10
+    budget_count: int | None = None  # per day
+    budget_money: float | None = None  # per day
+    cooldown: datetime.timedelta = datetime.timedelta(days=14)
+    window: datetime.timedelta = datetime.timedelta(days=1)  # one decision per window
+    opens_case: tuple[str, ...] = ("ticket_opened", "ticket_reopened", "refund_requested")
+    closes_case: tuple[str, ...] = ("ticket_resolved", "refund_approved", "refund_denied")
+    opted_out: Path | None = None  # a CSV with a customer_id column
+    database: str | None = None  # SQLAlchemy URL; default sqlite:///<output>/outreach.db
+    webhook_url: str | None = None  # else JOURNEYGUARD_OUTREACH_WEBHOOK_URL
+    webhook_secret: str | None = None  # else JOURNEYGUARD_OUTREACH_WEBHOOK_SECRET
+    max_attempts: int = 8
+    timeout: datetime.timedelta = datetime.timedelta(seconds=5)
+    schedule: str = "0 6 * * *"  # cron, UTC
+    misfire_grace: datetime.timedelta = datetime.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: SourceConfig
     tasks: dict[str, TaskConfig]
     output_dir: Path
     analysis: AnalysisConfig = AnalysisConfig()
+    serving: ServingConfig = ServingConfig()
+    outreach: OutreachConfig = OutreachConfig()
 
     @property
     def name(self) -> str:
@@ -132,7 +182,7 @@ def load_config(path: str | Path) -> Config:
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     """Builds a `Config` from a parsed TOML table; `path` anchors relative paths and errors."""
     reader = _Reader(path)
-    table = reader.table(raw, "", {"source", "tasks", "output", "analysis"})
+    table = reader.table(raw, "", {"source", "tasks", "output", "analysis", "serving", "outreach"})
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
     tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
@@ -141,7 +191,17 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     default_dir = Path.cwd() / "build" / path.stem
     output_dir = reader.path(output["dir"], "output.dir") if "dir" in output else default_dir
     analysis = _parse_analysis(reader, table.get("analysis", {}))
-    return Config(path=path, source=source, tasks=tasks, output_dir=output_dir, analysis=analysis)
+    serving = _parse_serving(reader, table.get("serving", {}))
+    outreach = _parse_outreach(reader, table.get("outreach", {}), tasks)
+    return Config(
+        path=path,
+        source=source,
+        tasks=tasks,
+        output_dir=output_dir,
+        analysis=analysis,
+        serving=serving,
+        outreach=outreach,
+    )
 
 
 def parse_duration(text: str) -> datetime.timedelta:
@@ -281,6 +341,117 @@ def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
     )
 
 
+def _parse_serving(reader: _Reader, table: Any) -> ServingConfig:
+    where = "serving"
+    table = reader.table(table, where, {"api_token", "max_journeys", "max_events", "reload_every"})
+    default = ServingConfig()
+    return ServingConfig(
+        api_token=reader.string(table, "api_token", where) or None,
+        max_journeys=reader.positive_int(table, "max_journeys", where, default.max_journeys),
+        max_events=reader.positive_int(table, "max_events", where, default.max_events),
+        reload_every=reader.duration(table["reload_every"], f"{where}.reload_every")
+        if "reload_every" in table
+        else default.reload_every,
+    )
+
+
+_OUTREACH_KEYS = {
+    "campaign", "actions", "holdout", "budget", "cooldown", "window", "opens_case",
+    "closes_case", "opted_out", "database", "webhook_url", "webhook_secret", "max_attempts",
+    "timeout", "schedule", "misfire_grace",
+}  # fmt: skip
+_ACTION_KEYS = {
+    "task", "min_risk", "cost", "min_value", "requires_open_case", "blocked_by_open_case",
+    "priority", "message",
+}  # fmt: skip
+
+
+def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> OutreachConfig:
+    where = "outreach"
+    table = reader.table(table, where, _OUTREACH_KEYS)
+    default = OutreachConfig()
+    actions_table = reader.table(table.get("actions", {}), f"{where}.actions", None)
+    actions = {
+        name: _parse_action(reader, name, body, tasks) for name, body in actions_table.items()
+    }
+    budget = reader.table(table.get("budget", {}), f"{where}.budget", {"count", "money"})
+    holdout = reader.number(table, "holdout", where, default.holdout)
+    if not 0 <= holdout < 1:
+        raise reader.error(where, f"holdout: expected a share in [0, 1), got {holdout!r}")
+
+    def duration(key: str) -> datetime.timedelta:
+        if key not in table:
+            return getattr(default, key)
+        return reader.duration(table[key], f"{where}.{key}")
+
+    return OutreachConfig(
+        campaign=reader.string(table, "campaign", where) or default.campaign,
+        actions=actions,
+        holdout=holdout,
+        budget_count=int(reader.positive_int(budget, "count", f"{where}.budget", 1))
+        if "count" in budget
+        else None,
+        budget_money=reader.number(budget, "money", f"{where}.budget", None)
+        if "money" in budget
+        else None,
+        cooldown=duration("cooldown"),
+        window=duration("window"),
+        opens_case=tuple(reader.strings(table, "opens_case", where)) or default.opens_case,
+        closes_case=tuple(reader.strings(table, "closes_case", where)) or default.closes_case,
+        opted_out=reader.path(table["opted_out"], f"{where}.opted_out")
+        if "opted_out" in table
+        else None,
+        database=reader.string(table, "database", where),
+        webhook_url=reader.string(table, "webhook_url", where),
+        webhook_secret=reader.string(table, "webhook_secret", where),
+        max_attempts=reader.positive_int(table, "max_attempts", where, default.max_attempts),
+        timeout=duration("timeout"),
+        schedule=_cron(reader, reader.string(table, "schedule", where) or default.schedule),
+        misfire_grace=duration("misfire_grace"),
+    )
+
+
+def _parse_action(
+    reader: _Reader, name: str, body: Any, tasks: dict[str, TaskConfig]
+) -> ActionConfig:
+    where = f"outreach.actions.{name}"
+    table = reader.table(body, where, _ACTION_KEYS)
+    task = reader.string(table, "task", where)
+    if task not in tasks:
+        raise reader.error(
+            where, f"task: expected one of the config's tasks {sorted(tasks)}, got {task!r}"
+        )
+    min_risk = reader.number(table, "min_risk", where, None)
+    if not 0 <= min_risk <= 1:
+        raise reader.error(where, f"min_risk: expected a probability in [0, 1], got {min_risk}")
+    message = reader.table(table.get("message", {}), f"{where}.message", None)
+    return ActionConfig(
+        name=name,
+        task=task,
+        min_risk=min_risk,
+        cost=reader.number(table, "cost", where, 0.0),
+        min_value=reader.number(table, "min_value", where, None) if "min_value" in table else None,
+        requires_open_case=reader.boolean(table, "requires_open_case", where, False),
+        blocked_by_open_case=reader.boolean(table, "blocked_by_open_case", where, False),
+        priority=reader.positive_int(table, "priority", where, 100),
+        message={key: str(value) for key, value in message.items()},
+    )
+
+
+def _cron(reader: _Reader, expression: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as error:
+        raise reader.error(
+            "outreach",
+            f"schedule: expected a cron expression (minute hour day month weekday), such as "
+            f"'0 6 * * *'; got {expression!r}: {error}",
+        ) from None
+    return expression
+
+
 def _check_timezone(reader: _Reader, timezone: str) -> None:
     try:
         zoneinfo.ZoneInfo(timezone)
@@ -350,6 +521,20 @@ class _Reader:
         value = table.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise self.error(where, f"{key}: expected a positive integer, got {value!r}")
+        return value
+
+    def number(self, table: dict[str, Any], key: str, where: str, default: Any) -> Any:
+        if key not in table and default is None:
+            raise self.error(where, f"missing key {key!r}")
+        value = table.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise self.error(where, f"{key}: expected a non-negative number, got {value!r}")
+        return float(value)
+
+    def boolean(self, table: dict[str, Any], key: str, where: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(where, f"{key}: expected true or false, got {value!r}")
         return value
 
     def duration(self, value: Any, where: str) -> datetime.timedelta:
