@@ -50,10 +50,19 @@ def score(
     config: ConfigOption,
     task: Annotated[str, typer.Option(help="A task of the config.")],
     as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601; UTC if no offset.")],
-    out: Annotated[Path, typer.Option(help="The risk list (Parquet, or CSV by suffix).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The risk list (Parquet, or CSV by suffix); default <output dir>/risk-<task>"
+            ".parquet, the list the prediction service's /risk_list reads."
+        ),
+    ] = None,
 ) -> None:
     """Score every journey active at --as-of with the task's champion, with its top reasons."""
+    from training.score import risk_list_path
+
     settings = load_config(config)
+    out = out or risk_list_path(settings, task)
     table = score_with_champion(settings, task, parse_as_of(as_of))
     write_table(table, out)
     typer.echo(
@@ -159,12 +168,14 @@ def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.
 
 def demo_stage(settings: Config) -> None:
     """The demo's training stage: train every task, then score the log at its last event."""
+    from training.score import risk_list_path
+
     for task in settings.tasks:
         result = train_and_register(settings, task, None, seed=0)
         typer.echo(_summary(result))
         as_of = pd.Timestamp(load_log(settings).last_time, tz="UTC")
         table = score_with_champion(settings, task, as_of)
-        out = settings.output_dir / f"risk-{task}.parquet"
+        out = risk_list_path(settings, task)
         write_table(table, out)
         top = table.iloc[0]
         typer.echo(

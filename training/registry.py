@@ -186,6 +186,12 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> ModelVersion 
     return client.get_model_version(model_name(task), str(registered.aliases[alias]))
 
 
+def champion_version(task: str, *, uri: str) -> int | None:
+    """The version that holds `champion` now (a cheap check before loading a model)."""
+    version = _alias_version(_client(uri), task, CHAMPION)
+    return None if version is None else int(version.version)
+
+
 def load_model(task: str, alias: str, *, uri: str) -> tuple[JourneyModel, LoggedModel] | None:
     """The `JourneyModel` of `journeyguard-<task>@<alias>`, None when there is none."""
     version = _alias_version(_client(uri), task, alias)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from features.config import Config
 from features.schema import EventLog, Snapshots
 from training.models import JourneyModel
 from training.reasons import top_reasons
+
+
+def risk_list_path(settings: Config, task: str) -> Path:
+    """Where `journeyguard score` writes a task's risk list unless told otherwise, and where
+    the prediction service reads it."""
+    return settings.output_dir / f"risk-{task}.parquet"
 
 
 def band(risk: pd.Series, base_rate: float) -> pd.Series:
@@ -34,7 +43,15 @@ def score_log(
 ) -> pd.DataFrame:
     """One row per journey active at `as_of`, riskiest first: customer_id, as_of, task, risk,
     band, reason_1..k, contribution_1..k, model_version."""
-    snapshots = Snapshots.at(log, as_of)
+    table = score_snapshots(Snapshots.at(log, as_of), model, version=version, reasons=reasons)
+    return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
+
+
+def score_snapshots(
+    snapshots: Snapshots, model: JourneyModel, *, version: int | None = None, reasons: int = 3
+) -> pd.DataFrame:
+    """One row per snapshot, in their order: the columns of `score_log`. Batch scoring and the
+    prediction service both score through here."""
     features = model.features(snapshots)
     risk = pd.Series(model.predict_features(features), index=features.index)
     explained = top_reasons(
@@ -43,11 +60,10 @@ def score_log(
     table = pd.DataFrame(
         {
             "customer_id": snapshots.customer_ids.astype(str),
-            "as_of": pd.Timestamp(as_of),
+            "as_of": pd.to_datetime(snapshots.as_of, utc=True),
             "task": model.task,
             "risk": risk,
             "band": band(risk, model.info.get("base_rate", float(risk.mean()))),
         }
     )
-    table = pd.concat([table, explained], axis=1).assign(model_version=version)
-    return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
+    return pd.concat([table, explained], axis=1).assign(model_version=version)

@@ -1,0 +1,100 @@
+"""The champion model of each task, loaded from the registry and kept current.
+
+The service asks `current()` on every request; a background thread checks the registry every
+`reload_every` and swaps in a newly promoted champion, so promotion needs no restart. Until
+every task has a champion the store is not ready, and `reason` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from training.models import JourneyModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Champion:
+    task: str
+    model: JourneyModel
+    version: int
+
+
+class ChampionStore:
+    """Champions of `tasks` from the MLflow registry at `uri`."""
+
+    def __init__(self, tasks: Sequence[str], uri: str, config_path: str) -> None:
+        self.tasks = tuple(tasks)
+        self.uri = uri
+        self.config_path = config_path
+        self._champions: dict[str, Champion] = {}
+        self._reason = "loading the champion models"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def current(self) -> dict[str, Champion]:
+        """The champions now in use (a snapshot: a reload does not change it under a caller)."""
+        return self._champions
+
+    @property
+    def ready(self) -> bool:
+        return len(self._champions) == len(self.tasks)
+
+    @property
+    def reason(self) -> str:
+        return "ready" if self.ready else self._reason
+
+    def refresh(self) -> bool:
+        """Loads any champion that is new or changed; True when something changed."""
+        from training import registry
+
+        with self._lock:
+            champions, missing = dict(self._champions), []
+            for task in self.tasks:
+                version = registry.champion_version(task, uri=self.uri)
+                if version is None:
+                    missing.append(task)
+                    continue
+                if task in champions and champions[task].version == version:
+                    continue
+                loaded = registry.load_model(task, registry.CHAMPION, uri=self.uri)
+                if loaded is None:  # demoted between the two calls
+                    missing.append(task)
+                    continue
+                model, logged = loaded
+                champions[task] = Champion(task, model, logged.version)
+                log.info("serving %s v%s", task, logged.version)
+            for task in missing:
+                champions.pop(task, None)
+            changed = champions != self._champions
+            self._champions = champions
+            if missing:
+                self._reason = (
+                    f"no champion model for task(s) {', '.join(missing)} in {self.uri}: run "
+                    f"`journeyguard train --config {self.config_path} --task {missing[0]}`"
+                )
+            return changed
+
+    def watch(self, every_seconds: float) -> threading.Thread:
+        """Refreshes now and then every `every_seconds` in a daemon thread."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.refresh()
+                except Exception as error:  # the registry may be briefly unreachable
+                    self._reason = f"cannot read the model registry {self.uri}: {error}"
+                    log.exception("refreshing the champions failed")
+                if self._stop.wait(every_seconds):
+                    return
+
+        thread = threading.Thread(target=loop, name="champion-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()

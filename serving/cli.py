@@ -1,0 +1,53 @@
+"""`journeyguard serve`: the prediction service on a port, through `bentoml serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from features.cli import ConfigOption
+from features.config import load_config
+
+SERVICE = "serving.service:JourneyService"
+
+
+def serve(
+    config: ConfigOption,
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="The address to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve /predict, /predict_customer and /risk_list with the champion of every task."""
+    from serving.service import CONFIG_VARIABLE
+
+    settings = load_config(config)  # a bad file fails here, with its message, not in a worker
+    metrics_dir = settings.output_dir / "serving-metrics"
+    # Files of an earlier run's processes would add their counts to this run's.
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    environment = {
+        **os.environ,
+        CONFIG_VARIABLE: str(settings.path),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        # Metrics of several workers are merged through this folder.
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    command = [bentoml_command(), "serve", SERVICE, "--host", host, "--port", str(port)]
+    typer.echo(f"serving {settings.path.name} on http://{host}:{port} (Ctrl-C stops)", err=True)
+    try:
+        code = subprocess.call(command, env=environment)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def bentoml_command() -> str:
+    """The `bentoml` script of this environment (not whichever is first on PATH)."""
+    beside = Path(sys.executable).with_name("bentoml")
+    return str(beside) if beside.exists() else "bentoml"

@@ -1,0 +1,70 @@
+"""The service's request and response bodies: validated at the edge, trusted inside.
+
+Unknown fields are rejected (a typo in a field name should not silently drop data), timestamps
+must carry a UTC offset, and numbers must be finite. Size limits come from the `[serving]`
+configuration of the running service.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
+
+# Hard ceilings whatever the configuration says: a request beyond them is refused outright.
+MAX_JOURNEYS = 100_000
+MAX_EVENTS = 100_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(Strict):
+    """One event of a journey, in the canonical schema."""
+
+    timestamp: AwareDatetime = Field(description="ISO 8601 with a UTC offset.")
+    event: str = Field(min_length=1, description="The step, e.g. 'ticket_opened'.")
+    case_id: str | None = None
+    channel: str | None = None
+    value: FiniteFloat | None = None
+    score: FiniteFloat | None = None
+    attributes: dict[str, str | FiniteFloat | None] = Field(
+        default_factory=dict, description="Attributes the models know, e.g. segment."
+    )
+
+
+class JourneyIn(Strict):
+    """A customer's journey as the caller knows it, scored as of `as_of`."""
+
+    customer_id: str = Field(min_length=1)
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+    as_of: AwareDatetime | None = Field(
+        default=None, description="The moment to score at (default: now). Later events wait."
+    )
+
+
+class CustomerIn(Strict):
+    """A customer whose events the service reads from the configured event source."""
+
+    customer_id: str = Field(min_length=1)
+    as_of: AwareDatetime | None = None
+
+
+class Reason(BaseModel):
+    text: str
+    contribution: float  # to the log-odds of the outcome
+
+
+class TaskRisk(BaseModel):
+    risk: float  # calibrated probability of the task's outcome within its horizon
+    band: str
+    reasons: list[Reason]
+    model_version: int
+
+
+class JourneyRisk(BaseModel):
+    customer_id: str
+    as_of: datetime
+    events_seen: int  # events at or before as_of: the ones the risk is based on
+    risks: dict[str, TaskRisk]

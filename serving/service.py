@@ -1,0 +1,215 @@
+"""The prediction service: BentoML around `serving.predict`.
+
+`journeyguard serve` starts it with `bentoml serve serving.service:JourneyService`, passing the
+configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
+
+- `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
+- `POST /predict_customer`: a customer id in, its journey read from the configured source;
+- `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
+- `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`.
+
+An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
+but the probes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import bentoml
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import AfterValidator, AwareDatetime
+from starlette.responses import JSONResponse
+
+from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
+
+CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
+TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
+PROBES = ("/livez", "/healthz", "/readyz")
+MODEL_ENDPOINTS = ("/predict", "/predict_customer")
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="journeyguard_predictions",
+    documentation="Journeys scored, by task and model version.",
+    labelnames=["task", "model_version", "endpoint"],
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="journeyguard_prediction_seconds",
+    documentation="Time to score one batch of journeys, by task and model version.",
+    labelnames=["task", "model_version"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")),
+)
+
+risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _within_limits(journeys: list[JourneyIn]) -> list[JourneyIn]:
+    """The configured size limits of the running service (`[serving]`)."""
+    limits = bentoml.get_current_service().settings.serving
+    if len(journeys) > limits.max_journeys:
+        raise ValueError(
+            f"at most {limits.max_journeys} journeys per request (serving.max_journeys); "
+            f"got {len(journeys)}: split the batch"
+        )
+    if not journeys:
+        raise ValueError("expected at least one journey")
+    for position, journey in enumerate(journeys):
+        if len(journey.events) > limits.max_events:
+            raise ValueError(
+                f"journeys[{position}] has {len(journey.events)} events; at most "
+                f"{limits.max_events} per journey (serving.max_events)"
+            )
+    return journeys
+
+
+class PredictRequest(Strict):
+    journeys: Annotated[list[JourneyIn], AfterValidator(_within_limits)]
+
+
+@bentoml.service(name="journeyguard", traffic={"timeout": 30})
+@bentoml.asgi_app(risk_app, path="/")
+class JourneyService:
+    """Churn and escalation risk of journeys, from the champion model of each task."""
+
+    def __init__(self) -> None:
+        from features.config import load_config
+        from serving.champions import ChampionStore
+        from serving.sources import CustomerEvents, RiskLists
+        from training import registry
+
+        path = os.environ.get(CONFIG_VARIABLE)
+        if not path:
+            raise RuntimeError(f"set {CONFIG_VARIABLE} to a configuration file (or use serve)")
+        self.settings = load_config(path)
+        self.api_token = self.settings.serving.api_token or os.environ.get(TOKEN_VARIABLE)
+        every = self.settings.serving.reload_every.total_seconds()
+        self.champions = ChampionStore(list(self.settings.tasks), registry.tracking_uri(), path)
+        self.champions.watch(every)
+        self.customers = CustomerEvents(self.settings, every)
+        self.risk_lists = RiskLists(self.settings)
+
+    def __is_ready__(self) -> bool:
+        return self.champions.ready
+
+    @bentoml.api(
+        batchable=True, max_batch_size=2_000, max_latency_ms=1_000, input_spec=PredictRequest
+    )
+    def predict(self, journeys: list[JourneyIn]) -> list[JourneyRisk]:
+        """Risk of each journey for every task, with the top reasons and the model versions."""
+        from serving.predict import attribute_kinds, request_snapshots
+
+        champions = self.champions.current()
+        snapshots = request_snapshots(journeys, attribute_kinds(champions), _now())
+        return self._predict(snapshots, [j.customer_id for j in journeys], champions, "predict")
+
+    @bentoml.api(input_spec=CustomerIn)
+    def predict_customer(
+        self, customer_id: str, as_of: AwareDatetime | None = None
+    ) -> JourneyRisk | Any:
+        """Risk of a customer whose events the service reads from the configured source."""
+        from serving.predict import nanoseconds
+
+        snapshot = self.customers.snapshot(customer_id, nanoseconds(as_of or _now()))
+        if snapshot is None:
+            return JSONResponse(
+                {"error": f"customer_id {customer_id!r} is not in the event source "
+                 f"{self.settings.source.display_name}"},
+                status_code=404,
+            )  # fmt: skip
+        champions = self.champions.current()
+        return self._predict(snapshot, [customer_id], champions, "predict_customer")[0]
+
+    def _predict(self, snapshots, customer_ids, champions, endpoint: str) -> list[dict]:
+        from serving.predict import predict
+
+        def observe(task: str, version: int, seconds: float, n: int) -> None:
+            LATENCY.labels(task=task, model_version=str(version)).observe(seconds)
+            PREDICTIONS.labels(task=task, model_version=str(version), endpoint=endpoint).inc(n)
+
+        return predict(snapshots, customer_ids, champions, observe=observe)
+
+    @risk_app.get("/risk_list")
+    def risk_list(
+        self,
+        task: Annotated[str, Query(description="A task of the configuration.")],
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        min_risk: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    ) -> dict:
+        """The riskiest customers of the latest scored list, with their reasons."""
+        if task not in self.settings.tasks:
+            raise HTTPException(404, f"no task {task!r}; tasks: {sorted(self.settings.tasks)}")
+        table = self.risk_lists.top(task, limit, min_risk)
+        if table is None:
+            raise HTTPException(
+                404,
+                f"no scored list for {task!r} at {self.risk_lists.path(task)}: run "
+                f"`journeyguard score --config {self.settings.path} --task {task} --as-of ...`",
+            )
+        rows = json.loads(table.to_json(orient="records", date_format="iso"))
+        return {"task": task, "count": len(rows), "rows": rows}
+
+
+def _now() -> datetime:
+    """The moment a request without `as_of` is scored at: the edge reads the clock."""
+    return datetime.now(UTC)
+
+
+class GuardMiddleware:
+    """Bearer token on every endpoint but the probes; a clear 503 with the reason while the
+    champions are not loaded (on /readyz and the model endpoints)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"].rstrip("/") or "/"
+        try:
+            service = bentoml.get_current_service()
+        except bentoml.exceptions.BentoMLException:  # still starting
+            service = None
+        if path in PROBES:
+            if path == "/readyz" and service is not None and not service.champions.ready:
+                return await _json(send, 503, {"ready": False, "reason": service.champions.reason})
+            return await self.app(scope, receive, send)
+        token = service.api_token if service is not None else None
+        if token and not _bearer_matches(scope, token):
+            return await _json(
+                send,
+                401,
+                {"error": "missing or wrong API token: send 'Authorization: Bearer <token>'"},
+                [(b"www-authenticate", b"Bearer")],
+            )
+        if path in MODEL_ENDPOINTS and service is not None and not service.champions.ready:
+            return await _json(send, 503, {"error": service.champions.reason})
+        return await self.app(scope, receive, send)
+
+
+def _bearer_matches(scope: dict, token: str) -> bool:
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+async def _json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+JourneyService.add_asgi_middleware(GuardMiddleware)

@@ -1,0 +1,89 @@
+"""What the service reads besides requests: the configured event log and the scored risk lists.
+
+Both are read on first use and again when their file changes (or, for a database source, when
+`refresh_every` has passed), so a new day's log or risk list needs no restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from features.config import Config
+from features.schema import EventLog, Snapshots
+from training.score import risk_list_path
+
+T = TypeVar("T")
+
+
+class Cached(Generic[T]):
+    """A value loaded by `load`, reloaded when `path`'s modification time changes or, without
+    a path, once `refresh_every` seconds have passed."""
+
+    def __init__(self, load: Callable[[], T], path: Path | None, refresh_every: float) -> None:
+        self._load, self._path, self._every = load, path, refresh_every
+        self._value: T | None = None
+        self._stamp: float | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        stamp = self._path.stat().st_mtime if self._path is not None else None
+        with self._lock:
+            stale = self._value is None or (
+                stamp != self._stamp
+                if self._path is not None
+                else time.monotonic() - (self._stamp or 0.0) > self._every
+            )
+            if stale:
+                self._value = self._load()
+                self._stamp = stamp if self._path is not None else time.monotonic()
+            assert self._value is not None
+            return self._value
+
+
+class CustomerEvents:
+    """The configured event log, to look customers up by id."""
+
+    def __init__(self, settings: Config, refresh_every: float) -> None:
+        from features.cli import load_log
+
+        self._log = Cached(lambda: load_log(settings), settings.source.path, refresh_every)
+
+    def snapshot(self, customer_id: str, as_of_ns: int) -> Snapshots | None:
+        """The customer's journey at `as_of_ns`, or None when the log does not know them."""
+        log: EventLog = self._log.get()
+        position = int(np.searchsorted(log.journey_ids, customer_id))
+        if position >= log.n_journeys or log.journey_ids[position] != customer_id:
+            return None
+        keep = np.zeros(log.n_journeys, dtype=bool)
+        keep[position] = True
+        journey = log.select_journeys(keep)
+        return Snapshots(journey, np.zeros(1, dtype=np.int64), np.array([as_of_ns]))
+
+
+class RiskLists:
+    """The latest scored list of each task, as `journeyguard score` wrote it."""
+
+    def __init__(self, settings: Config) -> None:
+        self._paths = {task: risk_list_path(settings, task) for task in settings.tasks}
+        self._lists = {
+            task: Cached(lambda path=path: pd.read_parquet(path), path, 0.0)
+            for task, path in self._paths.items()
+        }
+
+    def path(self, task: str) -> Path:
+        return self._paths[task]
+
+    def top(self, task: str, limit: int, min_risk: float) -> pd.DataFrame | None:
+        """The riskiest rows with risk >= min_risk, riskiest first; None when none was written."""
+        if not self._paths[task].exists():
+            return None
+        table = self._lists[task].get()
+        kept = table[table["risk"] >= min_risk]
+        return kept.sort_values(["risk", "customer_id"], ascending=[False, True]).head(limit)

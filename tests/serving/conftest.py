@@ -1,0 +1,97 @@
+"""A trained workspace for the service's tests: a simulated log, a real MLflow store with the
+champions of two tasks, and their scored risk lists. Built once per session (about 30 s)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.config import Config, load_config
+from features.schema import EventLog
+from features.simulate import simulate
+
+# Before BentoML is imported: in-process, its /metrics hangs unless Prometheus has a folder.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jg-prometheus-"))
+
+CONFIG = """
+[source]
+path = "events.parquet"
+
+[source.attributes]
+columns = ["segment", "country"]
+
+[output]
+dir = "out"
+
+[tasks.churn]
+label = "absent"
+match = {{ event = ["repeat_purchase"] }}
+horizon = "60d"
+snapshots = {{ every = "28d" }}
+
+[tasks.escalation]
+label = "occurs"
+match = {{ event = ["escalated"] }}
+horizon = "14d"
+snapshots = {{ prefix = 8 }}
+
+[serving]
+max_journeys = 50
+max_events = 200
+reload_every = "0.2s"
+{extra}
+"""
+AS_OF = pd.Timestamp("2025-09-01", tz="UTC")
+TOKEN = "s3cret-token"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    folder: Path
+    config: Path
+    tracking_uri: str
+    log: EventLog
+
+    @property
+    def settings(self) -> Config:
+        return load_config(self.config)
+
+    def variant(self, name: str, extra: str) -> Path:
+        """Another config over the same log and store, e.g. with a token or another task."""
+        path = self.folder / f"{name}.toml"
+        path.write_text(CONFIG.format(extra=extra))
+        return path
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    from training import registry
+    from training.cli import score_with_champion, train_and_register
+    from training.score import risk_list_path
+
+    folder = tmp_path_factory.mktemp("serving")
+    events = simulate(3000, seed=4).events
+    # Whole seconds: requests carry microseconds at most, and the parity tests compare the
+    # service with batch scoring on exactly the same times.
+    events["timestamp"] = events["timestamp"].dt.floor("s")
+    log = EventLog.from_frame(events)
+    log.to_parquet(folder / "events.parquet")
+    config = folder / "jg.toml"
+    config.write_text(CONFIG.format(extra=""))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = registry.tracking_uri(folder / "mlruns")
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        settings = load_config(config)
+        for task in settings.tasks:
+            train_and_register(settings, task, None, seed=0)
+            table = score_with_champion(settings, task, AS_OF)
+            risk_list_path(settings, task).parent.mkdir(parents=True, exist_ok=True)
+            table.to_parquet(risk_list_path(settings, task), index=False)
+        yield Workspace(folder, config, uri, log)

@@ -1,0 +1,253 @@
+"""The prediction service in-process, through `JourneyService.to_asgi()`, on a real MLflow store."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from starlette.testclient import TestClient
+
+from tests.serving.conftest import AS_OF, TOKEN, Workspace
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def start(workspace: Workspace, config, monkeypatch) -> TestClient:
+    from serving.service import JourneyService
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+    monkeypatch.setenv("JOURNEYGUARD_CONFIG", str(config))
+    return TestClient(JourneyService.to_asgi())
+
+
+def wait_ready(client: TestClient, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").text
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def client(workspace: Workspace) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as patch:
+        config = workspace.variant("token", f'api_token = "{TOKEN}"')
+        with start(workspace, config, patch) as test_client:
+            wait_ready(test_client)
+            yield test_client
+
+
+def journey_body(log_events: pd.DataFrame, customer_id: str, as_of: pd.Timestamp) -> dict:
+    """A customer's events of the log as a request journey."""
+    rows = log_events[log_events["customer_id"] == customer_id]
+    events = []
+    for row in rows.itertuples(index=False):
+        event = {"timestamp": row.timestamp.isoformat(), "event": str(row.event)}
+        for name in ("case_id", "channel"):
+            if isinstance(getattr(row, name), str):
+                event[name] = getattr(row, name)
+        for name in ("value", "score"):
+            if not math.isnan(getattr(row, name)):
+                event[name] = float(getattr(row, name))
+        event["attributes"] = {
+            name: getattr(row, name)
+            for name in ("segment", "country")
+            if isinstance(getattr(row, name), str)
+        }
+        events.append(event)
+    return {"customer_id": customer_id, "events": events, "as_of": as_of.isoformat()}
+
+
+def sample_customers(workspace: Workspace, n: int, seed: int = 0) -> list[str]:
+    ids = workspace.log.journey_ids[workspace.log.times[workspace.log.offsets[:-1]] <= AS_OF.value]
+    return sorted(np.random.default_rng(seed).choice(ids, n, replace=False).tolist())
+
+
+def test_probes_answer_without_a_token(client):
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_predict_gives_every_task_with_reasons_and_versions(client, workspace):
+    customer = sample_customers(workspace, 1)[0]
+    body = {"journeys": [journey_body(workspace.log.events, customer, AS_OF)]}
+    response = client.post("/predict", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    (result,) = response.json()
+    assert result["customer_id"] == customer
+    assert set(result["risks"]) == {"churn", "escalation"}
+    for risk in result["risks"].values():
+        assert 0 <= risk["risk"] <= 1
+        assert risk["band"] in {"low", "medium", "high"}
+        assert risk["model_version"] >= 1
+        assert all(r["contribution"] > 0 and r["text"] for r in risk["reasons"])
+
+
+def test_service_risk_equals_batch_score(client, workspace):
+    """Parity: the same journeys at the same as_of get the risk `journeyguard score` gave."""
+    from training.score import risk_list_path
+
+    customers = sample_customers(workspace, 40)
+    body = {"journeys": [journey_body(workspace.log.events, c, AS_OF) for c in customers]}
+    response = client.post("/predict", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    for task in ("churn", "escalation"):
+        batch = pd.read_parquet(risk_list_path(workspace.settings, task)).set_index("customer_id")
+        served = {r["customer_id"]: r["risks"][task] for r in response.json()}
+        for customer in customers:
+            assert served[customer]["risk"] == pytest.approx(batch.loc[customer, "risk"], abs=1e-12)
+            assert served[customer]["band"] == batch.loc[customer, "band"]
+            texts = [r["text"] for r in served[customer]["reasons"]]
+            expected = [batch.loc[customer, f"reason_{k}"] for k in (1, 2, 3)]
+            assert texts == [t for t in expected if isinstance(t, str)]
+
+
+def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
+    from training.score import risk_list_path
+
+    customer = sample_customers(workspace, 1, seed=1)[0]
+    response = client.post(
+        "/predict_customer",
+        json={"customer_id": customer, "as_of": AS_OF.isoformat()},
+        headers=AUTH,
+    )
+    assert response.status_code == 200, response.text
+    batch = pd.read_parquet(risk_list_path(workspace.settings, "churn")).set_index("customer_id")
+    assert response.json()["risks"]["churn"]["risk"] == pytest.approx(batch.loc[customer, "risk"])
+    unknown = client.post("/predict_customer", json={"customer_id": "nobody"}, headers=AUTH)
+    assert unknown.status_code == 404
+    assert "nobody" in unknown.json()["error"]
+
+
+def test_events_after_as_of_are_not_seen(client, workspace):
+    customer = sample_customers(workspace, 1, seed=2)[0]
+    journey = journey_body(workspace.log.events, customer, AS_OF)
+    early = {**journey, "as_of": journey["events"][0]["timestamp"]}
+    response = client.post("/predict", json={"journeys": [journey, early]}, headers=AUTH)
+    full, first = response.json()
+    assert first["events_seen"] == 1
+    assert full["events_seen"] == sum(
+        e["timestamp"] <= AS_OF.isoformat() for e in journey["events"]
+    )
+
+
+GOOD_EVENT = {"timestamp": "2025-05-01T10:00:00+00:00", "event": "order_placed"}
+GOOD = {"customer_id": "C1", "events": [GOOD_EVENT]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"journeys": "C1"}, "journeys"),
+        ({"journeys": [GOOD], "colour": "red"}, "colour"),
+        ({"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "colour": 1}]}]}, "colour"),
+        ({"journeys": []}, "journeys"),
+        ({"journeys": [{**GOOD, "events": []}]}, "events"),
+        ({"journeys": [{"events": [GOOD_EVENT]}]}, "customer_id"),
+        (
+            {"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "timestamp": "2025-05-01T10:00"}]}]},
+            "timestamp",
+        ),
+        (
+            {"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "timestamp": "yesterday"}]}]},
+            "timestamp",
+        ),
+        ({"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "value": "lots"}]}]}, "value"),
+        ({"journeys": [GOOD] * 51}, "journeys"),
+        ({"journeys": [{**GOOD, "events": [GOOD_EVENT] * 201}]}, "journeys"),
+        ({"journeys": [{**GOOD, "as_of": "2025-06-01"}]}, "as_of"),
+    ],
+)
+def test_bad_requests_answer_400_naming_the_field(client, body, field):
+    response = client.post("/predict", json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert any(field in [str(part) for part in d["loc"]] for d in detail), detail
+
+
+def test_malformed_json_answers_400(client):
+    response = client.post(
+        "/predict", content=b'{"journeys": [', headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.text
+
+
+def test_the_token_guards_everything_but_the_probes(client):
+    body = {"journeys": [GOOD]}
+    assert client.post("/predict", json=body).status_code == 401
+    wrong = client.post("/predict", json=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert "token" in wrong.json()["error"]
+    assert client.get("/risk_list?task=churn").status_code == 401
+    assert client.get("/metrics").status_code == 401
+    assert client.post("/predict", json=body, headers=AUTH).status_code == 200
+
+
+def test_risk_list_is_the_latest_scored_list(client, workspace):
+    response = client.get("/risk_list?task=churn&limit=5&min_risk=0.5", headers=AUTH)
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    assert len(rows) == 5
+    risks = [r["risk"] for r in rows]
+    assert risks == sorted(risks, reverse=True) and min(risks) >= 0.5
+    assert rows[0]["reason_1"]
+    assert client.get("/risk_list?task=chrun", headers=AUTH).status_code == 404
+    bad_limit = client.get("/risk_list?task=churn&limit=0", headers=AUTH)
+    assert bad_limit.status_code == 422
+    assert "limit" in bad_limit.text
+
+
+def test_metrics_count_predictions_by_task_and_version(client):
+    client.post("/predict", json={"journeys": [GOOD, GOOD]}, headers=AUTH)
+    text = client.get("/metrics", headers=AUTH).text
+    counts = [line for line in text.splitlines() if line.startswith("journeyguard_predictions")]
+    assert any('task="churn"' in line and 'model_version="' in line for line in counts), counts
+    assert "journeyguard_prediction_seconds_bucket" in text
+
+
+def test_a_promoted_champion_is_picked_up_without_restart(client, workspace):
+    """Runs last in this module: it moves the churn champion to a new version."""
+    registry = MlflowClient(
+        tracking_uri=workspace.tracking_uri, registry_uri=workspace.tracking_uri
+    )
+    name = "journeyguard-churn"
+    champion = registry.get_model_version_by_alias(name, "champion")
+    copy = registry.create_model_version(name, champion.source, run_id=champion.run_id)
+    registry.set_registered_model_alias(name, "champion", copy.version)
+    deadline = time.monotonic() + 30
+    while True:
+        result = client.post("/predict", json={"journeys": [GOOD]}, headers=AUTH).json()[0]
+        if result["risks"]["churn"]["model_version"] == int(copy.version):
+            break
+        assert time.monotonic() < deadline, "the new champion was not picked up"
+        time.sleep(0.1)
+
+
+def test_without_a_champion_not_ready_with_the_reason_then_ready_again(client, workspace):
+    """A champion removed from the registry: a clear 503 naming the task, not a crash; back
+    when a champion is set again. (One service per process: BentoML's metrics are global.)"""
+    registry = MlflowClient(
+        tracking_uri=workspace.tracking_uri, registry_uri=workspace.tracking_uri
+    )
+    name = "journeyguard-escalation"
+    champion = registry.get_model_version_by_alias(name, "champion")
+    registry.delete_registered_model_alias(name, "champion")
+    try:
+        deadline = time.monotonic() + 30
+        while (ready := client.get("/readyz")).status_code != 503:
+            assert time.monotonic() < deadline, "the service did not notice"
+            time.sleep(0.1)
+        assert "escalation" in ready.json()["reason"]
+        assert "journeyguard train" in ready.json()["reason"]
+        refused = client.post("/predict", json={"journeys": [GOOD]}, headers=AUTH)
+        assert refused.status_code == 503
+        assert "no champion" in refused.json()["error"]
+        assert client.get("/livez").status_code == 200
+    finally:
+        registry.set_registered_model_alias(name, "champion", champion.version)
+    wait_ready(client)
