@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from datetime import UTC
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mlflow import MlflowClient
 from starlette.testclient import TestClient
 
@@ -169,12 +172,19 @@ def test_bad_requests_answer_400_naming_the_field(client, body, field):
     assert any(field in [str(part) for part in d["loc"]] for d in detail), detail
 
 
-def test_malformed_json_answers_400(client):
-    response = client.post(
-        "/predict", content=b'{"journeys": [', headers={**AUTH, "content-type": "application/json"}
-    )
-    assert response.status_code == 400
-    assert "JSON" in response.text
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"journeys": [',
+        b'{"journeys": [{"customer_id": "C", "events": [{"timestamp": "2025-05-01T10:00:00Z", '
+        b'"event": "x", "value": Infinity}]}]}',
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_json_answers_400(client, content):
+    headers = {**AUTH, "content-type": "application/json"}
+    response = client.post("/predict", content=content, headers=headers)
+    assert response.status_code == 400, response.text
 
 
 def test_the_token_guards_everything_but_the_probes(client):
@@ -251,3 +261,53 @@ def test_without_a_champion_not_ready_with_the_reason_then_ready_again(client, w
     finally:
         registry.set_registered_model_alias(name, "champion", champion.version)
     wait_ready(client)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+timestamps = st.sampled_from(
+    ["2025-05-01T10:00:00+00:00", "2025-05-01T10:00:00", "2025-13-01T00:00:00Z", "", "0", "1e99"]
+) | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat())
+fuzzed_events = st.fixed_dictionaries(
+    {"timestamp": timestamps | json_values, "event": st.text(max_size=10) | json_values},
+    optional={
+        "value": st.floats(allow_nan=False, allow_infinity=False) | json_values,
+        "score": st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+        "channel": st.text(max_size=5) | json_values,
+        "attributes": st.dictionaries(st.sampled_from(["segment", "country", "x"]), json_values),
+    },
+)
+fuzzed_journeys = st.fixed_dictionaries(
+    {
+        "customer_id": st.text(max_size=6) | json_values,
+        "events": st.lists(fuzzed_events, max_size=4),
+    },
+    optional={"as_of": timestamps | json_values},
+)
+fuzzed_bodies = (
+    st.fixed_dictionaries({"journeys": st.lists(fuzzed_journeys, max_size=3)}) | json_values
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=fuzzed_bodies)
+def test_fuzzed_requests_never_answer_500(client, body):
+    response = client.post("/predict", json=body, headers=AUTH)
+    assert response.status_code < 500, (body, response.text)
+    if response.status_code == 200:
+        assert len(response.json()) == len(body["journeys"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(body=st.fixed_dictionaries({"customer_id": json_values}, optional={"as_of": timestamps}))
+def test_fuzzed_customer_requests_never_answer_500(client, body):
+    assert client.post("/predict_customer", json=body, headers=AUTH).status_code < 500
