@@ -10,6 +10,7 @@ a few passes over the event arrays, whatever the number of snapshots.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +40,7 @@ class Vocabulary:
     last_k: int = 3
 
 
+@functools.cache  # called for every feature name of every build: names repeat
 def slug(name: str) -> str:
     """A step name as part of a feature name: lower case, words joined by underscores."""
     return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_") or "blank"
@@ -46,6 +48,13 @@ def slug(name: str) -> str:
 
 def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame:
     """The feature matrix of `snapshots`, one row per snapshot, columns named for people."""
+    columns = feature_columns(snapshots, vocabulary)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(snapshots)))
+
+
+def feature_columns(snapshots: Snapshots, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    """The columns of `build_features` as arrays: what a few journeys of a request need,
+    without the cost of a frame."""
     prefixes = _Prefixes(_compact(snapshots), vocabulary)
     columns: dict[str, np.ndarray] = {}
     columns |= _activity(prefixes)
@@ -58,7 +67,7 @@ def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame
     columns |= _scores(prefixes)
     columns |= _attributes(prefixes, vocabulary)
     columns |= _critical(prefixes, vocabulary, columns)
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(snapshots)))
+    return columns
 
 
 def _compact(snapshots: Snapshots) -> Snapshots:

@@ -1,7 +1,8 @@
-"""An `EventLog` from plain lists, without pandas: the prediction service's requests.
+"""An `EventLog` from plain lists, without a pandas frame: the prediction service's requests.
 
-A request carries a few journeys of a few dozen events; building a pandas frame for each would
-cost more than the features themselves. `log_from_records` puts the lists in the same canonical
+A request carries a few journeys of a few dozen events; building a frame for each would cost
+more than the features themselves (only `pd.factorize` is used, for its fast hashing).
+`log_from_records` puts the lists in the same canonical
 form as `features.frames.log_from_frame` (sorted codes, rows by journey, time, then every other
 column), so a journey sent to the service gets the features it gets in batch.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from features.schema import CANONICAL_COLUMNS, Coded, EventLog
 
@@ -60,14 +62,11 @@ def log_from_records(
     )
 
 
-def _encode(values: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct texts and an int32 code per value (-1 for None)."""
-    array = np.asarray(values, dtype=object)
-    present = np.array([v is not None for v in values], dtype=bool)
-    categories, codes = np.unique(array[present].astype(str), return_inverse=True)
-    all_codes = np.full(len(array), -1, dtype=np.int32)
-    all_codes[present] = codes
-    return categories.astype(object), all_codes
+def _encode(values: Sequence[str | None] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and an int32 code per value (-1 for None)."""
+    array = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
+    codes, categories = pd.factorize(array, sort=True)
+    return np.asarray(categories, dtype=object), codes.astype(np.int32)
 
 
 def _rank(values: np.ndarray) -> np.ndarray:

@@ -17,15 +17,15 @@ from features.records import log_from_records
 from features.schema import CASE_ID, CHANNEL, SCORE, VALUE, Snapshots
 from serving.champions import Champion
 from serving.schemas import JourneyIn
-from training.score import score_snapshots
+from training.score import Scores, score_arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def nanoseconds(moment: datetime) -> int:
     """An aware datetime as int64 ns since the epoch, exactly (no float rounding)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1_000
+    return (moment - _EPOCH) // _MICROSECOND * 1_000
 
 
 def attribute_kinds(champions: Mapping[str, Champion]) -> dict[str, bool]:
@@ -45,33 +45,26 @@ def request_snapshots(
     Journeys are keyed by their position, not their customer id: two journeys of one customer
     in one request stay two journeys.
     """
-    keys, times, steps = [], [], []
-    text: dict[str, list[str | None]] = {CASE_ID: [], CHANNEL: []}
-    numbers: dict[str, list[float]] = {VALUE: [], SCORE: []}
-    extra: dict[str, list] = {name: [] for name in attributes}
-    for position, journey in enumerate(journeys):
-        key = f"{position:09d}"  # sorts like the position
-        for event in journey.events:
-            keys.append(key)
-            times.append(nanoseconds(event.timestamp))
-            steps.append(event.event)
-            text[CASE_ID].append(event.case_id)
-            text[CHANNEL].append(event.channel)
-            numbers[VALUE].append(np.nan if event.value is None else event.value)
-            numbers[SCORE].append(np.nan if event.score is None else event.score)
-            for name, values in extra.items():
-                values.append(event.attributes.get(name))
+    events = [event for journey in journeys for event in journey.events]
+    counts = [len(journey.events) for journey in journeys]
+    positions = np.repeat(np.arange(len(journeys), dtype=np.int64), counts)
+    micros = np.fromiter(
+        ((e.timestamp - _EPOCH) // _MICROSECOND for e in events), dtype=np.int64, count=len(events)
+    )
     columns: dict[str, list | np.ndarray] = {
-        **text,
-        **{name: np.asarray(values, dtype=np.float64) for name, values in numbers.items()},
+        CASE_ID: [e.case_id for e in events],
+        CHANNEL: [e.channel for e in events],
+        VALUE: np.array([np.nan if e.value is None else e.value for e in events], dtype=float),
+        SCORE: np.array([np.nan if e.score is None else e.score for e in events], dtype=float),
     }
-    for name, values in extra.items():
+    for name, numeric in attributes.items():
+        given = [e.attributes.get(name) for e in events]
         columns[name] = (
-            np.asarray([_number(v) for v in values], dtype=np.float64)
-            if attributes[name]
-            else [None if v is None else str(v) for v in values]
+            np.array([_number(v) for v in given], dtype=np.float64)
+            if numeric
+            else [None if v is None else str(v) for v in given]
         )
-    log = log_from_records(keys, times, steps, columns)
+    log = log_from_records(positions, micros * 1_000, [e.event for e in events], columns)
     as_of = np.array([nanoseconds(journey.as_of or now) for journey in journeys], dtype=np.int64)
     return Snapshots(log, np.arange(len(journeys)), as_of)
 
@@ -96,34 +89,37 @@ def predict(
     per_task = {}
     for task, champion in champions.items():
         started = time.perf_counter()
-        per_task[task] = score_snapshots(
-            snapshots, champion.model, version=champion.version, reasons=reasons
-        )
+        scores = score_arrays(snapshots, champion.model, reasons)
+        per_task[task] = _risks(scores, champion.version)
         if observe is not None:
             observe(task, champion.version, time.perf_counter() - started, len(snapshots))
     seen = (snapshots.stops - snapshots.starts).tolist()
     as_of = snapshots.as_of.tolist()
-    results = []
-    for i, customer_id in enumerate(customer_ids):
-        risks = {}
-        for task, table in per_task.items():
-            row = table.iloc[i]
-            risks[task] = {
-                "risk": float(row["risk"]),
-                "band": row["band"],
-                "reasons": [
-                    {"text": row[f"reason_{k}"], "contribution": float(row[f"contribution_{k}"])}
-                    for k in range(1, reasons + 1)
-                    if isinstance(row[f"reason_{k}"], str)
-                ],
-                "model_version": champions[task].version,
-            }
-        results.append(
-            {
-                "customer_id": customer_id,
-                "as_of": _EPOCH + timedelta(microseconds=as_of[i] // 1_000),
-                "events_seen": seen[i],
-                "risks": risks,
-            }
-        )
-    return results
+    return [
+        {
+            "customer_id": customer_id,
+            "as_of": _EPOCH + timedelta(microseconds=as_of[i] // 1_000),
+            "events_seen": seen[i],
+            "risks": {task: risks[i] for task, risks in per_task.items()},
+        }
+        for i, customer_id in enumerate(customer_ids)
+    ]
+
+
+def _risks(scores: Scores, version: int) -> list[dict]:
+    """One task's answer for each snapshot."""
+    risk, band = scores.risk.tolist(), scores.band.tolist()
+    contributions = scores.contributions.tolist()
+    return [
+        {
+            "risk": risk[i],
+            "band": band[i],
+            "reasons": [
+                {"text": texts[i], "contribution": contributions[i][rank]}
+                for rank, texts in enumerate(scores.reasons)
+                if texts[i] is not None
+            ],
+            "model_version": version,
+        }
+        for i in range(len(risk))
+    ]

@@ -95,6 +95,10 @@ class JourneyService:
     def __is_ready__(self) -> bool:
         return self.champions.ready
 
+    @bentoml.on_shutdown
+    def stop_watching(self) -> None:
+        self.champions.stop()
+
     @bentoml.api(
         batchable=True, max_batch_size=2_000, max_latency_ms=1_000, input_spec=PredictRequest
     )

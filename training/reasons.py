@@ -33,36 +33,38 @@ def _hours(hours: float) -> str:
     return f"{hours:.0f} h" if hours < 48 else _days(hours / 24)
 
 
+_SIMPLE = {  # features whose phrase needs only their value
+    "events": lambda value: f"{value:.0f} steps so far",
+    "events_per_day": lambda value: f"{value * 30:.1f} steps a month",
+    "active_share": lambda value: f"active for {value:.0%} of the time since the first step",
+    "quiet_over_gap": lambda value: f"quiet for {value:.1f}x the usual time between steps",
+    "tenure_days": lambda value: f"customer for {_days(value)}",
+    "recency_days": lambda value: f"last activity {_days(value)} ago",
+    "frequency": lambda value: f"{value:.0f} purchases",
+    "monetary": lambda value: f"{value:,.2f} spent in all",
+    "gap_mean_hours": lambda value: f"{_hours(value)} between steps on average",
+    "gap_max_hours": lambda value: f"longest wait {_hours(value)}",
+    "gap_last_hours": lambda value: f"{_hours(value)} before the latest step",
+    "gap_trend_hours_per_step": lambda value: "waits growing" if value > 0 else "waits shrinking",
+    "repeats": lambda value: f"{value:.0f} repeated steps",
+    "distinct_steps": lambda value: f"{value:.0f} different steps",
+    "pingpong_steps": lambda value: f"back and forth between steps {_count(value)}",
+    "pingpong_channels": lambda value: f"bounced between teams {_count(value)}",
+    "furthest_stage": lambda value: f"reached stage {value:.0f}",
+    "score_last": lambda value: f"latest survey score {value:g}",
+    "score_mean": lambda value: f"average survey score {value:.1f}",
+    "score_count": lambda value: f"{value:.0f} surveys answered",
+    "score_trend": lambda value: "survey scores falling" if value < 0 else "survey scores rising",
+}
+
+
 def describe(feature: str, value: float, vocabulary: Vocabulary | None = None) -> str:
     """One feature's value in plain words."""
     kind, _, rest = feature.partition("__")
     if isinstance(value, float) and math.isnan(value):
         return f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
-    simple = {
-        "events": lambda: f"{value:.0f} steps so far",
-        "events_per_day": lambda: f"{value * 30:.1f} steps a month",
-        "active_share": lambda: f"active for {value:.0%} of the time since the first step",
-        "quiet_over_gap": lambda: f"quiet for {value:.1f}x the usual time between steps",
-        "tenure_days": lambda: f"customer for {_days(value)}",
-        "recency_days": lambda: f"last activity {_days(value)} ago",
-        "frequency": lambda: f"{value:.0f} purchases",
-        "monetary": lambda: f"{value:,.2f} spent in all",
-        "gap_mean_hours": lambda: f"{_hours(value)} between steps on average",
-        "gap_max_hours": lambda: f"longest wait {_hours(value)}",
-        "gap_last_hours": lambda: f"{_hours(value)} before the latest step",
-        "gap_trend_hours_per_step": lambda: "waits growing" if value > 0 else "waits shrinking",
-        "repeats": lambda: f"{value:.0f} repeated steps",
-        "distinct_steps": lambda: f"{value:.0f} different steps",
-        "pingpong_steps": lambda: f"back and forth between steps {_count(value)}",
-        "pingpong_channels": lambda: f"bounced between teams {_count(value)}",
-        "furthest_stage": lambda: f"reached stage {value:.0f}",
-        "score_last": lambda: f"latest survey score {value:g}",
-        "score_mean": lambda: f"average survey score {value:.1f}",
-        "score_count": lambda: f"{value:.0f} surveys answered",
-        "score_trend": lambda: "survey scores falling" if value < 0 else "survey scores rising",
-    }
-    if feature in simple:
-        return simple[feature]()
+    if feature in _SIMPLE:
+        return _SIMPLE[feature](value)
     if kind == "count":
         return f"{words(rest)} {_count(value)}"
     if kind == "rate":
@@ -120,21 +122,45 @@ def top_reasons(
 ) -> pd.DataFrame:
     """Per row, the k features with the largest positive contributions: columns reason_1..k
     (text) and contribution_1..k (log-odds); fewer when fewer features push the risk up."""
-    shown = contributions.drop(columns=["bias", *[c for c in NOT_REASONS if c in contributions]])
-    values = shown.to_numpy()
-    names = np.asarray(shown.columns)
-    feature_values = features[names].to_numpy(dtype=np.float64)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    names = [c for c in contributions.columns if c != "bias"]
+    texts, values = reason_arrays(
+        features[names].to_numpy(dtype=np.float64),
+        contributions[names].to_numpy(),
+        names,
+        k,
+        vocabulary,
+    )
     rows = {}
     for rank in range(k):
-        column = order[:, rank]
-        every = np.arange(len(values))
-        contribution = values[every, column]
-        shown = feature_values[every, column]
-        text = [
-            describe(names[c], float(x), vocabulary) if v > 0 else None
-            for c, x, v in zip(column, shown, contribution, strict=True)
-        ]
-        rows[f"reason_{rank + 1}"] = text
-        rows[f"contribution_{rank + 1}"] = np.where(contribution > 0, contribution, np.nan)
+        rows[f"reason_{rank + 1}"] = texts[rank]
+        rows[f"contribution_{rank + 1}"] = values[:, rank]
     return pd.DataFrame(rows, index=features.index)
+
+
+def reason_arrays(
+    feature_values: np.ndarray,
+    contributions: np.ndarray,
+    names: list[str],
+    k: int = 3,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[list[list[str | None]], np.ndarray]:
+    """`top_reasons` on arrays (one column per name, no `bias`): for each rank, the text of
+    every row (None where no feature pushes the risk up), and the contributions (NaN there)."""
+    shown = np.array([name not in NOT_REASONS for name in names])
+    columns = np.flatnonzero(shown)
+    values = contributions[:, columns]
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    every = np.arange(len(values))
+    texts, chosen = [], np.full((len(values), k), np.nan)
+    for rank in range(k):
+        column = columns[order[:, rank]] if len(columns) else order[:, rank]
+        contribution = values[every, order[:, rank]]
+        value = feature_values[every, column]
+        texts.append(
+            [
+                describe(names[c], float(x), vocabulary) if v > 0 else None
+                for c, x, v in zip(column, value, contribution, strict=True)
+            ]
+        )
+        chosen[:, rank] = np.where(contribution > 0, contribution, np.nan)
+    return texts, chosen

@@ -73,6 +73,12 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _reader(uri: str) -> MlflowClient:
+    """A client of `uri` that, unlike `_client`, leaves the process's URIs as they are."""
+    _telemetry_off()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def model_name(task: str) -> str:
     return f"{MODEL_PREFIX}{task}"
 
@@ -188,17 +194,22 @@ def _alias_version(client: MlflowClient, task: str, alias: str) -> ModelVersion 
 
 def champion_version(task: str, *, uri: str) -> int | None:
     """The version that holds `champion` now (a cheap check before loading a model)."""
-    version = _alias_version(_client(uri), task, CHAMPION)
+    version = _alias_version(_reader(uri), task, CHAMPION)
     return None if version is None else int(version.version)
 
 
 def load_model(task: str, alias: str, *, uri: str) -> tuple[JourneyModel, LoggedModel] | None:
-    """The `JourneyModel` of `journeyguard-<task>@<alias>`, None when there is none."""
-    version = _alias_version(_client(uri), task, alias)
+    """The `JourneyModel` of `journeyguard-<task>@<alias>`, None when there is none.
+
+    Reads through its own client and the version's artifact location, leaving the process's
+    tracking URI alone: the service's reload thread calls this beside other work."""
+    client = _reader(uri)
+    version = _alias_version(client, task, alias)
     if version is None:
         return None
     logged = _logged(task, version)
-    pyfunc = mlflow.pyfunc.load_model(logged.model_uri)
+    location = client.get_model_version_download_uri(logged.model_name, str(logged.version))
+    pyfunc = mlflow.pyfunc.load_model(location)
     return pyfunc.unwrap_python_model().model, logged
 
 

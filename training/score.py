@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 from features.config import Config
 from features.schema import EventLog, Snapshots
 from training.models import JourneyModel
-from training.reasons import top_reasons
+from training.reasons import reason_arrays
 
 
 def risk_list_path(settings: Config, task: str) -> Path:
@@ -20,6 +21,11 @@ def risk_list_path(settings: Config, task: str) -> Path:
 
 
 def band(risk: pd.Series, base_rate: float) -> pd.Series:
+    """`bands` of a series, on its index."""
+    return pd.Series(bands(risk.to_numpy(), base_rate), index=risk.index)
+
+
+def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
     """'high', 'medium' or 'low' against the training base rate b: high from min(2b, b + half
     the way to 1), medium from min(1.25b, b + a fifth of the way). Multiples of b read well for
     a rare outcome (escalation); for a common one (churn at 80 %) they would pass 1, hence the
@@ -27,10 +33,31 @@ def band(risk: pd.Series, base_rate: float) -> pd.Series:
     b = min(max(base_rate, 1e-6), 1 - 1e-6)
     high = min(2.0 * b, b + 0.5 * (1 - b))
     medium = min(1.25 * b, b + 0.2 * (1 - b))
-    labels = pd.cut(
-        risk, [-np.inf, medium, high, np.inf], labels=["low", "medium", "high"], right=False
+    return np.where(risk >= high, "high", np.where(risk >= medium, "medium", "low")).astype(object)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scored snapshots as arrays: risk, band, and for each rank the reason texts (None where
+    fewer features push the risk up) and their contributions (n x k, NaN there)."""
+
+    risk: np.ndarray
+    band: np.ndarray
+    reasons: list[list[str | None]]
+    contributions: np.ndarray
+
+
+def score_arrays(snapshots: Snapshots, model: JourneyModel, reasons: int = 3) -> Scores:
+    """Risks, bands and top reasons of snapshots: the one scoring path of batch scoring and
+    the prediction service, on arrays (a frame per request would cost more than the model)."""
+    matrix = model.feature_matrix(snapshots)
+    risk = model.predict_matrix(matrix)
+    contributions = model.contribution_matrix(matrix)[:, :-1]  # without the expected value
+    texts, values = reason_arrays(
+        matrix, contributions, model.feature_names, reasons, model.transformer.vocabulary_
     )
-    return labels.astype(str)
+    base_rate = model.info.get("base_rate", float(risk.mean()) if len(risk) else 0.5)
+    return Scores(risk, bands(risk, base_rate), texts, values)
 
 
 def score_log(
@@ -52,18 +79,17 @@ def score_snapshots(
 ) -> pd.DataFrame:
     """One row per snapshot, in their order: the columns of `score_log`. Batch scoring and the
     prediction service both score through here."""
-    features = model.features(snapshots)
-    risk = pd.Series(model.predict_features(features), index=features.index)
-    explained = top_reasons(
-        features, model.contributions(features), reasons, model.transformer.vocabulary_
-    )
+    scores = score_arrays(snapshots, model, reasons)
     table = pd.DataFrame(
         {
             "customer_id": snapshots.customer_ids.astype(str),
             "as_of": pd.to_datetime(snapshots.as_of, utc=True),
             "task": model.task,
-            "risk": risk,
-            "band": band(risk, model.info.get("base_rate", float(risk.mean()))),
+            "risk": scores.risk,
+            "band": scores.band.astype(str),
         }
     )
-    return pd.concat([table, explained], axis=1).assign(model_version=version)
+    for rank in range(reasons):
+        table[f"reason_{rank + 1}"] = scores.reasons[rank]
+        table[f"contribution_{rank + 1}"] = scores.contributions[:, rank]
+    return table.assign(model_version=version)

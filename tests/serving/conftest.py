@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +69,7 @@ class Workspace:
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     from training import registry
     from training.cli import score_with_champion, train_and_register
     from training.score import risk_list_path
@@ -94,4 +93,5 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             table = score_with_champion(settings, task, AS_OF)
             risk_list_path(settings, task).parent.mkdir(parents=True, exist_ok=True)
             table.to_parquet(risk_list_path(settings, task), index=False)
-        yield Workspace(folder, config, uri, log)
+    # Not left set for the session: other tests build stores of their own.
+    return Workspace(folder, config, uri, log)
