@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 COMMANDS_GROUP = "journeyguard.commands"
 DEMO_GROUP = "journeyguard.demo"
 SIMULATOR_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+OUTREACH_EVENTS = "outreach_events.parquet"  # in the output dir; see `load_log`
 
 
 class _RootGroup(TyperGroup):
@@ -179,7 +180,15 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
 
 def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
     """The configured source's log: straight from a canonical file (validated when written),
-    otherwise loaded with validation, its rejected rows written to the quarantine file."""
+    otherwise loaded with validation, its rejected rows written to the quarantine file.
+
+    Outreach write-back: when `<output dir>/outreach_events.parquet` exists, its events join the
+    log. The outreach cycle rewrites that file from its outbox after every run, one
+    `outreach_sent` event (with the message's `action` as an attribute) per delivered message,
+    so later scoring, analysis and retraining see who was treated and when. Without the file the
+    log is the source's, unchanged, at the cost of one file check. `columns` limits the optional
+    columns of both (`action` included).
+    """
     from features.canonical import read_if_canonical
 
     log = read_if_canonical(settings.source, columns=columns)
@@ -189,7 +198,26 @@ def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
         loaded = load_events(settings.source)
         write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
         log = loaded.log
-    return log
+    return _with_outreach_events(log, outreach_events_path(settings), columns)
+
+
+def outreach_events_path(settings: Config) -> Path:
+    """Where the outreach cycle writes delivered messages back as events, for `load_log`."""
+    return settings.output_dir / OUTREACH_EVENTS
+
+
+def _with_outreach_events(log: EventLog, path: Path, columns: list[str] | None) -> EventLog:
+    """The log with the written-back outreach events, if there are any."""
+    if not path.is_file():
+        return log
+    from features.frames import concat_logs
+    from features.schema import EventLog, read_canonical
+
+    # The cycle writes the file in canonical form; read any other Parquet file the slow way.
+    sent = read_canonical(path, columns=columns)
+    if sent is None:
+        sent = EventLog.read_parquet(path)
+    return concat_logs(log, sent)
 
 
 @app.command()

@@ -56,6 +56,15 @@ def log_from_encoded(events: pd.DataFrame) -> EventLog:
     )
 
 
+def concat_logs(first: EventLog, second: EventLog) -> EventLog:
+    """One canonical log of both logs' events, as if they had been one frame: a column only one
+    side has is missing on the other side's events."""
+    if second.n_events == 0:
+        return first
+    frame = pd.concat([log_to_frame(first), log_to_frame(second)], ignore_index=True)
+    return log_from_frame(frame)
+
+
 def log_to_frame(log: EventLog) -> pd.DataFrame:
     """The log as a frame: categoricals for text, UTC times, floats for numbers."""
     frame = pd.DataFrame(

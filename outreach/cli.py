@@ -1,0 +1,263 @@
+"""`journeyguard outreach`: the schedule, one cycle by hand, the effect report and a receiver to
+try things with (registered in pyproject.toml's entry points); and the demo's outreach stage."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import signal
+import time
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+
+from features.cli import ConfigOption, load_log, parse_as_of
+from features.config import Config, load_config
+from features.schema import EventLog
+from outreach.cycle import outbox_url, run_once, utc_now
+from outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE, webhook_target
+from outreach.outbox import SENT_EVENT
+
+app = typer.Typer(
+    name="outreach",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Proactive outreach: scheduled, budgeted, measured, and never sent twice.",
+)
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="ISO 8601; UTC if no offset. Default: now."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+DEMO_MESSAGES = 5  # how many received messages the demo shows
+
+
+@app.command()
+def schedule(config: ConfigOption) -> None:
+    """Run the outreach cycle on the configured cron schedule (UTC) until stopped."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
+    from outreach.scheduler import build_scheduler, trigger
+
+    settings = load_config(config)
+    webhook_target(settings.outreach, os.environ)  # a missing webhook fails now, not at 6 am
+    scheduler = build_scheduler(settings, str(settings.path))
+    following = trigger(settings).get_next_fire_time(None, utc_now())
+    typer.echo(
+        f"outreach cycle on '{settings.outreach.schedule}' (UTC); next at "
+        f"{following.isoformat()}; the job store is {_redacted(outbox_url(settings))}. "
+        "Ctrl+C stops."
+    )
+    scheduler.add_listener(_echo_job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    _interrupt_on_sigterm()
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        typer.echo("stopping; a cycle under way finishes first")
+        scheduler.shutdown(wait=True)
+
+
+def _echo_job_event(event: Any) -> None:
+    """One line per scheduled run: its counts, its error or that it was missed."""
+    if getattr(event, "exception", None) is not None:
+        typer.secho(f"cycle failed: {type(event.exception).__name__}: {event.exception}", err=True)
+    elif isinstance(getattr(event, "retval", None), dict):
+        typer.echo(counts_text(event.retval))
+    else:
+        typer.secho(f"missed the run due at {event.scheduled_run_time.isoformat()}", err=True)
+
+
+@app.command("run-once")
+def run_once_command(
+    config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption = False
+) -> None:
+    """Run one cycle now: score, decide, store, send, write back (a rerun sends nothing new)."""
+    settings = load_config(config)
+    result = run_once(settings, as_of=parse_as_of(as_of) or pd.Timestamp(utc_now()), now=utc_now)
+    typer.echo(json.dumps(result, indent=2) if as_json else counts_text(result))
+
+
+@app.command()
+def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
+    """Contacted against control customers, per action, once their outcome is known."""
+    settings = load_config(config)
+    result = effect(settings, parse_as_of(as_of) or pd.Timestamp(utc_now()))
+    typer.echo(json.dumps(result, indent=2) if as_json else report_text(result))
+
+
+def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
+    """The stored decisions and messages in numbers, and the effect report of each action."""
+    from outreach.outbox import decisions_frame, open_outbox, status_counts
+    from outreach.report import effect_report
+
+    engine = open_outbox(outbox_url(settings))
+    try:
+        decisions = decisions_frame(engine, settings.outreach.campaign)
+        messages = status_counts(engine)
+    finally:
+        engine.dispose()
+    table = effect_report(decisions, load_log(settings), settings.tasks, as_of=as_of)
+    return {
+        "as_of": as_of.isoformat(),
+        "campaign": settings.outreach.campaign,
+        "windows": int(decisions["window_start"].nunique()),
+        "decisions": {k: int(v) for k, v in decisions["decision"].value_counts().items()},
+        "messages": messages,
+        "actions": [
+            {key: _plain(value) for key, value in row.items()}
+            for row in table.to_dict(orient="records")
+        ],
+    }
+
+
+@app.command()
+def receive(
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Loopback port; 0: any free one.")
+    ] = 0,
+    secret: Annotated[
+        str | None,
+        typer.Option(help=f"The whsec_ secret; default ${SECRET_VARIABLE}, else a new one."),
+    ] = None,
+) -> None:
+    """A loopback webhook receiver that checks signatures and prints each message."""
+    from outreach.receiver import Receiver
+
+    secret = secret or os.environ.get(SECRET_VARIABLE) or new_secret()
+    with Receiver(secret, port=port) as receiver:
+        typer.echo(
+            f"receiving on {receiver.url}; send with\n  export {URL_VARIABLE}={receiver.url}\n"
+            f"  export {SECRET_VARIABLE}={secret}\nCtrl+C stops."
+        )
+        shown = 0
+        _interrupt_on_sigterm()
+        try:
+            while True:
+                for _, payload in receiver.received[shown:]:
+                    typer.echo(message_text(payload))
+                    shown += 1
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            typer.echo(f"stopped after {shown} messages")
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (how service managers stop a process) stops as Ctrl+C does, cleanly."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def demo_stage(settings: Config) -> None:
+    """The demo's outreach stage: one cycle at the log's last event, sent to a receiver on a
+    free loopback port with a new secret, signed with the real clock."""
+    from outreach.receiver import Receiver
+
+    if not settings.outreach.actions:
+        typer.echo(f"no [outreach.actions] in {settings.path}: nothing to do")
+        return
+    as_of = pd.Timestamp(last_source_event(load_log(settings)), tz="UTC")
+    secret = new_secret()
+    with Receiver(secret) as receiver:
+        result = run_once(settings, as_of=as_of, now=utc_now, url=receiver.url, secret=secret)
+    typer.echo(counts_text(result))
+    for _, payload in receiver.received[:DEMO_MESSAGES]:
+        typer.echo("  " + message_text(payload))
+    if not receiver.received and result["already_decided"]:
+        typer.echo("  nothing new: the outbox had decided this window already (never sent twice)")
+
+
+def counts_text(result: dict[str, Any]) -> str:
+    """A cycle's counts in two lines."""
+    head = f"outreach window {result['window_start']} (as of {result['as_of']})"
+    if result.get("skipped"):
+        return f"{head}: skipped, {result['skipped']}"
+    return (
+        f"{head}\n  scored {result['scored']:,} customers; {result['selected']:,} selected: "
+        f"{result['contact']:,} contact, {result['holdout']:,} holdout, "
+        f"{result['suppressed']:,} suppressed; {result['already_decided']:,} decided before\n"
+        f"  enqueued {result['enqueued']:,}; delivered {result['delivered']:,}, retrying "
+        f"{result['retrying']:,}, dead {result['dead']:,}; {result['pending']:,} pending"
+    )
+
+
+def message_text(payload: dict[str, Any]) -> str:
+    """One received message: who, what, how risky and why."""
+    reasons = "; ".join(payload.get("reasons") or []) or "no reasons given"
+    risk = payload.get("risk")
+    risk_text = f"{risk:.1%}" if isinstance(risk, int | float) else "?"
+    return (
+        f"{payload.get('customer_id')}  {payload.get('action')}  "
+        f"{payload.get('task')} risk {risk_text}: {reasons}"
+    )
+
+
+def report_text(result: dict[str, Any]) -> str:
+    """The effect report as a readable table, after a line on what the outbox holds."""
+    decisions = ", ".join(f"{n:,} {kind}" for kind, n in sorted(result["decisions"].items()))
+    messages = ", ".join(f"{n:,} {status}" for status, n in result["messages"].items())
+    lines = [
+        f"campaign {result['campaign']} as of {result['as_of']}: {result['windows']} "
+        f"window{'' if result['windows'] == 1 else 's'}; "
+        f"decisions: {decisions or 'none yet'}; messages: {messages}"
+    ]
+    if not result["actions"]:
+        return lines[0] + "\nno contact or holdout decisions to measure yet"
+    table = pd.DataFrame(
+        {
+            "action": [r["action"] for r in result["actions"]],
+            "task": [r["task"] for r in result["actions"]],
+            "contacted": [_group(r["contacted_n"], r["contacted_rate"]) for r in result["actions"]],
+            "holdout": [_group(r["holdout_n"], r["holdout_rate"]) for r in result["actions"]],
+            "difference (95 % CI)": [_difference(r) for r in result["actions"]],
+            "waiting": [r["waiting"] for r in result["actions"]],
+            "missing": [r["missing"] for r in result["actions"]],
+            "excluded": [r["excluded"] for r in result["actions"]],
+        }
+    )
+    return "\n".join([*lines, table.to_string(index=False)])
+
+
+def _group(n: int, rate: float | None) -> str:
+    return f"{n:,} at {rate:.1%}" if rate is not None else f"{n:,}"
+
+
+def _difference(row: dict[str, Any]) -> str:
+    if row["difference"] is None:
+        return "n/a"
+    if row["difference_low"] is None:
+        return f"{row['difference']:+.1%}"
+    return f"{row['difference']:+.1%} [{row['difference_low']:+.1%}, {row['difference_high']:+.1%}]"
+
+
+def last_source_event(log: EventLog) -> int:
+    """The time of the log's last event other than written-back outreach: "as of the last event"
+    must not move because the outreach of the last run was merged in."""
+    sent = np.flatnonzero(log.steps == SENT_EVENT)
+    own = log.step_codes != sent[0] if len(sent) else np.ones(log.n_events, dtype=bool)
+    return int(log.times[own].max())
+
+
+def new_secret() -> str:
+    """A fresh Standard Webhooks secret: whsec_ and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: None for NaN, Python numbers for numpy ones."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,349 @@
+"""One outreach cycle: score, decide, store, send, write back; safe to run twice or at once.
+
+`run_once` is what the scheduler runs every day and `journeyguard outreach run-once` runs by
+hand. In order, under the outbox lease "outreach-cycle" (a second cycle that finds it held does
+nothing and says so):
+
+1. load the log and score it at `as_of` with the champion of every task an action uses;
+2. take the customer facts, the opted-out list, and from the outbox the window's start, the
+   contacts before the window (cooldown), the window's spending so far and the customers it
+   has decided already (a customer gets one decision per window: a rerun decides only the
+   newcomers, against the budget the window has left);
+3. `decide`, then `enqueue` the decisions and their messages in one transaction;
+4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
+   retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
+5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
+   delivered message, which `features.cli.load_log` merges into the log (see `sent_events`).
+
+Never sent twice: the lease keeps two cycles from deciding one window at once (the budget would
+be given out twice), the outbox's keys make a rerun store and queue nothing new, and the
+receiver drops a retried `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from features.cli import load_log, outreach_events_path
+from features.config import Config, ConfigError
+from features.schema import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP, EventLog
+from outreach import outbox
+from outreach.dispatch import dispatch, webhook_target
+from outreach.facts import customer_facts
+from outreach.policy import decide, summary, utc, window_start
+
+LEASE_NAME = "outreach-cycle"
+LEASE_TTL = datetime.timedelta(hours=1)  # outlasts scoring; renewed between dispatch batches
+DISPATCH_BATCH = 200  # messages sent between two renewals of the lease
+RETRY_WAIT = datetime.timedelta(minutes=10)  # how long a cycle waits for retries falling due
+_AFTER = pd.Timedelta(microseconds=1)  # the least an event can follow the decision causing it
+COUNT_KEYS = (
+    "scored", "already_decided", "selected", "contact", "holdout", "suppressed", "enqueued",
+    "delivered", "retrying", "dead", "pending",
+)  # fmt: skip
+
+
+def utc_now() -> datetime.datetime:
+    """The real clock, aware UTC: receivers check signature times against theirs."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+def outbox_url(settings: Config) -> str:
+    """The outbox database: `[outreach] database`, else SQLite in the output folder."""
+    if settings.outreach.database:
+        return settings.outreach.database
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.output_dir / 'outreach.db'}"
+
+
+def run_once(
+    settings: Config,
+    *,
+    as_of: pd.Timestamp,
+    now: Callable[[], datetime.datetime],
+    url: str | None = None,
+    secret: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    worker: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Runs one cycle for the window holding `as_of` (see the module docstring) and returns
+    its counts: `COUNT_KEYS`, "as_of", "window_start", and "skipped" (None, or why the cycle
+    did nothing). selected = contact + holdout + suppressed (this run's new decisions);
+    enqueued = contact unless another writer queued some first.
+
+    `now` stamps the outbox and the signatures: pass the real clock outside tests (and
+    `sleep`, which waits for retries, must agree with it). The webhook is `url`/`secret` when
+    given, else `[outreach]` or the environment (`webhook_target`).
+    """
+    as_of = utc(as_of)
+    if not settings.outreach.actions:
+        raise ConfigError(f"{settings.path}: [outreach.actions] is empty: nothing to decide")
+    if url is None or secret is None:
+        configured_url, configured_secret = webhook_target(settings.outreach, environ)
+        url, secret = url or configured_url, secret or configured_secret
+    engine = outbox.open_outbox(outbox_url(settings))
+    lease = _Lease(engine, worker or _worker_name(), now)
+    start = window_start(as_of, settings.outreach.window)
+    result: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "window_start": start.isoformat(),
+        "skipped": None,
+        **dict.fromkeys(COUNT_KEYS, 0),
+    }
+    try:
+        if not lease.acquire():
+            return result | {"skipped": f"another cycle holds the lease ({lease.holder()})"}
+        try:
+            result |= _decide_and_enqueue(settings, engine, as_of, start, lease)
+            if result["skipped"] is None:
+                result |= _send(settings, engine, (url, secret), lease, sleep)
+                write_sent_events(settings, engine)
+        finally:
+            lease.release()
+        return result | {"pending": outbox.status_counts(engine)["pending"]}
+    finally:
+        engine.dispose()
+
+
+def _decide_and_enqueue(
+    settings: Config, engine: Engine, as_of: pd.Timestamp, start: pd.Timestamp, lease: _Lease
+) -> dict[str, Any]:
+    """Scores, decides the customers the window has not decided yet, and stores the result."""
+    config = settings.outreach
+    log = load_log(settings)
+    scores = score_tasks(settings, log, as_of)
+    ids = scores[CUSTOMER_ID].astype(str)
+    done = ids.isin(decided_customers(engine, config.campaign, start.to_pydatetime()))
+    decisions = decide(
+        scores[~done],
+        customer_facts(log, as_of, config.opens_case, config.closes_case),
+        config,
+        as_of=as_of,
+        last_contacted=outbox.last_contacted(engine, config.campaign, start.to_pydatetime()),
+        opted_out=opted_out_ids(settings),
+        spent=outbox.spent(engine, config.campaign, start.to_pydatetime()),
+    )
+    counts = summary(decisions, ids.nunique()) | {"already_decided": ids[done].nunique()}
+    if not lease.renew():  # taken over while scoring: the new holder decides this window
+        return counts | {"skipped": "lost the lease before storing the decisions"}
+    return counts | {"enqueued": outbox.enqueue(engine, decisions, now=lease.now())}
+
+
+def _send(
+    settings: Config,
+    engine: Engine,
+    webhook: tuple[str, str],
+    lease: _Lease,
+    sleep: Callable[[float], None],
+) -> dict[str, int]:
+    """Dispatches everything due, then waits for the retries that fall due within
+    `RETRY_WAIT` (a brief outage should not delay a message to the next day's cycle) and sends
+    those, until none is due soon. Stops early if the lease was lost: its new holder sends.
+    "retrying" is what is left pending after failed attempts, for the next cycle."""
+    config = settings.outreach
+    timeout = config.timeout.total_seconds()
+    totals = {"delivered": 0, "dead": 0}
+    deadline = lease.now() + RETRY_WAIT
+    with httpx.Client(timeout=timeout) as client:
+        for _ in range(config.max_attempts):  # a pass gives each message one more try at most
+            for key, count in _dispatch_due(settings, engine, webhook, lease, client).items():
+                totals[key] += count
+            due = next_due(engine)
+            if due is None or due > deadline or not lease.renew():
+                break
+            sleep(max(0.0, (due - lease.now()).total_seconds()))
+    return totals | {"retrying": outbox.status_counts(engine)["retrying"]}
+
+
+def _dispatch_due(
+    settings: Config,
+    engine: Engine,
+    webhook: tuple[str, str],
+    lease: _Lease,
+    client: httpx.Client,
+) -> dict[str, int]:
+    """Sends what is due now in batches, renewing the cycle's lease between them."""
+    config = settings.outreach
+    totals = {"delivered": 0, "dead": 0}
+    while True:
+        batch = dispatch(
+            engine,
+            url=webhook[0],
+            secret=webhook[1],
+            now=lease.now,
+            worker=lease.owner,
+            max_attempts=config.max_attempts,
+            timeout=config.timeout.total_seconds(),
+            lease=max(datetime.timedelta(seconds=60), 2 * config.timeout),
+            client=client,
+            limit=DISPATCH_BATCH,
+        )
+        totals["delivered"] += batch.delivered
+        totals["dead"] += batch.dead
+        if batch.attempted < DISPATCH_BATCH or not lease.renew():
+            return totals
+
+
+def next_due(engine: Engine) -> datetime.datetime | None:
+    """When the next pending message falls due (None when nothing is pending)."""
+    table = outbox.messages
+    query = select(func.min(table.c.next_attempt_at)).where(table.c.status == "pending")
+    with engine.connect() as connection:
+        return connection.execute(query).scalar()
+
+
+def score_tasks(settings: Config, log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The long score table of every task an action uses (one row per customer and task),
+    each scored by its champion."""
+    from training import registry
+    from training.score import score_log
+
+    tasks = sorted({action.task for action in settings.outreach.actions.values()})
+    uri = registry.tracking_uri()
+    tables = []
+    for task in tasks:
+        loaded = registry.load_model(task, "champion", uri=uri)
+        if loaded is None:
+            raise ConfigError(
+                f"no champion model for task {task!r}, which [outreach.actions] uses: run "
+                f"`journeyguard train --config {settings.path} --task {task}` first"
+            )
+        model, logged = loaded
+        tables.append(score_log(log, model, as_of, version=logged.version))
+    return pd.concat(tables, ignore_index=True)
+
+
+def opted_out_ids(settings: Config) -> frozenset[str]:
+    """The customers who asked not to be contacted: the `customer_id` column of the CSV named
+    by `[outreach] opted_out`; none without one."""
+    path = settings.outreach.opted_out
+    if path is None:
+        return frozenset()
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{settings.path}: [outreach] opted_out: no file {path}") from None
+    except pd.errors.EmptyDataError:
+        raise ConfigError(
+            f"{settings.path}: [outreach] opted_out: {path} is empty; it needs a header line "
+            f"with a {CUSTOMER_ID!r} column"
+        ) from None
+    if CUSTOMER_ID not in table.columns:
+        raise ConfigError(
+            f"{settings.path}: [outreach] opted_out: {path} has no {CUSTOMER_ID!r} column; "
+            f"its columns: {list(table.columns)}"
+        )
+    return frozenset(table[CUSTOMER_ID].str.strip()) - {""}
+
+
+def decided_customers(engine: Engine, campaign: str, start: datetime.datetime) -> set[str]:
+    """The customers the window starting at `start` has a decision for already."""
+    table = outbox.decisions
+    query = select(table.c.customer_id).where(
+        table.c.campaign == campaign, table.c.window_start == start
+    )
+    with engine.connect() as connection:
+        return set(connection.execute(query).scalars())
+
+
+def sent_events(engine: Engine, campaign: str) -> pd.DataFrame:
+    """The campaign's delivered messages as events: customer_id, timestamp, event
+    ("outreach_sent"), action.
+
+    An event sits on the log's clock: at its decision's `as_of` plus the time delivery took
+    after the decision was stored (at least a microsecond, so a score at `as_of` never sees
+    the consequence of its own decision). In production `as_of` is the moment of the run and
+    this is about the delivery time (`outbox.delivered_events`); when the log runs behind the
+    wall clock (the demo's simulated year, a backfill) wall-clock times would land months
+    after the log's end and drag every "as of the last event" with them.
+    """
+    messages, decisions = outbox.messages, outbox.decisions
+    query = (
+        select(
+            messages.c.customer_id,
+            messages.c.action,
+            messages.c.created_at,
+            messages.c.delivered_at,
+            decisions.c.as_of,
+        )
+        .join(decisions, decisions.c.decision_key == messages.c.decision_key)
+        .where(messages.c.status == "delivered", decisions.c.campaign == campaign)
+        .order_by(messages.c.delivered_at, messages.c.idempotency_key)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    delay = pd.Series([r.delivered_at - r.created_at for r in rows], dtype="timedelta64[ns]")
+    as_of = pd.Series([r.as_of for r in rows], dtype=object)
+    times = pd.to_datetime(as_of, utc=True).astype(TIME_DTYPE) + delay.clip(lower=_AFTER)
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: pd.Series([r.customer_id for r in rows], dtype=object),
+            TIMESTAMP: times,
+            EVENT: outbox.SENT_EVENT,
+            "action": pd.Series([r.action for r in rows], dtype=object),
+        }
+    )
+
+
+def write_sent_events(settings: Config, engine: Engine) -> Path:
+    """Rewrites the write-back file from the outbox (idempotent: the outbox is the record).
+    Written aside and renamed, so a reader never sees half a file."""
+    path = outreach_events_path(settings)
+    events = sent_events(engine, settings.outreach.campaign)
+    if events.empty:
+        path.unlink(missing_ok=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    EventLog.from_frame(events).to_parquet(partial)
+    os.replace(partial, path)
+    return path
+
+
+@dataclass
+class _Lease:
+    """The cycle's hold on the outbox lease, renewed at each step that must not overlap."""
+
+    engine: Engine
+    owner: str
+    now: Callable[[], datetime.datetime]
+    ttl: datetime.timedelta = LEASE_TTL
+
+    def acquire(self) -> bool:
+        """Takes the lease; False while another cycle holds it."""
+        return outbox.acquire_lease(
+            self.engine, LEASE_NAME, self.owner, now=self.now(), ttl=self.ttl
+        )
+
+    def renew(self) -> bool:
+        """Extends the lease (taking a lease one holds renews it); False if it was lost."""
+        return self.acquire()
+
+    def release(self) -> None:
+        outbox.release_lease(self.engine, LEASE_NAME, self.owner)
+
+    def holder(self) -> str:
+        """Who holds the lease and until when, for the message of a skipped cycle."""
+        table = outbox.leases
+        query = select(table.c.owner, table.c.until).where(table.c.name == LEASE_NAME)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        return "released since" if row is None else f"{row.owner} until {row.until.isoformat()}"
+
+
+def _worker_name() -> str:
+    """Unique per call: two cycles in one process must not share a lease owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

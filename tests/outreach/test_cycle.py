@@ -1,0 +1,395 @@
+"""One outreach cycle end to end: real champions in a temporary MLflow store, a real outbox
+(SQLite, and PostgreSQL where the server is there) and a real receiver on loopback.
+
+The trained workspace is built once per session (`shared_workspace`, also used by the scheduler
+and CLI tests): 2,000 simulated customers, the churn and escalation champions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import update
+
+from features.cli import load_log, outreach_events_path
+from features.config import Config, ConfigError, load_config
+from features.schema import EventLog
+from features.simulate import simulate
+from outreach.cli import effect
+from outreach.cycle import LEASE_NAME, opted_out_ids, run_once
+from outreach.cycle import outbox_url as database_of
+from outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
+from outreach.policy import in_holdout
+from outreach.receiver import CannedResponse, Receiver
+from tests.outreach.conftest import SECRET, Clock
+
+AS_OF = pd.Timestamp("2025-09-01", tz="UTC")
+HOUR = datetime.timedelta(hours=1)
+BUDGET_COUNT, BUDGET_MONEY, DISCOUNT_COST = 30, 200.0, 10.0
+ACTIONS = f"""
+[outreach.actions.discount]
+task = "churn"
+min_risk = 0.6
+min_value = 100.0
+cost = {DISCOUNT_COST}
+blocked_by_open_case = true
+priority = 2
+message = {{ offer = "10% off your next order" }}
+
+[outreach.actions.follow_up]
+task = "escalation"
+min_risk = 0.05
+requires_open_case = true
+priority = 1
+"""
+CONFIG = """
+[source]
+path = '{events}'
+
+[source.attributes]
+columns = ["segment", "country"]
+
+[output]
+dir = '{output}'
+
+[tasks.churn]
+label = "absent"
+match = {{ event = ["repeat_purchase"] }}
+horizon = "60d"
+snapshots = {{ every = "28d" }}
+
+[tasks.escalation]
+label = "occurs"
+match = {{ event = ["escalated"] }}
+horizon = "14d"
+snapshots = {{ prefix = 8 }}
+
+[tasks.refund]
+label = "occurs"
+match = {{ event = ["refund_requested"] }}
+horizon = "14d"
+snapshots = {{ prefix = 8 }}
+
+[outreach]
+campaign = "retention"
+holdout = 0.25
+cooldown = "14d"
+window = "1d"
+schedule = "0 6 * * *"
+misfire_grace = "2h"
+budget = {{ count = {count}, money = {money} }}
+{extra}
+{actions}
+"""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A simulated log and an MLflow store holding the champions of churn and escalation (the
+    config's third task, refund, has none)."""
+
+    folder: Path
+    events: Path
+    tracking_uri: str
+
+    def config(self, output: Path, extra: str = "", actions: str = ACTIONS) -> Path:
+        """A config over the shared log and store whose outputs go to `output`."""
+        output.mkdir(parents=True, exist_ok=True)
+        path = output / "jg.toml"
+        text = CONFIG.format(
+            events=self.events,
+            output=output,
+            count=BUDGET_COUNT,
+            money=BUDGET_MONEY,
+            extra=extra,
+            actions=actions,
+        )
+        path.write_text(text)
+        return path
+
+
+_WORKSPACES: dict[str, Workspace] = {}
+
+
+def shared_workspace(factory: pytest.TempPathFactory) -> Workspace:
+    """The session's one trained workspace (about 12 s), whichever test module asks first."""
+    if "workspace" not in _WORKSPACES:
+        _WORKSPACES["workspace"] = _build_workspace(factory.mktemp("outreach"))
+    return _WORKSPACES["workspace"]
+
+
+def _build_workspace(folder: Path) -> Workspace:
+    from training import registry
+    from training.cli import train_and_register
+
+    events = folder / "events.parquet"
+    EventLog.from_frame(simulate(2000, seed=4).events).to_parquet(events)
+    workspace = Workspace(folder, events, "")
+    settings = load_config(workspace.config(folder / "train"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = registry.tracking_uri(folder / "mlruns")
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        for task in ("churn", "escalation"):
+            train_and_register(settings, task, None, seed=0)
+    return Workspace(folder, events, uri)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return shared_workspace(tmp_path_factory)
+
+
+@pytest.fixture
+def tracking(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+    return workspace.tracking_uri
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """Two cycles of one window against one receiver, and what each left behind."""
+
+    settings: Config
+    first: dict
+    second: dict
+    requests_after_first: int
+    receiver: Receiver
+    decisions: pd.DataFrame
+
+
+@pytest.fixture(scope="module")
+def cycles(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cycles]:
+    settings = load_config(workspace.config(tmp_path_factory.mktemp("cycles")))
+    clock = Clock()
+    with pytest.MonkeyPatch.context() as patch, Receiver(SECRET) as receiver:
+        patch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+        first = run_once(settings, as_of=AS_OF, now=clock, url=receiver.url, secret=SECRET)
+        after_first = receiver.attempts
+        second = run_once(settings, as_of=AS_OF, now=clock, url=receiver.url, secret=SECRET)
+        engine = open_outbox(database_of(settings))
+        decisions = decisions_frame(engine, "retention")
+        engine.dispose()
+        yield Cycles(settings, first, second, after_first, receiver, decisions)
+
+
+def test_a_cycle_delivers_signed_messages_and_its_counts_add_up(cycles: Cycles) -> None:
+    first = cycles.first
+    assert first["skipped"] is None
+    assert first["as_of"] == AS_OF.isoformat() and first["window_start"] == AS_OF.isoformat()
+    assert first["scored"] > 1000 and first["contact"] > 0 and first["holdout"] > 0
+    assert first["selected"] == first["contact"] + first["holdout"] + first["suppressed"]
+    assert first["enqueued"] == first["contact"] == first["delivered"]
+    assert (first["retrying"], first["dead"], first["pending"], first["already_decided"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    # The receiver answers 401 to a bad signature: every request passed verification.
+    requests = cycles.receiver.requests[: cycles.requests_after_first]
+    assert [r.status for r in requests] == [200] * first["delivered"]
+    payloads = [payload for _, payload in cycles.receiver.received]
+    assert len(payloads) == first["delivered"]
+    assert {p["action"] for p in payloads} <= {"discount", "follow_up"}
+    for payload in payloads:
+        assert payload["as_of"] == AS_OF.isoformat() and payload["reasons"]
+        assert payload["model_version"] == 1 and payload["campaign"] == "retention"
+        if payload["action"] == "discount":
+            assert payload["offer"] == "10% off your next order" and payload["risk"] >= 0.6
+
+
+def test_a_second_cycle_of_the_window_sends_nothing(cycles: Cycles) -> None:
+    first, second = cycles.first, cycles.second
+    assert second["already_decided"] == first["selected"]
+    assert (second["selected"], second["enqueued"], second["delivered"]) == (0, 0, 0)
+    assert cycles.receiver.attempts == cycles.requests_after_first
+    assert len(cycles.decisions) == first["selected"]
+
+
+def test_delivered_messages_become_outreach_sent_events_of_the_log(cycles: Cycles) -> None:
+    log = load_log(cycles.settings)
+    events = log.events
+    sent = events[events["event"] == "outreach_sent"]
+    contacted = cycles.decisions[cycles.decisions["decision"] == "contact"]
+    assert sorted(sent["customer_id"].astype(str)) == sorted(contacted["customer_id"])
+    assert set(sent["action"].astype(str)) == set(contacted["action"])
+    # On the log's clock, just after the decision: the test clock stands still.
+    assert (sent["timestamp"] == AS_OF + pd.Timedelta(microseconds=1)).all()
+    source = EventLog.read_parquet(cycles.settings.source.path)
+    assert log.n_events == source.n_events + len(sent)
+    assert log.last_time == source.last_time  # the sends of 2025-09-01 are inside the log
+
+
+def test_a_log_without_outreach_events_is_the_source_unchanged(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    settings = load_config(workspace.config(tmp_path))
+    assert not outreach_events_path(settings).exists()
+    log, source = load_log(settings), EventLog.read_parquet(workspace.events)
+    assert "action" not in log.columns and "outreach_sent" not in set(log.steps)
+    assert np.array_equal(log.times, source.times) and log.n_journeys == source.n_journeys
+
+
+def test_holdout_customers_are_never_sent(cycles: Cycles) -> None:
+    decisions = cycles.decisions
+    holdout = decisions.loc[decisions["decision"] == "holdout", "customer_id"]
+    contacted = decisions.loc[decisions["decision"] == "contact", "customer_id"]
+    received = {payload["customer_id"] for _, payload in cycles.receiver.received}
+    assert len(holdout) and not received & set(holdout)
+    assert received == set(contacted)
+    assert in_holdout(holdout, "retention", 0.25).all()
+    assert not in_holdout(contacted, "retention", 0.25).any()
+
+
+def test_the_budget_is_respected(cycles: Cycles) -> None:
+    decisions = cycles.decisions
+    contacted = decisions[decisions["decision"] == "contact"]
+    placed = decisions[decisions["decision"].isin(["contact", "holdout"])]
+    assert len(placed) <= BUDGET_COUNT
+    assert contacted["cost"].sum() <= BUDGET_MONEY
+    over = decisions["reason"].str.startswith("over the daily budget")
+    assert over.any()  # the budget, not the candidates, was the limit
+
+
+def test_the_report_has_a_row_per_action(cycles: Cycles, workspace: Workspace) -> None:
+    log = EventLog.read_parquet(workspace.events)
+    result = effect(cycles.settings, pd.Timestamp(log.last_time, tz="UTC"))
+    assert result["decisions"]["contact"] == cycles.first["contact"]
+    assert result["messages"]["delivered"] == cycles.first["delivered"]
+    placed = cycles.decisions[cycles.decisions["decision"].isin(["contact", "holdout"])]
+    assert [row["action"] for row in result["actions"]] == sorted(set(placed["action"]))
+    for row in result["actions"]:
+        group = placed[placed["action"] == row["action"]]
+        measured = row["contacted_n"] + row["holdout_n"]
+        assert measured + row["waiting"] + row["missing"] + row["excluded"] == len(group)
+        assert row["waiting"] == 0  # the horizons after 2025-09-01 closed within the log
+
+
+def test_opted_out_customers_are_suppressed_and_not_sent(
+    cycles: Cycles, workspace: Workspace, tracking: str, tmp_path: Path
+) -> None:
+    contacted = cycles.decisions.loc[cycles.decisions["decision"] == "contact", "customer_id"]
+    out = sorted(contacted)[:3]
+    pd.DataFrame({"customer_id": out, "note": "asked"}).to_csv(tmp_path / "out.csv", index=False)
+    settings = load_config(workspace.config(tmp_path, extra="opted_out = 'out.csv'"))
+    with Receiver(SECRET) as receiver:
+        result = run_once(settings, as_of=AS_OF, now=Clock(), url=receiver.url, secret=SECRET)
+    engine = open_outbox(database_of(settings))
+    decisions = decisions_frame(engine).set_index("customer_id")
+    engine.dispose()
+    assert (decisions.loc[out, "decision"] == "suppressed").all()
+    assert (decisions.loc[out, "reason"] == "opted out").all()
+    assert not {payload["customer_id"] for _, payload in receiver.received} & set(out)
+    assert result["delivered"] == len(receiver.received) > 0
+
+
+def test_opted_out_file_errors_name_the_file_and_column(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    missing = load_config(workspace.config(tmp_path, extra="opted_out = 'none.csv'"))
+    with pytest.raises(ConfigError, match=r"opted_out: no file .*none\.csv"):
+        opted_out_ids(missing)
+    (tmp_path / "ids.csv").write_text("id\nC1\n")
+    wrong = load_config(workspace.config(tmp_path, extra="opted_out = 'ids.csv'"))
+    with pytest.raises(ConfigError, match=r"no 'customer_id' column; its columns: \['id'\]"):
+        opted_out_ids(wrong)
+    (tmp_path / "ids.csv").write_text("customer_id\n C1 \n\nC2\n")
+    assert opted_out_ids(wrong) == {"C1", "C2"}
+
+
+def test_an_action_without_a_champion_is_a_config_error(
+    workspace: Workspace, tracking: str, tmp_path: Path
+) -> None:
+    actions = '[outreach.actions.call]\ntask = "refund"\nmin_risk = 0.5\n'
+    settings = load_config(workspace.config(tmp_path, actions=actions))
+    with pytest.raises(ConfigError, match=r"task 'refund'.*journeyguard train --config .* --task"):
+        run_once(settings, as_of=AS_OF, now=Clock(), url="http://127.0.0.1:9/", secret=SECRET)
+    engine = open_outbox(database_of(settings))
+    assert acquire_lease(engine, LEASE_NAME, "next", now=Clock()(), ttl=HOUR)
+    engine.dispose()  # the failed cycle gave its lease back
+
+
+def test_a_held_lease_skips_the_cycle(workspace: Workspace, tmp_path: Path) -> None:
+    settings = load_config(workspace.config(tmp_path))
+    clock = Clock()
+    engine = open_outbox(database_of(settings))
+    assert acquire_lease(engine, LEASE_NAME, "elsewhere", now=clock(), ttl=HOUR)
+    engine.dispose()
+    with Receiver(SECRET) as receiver:
+        result = run_once(settings, as_of=AS_OF, now=clock, url=receiver.url, secret=SECRET)
+    assert result["skipped"].startswith("another cycle holds the lease (elsewhere until")
+    assert (result["enqueued"], result["delivered"], receiver.attempts) == (0, 0, 0)
+
+
+def test_racing_cycles_send_each_message_once(
+    workspace: Workspace, tracking: str, tmp_path: Path, outbox_url: str
+) -> None:
+    settings = load_config(workspace.config(tmp_path, extra=f"database = '{outbox_url}'"))
+    start = threading.Barrier(2)
+    results: dict[str, dict] = {}
+    errors: list[BaseException] = []
+
+    def cycle(name: str, receiver: Receiver) -> None:
+        try:
+            start.wait()
+            results[name] = run_once(
+                settings, as_of=AS_OF, now=Clock(), url=receiver.url, secret=SECRET, worker=name
+            )
+        except BaseException as error:  # re-raised in the test's thread below
+            errors.append(error)
+
+    with Receiver(SECRET) as receiver:
+        threads = [threading.Thread(target=cycle, args=(n, receiver)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    contact = max(result["contact"] for result in results.values())
+    assert contact > 0
+    assert sum(result["enqueued"] for result in results.values()) == contact
+    assert sum(result["delivered"] for result in results.values()) == contact
+    assert len(receiver.received) == receiver.attempts == contact
+    assert len(set(receiver.seen_ids)) == contact
+
+
+def test_retries_due_soon_are_sent_within_the_cycle_later_ones_by_the_next(
+    workspace: Workspace, tracking: str, tmp_path: Path
+) -> None:
+    settings = load_config(workspace.config(tmp_path))
+    clock = Clock()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    with Receiver(SECRET) as receiver:
+        receiver.fail_next(
+            CannedResponse(503, {"retry-after": "30"}),
+            CannedResponse(503, {"retry-after": "3600"}),  # beyond the cycle's wait
+            CannedResponse(500),
+        )
+        options = {"url": receiver.url, "secret": SECRET, "sleep": sleep}
+        first = run_once(settings, as_of=AS_OF, now=clock, **options)
+        # An hour later (the receiver checks signature times, so the outbox's clock moves
+        # instead): the message waiting for its Retry-After is due.
+        engine = open_outbox(database_of(settings))
+        with engine.begin() as connection:
+            pending = messages.c.status == "pending"
+            connection.execute(update(messages).where(pending).values(next_attempt_at=clock()))
+        engine.dispose()
+        second = run_once(settings, as_of=AS_OF, now=clock, **options)
+    assert first["delivered"] == first["contact"] - 1
+    assert (first["retrying"], first["pending"], first["dead"]) == (1, 1, 0)
+    assert len(waits) == 2 and 29 <= sum(waits) <= 30
+    assert (second["enqueued"], second["delivered"], second["pending"]) == (0, 1, 0)
+    assert len(receiver.received) == first["contact"] == receiver.attempts - 3
