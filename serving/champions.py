@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from training.models import JourneyModel
@@ -79,13 +79,17 @@ class ChampionStore:
                 )
             return changed
 
-    def watch(self, every_seconds: float) -> threading.Thread:
-        """Refreshes now and then every `every_seconds` in a daemon thread."""
+    def watch(
+        self, every_seconds: float, on_change: Callable[[], None] | None = None
+    ) -> threading.Thread:
+        """Refreshes now and then every `every_seconds` in a daemon thread; calls `on_change`
+        after a refresh that changed the champions."""
 
         def loop() -> None:
             while True:
                 try:
-                    self.refresh()
+                    if self.refresh() and on_change is not None:
+                        on_change()
                 except Exception as error:  # the registry may be briefly unreachable
                     self._reason = f"cannot read the model registry {self.uri}: {error}"
                     log.exception("refreshing the champions failed")

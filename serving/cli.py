@@ -21,9 +21,15 @@ def serve(
     config: ConfigOption,
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 3000,
     host: Annotated[str, typer.Option(help="The address to bind.")] = "127.0.0.1",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes, each with the models (one per core).")
+    ] = 2,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = False,
 ) -> None:
     """Serve /predict, /predict_customer and /risk_list with the champion of every task."""
-    from serving.service import CONFIG_VARIABLE
+    from serving.service import CONFIG_VARIABLE, SERVICE_NAME
 
     settings = load_config(config)  # a bad file fails here, with its message, not in a worker
     metrics_dir = settings.output_dir / "serving-metrics"
@@ -37,6 +43,14 @@ def serve(
         "MLFLOW_DISABLE_TELEMETRY": "true",
         # Metrics of several workers are merged through this folder.
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # BentoML's own way to set a service's options from outside its code.
+        "BENTOML_CONFIG_OPTIONS": " ".join(
+            [
+                os.environ.get("BENTOML_CONFIG_OPTIONS", ""),
+                f"services.{SERVICE_NAME}.workers={workers}",
+                f"services.{SERVICE_NAME}.logging.access.enabled={str(access_log).lower()}",
+            ]
+        ).strip(),
     }
     command = [bentoml_command(), "serve", SERVICE, "--host", host, "--port", str(port)]
     typer.echo(f"serving {settings.path.name} on http://{host}:{port} (Ctrl-C stops)", err=True)

@@ -14,6 +14,7 @@ but the probes.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import os
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse
 
 from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
+SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
 TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
 PROBES = ("/livez", "/healthz", "/readyz")
@@ -70,7 +72,7 @@ class PredictRequest(Strict):
     journeys: Annotated[list[JourneyIn], AfterValidator(_within_limits)]
 
 
-@bentoml.service(name="journeyguard", traffic={"timeout": 30})
+@bentoml.service(name=SERVICE_NAME, traffic={"timeout": 30})
 @bentoml.asgi_app(risk_app, path="/")
 class JourneyService:
     """Churn and escalation risk of journeys, from the champion model of each task."""
@@ -88,7 +90,7 @@ class JourneyService:
         self.api_token = self.settings.serving.api_token or os.environ.get(TOKEN_VARIABLE)
         every = self.settings.serving.reload_every.total_seconds()
         self.champions = ChampionStore(list(self.settings.tasks), registry.tracking_uri(), path)
-        self.champions.watch(every)
+        self.champions.watch(every, on_change=_freeze_heap)
         self.customers = CustomerEvents(self.settings, every)
         self.risk_lists = RiskLists(self.settings)
 
@@ -100,7 +102,7 @@ class JourneyService:
         self.champions.stop()
 
     @bentoml.api(
-        batchable=True, max_batch_size=2_000, max_latency_ms=1_000, input_spec=PredictRequest
+        batchable=True, max_batch_size=2_000, max_latency_ms=10_000, input_spec=PredictRequest
     )
     def predict(self, journeys: list[JourneyIn]) -> list[JourneyRisk]:
         """Risk of each journey for every task, with the top reasons and the model versions."""
@@ -155,6 +157,14 @@ class JourneyService:
             )
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
         return {"task": task, "count": len(rows), "rows": rows}
+
+
+def _freeze_heap() -> None:
+    """Moves everything alive now (the models) out of the garbage collector's sight: parsing a
+    large request creates objects by the thousand, and every collection they trigger would
+    otherwise walk the models' objects too (parsing 1,000 journeys: 450 ms -> 120 ms)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _now() -> datetime:
@@ -217,3 +227,7 @@ async def _json(send: Any, status: int, body: dict, headers: list | None = None)
 
 
 JourneyService.add_asgi_middleware(GuardMiddleware)
+# BentoML works out a response's media type by generating the output model's JSON schema on
+# every response, a third of a request's time under load (py-spy): say it once.
+for _api in JourneyService.apis.values():
+    _api.output_spec.media_type = "application/json"

@@ -1,0 +1,216 @@
+"""Load on `journeyguard serve` from a second process: latency at a fixed rate, and throughput
+in batches.
+
+    .venv/bin/python bench/serve_load.py                    # 100 req/s for 30 s, then batches
+    .venv/bin/python bench/serve_load.py --rate 150 --seconds 20 --batches 20
+
+Needs a trained workspace (`make demo`: configs/simulator.toml and its champions in mlruns/).
+Starts the server on a free port, waits until it is ready, warms it up, then:
+
+1. open loop: single-journey requests of 30 events sent on a fixed schedule (`--rate` per
+   second), latency measured from each request's scheduled start, so a server that falls behind
+   shows it (no coordinated omission); p50, p90, p99, max and the answered rate;
+2. batches: `--concurrency` clients each posting batches of `--batch-size` journeys of 30
+   events; journeys per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS_PER_JOURNEY = 30
+
+
+def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
+    """`n` journeys of 30 events from the configured log: customers' first 30 events (journeys
+    shorter than that are joined with the next customer's, renamed, so every journey has 30)."""
+    import numpy as np
+
+    from features.cli import load_log
+    from features.config import load_config
+
+    settings = load_config(config)
+    log = load_log(settings)
+    events = log.events
+    rng = np.random.default_rng(seed)
+    rows = events.iloc[: min(len(events), 400_000)]
+    records = []
+    for row in rows.itertuples(index=False):
+        event = {"timestamp": row.timestamp.isoformat(), "event": str(row.event)}
+        if isinstance(row.channel, str):
+            event["channel"] = row.channel
+        if isinstance(row.case_id, str):
+            event["case_id"] = row.case_id
+        if row.value == row.value:  # not NaN
+            event["value"] = float(row.value)
+        if row.score == row.score:
+            event["score"] = float(row.score)
+        event["attributes"] = {"segment": str(row.segment), "country": str(row.country)}
+        records.append(event)
+    result = []
+    starts = rng.integers(0, len(records) - EVENTS_PER_JOURNEY, n)
+    for i, start in enumerate(starts):
+        chunk = sorted(records[start : start + EVENTS_PER_JOURNEY], key=lambda e: e["timestamp"])
+        as_of = chunk[-1]["timestamp"]
+        result.append({"customer_id": f"L{i}", "events": chunk, "as_of": as_of})
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(config: Path, port: int, log_path: Path) -> subprocess.Popen:
+    command = [str(Path(sys.executable).with_name("journeyguard")), "serve", "--config"]
+    return subprocess.Popen(
+        [*command, str(config), "--port", str(port)],
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+
+
+def wait_ready(base: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("the server exited; see its log")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the server did not become ready")
+
+
+async def open_loop(base: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    import httpx
+
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def one(body: bytes, scheduled: float) -> None:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                response = await client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                )
+                status = response.status_code
+            except httpx.HTTPError:
+                status = 0
+            latencies.append(time.perf_counter() - scheduled)
+            statuses[status] = statuses.get(status, 0) + 1
+
+        total = int(rate * seconds)
+        begin = time.perf_counter() + 0.2
+        await asyncio.gather(
+            *(one(bodies[i % len(bodies)], begin + i / rate) for i in range(total))
+        )
+        elapsed = time.perf_counter() - begin
+    ordered = sorted(latencies)
+
+    def quantile(q: float) -> float:
+        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return {
+        "requests": total,
+        "rate_asked": rate,
+        "rate_answered": round(statuses.get(200, 0) / elapsed, 1),
+        "statuses": statuses,
+        "p50_ms": round(quantile(0.50), 1),
+        "p90_ms": round(quantile(0.90), 1),
+        "p99_ms": round(quantile(0.99), 1),
+        "max_ms": round(1000 * ordered[-1], 1),
+        "mean_ms": round(1000 * statistics.fmean(ordered), 1),
+    }
+
+
+async def batches(base: str, body: bytes, size: int, count: int, concurrency: int) -> dict:
+    import httpx
+
+    durations: list[float] = []
+
+    async def worker(n: int) -> None:
+        # A connection of its own per client, as separate callers would have: the server's
+        # worker processes share the listening socket, one connection lands on one of them.
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            for _ in range(n):
+                started = time.perf_counter()
+                response = await client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                )
+                assert response.status_code == 200, response.text[:500]
+                durations.append(time.perf_counter() - started)
+
+    begin = time.perf_counter()
+    share = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
+    await asyncio.gather(*(worker(n) for n in share))
+    elapsed = time.perf_counter() - begin
+    return {
+        "batches": count,
+        "batch_size": size,
+        "concurrency": concurrency,
+        "journeys_per_second": round(count * size / elapsed),
+        "median_batch_ms": round(1000 * statistics.median(durations), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "simulator.toml")
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--url", help="an already running service instead of starting one")
+    args = parser.parse_args()
+
+    sample = journeys(args.config, max(args.batch_size, 500))
+    singles = [json.dumps({"journeys": [j]}).encode() for j in sample[:500]]
+    batch = json.dumps({"journeys": sample[: args.batch_size]}).encode()
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    server = None
+    base = args.url
+    if base is None:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = start_server(args.config, port, results / "serve_load.server.log")
+    try:
+        if server is not None:
+            wait_ready(base, server)
+        asyncio.run(open_loop(base, singles, 20, 3))  # warm-up
+        latency = asyncio.run(open_loop(base, singles, args.rate, args.seconds))
+        print("single journeys of 30 events:", json.dumps(latency))
+        throughput = asyncio.run(
+            batches(base, batch, args.batch_size, args.batches, args.concurrency)
+        )
+        print("batches:", json.dumps(throughput))
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
