@@ -306,6 +306,8 @@ def demo(
         raise ConfigError(f"{settings.path}: the demo simulates into [source] path; none is set")
     typer.secho("== simulate", bold=True)
     simulate(out=settings.source.path, customers=customers, seed=seed)
+    # A new simulated world: outreach written back about the previous one does not belong in it.
+    outreach_events_path(settings).unlink(missing_ok=True)
     typer.secho("== validate", bold=True)
     typer.echo(validate_source(settings)["text"])
     for task in settings.tasks:

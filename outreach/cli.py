@@ -18,7 +18,7 @@ import typer
 from features.cli import ConfigOption, load_log, parse_as_of
 from features.config import Config, load_config
 from features.schema import EventLog
-from outreach.cycle import outbox_url, run_once, utc_now
+from outreach.cycle import default_outbox_path, outbox_url, run_once, utc_now
 from outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE, webhook_target
 from outreach.outbox import SENT_EVENT
 
@@ -163,6 +163,8 @@ def demo_stage(settings: Config) -> None:
     if not settings.outreach.actions:
         typer.echo(f"no [outreach.actions] in {settings.path}: nothing to do")
         return
+    if settings.outreach.database is None:  # the demo's own outbox: new log, new outbox
+        default_outbox_path(settings).unlink(missing_ok=True)
     as_of = pd.Timestamp(last_source_event(load_log(settings)), tz="UTC")
     secret = new_secret()
     with Receiver(secret) as receiver:

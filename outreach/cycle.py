@@ -60,12 +60,17 @@ def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def default_outbox_path(settings: Config) -> Path:
+    """The SQLite outbox used when `[outreach] database` is not set."""
+    return settings.output_dir / "outreach.db"
+
+
 def outbox_url(settings: Config) -> str:
     """The outbox database: `[outreach] database`, else SQLite in the output folder."""
     if settings.outreach.database:
         return settings.outreach.database
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{settings.output_dir / 'outreach.db'}"
+    return f"sqlite:///{default_outbox_path(settings)}"
 
 
 def run_once(
