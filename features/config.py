@@ -145,6 +145,57 @@ class OutreachConfig:
 
 
 @dataclass(frozen=True)
+class SurveyKpi:
+    """A survey score: the `column` of the `event` steps, on a scale from `low` to `high`."""
+
+    event: str
+    column: str = "score"
+    low: float = 1.0
+    high: float = 5.0
+
+
+@dataclass(frozen=True)
+class ResolutionKpi:
+    """Time from a start step to an end step of a case (cases keyed by `case_column`, or the
+    journey when it is None); cases still open are censored, not dropped."""
+
+    start: tuple[str, ...] = ("ticket_opened",)
+    end: tuple[str, ...] = ("ticket_resolved",)
+    case_column: str | None = "case_id"
+
+
+@dataclass(frozen=True)
+class RepeatKpi:
+    """Share of customers with another `events` step within `window` of a purchase."""
+
+    events: tuple[str, ...] = ("order_placed", "repeat_purchase")
+    window: datetime.timedelta = datetime.timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class KpiConfig:
+    """The post-purchase KPIs (`journeyguard kpis`); defaults fit the simulator's steps, and a
+    KPI whose steps a log lacks is reported as unavailable."""
+
+    csat: SurveyKpi | None = SurveyKpi("csat_submitted", "score", 1.0, 5.0)
+    nps: SurveyKpi | None = SurveyKpi("nps_submitted", "score", 0.0, 10.0)
+    resolution: ResolutionKpi | None = ResolutionKpi()
+    churn_task: str | None = "churn"  # a task of the config; None: no churn KPI
+    repeat: RepeatKpi | None = RepeatKpi()
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Thresholds of `journeyguard monitor`: a value past one is a breach."""
+
+    feature_psi: float = 0.25  # population stability index of a feature
+    score_psi: float = 0.2  # ... of the risk score
+    calibration_gap: float = 0.05  # |realised - predicted| outcome rate within a band
+    auc_drop: float = 0.05  # realised ROC AUC below the champion's test ROC AUC by this
+    bins: int = 10  # quantile bins of the PSI
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: SourceConfig
@@ -153,6 +204,8 @@ class Config:
     analysis: AnalysisConfig = AnalysisConfig()
     serving: ServingConfig = ServingConfig()
     outreach: OutreachConfig = OutreachConfig()
+    kpis: KpiConfig = KpiConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @property
     def name(self) -> str:
@@ -182,7 +235,11 @@ def load_config(path: str | Path) -> Config:
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     """Builds a `Config` from a parsed TOML table; `path` anchors relative paths and errors."""
     reader = _Reader(path)
-    table = reader.table(raw, "", {"source", "tasks", "output", "analysis", "serving", "outreach"})
+    table = reader.table(
+        raw,
+        "",
+        {"source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring"},
+    )
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
     tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
@@ -201,6 +258,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         analysis=analysis,
         serving=serving,
         outreach=outreach,
+        kpis=_parse_kpis(reader, table["kpis"], tasks) if "kpis" in table else KpiConfig(),
+        monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
     )
 
 
@@ -435,6 +494,72 @@ def _parse_action(
         blocked_by_open_case=reader.boolean(table, "blocked_by_open_case", where, False),
         priority=reader.positive_int(table, "priority", where, 100),
         message={key: str(value) for key, value in message.items()},
+    )
+
+
+def _parse_kpis(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> KpiConfig:
+    """An explicit [kpis] table: only the KPIs it names."""
+    where = "kpis"
+    table = reader.table(table, where, {"csat", "nps", "resolution", "churn_task", "repeat"})
+
+    def survey(key: str, low: float, high: float) -> SurveyKpi | None:
+        if key not in table:
+            return None
+        body = reader.table(table[key], f"{where}.{key}", {"event", "column", "low", "high"})
+        event = reader.string(body, "event", f"{where}.{key}")
+        if not event:
+            raise reader.error(f"{where}.{key}", "missing key 'event' (the survey's step)")
+        return SurveyKpi(
+            event,
+            reader.string(body, "column", f"{where}.{key}") or "score",
+            float(body.get("low", low)),
+            float(body.get("high", high)),
+        )
+
+    resolution = None
+    if "resolution" in table:
+        body = reader.table(
+            table["resolution"], f"{where}.resolution", {"start", "end", "case_column"}
+        )
+        start = tuple(reader.strings(body, "start", f"{where}.resolution"))
+        end = tuple(reader.strings(body, "end", f"{where}.resolution"))
+        if not start or not end:
+            raise reader.error(f"{where}.resolution", "give the `start` and `end` steps")
+        case_column = reader.string(body, "case_column", f"{where}.resolution")
+        resolution = ResolutionKpi(start, end, case_column)
+    churn_task = reader.string(table, "churn_task", where)
+    if churn_task is not None and churn_task not in tasks:
+        raise reader.error(
+            where, f"churn_task: expected one of the tasks {sorted(tasks)}, got {churn_task!r}"
+        )
+    repeat = None
+    if "repeat" in table:
+        body = reader.table(table["repeat"], f"{where}.repeat", {"event", "window"})
+        events = tuple(reader.strings(body, "event", f"{where}.repeat"))
+        if not events:
+            raise reader.error(f"{where}.repeat", "give the purchase steps in `event`")
+        window = reader.duration(body.get("window", "90d"), f"{where}.repeat.window")
+        repeat = RepeatKpi(events, window)
+    return KpiConfig(
+        csat=survey("csat", 1.0, 5.0),
+        nps=survey("nps", 0.0, 10.0),
+        resolution=resolution,
+        churn_task=churn_task,
+        repeat=repeat,
+    )
+
+
+def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
+    where = "monitoring"
+    keys = {"feature_psi", "score_psi", "calibration_gap", "auc_drop", "bins"}
+    table = reader.table(table, where, keys)
+    default = MonitoringConfig()
+    return MonitoringConfig(
+        feature_psi=reader.number(table, "feature_psi", where, default.feature_psi),
+        score_psi=reader.number(table, "score_psi", where, default.score_psi),
+        calibration_gap=reader.number(table, "calibration_gap", where, default.calibration_gap),
+        auc_drop=reader.number(table, "auc_drop", where, default.auc_drop),
+        bins=reader.positive_int(table, "bins", where, default.bins),
     )
 
 
