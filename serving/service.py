@@ -101,6 +101,9 @@ class JourneyService:
     def stop_watching(self) -> None:
         self.champions.stop()
 
+    # Adaptive batching merges concurrent requests into one scoring call. BentoML sheds (503)
+    # requests it predicts will take longer than max_latency_ms; 10 s sheds only under real
+    # overload (at 100 ms it shed and waited more, bench/serve_load.py).
     @bentoml.api(
         batchable=True, max_batch_size=2_000, max_latency_ms=10_000, input_spec=PredictRequest
     )
