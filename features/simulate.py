@@ -91,17 +91,25 @@ class Simulation:
 
 
 def simulate(
-    n_customers: int, seed: int, *, start: str = "2025-01-01", days: int = 365
+    n_customers: int,
+    seed: int,
+    *,
+    start: str = "2025-01-01",
+    days: int = 365,
+    late_share: float = P_DELAY,
 ) -> Simulation:
-    """Simulates `n_customers` journeys over `days` days from `start` (UTC); a seed fixes all."""
+    """Simulates `n_customers` journeys over `days` days from `start` (UTC); a seed fixes all.
+    `late_share`, the share of late deliveries, changes the mix (e.g. to test drift checks)."""
     if n_customers < 1 or days < 1:
         raise ValueError(f"need n_customers >= 1 and days >= 1; got {n_customers}, {days}")
+    if not 0.0 <= late_share <= 1.0:
+        raise ValueError(f"need 0 <= late_share <= 1; got {late_share}")
     rng = np.random.default_rng(seed)
     start_ts = _utc(start)
     horizon = days * 24.0
     segment = (rng.random(n_customers) < BUSINESS_SHARE).astype(np.int64)
     country = rng.choice(len(COUNTRIES), n_customers, p=COUNTRY_SHARES)
-    journeys = _Journeys(rng)
+    journeys = _Journeys(rng, late_share)
     churned = np.zeros(n_customers, dtype=bool)
     max_logit = np.full(n_customers, -np.inf)
     who = np.arange(n_customers)
@@ -124,7 +132,7 @@ def simulate(
     events = _events_frame(rows, ids, segment, country)
     customers = _customers_frame(rows, ids, segment, country, churned, max_logit)
     end_ts = start_ts + pd.Timedelta(days=days)
-    truth = _truth(seed, n_customers, start_ts, end_ts, events, customers)
+    truth = _truth(seed, n_customers, start_ts, end_ts, events, customers, late_share)
     return Simulation(events=events, customers=customers, truth=truth)
 
 
@@ -151,8 +159,9 @@ class _Journeys:
     per step to a log; holds the one generator (draws happen in a fixed order) and the number
     of tickets opened so far."""
 
-    def __init__(self, rng: Rng) -> None:
+    def __init__(self, rng: Rng, late_share: float = P_DELAY) -> None:
         self.rng = rng
+        self.late_share = late_share
         self.parts: list[tuple] = []
         self.tickets = 0
 
@@ -211,7 +220,7 @@ class _Journeys:
         n = who.size
         shipped = placed + self.gamma("order_placed>order_shipped", n)
         on_time = shipped + self.gamma("order_shipped>delivered", n)
-        delayed = self.rng.random(n) < P_DELAY
+        delayed = self.rng.random(n) < self.late_share
         notice = shipped + self.gamma("order_shipped>delivery_delayed", n)
         late = np.maximum(on_time, notice) + self.rng.uniform(*LATE_BY_HOURS, n)
         delivered = np.where(delayed, late, on_time)
@@ -430,6 +439,7 @@ def _truth(
     end: pd.Timestamp,
     events: pd.DataFrame,
     customers: pd.DataFrame,
+    late_share: float = P_DELAY,
 ) -> dict:
     """The planted structure and parameters, plus a few statistics of what came out."""
     delays = {
@@ -461,7 +471,7 @@ def _truth(
         "escalation": {"base_logit": ESCALATION_BASE_LOGIT, "effects": dict(ESCALATION_EFFECTS)},
         "delays_hours": delays,
         "repeat_gap_mean_days": REPEAT_GAP_MEAN_DAYS,
-        "delay_probability": P_DELAY,
+        "delay_probability": late_share,
         "stats": {
             "n_events": len(events),
             "events_per_customer": round(len(events) / n_customers, 3),

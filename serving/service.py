@@ -6,7 +6,8 @@ configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
-- `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`.
+- `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`, with
+  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes).
 
 An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
 but the probes.
@@ -17,8 +18,11 @@ from __future__ import annotations
 import gc
 import hmac
 import json
+import math
 import os
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
@@ -44,6 +48,19 @@ LATENCY = bentoml.metrics.Histogram(
     documentation="Time to score one batch of journeys, by task and model version.",
     labelnames=["task", "model_version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")),
+)
+DRIFT_PSI = bentoml.metrics.Gauge(
+    name="journeyguard_drift_psi",
+    documentation="PSI against the champion's training reference of the risk score (feature="
+    "'risk_score') and of the features that moved most, from the latest journeyguard monitor.",
+    labelnames=["task", "model_version", "feature"],
+    multiprocess_mode="mostrecent",
+)
+DRIFT_BREACH = bentoml.metrics.Gauge(
+    name="journeyguard_drift_breach",
+    documentation="1 when the latest journeyguard monitor of the task found a breach, else 0.",
+    labelnames=["task"],
+    multiprocess_mode="mostrecent",
 )
 
 risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -82,6 +99,7 @@ class JourneyService:
         from serving.champions import ChampionStore
         from serving.sources import CustomerEvents, RiskLists
         from training import registry
+        from training.monitor import result_path
 
         path = os.environ.get(CONFIG_VARIABLE)
         if not path:
@@ -93,6 +111,9 @@ class JourneyService:
         self.champions.watch(every, on_change=_freeze_heap)
         self.customers = CustomerEvents(self.settings, every)
         self.risk_lists = RiskLists(self.settings)
+        output = self.settings.output_dir
+        self.drift = DriftGauges({task: result_path(output, task) for task in self.settings.tasks})
+        self.drift.watch(every)
 
     def __is_ready__(self) -> bool:
         return self.champions.ready
@@ -100,6 +121,7 @@ class JourneyService:
     @bentoml.on_shutdown
     def stop_watching(self) -> None:
         self.champions.stop()
+        self.drift.stop()
 
     # Adaptive batching merges concurrent requests into one scoring call. BentoML sheds (503)
     # requests it predicts will take longer than max_latency_ms; 10 s sheds only under real
@@ -160,6 +182,59 @@ class JourneyService:
             )
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
         return {"task": task, "count": len(rows), "rows": rows}
+
+
+class DriftGauges:
+    """Sets the drift gauges from each task's monitor result file, again whenever a file
+    changes (a new monitor run, or one for a newly promoted champion)."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self._seen: dict[str, int] = {}
+        self._labels: dict[str, set[tuple[str, str]]] = {}
+        self._stop = threading.Event()
+
+    def refresh(self) -> bool:
+        """Reads the files that changed since the last call; True when a gauge changed."""
+        from training.monitor import gauge_values
+
+        changed = False
+        for task, path in self.paths.items():
+            try:
+                stamp = path.stat().st_mtime_ns
+                if self._seen.get(task) == stamp:
+                    continue
+                result = json.loads(path.read_text(encoding="utf-8"))
+                values = gauge_values(result)
+            except (OSError, ValueError, KeyError, TypeError):  # absent, or not a result
+                continue
+            self._seen[task], changed = stamp, True
+            version = str(result.get("model_version"))
+            labels = {(version, feature) for feature in values}
+            # A feature no longer among the top: NaN (labels cannot be removed across workers).
+            for old_version, feature in self._labels.get(task, set()) - labels:
+                DRIFT_PSI.labels(task, old_version, feature).set(math.nan)
+            for feature, value in values.items():
+                DRIFT_PSI.labels(task, version, feature).set(value)
+            DRIFT_BREACH.labels(task).set(float(bool(result.get("breach"))))
+            self._labels[task] = labels
+        return changed
+
+    def watch(self, every_seconds: float) -> threading.Thread:
+        """Refreshes now and then every `every_seconds` in a daemon thread."""
+
+        def loop() -> None:
+            while True:
+                self.refresh()
+                if self._stop.wait(every_seconds):
+                    return
+
+        thread = threading.Thread(target=loop, name="drift-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def _freeze_heap() -> None:

@@ -1,4 +1,4 @@
-"""`journeyguard train` and `journeyguard score` (registered in pyproject.toml's entry points),
+"""`journeyguard train`, `score` and `monitor` (registered in pyproject.toml's entry points),
 and the training stage of `journeyguard demo`."""
 
 from __future__ import annotations
@@ -72,6 +72,102 @@ def score(
     )
 
 
+def monitor(
+    config: ConfigOption,
+    task: Annotated[str, typer.Option(help="A task of the config.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="ISO 8601; UTC if no offset (default: the log's last event)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check the task's champion for drift and decay: PSI of its features and risk score against
+    its training reference, new or vanished steps, and on the latest closed horizon calibration
+    by band and realised ROC AUC. Writes <output dir>/monitor-<task>.json and logs the numbers
+    to the champion's MLflow run. Exits 0 on a breach too (a breach is a finding, not an error):
+    read `breach` in the JSON."""
+    settings = load_config(config)
+    result = monitor_champion(settings, task, parse_as_of(as_of))
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else monitor_summary(result))
+
+
+def monitor_champion(
+    settings: Config, task: str, as_of: pd.Timestamp | None = None
+) -> dict[str, Any]:
+    """Runs `training.monitor.monitor` on the champion at `as_of` (default: the log's last
+    event), writes the result file and logs its numbers to the champion's run."""
+    import time
+
+    from training import registry
+    from training.monitor import monitor as run_monitor
+    from training.monitor import result_path, write_result
+
+    task_config = settings.task(task)
+    uri = registry.tracking_uri()
+    loaded = registry.load_model(task, registry.CHAMPION, uri=uri)
+    if loaded is None:
+        raise ConfigError(
+            f"no champion model for task {task!r} yet: run `journeyguard train "
+            f"--config {settings.path} --task {task}` first"
+        )
+    model, logged = loaded
+    log = load_log(settings)
+    as_of = as_of if as_of is not None else pd.Timestamp(log.last_time, tz="UTC")
+    try:
+        result = run_monitor(model, log, as_of, task_config, settings.monitoring)
+    except ValueError as error:  # e.g. a champion without a reference profile
+        raise ConfigError(f"{settings.path}: {error}") from None
+    result = {"model_version": logged.version, "run_id": logged.run_id, **result}
+    result["path"] = str(write_result(result, result_path(settings.output_dir, task)))
+    registry.log_monitoring(
+        logged.run_id,
+        {
+            "monitor_score_psi": result["score_psi"],
+            "monitor_max_feature_psi": result["max_feature_psi"],
+            "monitor_breach": float(result["breach"]),
+            "monitor_realised_roc_auc": result["outcomes"]["roc_auc"],
+        },
+        uri=uri,
+        step=int(as_of.value // 86_400_000_000_000),  # the day of as_of: history in data time
+        timestamp_ms=int(time.time() * 1000),
+    )
+    return result
+
+
+def monitor_summary(result: dict[str, Any]) -> str:
+    """A monitor result for people: the verdict first, then what moved and how outcomes went."""
+    lines = [
+        f"{result['task']} v{result['model_version']} at {result['as_of']}: "
+        f"{'BREACH' if result['breach'] else 'no breach'} "
+        f"({len(result['breaches'])} finding(s)); {result['rows']:,} journeys vs "
+        f"{result['reference_rows']:,} at {result['reference_as_of']}",
+        f"  risk score PSI {result['score_psi']:.3f} "
+        f"(threshold {result['thresholds']['score_psi']:g})",
+        f"  features that moved most (PSI, threshold {result['thresholds']['feature_psi']:g}):",
+        *(f"    {row['psi']:.3f}  {row['feature']}" for row in result["top_features"][:5]),
+        f"  steps: new {result['steps']['new'] or 'none'}; "
+        f"vanished {result['steps']['vanished'] or 'none'}",
+    ]
+    outcomes = result["outcomes"]
+    if not outcomes["rows"]:
+        lines.append(f"  outcomes: none yet ({outcomes.get('reason', '')})")
+        return "\n".join(lines)
+    auc, test_auc = outcomes["roc_auc"], outcomes["test_roc_auc"]
+    lines.append(
+        f"  outcomes of {outcomes['rows']:,} journeys at {outcomes['as_of']}: realised "
+        f"{outcomes['realised_rate']:.1%} vs predicted {outcomes['predicted_rate']:.1%}; ROC AUC "
+        f"{'n/a' if auc is None else f'{auc:.3f}'} vs test "
+        f"{'n/a' if test_auc is None else f'{test_auc:.3f}'}"
+    )
+    lines += [
+        f"    {row['band']:<6} {row['rows']:>7,}  predicted {row['predicted']:.1%}  realised "
+        f"{row['realised']:.1%} [{row['realised_low']:.1%}, {row['realised_high']:.1%}]"
+        f"{'  BREACH' if row['breach'] else ''}"
+        for row in outcomes["by_band"]
+    ]
+    return "\n".join(lines)
+
+
 def train_and_register(
     settings: Config,
     task: str,
@@ -90,7 +186,13 @@ def train_and_register(
         log = load_log(settings)
     with status.status(f"training {task}: dataset, LightGBM, baseline, evaluation"):
         try:
-            run = train_task(log, task_config, test_from=test_from, seed=seed)
+            run = train_task(
+                log,
+                task_config,
+                test_from=test_from,
+                seed=seed,
+                reference_bins=settings.monitoring.bins,
+            )
         except ValueError as error:
             raise ConfigError(f"{settings.path}: {error}") from None
     uri = registry.tracking_uri()
@@ -167,7 +269,8 @@ def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.
 
 
 def demo_stage(settings: Config) -> None:
-    """The demo's training stage: train every task, then score the log at its last event."""
+    """The demo's training stage: train every task, score the log at its last event, then
+    monitor each champion there."""
     from training.score import risk_list_path
 
     for task in settings.tasks:
@@ -183,6 +286,8 @@ def demo_stage(settings: Config) -> None:
             f"({top['risk']:.0%}): {top['reason_1']}; {top['reason_2']}; "
             f"{top['reason_3']}"
         )
+    for task in settings.tasks:  # after every task is trained: monitor at the log's end
+        typer.echo(monitor_summary(monitor_champion(settings, task)))
 
 
 def _summary(result: dict[str, Any]) -> str:

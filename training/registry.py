@@ -272,3 +272,18 @@ def champion_versions(uri: str) -> dict[str, dict[str, Any]]:
             }
         result[task] = entry
     return result
+
+
+def log_monitoring(
+    run_id: str, metrics: dict[str, float], *, uri: str, step: int, timestamp_ms: int
+) -> None:
+    """Appends monitoring numbers (e.g. `monitor_score_psi`) to a champion's training run: each
+    monitor run adds one point to the metrics' history, at `step` and `timestamp_ms`."""
+    from mlflow.entities import Metric
+
+    values = [
+        Metric(key, float(value), timestamp_ms, step)
+        for key, value in metrics.items()
+        if value is not None
+    ]
+    _reader(uri).log_batch(run_id, metrics=values)

@@ -15,10 +15,11 @@ import pandas as pd
 from features.config import TaskConfig
 from features.dataset import Dataset, build_dataset
 from features.labels import matching_events
-from features.schema import EventLog
+from features.schema import EventLog, Snapshots
 from training import bgnbd
 from training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
 from training.models import JourneyModel, journey_slices, train_baseline, train_lightgbm
+from training.monitor import reference_profile
 
 PREFIX_GROUP = "events"  # the prefix length: events seen so far
 DAYS_GROUP = "tenure_days"  # days since the first event
@@ -46,9 +47,15 @@ class TrainingRun:
 
 
 def train_task(
-    log: EventLog, task: TaskConfig, *, test_from: pd.Timestamp | None = None, seed: int = 0
+    log: EventLog,
+    task: TaskConfig,
+    *,
+    test_from: pd.Timestamp | None = None,
+    seed: int = 0,
+    reference_bins: int = 10,
 ) -> TrainingRun:
-    """Trains and evaluates the task's models on the snapshot dataset of `log`."""
+    """Trains and evaluates the task's models on the snapshot dataset of `log`, and records in
+    `model.info["reference"]` the profile a monitor compares later populations with."""
     data = build_dataset(log, task, test_from=test_from)
     frame = data.frame
     train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
@@ -65,13 +72,17 @@ def train_task(
     baseline_score = baseline.predict_proba(features[test])[:, 1]
     predictions = frame.loc[test, ["customer_id", "as_of", "y", "split"]].assign(score=score)
     groups = _groups(features[test])
+    metrics = evaluate(y[test], score)
+    model.info["reference"] = reference_profile(
+        model, Snapshots.at(log, log.last_time), reference_bins, metrics["roc_auc"]
+    )
     return TrainingRun(
         task=task,
         seed=seed,
         dataset=data,
         model=model,
         baseline=baseline,
-        metrics=evaluate(y[test], score),
+        metrics=metrics,
         baseline_metrics=evaluate(y[test], baseline_score),
         bgnbd_metrics=_bgnbd_metrics(log, task, data, train, test, slices)
         if task.label == "absent"
