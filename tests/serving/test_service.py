@@ -311,3 +311,31 @@ def test_fuzzed_requests_never_answer_500(client, body):
 @given(body=st.fixed_dictionaries({"customer_id": json_values}, optional={"as_of": timestamps}))
 def test_fuzzed_customer_requests_never_answer_500(client, body):
     assert client.post("/predict_customer", json=body, headers=AUTH).status_code < 500
+
+
+def test_drift_gauges_follow_the_latest_monitor_result(client, workspace):
+    import json
+
+    from training.monitor import result_path
+
+    path = result_path(workspace.settings.output_dir, "churn")
+    result = {
+        "model_version": 1,
+        "score_psi": 0.31,
+        "top_features": [{"feature": "rate__delivery_delayed", "psi": 0.42}],
+        "breach": True,
+    }
+    path.write_text(json.dumps(result))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            lines = client.get("/metrics", headers=AUTH).text.splitlines()
+            drift = [line for line in lines if line.startswith("journeyguard_drift_psi")]
+            if any('feature="rate__delivery_delayed"' in line and "0.42" in line for line in drift):
+                break
+            assert time.monotonic() < deadline, drift
+            time.sleep(0.1)
+        breach = [line for line in lines if line.startswith("journeyguard_drift_breach")]
+        assert any('task="churn"' in line and line.endswith(" 1.0") for line in breach), breach
+    finally:
+        path.unlink()
