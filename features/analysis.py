@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from features import paths
-from features.config import AnalysisConfig, TaskConfig
+from features.config import AnalysisConfig, KpiConfig, TaskConfig
 from features.schema import EventLog
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20
@@ -65,8 +65,10 @@ def analyze(
     source: str,
     task: TaskConfig | None = None,
     as_of: Any = None,
+    kpis: KpiConfig | None = None,
 ) -> Analysis:
-    """The analysis of `log` as it stood at `as_of` (all of it by default)."""
+    """The analysis of `log` as it stood at `as_of` (all of it by default); with a task and
+    `kpis`, critical steps also show their effect on CSAT, NPS and resolution time."""
     seen = log.until(as_of) if as_of is not None else log
     gaps = paths.Gaps(seen)
     transitions = paths.transitions(seen, gaps)
@@ -92,17 +94,21 @@ def analyze(
             "journey": clean(paths.journey_lengths(seen)),
         },
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
-        "critical": _critical(log, settings, task, as_of) if task is not None else None,
+        "critical": _critical(log, settings, task, as_of, kpis) if task is not None else None,
     }
     return Analysis(summary, variants)
 
 
 def _critical(
-    log: EventLog, settings: AnalysisConfig, task: TaskConfig, as_of: Any
+    log: EventLog,
+    settings: AnalysisConfig,
+    task: TaskConfig,
+    as_of: Any,
+    kpis: KpiConfig | None = None,
 ) -> dict[str, Any]:
     from features.critical import critical_path_analysis  # only with a task: it needs pandas
 
-    result = critical_path_analysis(log, task, as_of, min_support=settings.min_support)
+    result = critical_path_analysis(log, task, as_of, min_support=settings.min_support, kpis=kpis)
     return {
         key: records(value) if hasattr(value, "columns") else clean(value)
         for key, value in result.items()

@@ -148,6 +148,7 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
     task_config = settings.task(task) if task else None
     # Path analysis needs journeys, steps and times only; a task may match on a column.
     wanted = [task_config.match.column] if task_config and task_config.match.column else []
+    wanted += _kpi_columns(settings) if task_config else []
     log = load_log(settings, columns=wanted)
     try:
         analysis = analyze_log(
@@ -156,6 +157,7 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
             source=settings.source.display_name,
             task=task_config,
             as_of=as_of,
+            kpis=settings.kpis,
         )
     except ValueError as error:
         raise ConfigError(f"{settings.path}: {error}") from None
@@ -176,6 +178,14 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
             )
         )
     return "\n".join(lines)
+
+
+def _kpi_columns(settings: Config) -> list[str]:
+    """The columns the critical steps' KPI effects read: survey scores and the case id."""
+    kpis = settings.kpis
+    surveys = [kpi.column for kpi in (kpis.csat, kpis.nps) if kpi is not None]
+    case = [kpis.resolution.case_column] if kpis.resolution and kpis.resolution.case_column else []
+    return [*surveys, *case]
 
 
 def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
@@ -218,6 +228,42 @@ def _with_outreach_events(log: EventLog, path: Path, columns: list[str] | None) 
     if sent is None:
         sent = EventLog.read_parquet(path)
     return concat_logs(log, sent)
+
+
+@app.command()
+def kpis(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="Folder for kpis.json and kpis.html.")],
+    by: Annotated[
+        str | None,
+        typer.Option(help="Groups: month, week, variant or attribute:<column> (default: none)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
+    ] = None,
+) -> None:
+    """CSAT, NPS, resolution time, churn and repeat purchase rates, with 95 % intervals."""
+    from features.kpis import parse_grouping
+
+    settings = load_config(config)
+    try:
+        grouping = parse_grouping(by)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--by") from None
+    typer.echo(run_kpis(settings, out, by=grouping, as_of=parse_as_of(as_of)))
+
+
+def run_kpis(settings: Config, out: Path, by: Any = None, as_of: pd.Timestamp | None = None) -> str:
+    """Loads the source, computes the KPIs and writes kpis.json and kpis.html into `out`."""
+    from features.kpis import Grouping, compute_kpis
+    from features.kpis_report import summary_lines, write_kpis
+
+    result = compute_kpis(load_log(settings), settings, by or Grouping(), as_of)
+    json_path, html_path = write_kpis(result, out)
+    meta = result["meta"]
+    head = f"KPIs as of {meta['as_of']} by {meta['by']}, {meta['journeys']:,} journeys:"
+    return "\n".join([head, *summary_lines(result), f"  {json_path}", f"  {html_path}"])
 
 
 @app.command()
@@ -313,6 +359,10 @@ def demo(
     for task in settings.tasks:
         typer.secho(f"== analyze --task {task}", bold=True)
         typer.echo(run_analysis(settings, settings.output_dir / "analysis" / task, task, None))
+    typer.secho("== kpis --by month", bold=True)
+    from features.kpis import Grouping
+
+    typer.echo(run_kpis(settings, settings.output_dir / "kpis", Grouping("month")))
     _demo_features(settings)
     for name, entry in sorted(_registered(DEMO_GROUP).items()):
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)

@@ -23,7 +23,7 @@ from features.arrays import (
     last_occurrences,
     next_in_journey,
 )
-from features.config import TaskConfig
+from features.config import KpiConfig, TaskConfig
 from features.labels import label_snapshots, latest_labelled_as_of
 from features.paths import NS_PER_HOUR, journey_variants, most_frequent_route, step_matrix
 from features.schema import EventLog
@@ -48,8 +48,10 @@ def critical_path_analysis(
     as_of: pd.Timestamp | None = None,
     min_support: int = 30,
     top: int = 25,
+    kpis: KpiConfig | None = None,
 ) -> dict:
-    """The ranking of steps, transitions and sequences for `task`, and the two routes."""
+    """The ranking of steps, transitions and sequences for `task`, and the two routes; with
+    `kpis`, each ranked step also gets its effect on CSAT, NPS and resolution time."""
     journeys, cut, as_of = analysis_snapshots(log, task, as_of)
     outcomes = label_snapshots(log, task, journeys, cut)
     eligible = outcomes.eligible
@@ -73,6 +75,10 @@ def critical_path_analysis(
         kind: rank_items(exposure, positive, kind, min_support).head(top)
         for kind, exposure in exposures.items()
     }
+    if kpis is not None:
+        rankings["step"] = step_kpi_effects(
+            rankings["step"], log, journeys[eligible], exposures["step"], kpis
+        )
     return {
         "task": task.name,
         "label": task.label,
@@ -294,3 +300,63 @@ def _top_variants(log: EventLog, members: np.ndarray, top: int) -> list[dict]:
         steps = [str(s) for s in log.steps[log.step_codes[log.offsets[j] : log.offsets[j + 1]]]]
         result.append({"steps": steps, "journeys": int(counts[v]), "share": counts[v] / size})
     return result
+
+
+KPI_EFFECT_COLUMNS = (
+    "csat_with", "csat_without", "csat_n_with", "csat_n_without",
+    "nps_with", "nps_without", "nps_n_with", "nps_n_without",
+    "resolution_hours_with", "resolution_hours_without",
+    "resolution_n_with", "resolution_n_without",
+)  # fmt: skip
+
+
+def step_kpi_effects(
+    ranking: pd.DataFrame,
+    log: EventLog,
+    analysed: np.ndarray,
+    exposure: Exposure,
+    kpis: KpiConfig,
+) -> pd.DataFrame:
+    """Beside each step's churn/escalation effect, the same split of the analysed journeys
+    (those that passed through the step by their as_of against the others) on the KPIs: mean
+    CSAT and NPS of their survey responses, and the Kaplan-Meier median resolution hours of
+    their cases, with n (responses, cases). Scores and cases come from the whole log, as the
+    outcome does; a KPI the log lacks leaves its columns empty."""
+    from features.kpis import csat, kaplan_meier, nps, resolution_cases, survey_responses
+
+    table = ranking.copy()
+    for column in KPI_EFFECT_COLUMNS:
+        table[column] = np.nan
+    in_scope = np.zeros(log.n_journeys, dtype=bool)
+    in_scope[analysed] = True
+    code_of = {str(name): code for code, name in enumerate(exposure.names)}
+    surveys = {}
+    for name, kpi, statistic in (("csat", kpis.csat, csat), ("nps", kpis.nps, nps)):
+        if kpi is not None:
+            rows, reason = survey_responses(log, kpi)
+            rows = rows[in_scope[log.journey_codes[rows]]]
+            if reason is None:
+                scores = np.asarray(log.columns[kpi.column])[rows]
+                surveys[name] = (log.journey_codes[rows], scores, kpi, statistic)
+    cases = None
+    if kpis.resolution is not None:
+        found = resolution_cases(log, kpis.resolution, log.last_time)
+        if not isinstance(found, str):
+            keep = in_scope[found.journeys]
+            cases = (found.journeys[keep], found.hours[keep], found.resolved[keep])
+    for index, item in zip(table.index, table["item"], strict=True):
+        passed = np.zeros(log.n_journeys, dtype=bool)
+        passed[analysed[exposure.journey[exposure.item == code_of[str(item)]]]] = True
+        for name, (journey, scores, kpi, statistic) in surveys.items():
+            with_, without = statistic(scores, np.where(passed[journey], 0, 1), 2, kpi)
+            table.loc[index, [f"{name}_with", f"{name}_without"]] = with_["value"], without["value"]
+            table.loc[index, [f"{name}_n_with", f"{name}_n_without"]] = with_["n"], without["n"]
+        if cases is not None:
+            journey, hours, resolved = cases
+            group = np.where(passed[journey], 0, 1)
+            median = kaplan_meier(hours, resolved, group, 2)["median"]
+            n = np.bincount(group, minlength=2)
+            table.loc[index, ["resolution_hours_with", "resolution_hours_without"]] = median
+            table.loc[index, ["resolution_n_with", "resolution_n_without"]] = n
+    counts = [c for c in KPI_EFFECT_COLUMNS if "_n_" in c and table[c].notna().all()]
+    return table.astype(dict.fromkeys(counts, np.int64))

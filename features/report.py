@@ -212,10 +212,51 @@ def _critical_section(critical: dict) -> dict[str, Any]:
     for item in items:  # an earlier analysis-format.md named the time cost median_dwell_hours
         item.setdefault("time_cost_hours", item.get("median_dwell_hours"))
     if not items:
-        return {"base": base, "finding": "No item has enough support.", "svg": None, "rows": []}
+        return {
+            "base": base,
+            "finding": "No item has enough support.",
+            "svg": None,
+            "rows": [],
+            "effects": [],
+        }
     keys = ("item", "kind", "difference", "ci_low", "ci_high")
     plot = svg.forest([svg.Interval(*(i[key] for key in keys)) for i in items])
-    return {"base": base, "finding": finding(items[0], task), "svg": plot, "rows": items}
+    effects = kpi_effect_rows(critical.get("steps") or [])
+    return {
+        "base": base,
+        "finding": finding(items[0], task),
+        "svg": plot,
+        "rows": items,
+        "effects": effects,
+    }
+
+
+def kpi_effect_rows(steps: list[dict]) -> list[dict[str, Any]]:
+    """Critical steps with their effect on CSAT, NPS and resolution time, formatted; empty
+    when the analysis has none (no KPI columns, or an older analysis.json)."""
+    rows = []
+    for step in steps[: FOREST_PER_KIND * 2]:
+        if all(missing(step.get(f"{k}_with")) for k in ("csat", "nps", "resolution_hours")):
+            continue
+
+        def pair(key: str, fmt: Any, step: dict = step) -> str:
+            base = key.removesuffix("_hours")
+            with_, without = step.get(f"{key}_with"), step.get(f"{key}_without")
+            n_with, n_without = step.get(f"{base}_n_with"), step.get(f"{base}_n_without")
+            if missing(with_) and missing(without):
+                return DASH
+            return f"{fmt(with_)} (n {fmt_int(n_with)}) vs {fmt(without)} (n {fmt_int(n_without)})"
+
+        rows.append(
+            {
+                "item": step["item"],
+                "rate": f"{fmt_pct(step['rate_with'])} vs {fmt_pct(step['rate_without'])}",
+                "csat": pair("csat", lambda v: DASH if missing(v) else f"{v:.2f}"),
+                "nps": pair("nps", lambda v: DASH if missing(v) else f"{v:+.0f}"),
+                "resolution": pair("resolution_hours", fmt_hours),
+            }
+        )
+    return rows
 
 
 def _bottleneck_section(bottlenecks: dict) -> dict[str, Any]:
