@@ -33,6 +33,9 @@ $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The browser tests drive Debian's chromium (never `playwright install`, which downloads).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
+		echo "chromium is missing: the browser tests will be skipped"
 	touch $@
 
 clean:

@@ -367,6 +367,10 @@ def demo(
     for name, entry in sorted(_registered(DEMO_GROUP).items()):
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
         entry.load()(settings)
+    typer.echo(
+        f"console: run `journeyguard serve --config {settings.path}` and open "
+        "http://127.0.0.1:3000/console"
+    )
 
 
 def _demo_features(settings: Config) -> None:

@@ -7,10 +7,12 @@ configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
 - `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`, with
-  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes).
+  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes);
+- `/console...`: the retention console (`serving.console`), HTML pages of the same data.
 
 An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
-but the probes.
+but the probes, as a bearer token or, for the console's browser, the `journeyguard_token`
+cookie that `/console/login` sets.
 """
 
 from __future__ import annotations
@@ -26,16 +28,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, Form, HTTPException, Query, Request
 from pydantic import AfterValidator, AwareDatetime
-from starlette.responses import JSONResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 
+from serving.console.errors import ConsoleError
 from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
 SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
 TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
 PROBES = ("/livez", "/healthz", "/readyz")
+CONSOLE = "/console"
+CONSOLE_OPEN = ("/console/login", "/console/logout")  # reachable without a token
+TOKEN_COOKIE = "journeyguard_token"
 MODEL_ENDPOINTS = ("/predict", "/predict_customer")
 
 PREDICTIONS = bentoml.metrics.Counter(
@@ -97,6 +109,7 @@ class JourneyService:
     def __init__(self) -> None:
         from features.config import load_config
         from serving.champions import ChampionStore
+        from serving.console.data import ConsoleData
         from serving.sources import CustomerEvents, RiskLists
         from training import registry
         from training.monitor import result_path
@@ -111,6 +124,7 @@ class JourneyService:
         self.champions.watch(every, on_change=_freeze_heap)
         self.customers = CustomerEvents(self.settings, every)
         self.risk_lists = RiskLists(self.settings)
+        self.console = ConsoleData(self.settings, self.customers, self.risk_lists)
         output = self.settings.output_dir
         self.drift = DriftGauges({task: result_path(output, task) for task in self.settings.tasks})
         self.drift.watch(every)
@@ -182,6 +196,91 @@ class JourneyService:
             )
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
         return {"task": task, "count": len(rows), "rows": rows}
+
+    # The retention console (serving.console): HTML over the same sources as the endpoints
+    # above. Each route hands the query to a view function; a `ConsoleError` becomes a page.
+
+    @risk_app.get(CONSOLE, response_class=HTMLResponse, include_in_schema=False)
+    def console_risk_list(self, request: Request) -> HTMLResponse:
+        """Customers ranked by risk, filtered by task, band and reason, one page at a time."""
+        from serving.console.views import risk_list_html
+
+        return HTMLResponse(risk_list_html(self.console, request.query_params))
+
+    @risk_app.get(f"{CONSOLE}/export.csv", include_in_schema=False)
+    def console_export(self, request: Request) -> Response:
+        """Every row of the filtered risk list as a CSV download."""
+        from serving.console.views import export_csv
+
+        text, name = export_csv(self.console, request.query_params)
+        disposition = f'attachment; filename="{name}"'
+        return Response(text, media_type="text/csv", headers={"content-disposition": disposition})
+
+    @risk_app.get(f"{CONSOLE}/customer/{{customer_id}}", include_in_schema=False)
+    def console_customer(self, customer_id: str) -> HTMLResponse:
+        """One customer's journey, risks now and over time, and outreach."""
+        from serving.console.views import customer_html
+
+        champions = self.champions.current()
+        return HTMLResponse(customer_html(self.console, customer_id, champions))
+
+    @risk_app.get(f"{CONSOLE}/paths", include_in_schema=False)
+    def console_paths(self, request: Request) -> HTMLResponse:
+        """The task's latest journey report (from `journeyguard analyze`), framed."""
+        from serving.console.views import paths_html
+
+        return HTMLResponse(paths_html(self.console, request.query_params))
+
+    @risk_app.get(f"{CONSOLE}/paths/report", include_in_schema=False)
+    def console_report(self, request: Request) -> FileResponse:
+        """The report.html itself: self-contained, so the frame needs nothing else."""
+        from serving.console.views import report_file
+
+        return FileResponse(report_file(self.console, request.query_params), media_type="text/html")
+
+    @risk_app.get(f"{CONSOLE}/models", include_in_schema=False)
+    def console_models(self) -> HTMLResponse:
+        """Champion and challenger of each task with their test metrics and runs."""
+        from serving.console.views import models_html
+        from training.registry import champion_versions
+
+        serving = {task: c.version for task, c in self.champions.current().items()}
+        versions = champion_versions(self.champions.uri)
+        return HTMLResponse(models_html(self.console, versions, serving, self.champions.uri))
+
+    @risk_app.get(f"{CONSOLE}/login", include_in_schema=False)
+    def console_login_form(self, next: str = CONSOLE) -> HTMLResponse:
+        from serving.console.views import login_html
+
+        return HTMLResponse(login_html(next))
+
+    @risk_app.post(f"{CONSOLE}/login", include_in_schema=False)
+    def console_login(
+        self, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = CONSOLE
+    ) -> Response:
+        """Checks the token and keeps it in an HttpOnly cookie, so pages need no header."""
+        from serving.console.views import login_html, safe_next
+
+        if self.api_token and not hmac.compare_digest(token.encode(), self.api_token.encode()):
+            return HTMLResponse(login_html(next, "That is not the API token."), status_code=401)
+        response = RedirectResponse(safe_next(next), status_code=303)
+        if self.api_token:
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+        return response
+
+    @risk_app.get(f"{CONSOLE}/logout", include_in_schema=False)
+    def console_logout(self) -> Response:
+        response = RedirectResponse(f"{CONSOLE}/login", status_code=303)
+        response.delete_cookie(TOKEN_COOKIE, path="/")
+        return response
+
+
+@risk_app.exception_handler(ConsoleError)
+async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
+    """A console request that cannot be answered: a page saying why, with its status."""
+    from serving.console.views import error_html
+
+    return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
 
 
 class DriftGauges:
@@ -270,7 +369,13 @@ class GuardMiddleware:
                 return await _json(send, 503, {"ready": False, "reason": service.champions.reason})
             return await self.app(scope, receive, send)
         token = service.api_token if service is not None else None
-        if token and not _bearer_matches(scope, token):
+        console = path == CONSOLE or path.startswith(f"{CONSOLE}/")
+        if not token or path in CONSOLE_OPEN:
+            pass
+        elif console:
+            if not (_bearer_matches(scope, token) or _cookie_matches(scope, token)):
+                return await _to_login(scope, send)
+        elif not _bearer_matches(scope, token):
             return await _json(
                 send,
                 401,
@@ -286,6 +391,36 @@ def _bearer_matches(scope: dict, token: str) -> bool:
     header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+
+
+def _cookie_matches(scope: dict, token: str) -> bool:
+    """The console's login cookie holds the token (see `console_login`)."""
+    from http.cookies import CookieError, SimpleCookie
+
+    header = dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1")
+    try:
+        morsel = SimpleCookie(header).get(TOKEN_COOKIE)
+    except CookieError:
+        return False
+    return morsel is not None and hmac.compare_digest(morsel.value.encode(), token.encode())
+
+
+async def _to_login(scope: dict, send: Any) -> None:
+    """A console page without the token: its login form, coming back here afterwards."""
+    from urllib.parse import urlencode
+
+    here = scope["path"] + (
+        f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+    )
+    location = f"{CONSOLE}/login?{urlencode({'next': here})}".encode("latin-1")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 303,
+            "headers": [(b"location", location), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _json(send: Any, status: int, body: dict, headers: list | None = None) -> None:

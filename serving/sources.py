@@ -55,9 +55,13 @@ class CustomerEvents:
 
         self._log = Cached(lambda: load_log(settings), settings.source.path, refresh_every)
 
+    def log(self) -> EventLog:
+        """The whole log, as last read."""
+        return self._log.get()
+
     def snapshot(self, customer_id: str, as_of_ns: int) -> Snapshots | None:
         """The customer's journey at `as_of_ns`, or None when the log does not know them."""
-        log: EventLog = self._log.get()
+        log = self.log()
         position = int(np.searchsorted(log.journey_ids, customer_id))
         if position >= log.n_journeys or log.journey_ids[position] != customer_id:
             return None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 
 from features.config import Config, load_config
 from features.schema import EventLog
@@ -95,3 +98,34 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
             table.to_parquet(risk_list_path(settings, task), index=False)
     # Not left set for the session: other tests build stores of their own.
     return Workspace(folder, config, uri, log)
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def start(workspace: Workspace, config, monkeypatch) -> TestClient:
+    from serving.service import JourneyService
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+    monkeypatch.setenv("JOURNEYGUARD_CONFIG", str(config))
+    return TestClient(JourneyService.to_asgi())
+
+
+def wait_ready(client: TestClient, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").text
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def client(workspace: Workspace) -> Iterator[TestClient]:
+    """The service in-process, with a token. One for the session: BentoML registers its
+    Prometheus metrics globally, so a second app in one process would fail to start."""
+    patch = pytest.MonkeyPatch()
+    with start(workspace, workspace.variant("token", f'api_token = "{TOKEN}"'), patch) as app:
+        try:
+            wait_ready(app)
+        finally:
+            patch.undo()  # read at start only; later tests build MLflow stores of their own
+        yield app

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from datetime import UTC
 
 import numpy as np
@@ -13,35 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
-from starlette.testclient import TestClient
 
-from tests.serving.conftest import AS_OF, TOKEN, Workspace
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def start(workspace: Workspace, config, monkeypatch) -> TestClient:
-    from serving.service import JourneyService
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
-    monkeypatch.setenv("JOURNEYGUARD_CONFIG", str(config))
-    return TestClient(JourneyService.to_asgi())
-
-
-def wait_ready(client: TestClient, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, client.get("/readyz").text
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def client(workspace: Workspace) -> Iterator[TestClient]:
-    with pytest.MonkeyPatch.context() as patch:
-        config = workspace.variant("token", f'api_token = "{TOKEN}"')
-        with start(workspace, config, patch) as test_client:
-            wait_ready(test_client)
-            yield test_client
+from tests.serving.conftest import AS_OF, AUTH, Workspace, wait_ready
 
 
 def journey_body(log_events: pd.DataFrame, customer_id: str, as_of: pd.Timestamp) -> dict:

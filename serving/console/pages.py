@@ -1,0 +1,322 @@
+"""The data behind each console page, as plain functions of frames and arrays (no HTTP).
+
+The routes in `serving.service` parse nothing themselves: they hand the query to `list_query`,
+the frames to the functions here, and the result to a template. Everything is vectorised over
+the risk list, so a page of a 10,000+ customer list costs a filter, a sort and a slice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.schema import CASE_ID, CHANNEL, VALUE, Coded, EventLog
+from serving.console.errors import ConsoleError
+
+BANDS = ("high", "medium", "low")
+SORTS = ("risk", "value")
+MAX_PER_PAGE = 500
+HISTORY_POINTS = 60  # at most this many snapshots in a customer's risk history
+EXPORT_COLUMNS = (
+    "customer_id", "task", "as_of", "risk", "band", "reasons", "value", "last_contact",
+    "outreach", "outreach_reason", "model_version",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """The risk list's filters, sort and page, validated."""
+
+    task: str
+    band: str = ""
+    reason: str = ""
+    sort: str = "risk"
+    page: int = 1
+    per_page: int = 50
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The query string of this view (with `changes`), defaults left out, for links."""
+        query = replace(self, **changes)
+        defaults = ListQuery(task=query.task)
+        return {
+            name: str(getattr(query, name))
+            for name in ("task", "band", "reason", "sort", "page", "per_page")
+            if name == "task" or getattr(query, name) != getattr(defaults, name)
+        }
+
+
+def list_query(params: Mapping[str, str], tasks: Sequence[str]) -> ListQuery:
+    """The `ListQuery` of a request's query parameters; `ConsoleError(400)` naming the bad one."""
+    unknown = sorted(set(params) - {"task", "band", "reason", "sort", "page", "per_page"})
+    if unknown:
+        raise ConsoleError(400, f"unknown parameter {unknown[0]!r}: use task, band, reason, "
+                           "sort, page or per_page")  # fmt: skip
+    task = params.get("task") or (tasks[0] if tasks else "")
+    if task not in tasks:
+        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(tasks)}")
+    band = params.get("band", "")
+    if band and band not in BANDS:
+        raise ConsoleError(400, f"band {band!r}: choose high, medium or low (or leave it empty)")
+    sort = params.get("sort") or "risk"
+    if sort not in SORTS:
+        raise ConsoleError(400, f"sort {sort!r}: choose {' or '.join(SORTS)}")
+    page = _whole(params, "page", 1, 1, 10**9)
+    per_page = _whole(params, "per_page", 50, 1, MAX_PER_PAGE)
+    reason = params.get("reason", "").strip()
+    return ListQuery(task, band, reason[:200], sort, page, per_page)
+
+
+def _whole(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConsoleError(400, f"{name} {text!r}: expected a whole number") from None
+    if not low <= value <= high:
+        raise ConsoleError(400, f"{name} {value}: expected {low} to {high}")
+    return value
+
+
+def outreach_by_customer(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Per customer of a campaign's decisions: the latest decision and its reason, and when
+    the customer was last contacted (NaT when never), indexed by customer_id."""
+    columns = {"outreach": [], "outreach_reason": [], "last_contact": []}
+    if decisions.empty:
+        return pd.DataFrame(columns, index=pd.Index([], name="customer_id")).astype(
+            {"last_contact": "datetime64[ns, UTC]"}
+        )
+    ordered = decisions.sort_values(["as_of", "decision_key"])
+    latest = ordered.groupby("customer_id", sort=False).tail(1).set_index("customer_id")
+    contacts = ordered[ordered["decision"] == "contact"].groupby("customer_id")["as_of"].max()
+    return pd.DataFrame(
+        {
+            "outreach": latest["decision"],
+            "outreach_reason": latest["reason"],
+            "last_contact": contacts.reindex(latest.index),
+        }
+    )
+
+
+def enrich(table: pd.DataFrame, values: pd.Series, outreach: pd.DataFrame) -> pd.DataFrame:
+    """A scored risk list with each customer's spend so far (`value`), latest outreach decision
+    and reason, last contact, and its reasons joined into one text (`reasons`)."""
+    ids = table["customer_id"].astype(str)
+    reason_columns = [c for c in table.columns if c.startswith("reason_")]
+    reasons = np.full(len(table), "", dtype=object)
+    for name in reason_columns:  # vectorised joins: a row-wise apply costs 20x more
+        text = table[name].to_numpy(dtype=object)
+        present = np.array([isinstance(t, str) and t != "" for t in text], dtype=bool)
+        joined = np.where(reasons == "", text, reasons + "; " + np.where(present, text, ""))
+        reasons = np.where(present, joined, reasons)
+    found = outreach.reindex(ids)
+    return table.assign(
+        customer_id=ids.to_numpy(),
+        value=values.reindex(ids).fillna(0.0).to_numpy(),
+        reasons=reasons,
+        outreach=found["outreach"].to_numpy(),
+        outreach_reason=found["outreach_reason"].to_numpy(),
+        last_contact=found["last_contact"].to_numpy(),
+    )
+
+
+def filtered(table: pd.DataFrame, query: ListQuery) -> pd.DataFrame:
+    """The rows of an enriched list that pass the query's band and reason filters, in its
+    order (riskiest first, or highest spend first; ties by customer id)."""
+    keep = np.ones(len(table), dtype=bool)
+    if query.band:
+        keep &= (table["band"] == query.band).to_numpy()
+    if query.reason:
+        keep &= table["reasons"].str.contains(query.reason, case=False, regex=False).to_numpy()
+    rows = table[keep]
+    by = [query.sort, "customer_id"] if query.sort == "value" else ["risk", "customer_id"]
+    return rows.sort_values(by, ascending=[False, True], kind="stable", ignore_index=True)
+
+
+def list_page(table: pd.DataFrame, query: ListQuery) -> dict[str, Any]:
+    """The rows of one page of the filtered list, with the counts the page shows.
+    A page past the end is an empty page (with the real number of pages), not an error."""
+    rows = filtered(table, query)
+    pages = max(1, math.ceil(len(rows) / query.per_page))
+    start = (query.page - 1) * query.per_page
+    shown = rows.iloc[start : start + query.per_page]
+    return {
+        "query": query,
+        "total": len(table),
+        "matching": len(rows),
+        "pages": pages,
+        "first": start + 1 if len(shown) else 0,
+        "last": start + len(shown),
+        "bands": {band: int((table["band"] == band).sum()) for band in BANDS},
+        "as_of": _iso(table["as_of"].max()) if len(table) else None,
+        "rows": [_row(record) for record in shown.to_dict("records")],
+    }
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "customer_id": record["customer_id"],
+        "risk": float(record["risk"]),
+        "band": record["band"],
+        "reasons": [
+            record[c] for c in sorted(record) if c.startswith("reason_") and _text(record[c])
+        ],
+        "value": float(record["value"]),
+        "last_contact": _iso(record["last_contact"]),
+        "outreach": _text(record["outreach"]),
+        "outreach_reason": _text(record["outreach_reason"]),
+    }
+
+
+def export_csv(rows: pd.DataFrame) -> str:
+    """The filtered list as CSV text, one row per customer, in the list's order (columnwise:
+    20,000 rows in a fraction of a second)."""
+    version = rows["model_version"] if "model_version" in rows else pd.Series(pd.NA, rows.index)
+    frame = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"],
+            "task": rows["task"],
+            "as_of": _iso_column(rows["as_of"]),
+            "risk": rows["risk"].astype(float).round(6),
+            "band": rows["band"],
+            "reasons": rows["reasons"],
+            "value": rows["value"].astype(float).round(2),
+            "last_contact": _iso_column(rows["last_contact"]),
+            "outreach": rows["outreach"],
+            "outreach_reason": rows["outreach_reason"],
+            "model_version": pd.array(version, dtype="Int64"),
+        },
+        columns=EXPORT_COLUMNS,
+    )
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _iso_column(times: pd.Series) -> pd.Series:
+    """ISO 8601 text of a column of times (empty where missing), formatting each distinct
+    time once."""
+    stamps = pd.to_datetime(times, utc=True)
+    distinct = {value: _iso(value) or "" for value in stamps.dropna().unique()}
+    return stamps.map(distinct).fillna("")
+
+
+def customer_values(log: EventLog, as_of_ns: int) -> pd.Series:
+    """Per customer, the total `value` of their events at or before `as_of_ns` (0 without a
+    value column), indexed by customer id: what they have spent so far."""
+    column = log.column(VALUE)
+    if column is None or isinstance(column, Coded) or log.n_events == 0:
+        totals = np.zeros(log.n_journeys)
+    else:
+        amounts = np.where(log.times <= as_of_ns, np.nan_to_num(column, nan=0.0), 0.0)
+        totals = np.add.reduceat(amounts, log.offsets[:-1])
+    return pd.Series(totals, index=log.journey_ids.astype(str))
+
+
+def journey_events(journey: EventLog) -> list[dict[str, Any]]:
+    """The events of a one-journey log, oldest first: time, step, channel, case and value."""
+    channel, case = _texts(journey, CHANNEL), _texts(journey, CASE_ID)
+    value = journey.column(VALUE)
+    values = value if isinstance(value, np.ndarray) else np.full(journey.n_events, np.nan)
+    times = pd.to_datetime(journey.times, utc=True)
+    return [
+        {
+            "time": times[i].isoformat(),
+            "step": str(journey.steps[journey.step_codes[i]]),
+            "channel": channel[i],
+            "case": case[i],
+            "value": None if np.isnan(values[i]) else float(values[i]),
+        }
+        for i in range(journey.n_events)
+    ]
+
+
+def _texts(log: EventLog, name: str) -> list[str | None]:
+    column = log.column(name)
+    if isinstance(column, Coded):
+        return column.values().tolist()
+    return [None] * log.n_events
+
+
+def history_times(
+    event_times: np.ndarray, as_of_ns: int, limit: int = HISTORY_POINTS
+) -> np.ndarray:
+    """When to score a journey to show how its risk moved: at each of its events up to
+    `as_of_ns` and at `as_of_ns` itself, thinned evenly to at most `limit` moments."""
+    moments = np.unique(np.append(event_times[event_times <= as_of_ns], as_of_ns))
+    if len(moments) > limit:
+        moments = moments[np.unique(np.linspace(0, len(moments) - 1, limit).round().astype(int))]
+    return moments.astype(np.int64)
+
+
+def sparkline(
+    times: np.ndarray, risks: Mapping[str, np.ndarray], width: int = 640, height: int = 160
+) -> dict[str, Any]:
+    """Polyline points of each task's risk over time in a `width` x `height` box (risk 0 at
+    the bottom, 1 at the top), with the first and last times for the axis."""
+    pad = 8
+    span = max(int(times[-1] - times[0]), 1) if len(times) else 1
+    xs = pad + (times - (times[0] if len(times) else 0)) / span * (width - 2 * pad)
+    lines = {
+        task: " ".join(
+            f"{x:.1f},{pad + (1 - r) * (height - 2 * pad):.1f}"
+            for x, r in zip(xs, values, strict=True)
+        )
+        for task, values in risks.items()
+    }
+    stamps = pd.to_datetime(times, utc=True)
+    return {
+        "width": width,
+        "height": height,
+        "lines": lines,
+        "start": stamps[0].date().isoformat() if len(times) else "",
+        "end": stamps[-1].date().isoformat() if len(times) else "",
+    }
+
+
+def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> list[dict]:
+    """One row per task and alias (champion, challenger) with version, test metrics and run id,
+    from `training.registry.champion_versions`; tasks without a registered model say so."""
+    rows = []
+    for task in tasks:
+        entry = versions.get(task) or {}
+        for alias in ("champion", "challenger"):
+            found = entry.get(alias)
+            metrics = (found or {}).get("metrics", {})
+            rows.append(
+                {
+                    "task": task,
+                    "alias": alias,
+                    "model_name": entry.get("model_name"),
+                    "version": None if found is None else found["version"],
+                    "run_id": None if found is None else found["run_id"],
+                    "created": None if found is None else found.get("created"),
+                    "roc_auc": metrics.get("test_roc_auc"),
+                    "pr_auc": metrics.get("test_pr_auc"),
+                    "brier": metrics.get("test_brier"),
+                }
+            )
+    return rows
+
+
+def report_path(output_dir: Path, task: str) -> Path:
+    """Where `journeyguard analyze --task` (and the demo) writes the task's journey report."""
+    return output_dir / "analysis" / task / "report.html"
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        return None
+    return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).isoformat()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

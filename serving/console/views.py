@@ -1,0 +1,119 @@
+"""Each console page as one function from the request's values to HTML (or CSV), so the routes
+in `serving.service` stay one line each and the pages can be tested without a server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from serving.console import pages, render
+from serving.console.data import ConsoleData
+from serving.console.errors import ConsoleError
+
+TITLES = {400: "Bad request", 401: "Log in needed", 404: "Not found", 503: "Not ready"}
+
+
+def risk_list_html(data: ConsoleData, params: Mapping[str, str]) -> str:
+    """The risk list page: one page of the filtered, sorted list of the chosen task."""
+    query = pages.list_query(params, data.tasks)
+    page = pages.list_page(_table(data, query.task), query)
+    return render(
+        "list",
+        active="list",
+        data=page,
+        tasks=data.tasks,
+        bands=pages.BANDS,
+        campaign=data.settings.outreach.campaign,
+        outbox=data.outbox() is not None,
+        export_query=urlencode(query.params(page=1, per_page=50)),
+        prev_query=urlencode(query.params(page=query.page - 1)),
+        next_query=urlencode(query.params(page=query.page + 1)),
+    )
+
+
+def export_csv(data: ConsoleData, params: Mapping[str, str]) -> tuple[str, str]:
+    """The whole filtered list (every page) as CSV, and a file name saying what it holds."""
+    query = pages.list_query(params, data.tasks)
+    rows = pages.filtered(_table(data, query.task), query)
+    name = "-".join(filter(None, ["risk", query.task, query.band])) + ".csv"
+    return pages.export_csv(rows), name
+
+
+def _table(data: ConsoleData, task: str) -> Any:
+    table = data.risk_table(task)
+    if table is None:
+        raise ConsoleError(
+            404,
+            f"no scored list for {task!r} at {data.settings.output_dir}: run `journeyguard score "
+            f"--config {data.settings.path} --task {task} --as-of ...`",
+        )
+    return table
+
+
+def customer_html(data: ConsoleData, customer_id: str, champions: Mapping[str, Any]) -> str:
+    """The customer page: journey, risks now and over time, outreach."""
+    customer = data.customer(customer_id, champions)
+    return render("customer", active="", c=customer, campaign=data.settings.outreach.campaign)
+
+
+def paths_html(data: ConsoleData, params: Mapping[str, str]) -> str:
+    """The paths page: the task's latest journey report in a frame, or how to write one."""
+    task = _task(data, params)
+    path = pages.report_path(data.settings.output_dir, task)
+    exists = path.is_file()
+    written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat() if exists else None
+    return render(
+        "paths",
+        active="paths",
+        task=task,
+        tasks=data.tasks,
+        path=path,
+        exists=exists,
+        written=written,
+        config=data.settings.path,
+        report_url="/console/paths/report?" + urlencode({"task": task}),
+    )
+
+
+def report_file(data: ConsoleData, params: Mapping[str, str]) -> Path:
+    """The task's report.html; `ConsoleError(404)` while there is none."""
+    task = _task(data, params)
+    path = pages.report_path(data.settings.output_dir, task)
+    if not path.is_file():
+        raise ConsoleError(404, f"no journey report for {task!r} at {path}")
+    return path
+
+
+def _task(data: ConsoleData, params: Mapping[str, str]) -> str:
+    task = params.get("task") or (data.tasks[0] if data.tasks else "")
+    if task not in data.tasks:
+        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(data.tasks)}")
+    return task
+
+
+def models_html(
+    data: ConsoleData, versions: Mapping[str, Any], serving: Mapping[str, int], uri: str
+) -> str:
+    """The models page from `training.registry.champion_versions` and the loaded versions."""
+    rows = pages.model_rows(versions, data.tasks)
+    return render("models", active="models", rows=rows, uri=uri, serving=serving)
+
+
+def login_html(next_path: str, message: str | None = None) -> str:
+    return render("login", active="", next=safe_next(next_path), message=message)
+
+
+def error_html(status: int, message: str) -> str:
+    return render(
+        "error", active="", status=status, title=TITLES.get(status, "Error"), message=message
+    )
+
+
+def safe_next(next_path: str | None) -> str:
+    """Where to go after logging in: a console path of this site, never another site."""
+    if next_path and next_path.startswith("/console") and "//" not in next_path:
+        return next_path
+    return "/console"
