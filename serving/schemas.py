@@ -7,13 +7,30 @@ configuration of the running service.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
 
 # Hard ceilings whatever the configuration says: a request beyond them is refused outright.
 MAX_JOURNEYS = 100_000
 MAX_EVENTS = 100_000
+
+
+# Event times are int64 nanoseconds (as in every EventLog): what they can hold, whole days.
+EARLIEST, LATEST = datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC)
+
+
+def _representable(moment: datetime) -> datetime:
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(
+            f"expected a time between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, "
+            f"got {moment.isoformat()}"
+        )
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
 class Strict(BaseModel):
@@ -23,7 +40,7 @@ class Strict(BaseModel):
 class EventIn(Strict):
     """One event of a journey, in the canonical schema."""
 
-    timestamp: AwareDatetime = Field(description="ISO 8601 with a UTC offset.")
+    timestamp: Moment = Field(description="ISO 8601 with a UTC offset.")
     event: str = Field(min_length=1, description="The step, e.g. 'ticket_opened'.")
     case_id: str | None = None
     channel: str | None = None
@@ -39,7 +56,7 @@ class JourneyIn(Strict):
 
     customer_id: str = Field(min_length=1)
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
-    as_of: AwareDatetime | None = Field(
+    as_of: Moment | None = Field(
         default=None, description="The moment to score at (default: now). Later events wait."
     )
 
@@ -48,7 +65,7 @@ class CustomerIn(Strict):
     """A customer whose events the service reads from the configured event source."""
 
     customer_id: str = Field(min_length=1)
-    as_of: AwareDatetime | None = None
+    as_of: Moment | None = None
 
 
 class Reason(BaseModel):

@@ -20,11 +20,8 @@ from __future__ import annotations
 import gc
 import hmac
 import json
-import math
 import os
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
@@ -39,17 +36,13 @@ from starlette.responses import (
 )
 
 from serving.console.errors import ConsoleError
+from serving.drift import DriftGauges
+from serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware
 from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
 SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
 TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
-PROBES = ("/livez", "/healthz", "/readyz")
-CONSOLE = "/console"
-CONSOLE_OPEN = ("/console/login", "/console/logout")  # reachable without a token
-TOKEN_COOKIE = "journeyguard_token"
-MODEL_ENDPOINTS = ("/predict", "/predict_customer")
-
 PREDICTIONS = bentoml.metrics.Counter(
     name="journeyguard_predictions",
     documentation="Journeys scored, by task and model version.",
@@ -61,20 +54,6 @@ LATENCY = bentoml.metrics.Histogram(
     labelnames=["task", "model_version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")),
 )
-DRIFT_PSI = bentoml.metrics.Gauge(
-    name="journeyguard_drift_psi",
-    documentation="PSI against the champion's training reference of the risk score (feature="
-    "'risk_score') and of the features that moved most, from the latest journeyguard monitor.",
-    labelnames=["task", "model_version", "feature"],
-    multiprocess_mode="mostrecent",
-)
-DRIFT_BREACH = bentoml.metrics.Gauge(
-    name="journeyguard_drift_breach",
-    documentation="1 when the latest journeyguard monitor of the task found a breach, else 0.",
-    labelnames=["task"],
-    multiprocess_mode="mostrecent",
-)
-
 risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -283,59 +262,6 @@ async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
     return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
 
 
-class DriftGauges:
-    """Sets the drift gauges from each task's monitor result file, again whenever a file
-    changes (a new monitor run, or one for a newly promoted champion)."""
-
-    def __init__(self, paths: dict[str, Path]) -> None:
-        self.paths = paths
-        self._seen: dict[str, int] = {}
-        self._labels: dict[str, set[tuple[str, str]]] = {}
-        self._stop = threading.Event()
-
-    def refresh(self) -> bool:
-        """Reads the files that changed since the last call; True when a gauge changed."""
-        from training.monitor import gauge_values
-
-        changed = False
-        for task, path in self.paths.items():
-            try:
-                stamp = path.stat().st_mtime_ns
-                if self._seen.get(task) == stamp:
-                    continue
-                result = json.loads(path.read_text(encoding="utf-8"))
-                values = gauge_values(result)
-            except (OSError, ValueError, KeyError, TypeError):  # absent, or not a result
-                continue
-            self._seen[task], changed = stamp, True
-            version = str(result.get("model_version"))
-            labels = {(version, feature) for feature in values}
-            # A feature no longer among the top: NaN (labels cannot be removed across workers).
-            for old_version, feature in self._labels.get(task, set()) - labels:
-                DRIFT_PSI.labels(task, old_version, feature).set(math.nan)
-            for feature, value in values.items():
-                DRIFT_PSI.labels(task, version, feature).set(value)
-            DRIFT_BREACH.labels(task).set(float(bool(result.get("breach"))))
-            self._labels[task] = labels
-        return changed
-
-    def watch(self, every_seconds: float) -> threading.Thread:
-        """Refreshes now and then every `every_seconds` in a daemon thread."""
-
-        def loop() -> None:
-            while True:
-                self.refresh()
-                if self._stop.wait(every_seconds):
-                    return
-
-        thread = threading.Thread(target=loop, name="drift-watch", daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 def _freeze_heap() -> None:
     """Moves everything alive now (the models) out of the garbage collector's sight: parsing a
     large request creates objects by the thousand, and every collection they trigger would
@@ -347,96 +273,6 @@ def _freeze_heap() -> None:
 def _now() -> datetime:
     """The moment a request without `as_of` is scored at: the edge reads the clock."""
     return datetime.now(UTC)
-
-
-class GuardMiddleware:
-    """Bearer token on every endpoint but the probes; a clear 503 with the reason while the
-    champions are not loaded (on /readyz and the model endpoints)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope["path"].rstrip("/") or "/"
-        try:
-            service = bentoml.get_current_service()
-        except bentoml.exceptions.BentoMLException:  # still starting
-            service = None
-        if path in PROBES:
-            if path == "/readyz" and service is not None and not service.champions.ready:
-                return await _json(send, 503, {"ready": False, "reason": service.champions.reason})
-            return await self.app(scope, receive, send)
-        token = service.api_token if service is not None else None
-        console = path == CONSOLE or path.startswith(f"{CONSOLE}/")
-        if not token or path in CONSOLE_OPEN:
-            pass
-        elif console:
-            if not (_bearer_matches(scope, token) or _cookie_matches(scope, token)):
-                return await _to_login(scope, send)
-        elif not _bearer_matches(scope, token):
-            return await _json(
-                send,
-                401,
-                {"error": "missing or wrong API token: send 'Authorization: Bearer <token>'"},
-                [(b"www-authenticate", b"Bearer")],
-            )
-        if path in MODEL_ENDPOINTS and service is not None and not service.champions.ready:
-            return await _json(send, 503, {"error": service.champions.reason})
-        return await self.app(scope, receive, send)
-
-
-def _bearer_matches(scope: dict, token: str) -> bool:
-    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-    scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
-
-
-def _cookie_matches(scope: dict, token: str) -> bool:
-    """The console's login cookie holds the token (see `console_login`)."""
-    from http.cookies import CookieError, SimpleCookie
-
-    header = dict(scope.get("headers") or []).get(b"cookie", b"").decode("latin-1")
-    try:
-        morsel = SimpleCookie(header).get(TOKEN_COOKIE)
-    except CookieError:
-        return False
-    return morsel is not None and hmac.compare_digest(morsel.value.encode(), token.encode())
-
-
-async def _to_login(scope: dict, send: Any) -> None:
-    """A console page without the token: its login form, coming back here afterwards."""
-    from urllib.parse import urlencode
-
-    here = scope["path"] + (
-        f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
-    )
-    location = f"{CONSOLE}/login?{urlencode({'next': here})}".encode("latin-1")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 303,
-            "headers": [(b"location", location), (b"content-length", b"0")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _json(send: Any, status: int, body: dict, headers: list | None = None) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
 
 
 JourneyService.add_asgi_middleware(GuardMiddleware)

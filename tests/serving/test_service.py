@@ -135,6 +135,11 @@ GOOD = {"customer_id": "C1", "events": [GOOD_EVENT]}
         ({"journeys": [GOOD] * 51}, "journeys"),
         ({"journeys": [{**GOOD, "events": [GOOD_EVENT] * 201}]}, "journeys"),
         ({"journeys": [{**GOOD, "as_of": "2025-06-01"}]}, "as_of"),
+        ({"journeys": [{**GOOD, "as_of": "2263-01-01T00:00:00Z"}]}, "as_of"),  # past int64 ns
+        (
+            {"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "timestamp": "1500-01-01T00:00Z"}]}]},
+            "timestamp",
+        ),
     ],
 )
 def test_bad_requests_answer_400_naming_the_field(client, body, field):
