@@ -43,6 +43,7 @@ from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
 TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
+
 PREDICTIONS = bentoml.metrics.Counter(
     name="journeyguard_predictions",
     documentation="Journeys scored, by task and model version.",
@@ -54,6 +55,7 @@ LATENCY = bentoml.metrics.Histogram(
     labelnames=["task", "model_version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")),
 )
+
 risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
