@@ -62,6 +62,10 @@ app = typer.Typer(
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The TOML configuration file.")]
+PastOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
+]
 
 
 def main() -> None:
@@ -129,10 +133,7 @@ def analyze(
     task: Annotated[
         str | None, typer.Option(help="A task of the config: adds the critical path analysis.")
     ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
-    ] = None,
+    as_of: PastOption = None,
 ) -> None:
     """Paths, variants, funnels, bottlenecks and the critical path analysis of a task."""
     settings = load_config(config)
@@ -238,10 +239,7 @@ def kpis(
         str | None,
         typer.Option(help="Groups: month, week, variant or attribute:<column> (default: none)."),
     ] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
-    ] = None,
+    as_of: PastOption = None,
 ) -> None:
     """CSAT, NPS, resolution time, churn and repeat purchase rates, with 95 % intervals."""
     from features.kpis import parse_grouping
