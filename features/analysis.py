@@ -30,6 +30,14 @@ class Analysis:
     variants: paths.Table
 
 
+REPORT = "report.html"
+
+
+def task_analysis_dir(output_dir: Path, task: str) -> Path:
+    """Where `journeyguard demo` writes a task's analysis (and where the console finds it)."""
+    return Path(output_dir) / "analysis" / task
+
+
 def write_analysis(analysis: Analysis, out: Path) -> None:
     """analysis.json, variants.csv (every variant) and the self-contained report.html."""
     from features.report import write_report
@@ -38,7 +46,7 @@ def write_analysis(analysis: Analysis, out: Path) -> None:
     # Compact: Python's indenting encoder is several times slower on large logs.
     (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
     _write_variants_csv(analysis.variants, out / "variants.csv")
-    write_report(analysis.summary, out / "report.html")
+    write_report(analysis.summary, out / REPORT)
 
 
 def _write_variants_csv(table: paths.Table, path: Path) -> None:

@@ -354,9 +354,12 @@ def demo(
     outreach_events_path(settings).unlink(missing_ok=True)
     typer.secho("== validate", bold=True)
     typer.echo(validate_source(settings)["text"])
+    from features.analysis import task_analysis_dir
+
     for task in settings.tasks:
         typer.secho(f"== analyze --task {task}", bold=True)
-        typer.echo(run_analysis(settings, settings.output_dir / "analysis" / task, task, None))
+        out = task_analysis_dir(settings.output_dir, task)
+        typer.echo(run_analysis(settings, out, task, None))
     typer.secho("== kpis --by month", bold=True)
     from features.kpis import Grouping
 

@@ -34,7 +34,7 @@ def customer_facts(
     closing = seen & np.isin(log.step_codes, _codes(log, closes_case))
     return pd.DataFrame(
         {
-            "value": _spend_until(log, seen)[snapshots.journeys],
+            "value": spend_until(log, seen)[snapshots.journeys],
             "open_case": _case_open(log, snapshots, opening, closing),
         },
         index=pd.Index(snapshots.customer_ids.astype(str), name=CUSTOMER_ID),
@@ -46,7 +46,7 @@ def _codes(log: EventLog, steps: tuple[str, ...]) -> np.ndarray:
     return np.flatnonzero(np.isin(log.steps, list(steps)))
 
 
-def _spend_until(log: EventLog, seen: np.ndarray) -> np.ndarray:
+def spend_until(log: EventLog, seen: np.ndarray) -> np.ndarray:
     """Per journey, the total `value` of its events seen (missing values count as 0).
 
     Summed within each journey (not as differences of one running total over the whole log),

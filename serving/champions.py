@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from serving.periodic import every
 from training.models import JourneyModel
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class ChampionStore:
         self._champions: dict[str, Champion] = {}
         self._reason = "loading the champion models"
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # replaced by `watch`'s
 
     def current(self) -> dict[str, Champion]:
         """The champions now in use (a snapshot: a reload does not change it under a caller)."""
@@ -79,26 +80,19 @@ class ChampionStore:
                 )
             return changed
 
-    def watch(
-        self, every_seconds: float, on_change: Callable[[], None] | None = None
-    ) -> threading.Thread:
-        """Refreshes now and then every `every_seconds` in a daemon thread; calls `on_change`
+    def watch(self, every_seconds: float, on_change: Callable[[], None] | None = None) -> None:
+        """Refreshes now and then every `every_seconds` in the background; calls `on_change`
         after a refresh that changed the champions."""
 
-        def loop() -> None:
-            while True:
-                try:
-                    if self.refresh() and on_change is not None:
-                        on_change()
-                except Exception as error:  # the registry may be briefly unreachable
-                    self._reason = f"cannot read the model registry {self.uri}: {error}"
-                    log.exception("refreshing the champions failed")
-                if self._stop.wait(every_seconds):
-                    return
+        def refresh_quietly() -> None:
+            try:
+                if self.refresh() and on_change is not None:
+                    on_change()
+            except Exception as error:  # the registry may be briefly unreachable
+                self._reason = f"cannot read the model registry {self.uri}: {error}"
+                log.exception("refreshing the champions failed")
 
-        thread = threading.Thread(target=loop, name="champion-watch", daemon=True)
-        thread.start()
-        return thread
+        self._stop = every(every_seconds, refresh_quietly, "champion-watch")
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import bentoml
 
+from serving.periodic import every
+
 DRIFT_PSI = bentoml.metrics.Gauge(
     name="journeyguard_drift_psi",
     documentation="PSI against the champion's training reference of the risk score (feature="
@@ -33,7 +35,7 @@ class DriftGauges:
         self.paths = paths
         self._seen: dict[str, int] = {}
         self._labels: dict[str, set[tuple[str, str]]] = {}
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # replaced by `watch`'s
 
     def refresh(self) -> bool:
         """Reads the files that changed since the last call; True when a gauge changed."""
@@ -61,18 +63,9 @@ class DriftGauges:
             self._labels[task] = labels
         return changed
 
-    def watch(self, every_seconds: float) -> threading.Thread:
-        """Refreshes now and then every `every_seconds` in a daemon thread."""
-
-        def loop() -> None:
-            while True:
-                self.refresh()
-                if self._stop.wait(every_seconds):
-                    return
-
-        thread = threading.Thread(target=loop, name="drift-watch", daemon=True)
-        thread.start()
-        return thread
+    def watch(self, every_seconds: float) -> None:
+        """Refreshes now and then every `every_seconds` in the background."""
+        self._stop = every(every_seconds, self.refresh, "drift-watch")
 
     def stop(self) -> None:
         self._stop.set()

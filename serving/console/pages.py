@@ -207,15 +207,11 @@ def _iso_column(times: pd.Series) -> pd.Series:
 
 
 def customer_values(log: EventLog, as_of_ns: int) -> pd.Series:
-    """Per customer, the total `value` of their events at or before `as_of_ns` (0 without a
-    value column), indexed by customer id: what they have spent so far."""
-    column = log.column(VALUE)
-    if column is None or isinstance(column, Coded) or log.n_events == 0:
-        totals = np.zeros(log.n_journeys)
-    else:
-        amounts = np.where(log.times <= as_of_ns, np.nan_to_num(column, nan=0.0), 0.0)
-        totals = np.add.reduceat(amounts, log.offsets[:-1])
-    return pd.Series(totals, index=log.journey_ids.astype(str))
+    """Per customer, what they have spent up to `as_of_ns`, indexed by customer id: the same
+    total the outreach policy's `min_value` compares against."""
+    from outreach.facts import spend_until
+
+    return pd.Series(spend_until(log, log.times <= as_of_ns), index=log.journey_ids.astype(str))
 
 
 def journey_events(journey: EventLog) -> list[dict[str, Any]]:
@@ -305,8 +301,10 @@ def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) 
 
 
 def report_path(output_dir: Path, task: str) -> Path:
-    """Where `journeyguard analyze --task` (and the demo) writes the task's journey report."""
-    return output_dir / "analysis" / task / "report.html"
+    """The task's journey report, where the demo writes it."""
+    from features.analysis import REPORT, task_analysis_dir
+
+    return task_analysis_dir(output_dir, task) / REPORT
 
 
 def _iso(value: Any) -> str | None:

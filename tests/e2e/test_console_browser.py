@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
-from tests.serving.conftest import TOKEN, Workspace, workspace  # noqa: F401
+from tests.serving.conftest import TOKEN, Workspace, served, workspace  # noqa: F401
 from tests.serving.test_console import seed_outbox
-from tests.serving.test_serve_cli import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,39 +45,10 @@ def server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> It
     report = report_path(settings.output_dir, "churn")
     run_analysis(settings, report.parent, "churn", None)
     config = workspace.variant("browser", f'api_token = "{TOKEN}"')
-    port = free_port()
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": workspace.tracking_uri}
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = folder / "server.log"
-    command = [
-        str(Path(sys.executable).with_name("journeyguard")),
-        "serve",
-        "--config",
-        str(config),
-    ]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--workers", "1"],
-        env=environment,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        yield base
+        with served(workspace, config, folder / "server.log", "--workers", "1") as base:
+            yield base
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
         outbox.unlink(missing_ok=True)
         shutil.rmtree(report.parent, ignore_errors=True)
 

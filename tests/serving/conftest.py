@@ -3,7 +3,12 @@ champions of two tasks, and their scored risk lists. Built once per session (abo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -129,3 +134,46 @@ def client(workspace: Workspace) -> Iterator[TestClient]:
         finally:
             patch.undo()  # read at start only; later tests build MLflow stores of their own
         yield app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(
+    workspace: Workspace, config: Path, log: Path, *extra: str, wait_seconds: float = 90
+) -> Iterator[str]:
+    """`journeyguard serve --config config` on a free loopback port, ready; yields its URL and
+    stops it afterwards. Its output goes to `log`, shown when it fails to start."""
+    import httpx
+
+    port = free_port()
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": workspace.tracking_uri}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes its own
+    command = [str(Path(sys.executable).with_name("journeyguard")), "serve"]
+    server = subprocess.Popen(
+        [*command, "--config", str(config), "--port", str(port), *extra],
+        env=environment,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.serving.conftest import AS_OF, TOKEN, Workspace
+from tests.serving.conftest import AS_OF, TOKEN, Workspace, served
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_answers_over_http(workspace: Workspace, tmp_path: Path):
     config = workspace.variant("served", f'api_token = "{TOKEN}"')
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("journeyguard")),
-        "serve",
-        "--config",
-        str(config),
-    ]
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": workspace.tracking_uri}
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes its own
-    server = subprocess.Popen(
-        [*command, "--port", str(port)],
-        env=environment,
-        stdout=(tmp_path / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.5)
+    with served(workspace, config, tmp_path / "server.log") as base:
         auth = {"Authorization": f"Bearer {TOKEN}"}
         body = {
             "journeys": [
@@ -74,6 +36,3 @@ def test_serve_answers_over_http(workspace: Workspace, tmp_path: Path):
         assert bad.status_code == 400
         metrics = httpx.get(f"{base}/metrics", headers=auth, timeout=30).text
         assert 'journeyguard_predictions_total{endpoint="predict"' in metrics
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
