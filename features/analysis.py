@@ -24,10 +24,12 @@ VARIANT_STEP_SEPARATOR = " > "
 
 @dataclass(frozen=True)
 class Analysis:
-    """`summary`: every table, JSON-ready (variants: the most common ones); `variants`: all."""
+    """`summary`: every table, JSON-ready (variants: the most common ones); `variants`: all,
+    of the log as analysed (`seen`)."""
 
     summary: dict[str, Any]
     variants: paths.Table
+    seen: EventLog
 
 
 REPORT = "report.html"
@@ -45,24 +47,25 @@ def write_analysis(analysis: Analysis, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # Compact: Python's indenting encoder is several times slower on large logs.
     (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
-    _write_variants_csv(analysis.variants, out / "variants.csv")
+    _write_variants_csv(analysis.seen, analysis.variants, out / "variants.csv")
     write_report(analysis.summary, out / REPORT)
 
 
-def _write_variants_csv(table: paths.Table, path: Path) -> None:
+def _write_variants_csv(log: EventLog, table: paths.Table, path: Path) -> None:
     """Every variant, its steps joined by " > " in one quoted field. Written line by line
-    rather than with the csv module, which is several times slower on long fields."""
+    rather than with the csv module, which is several times slower on long fields; numbers
+    to 6 significant digits, since the shortest exact form takes twice as long to write."""
     lines = ["rank,journeys,share,median_duration_hours,steps"]
     for rank, journeys, share, hours, steps in zip(
         table["rank"].tolist(),
         table["journeys"].tolist(),
         table["share"].tolist(),
         table["median_duration_hours"].tolist(),
-        table["steps"],
+        paths.variant_steps(log, table["first_journey"]),
         strict=True,
     ):
         quoted = VARIANT_STEP_SEPARATOR.join(steps).replace('"', '""')
-        lines.append(f'{rank},{journeys},{share!r},{hours!r},"{quoted}"')
+        lines.append(f'{rank},{journeys},{share:.6g},{hours:.6g},"{quoted}"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -82,6 +85,7 @@ def analyze(
     transitions = paths.transitions(seen, gaps)
     starts, ends = paths.start_and_end_steps(seen)
     variants = paths.variants(seen)
+    top_variants = _top_variants(seen, variants)
     dwell = paths.step_dwell(seen, gaps)
     slow = paths.bottlenecks(transitions, dwell, TOP_TRANSITIONS_IN_BOTTLENECKS)
     summary = {
@@ -89,13 +93,13 @@ def analyze(
         "transitions": records({k: v for k, v in transitions.items() if k != "total_hours"}),
         "start_steps": records(starts),
         "end_steps": records(ends),
-        "variants": records(paths.head(variants, TOP_VARIANTS_IN_SUMMARY)),
+        "variants": records(top_variants),
         "step_matrix": _matrix(paths.step_matrix(seen, settings.positions)),
         "first_steps": {part: records(table) for part, table in paths.first_steps(seen).items()},
         "anchored_step_matrix": _anchored(seen, settings),
         "funnels": [
             {"name": name, "stages": records(paths.funnel(seen, list(steps)))}
-            for name, steps in _funnels(settings, variants).items()
+            for name, steps in _funnels(settings, top_variants).items()
         ],
         "durations": {
             "steps": records(paths.step_durations(seen)),
@@ -104,7 +108,16 @@ def analyze(
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
         "critical": _critical(log, settings, task, as_of, kpis) if task is not None else None,
     }
-    return Analysis(summary, variants)
+    return Analysis(summary, variants, seen)
+
+
+def _top_variants(log: EventLog, variants: paths.Table) -> paths.Table:
+    """The most common variants, each with its steps in place of its first journey."""
+    top = paths.head(variants, TOP_VARIANTS_IN_SUMMARY)
+    steps = np.empty(len(top["rank"]), dtype=object)
+    for row, names in enumerate(paths.variant_steps(log, top.pop("first_journey"))):
+        steps[row] = names
+    return {"rank": top.pop("rank"), "steps": steps, **top}
 
 
 def _critical(

@@ -43,36 +43,58 @@ def last_occurrences(values: np.ndarray) -> np.ndarray:
     return np.sort(len(values) - 1 - reversed_first)
 
 
+_FEW_GROUPS = 1_024  # up to this many groups, partition each group instead of sorting all values
+
+
+def group_order(groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """A stable order that brings each group's members together, in their original order
+    within the group. A stable sort of small integers is a radix sort: linear."""
+    group_type = np.uint16 if n_groups <= np.iinfo(np.uint16).max else np.int64
+    return np.argsort(groups.astype(group_type, copy=False), kind="stable")
+
+
 def group_quantiles(
     groups: np.ndarray,
     values: np.ndarray,
     n_groups: int,
     quantiles: tuple[float, ...] = (0.5, 0.95),
-    by_value: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per group, the quantiles of `values` (numpy's linear interpolation); NaN for empty groups.
 
-    Returns an array of shape (n_groups, len(quantiles)). `by_value`, the argsort of `values`,
-    may be passed when several groupings share the values.
+    Returns an array of shape (n_groups, len(quantiles)). `order`, `group_order(groups)`, may
+    be passed when several value columns share the groups.
     """
     result = np.full((n_groups, len(quantiles)), np.nan)
     if len(values) == 0:
         return result
     values = np.asarray(values, dtype=np.float64)
-    by_value = np.argsort(values) if by_value is None else by_value
-    # A stable sort of small integers is a radix sort: linear, unlike lexsort.
-    group_type = np.uint16 if n_groups <= np.iinfo(np.uint16).max else np.int64
-    order = by_value[np.argsort(groups[by_value].astype(group_type), kind="stable")]
-    sorted_values = values[order]
     counts = np.bincount(groups, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    present = counts > 0
-    for column, q in enumerate(quantiles):
-        exact = starts[present] + q * (counts[present] - 1)
-        low = np.floor(exact).astype(np.int64)
-        high = np.ceil(exact).astype(np.int64)
-        weight = exact - low
-        result[present, column] = sorted_values[low] * (1 - weight) + sorted_values[high] * weight
+    present = np.flatnonzero(counts)
+    exact = np.multiply.outer(counts[present] - 1, np.asarray(quantiles, dtype=np.float64))
+    low, high = np.floor(exact).astype(np.int64), np.ceil(exact).astype(np.int64)
+    weight = exact - low
+    if n_groups <= _FEW_GROUPS:
+        # Few groups: a linear-time selection in each beats one sort of every value.
+        order = group_order(groups, n_groups) if order is None else order
+        grouped = values[order]
+        low_values, high_values = np.empty_like(exact), np.empty_like(exact)
+        for row, group in enumerate(present.tolist()):
+            members = grouped[starts[group] : starts[group] + counts[group]]
+            kth = np.union1d(low[row], high[row])
+            selected = np.partition(members, kth)
+            low_values[row], high_values[row] = selected[low[row]], selected[high[row]]
+    else:
+        by_value = np.argsort(values)
+        ordered = values[by_value[group_order(groups[by_value], n_groups)]]
+        first = starts[present][:, None]
+        low_values, high_values = ordered[first + low], ordered[first + high]
+    # numpy's own interpolation, so results equal np.quantile's to the last bit.
+    step = high_values - low_values
+    result[present] = np.where(
+        weight >= 0.5, high_values - step * (1 - weight), low_values + step * weight
+    )
     return result
 
 
@@ -88,6 +110,34 @@ def count_distinct_journeys(
     journeys: np.ndarray, items: np.ndarray, n_items: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
     """Per item, how many distinct journeys have it (or the sum of a per-journey weight)."""
+    if len(journeys) and n_items <= np.iinfo(np.uint16).max and _non_decreasing(journeys):
+        journey, item = _distinct_pairs_of_sorted(journeys, items, n_items)
+    else:
+        journey, item = _distinct_pairs(journeys, items, n_items)
+    per_journey = None if weights is None else weights[journey]
+    return np.bincount(item, weights=per_journey, minlength=n_items)
+
+
+def _distinct_pairs_of_sorted(
+    journeys: np.ndarray, items: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (journey, item) pairs when journeys are sorted: grouped by item (a radix
+    sort), each group's journeys stay sorted, so a pair is new where the journey changes."""
+    order = group_order(items, n_items)
+    counts = np.bincount(items, minlength=n_items)
+    journey = journeys[order]
+    new = np.empty(len(journey), dtype=bool)
+    new[0] = True
+    np.not_equal(journey[1:], journey[:-1], out=new[1:])
+    new[np.cumsum(counts)[:-1][counts[1:] > 0]] = True  # every group's first member
+    item = np.repeat(np.arange(n_items, dtype=np.int64), counts)
+    return journey[new], item[new]
+
+
+def _distinct_pairs(
+    journeys: np.ndarray, items: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (journey, item) pairs, in any order of journeys."""
     codes = pair_codes(journeys, items, n_items)
     n_journeys = int(journeys.max()) + 1 if len(journeys) else 0
     if n_journeys * n_items <= _DENSE_LIMIT:
@@ -96,6 +146,8 @@ def count_distinct_journeys(
         distinct = np.flatnonzero(seen)
     else:
         distinct = sorted_unique(codes)
-    journey, item = np.divmod(distinct, n_items)
-    per_journey = None if weights is None else weights[journey]
-    return np.bincount(item, weights=per_journey, minlength=n_items)
+    return np.divmod(distinct, n_items)
+
+
+def _non_decreasing(values: np.ndarray) -> bool:
+    return bool((values[1:] >= values[:-1]).all())

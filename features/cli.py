@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +21,8 @@ from features.config import Config, ConfigError, load_config
 from features.errors import LoadError
 
 if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
     import pandas as pd
 
     from features.dataset import Dataset
@@ -403,6 +404,8 @@ def _unknown_task_events(settings: Config, steps: set[str]) -> dict[str, list[st
 
 
 def _registered(group: str) -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points  # 30 ms: only for commands of other packages
+
     return {entry.name: entry for entry in entry_points(group=group)}
 
 

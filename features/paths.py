@@ -15,6 +15,7 @@ import numpy as np
 from features.arrays import (
     count_distinct_journeys,
     dense_codes,
+    group_order,
     group_quantiles,
     next_in_journey,
     positions,
@@ -54,7 +55,7 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     pair_id = np.cumsum(all_counts > 0)[code] - 1
     counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
-    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), by_value=gaps.by_value)
+    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct))
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
     journeys = count_distinct_journeys(log.journey_codes[gaps.index], pair_id, len(distinct))
     table = {
@@ -71,13 +72,11 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
 
 
 class Gaps:
-    """The time from every event to the next one in its journey, sorted once for every
-    quantile taken of it."""
+    """The time from every event to the next one in its journey."""
 
     def __init__(self, log: EventLog) -> None:
         self.index, self.following = next_in_journey(log)
         self.hours = (log.times[self.following] - log.times[self.index]) / NS_PER_HOUR
-        self.by_value = np.argsort(self.hours)
 
 
 def start_and_end_steps(log: EventLog) -> tuple[Table, Table]:
@@ -129,28 +128,31 @@ def first_of_each(groups: np.ndarray) -> np.ndarray:
 
 
 def variants(log: EventLog) -> Table:
-    """Distinct step sequences with how many journeys follow each, most frequent first."""
+    """Distinct step sequences with how many journeys follow each, most frequent first.
+    A variant's steps are those of its `first_journey` (see `variant_steps`)."""
     variant = journey_variants(log)
     counts = np.bincount(variant)
     representative = first_of_each(variant)
     first, last = log.offsets[:-1], log.offsets[1:] - 1
     hours = (log.times[last] - log.times[first]) / NS_PER_HOUR
     durations = group_quantiles(variant, hours, len(counts), (0.5,))[:, 0]
-    lengths = np.diff(log.offsets)[representative]
-    bounds = np.r_[0, np.cumsum(lengths)]
-    events = np.repeat(log.offsets[representative] - bounds[:-1], lengths) + np.arange(bounds[-1])
-    names = log.steps[log.step_codes[events]].tolist()  # one conversion, then list slices
-    sequences = [names[a:b] for a, b in itertools.pairwise(bounds)]
-    steps = np.empty(len(counts), dtype=object)
-    steps[:] = [list(sequence) for sequence in sequences]
     order = np.lexsort((representative, -counts))  # ties: by their first journey's id
     return {
         "rank": np.arange(1, len(counts) + 1),
-        "steps": steps[order],
         "journeys": counts[order],
         "share": counts[order] / max(log.n_journeys, 1),
         "median_duration_hours": durations[order],
+        "first_journey": representative[order],
     }
+
+
+def variant_steps(log: EventLog, journeys: np.ndarray) -> list[list[str]]:
+    """The step names of each of the given journeys, in order."""
+    lengths = np.diff(log.offsets)[journeys]
+    bounds = np.r_[0, np.cumsum(lengths)]
+    events = np.repeat(log.offsets[journeys] - bounds[:-1], lengths) + np.arange(bounds[-1])
+    names = log.steps[log.step_codes[events]].tolist()  # one conversion, then list slices
+    return [names[start:stop] for start, stop in itertools.pairwise(bounds.tolist())]
 
 
 def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
@@ -297,14 +299,14 @@ def step_durations(log: EventLog) -> Table:
 
 
 def _first_per_journey_and_step(log: EventLog) -> np.ndarray:
-    """Index of each step's first event in each journey: one pass per step, no sort, because
-    the log is sorted by journey."""
-    firsts = []
-    for code in range(len(log.steps)):
-        index = np.flatnonzero(log.step_codes == code)
-        journey = log.journey_codes[index]
-        firsts.append(index[np.r_[True, journey[1:] != journey[:-1]]] if len(index) else index)
-    return np.concatenate(firsts) if firsts else np.zeros(0, dtype=np.int64)
+    """Index of each step's first event in each journey, grouped by step. Grouping events by
+    step keeps them in log order, so journeys within a step are sorted: firsts are where the
+    journey or the step changes."""
+    if log.n_events == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = group_order(log.step_codes, len(log.steps))
+    journey, step = log.journey_codes[order], log.step_codes[order]
+    return order[np.r_[True, (journey[1:] != journey[:-1]) | (step[1:] != step[:-1])]]
 
 
 def journey_lengths(log: EventLog) -> dict[str, float]:
@@ -324,7 +326,7 @@ def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     gaps = gaps or Gaps(log)
     step = log.step_codes[gaps.index]
     n_steps = len(log.steps)
-    quantiles = group_quantiles(step, gaps.hours, n_steps, by_value=gaps.by_value)
+    quantiles = group_quantiles(step, gaps.hours, n_steps)
     count = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(count)
     return {

@@ -1,0 +1,53 @@
+"""The group operations against plain numpy and Python, on both of their code paths."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features import arrays
+
+QUANTILES = (0.0, 0.5, 0.95, 1.0)
+
+
+@pytest.mark.parametrize("n_groups", [8, arrays._FEW_GROUPS + 1])
+@settings(max_examples=40, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(st.integers(0, 6), st.floats(0, 1e6, allow_nan=False)), min_size=1, max_size=60
+    )
+)
+def test_group_quantiles_equal_numpy_per_group(members, n_groups):
+    # Both paths: partitioning each group (few groups) and one sort of every value (many);
+    # groups 7 and up are always empty.
+    groups = np.array([group for group, _ in members])
+    values = np.array([value for _, value in members])
+
+    result = arrays.group_quantiles(groups, values, n_groups, QUANTILES)
+
+    for group in range(n_groups):
+        mine = values[groups == group]
+        if len(mine) == 0:
+            assert np.isnan(result[group]).all()
+        else:
+            assert result[group].tolist() == np.quantile(mine, QUANTILES).tolist()
+
+
+@pytest.mark.parametrize("sort_journeys", [True, False])
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), min_size=1, max_size=60))
+def test_count_distinct_journeys_equals_a_set_count(pairs, sort_journeys):
+    # Sorted journeys take the radix path, unsorted ones the table of flags.
+    pairs = sorted(pairs) if sort_journeys else pairs
+    journeys = np.array([journey for journey, _ in pairs])
+    items = np.array([item for _, item in pairs])
+    weights = np.arange(10, dtype=np.float64) + 0.5
+
+    counts = arrays.count_distinct_journeys(journeys, items, 6)
+    weighted = arrays.count_distinct_journeys(journeys, items, 6, weights)
+
+    distinct = set(pairs)
+    expected = [sum(1 for _, item in distinct if item == i) for i in range(6)]
+    expected_weights = [sum(weights[j] for j, item in distinct if item == i) for i in range(6)]
+    assert counts.tolist() == expected
+    np.testing.assert_allclose(weighted, expected_weights)
