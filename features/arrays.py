@@ -7,6 +7,8 @@ on millions of events with this numpy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from features.schema import EventLog, sorted_unique
@@ -96,6 +98,24 @@ def group_quantiles(
         weight >= 0.5, high_values - step * (1 - weight), low_values + step * weight
     )
     return result
+
+
+def first_in_journeys(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """Index of each item's first event in each journey, grouped by item, for journey codes
+    in sorted order (a log's). Grouping events by item (a radix sort) keeps them in log
+    order, so journeys within an item are sorted: firsts are where the journey or the item
+    changes."""
+    if len(items) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = group_order(items, n_items)
+    journey, item = journeys[order], items[order]
+    return order[np.r_[True, (journey[1:] != journey[:-1]) | (item[1:] != item[:-1])]]
+
+
+def codes_in(known: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """The index of each value in `known`, -1 where absent (names are few: a dict lookup)."""
+    index = {name: code for code, name in enumerate(known)}
+    return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
 
 
 def pair_codes(left: np.ndarray, right: np.ndarray, n_right: int) -> np.ndarray:

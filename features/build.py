@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from features.arrays import codes_in, first_in_journeys
 from features.paths import most_frequent_route, step_durations
 from features.schema import CANONICAL_COLUMNS, CHANNEL, SCORE, VALUE, Coded, EventLog, Snapshots
 from features.stats import newcombe_interval
@@ -24,6 +25,7 @@ from features.stats import newcombe_interval
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_HOUR = 3_600 * 10**9
 NONE = -1.0  # the code of "no such step" in the last-k and categorical features
+_TABLE_CELLS = 8_000_000  # events x codes of one running-count table (32 MB)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class _Prefixes:
         self.last = np.maximum(self.stop - 1, 0)
         self.events = self.stop - self.start
         self.as_of = snapshots.as_of
-        known = pd.Index(vocabulary.steps).get_indexer(log.steps)
+        known = codes_in(vocabulary.steps, log.steps)
         self.other = len(vocabulary.steps)
         # Steps never seen in training are "other", never an error.
         self.steps = np.where(known >= 0, known, self.other)[log.step_codes]
@@ -104,6 +106,32 @@ class _Prefixes:
         """Per snapshot, the sum of `per_event` over its prefix."""
         running = np.concatenate(([0], np.cumsum(per_event)))
         return running[self.stop] - running[self.start]
+
+    def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
+        that code: one running count down an events x codes table for all of them (a few
+        columns at a time on large logs), not one pass per code."""
+        result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
+        width = max(1, _TABLE_CELLS // max(len(codes), 1))
+        for first in range(0, len(wanted), width):
+            chunk = wanted[first : first + width]
+            running = np.zeros((len(codes) + 1, len(chunk)), dtype=np.int32)
+            np.cumsum(codes[:, None] == chunk, axis=0, out=running[1:])
+            result[:, first : first + width] = running[self.stop] - running[self.start]
+        return result
+
+    def latest_of_each(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        """Per snapshot (rows) and wanted code (columns), the index of the latest event of its
+        prefix with that code, -1 if none."""
+        result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
+        width = max(1, _TABLE_CELLS // max(len(codes), 1))
+        index = np.arange(len(codes))[:, None]
+        for first in range(0, len(wanted), width):
+            chunk = wanted[first : first + width]
+            flagged = np.where(codes[:, None] == chunk, index, -1)
+            result[:, first : first + width] = np.maximum.accumulate(flagged, axis=0)[self.last]
+        inside = (result >= self.start[:, None]) & (self.events > 0)[:, None]
+        return np.where(inside, result, -1)
 
     def latest(self, flagged: np.ndarray) -> np.ndarray:
         """Per snapshot, the index of the latest flagged event in its prefix, -1 if none."""
@@ -128,8 +156,10 @@ class _Prefixes:
         return earlier
 
     def days_before_as_of(self, index: np.ndarray) -> np.ndarray:
+        """Per snapshot (rows of a 2-D `index`), days from the indexed event to `as_of`."""
         times = self.log.times[np.maximum(index, 0)]
-        return np.where(index >= 0, (self.as_of - times) / NS_PER_DAY, np.nan)
+        as_of = self.as_of if index.ndim == 1 else self.as_of[:, None]
+        return np.where(index >= 0, (as_of - times) / NS_PER_DAY, np.nan)
 
 
 def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
@@ -155,11 +185,12 @@ def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
 
 def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
-    events = np.maximum(p.events, 1)
-    for code, name in enumerate([*map(slug, vocabulary.steps), "other"]):
-        count = p.total(p.steps == code).astype(np.float64)
-        columns[f"count__{name}"] = count
-        columns[f"rate__{name}"] = count / events
+    names = [*map(slug, vocabulary.steps), "other"]
+    counts = p.totals(p.steps, np.arange(len(names))).astype(np.float64)
+    rates = counts / np.maximum(p.events, 1)[:, None]
+    for code, name in enumerate(names):
+        columns[f"count__{name}"] = counts[:, code]
+        columns[f"rate__{name}"] = rates[:, code]
     return columns
 
 
@@ -173,10 +204,16 @@ def _ngram_codes(p: _Prefixes, n: int) -> np.ndarray:
     return code
 
 
-def _encode_ngram(vocabulary: Vocabulary, steps: tuple[str, ...]) -> int:
-    width = len(vocabulary.steps) + 1
-    codes = [vocabulary.steps.index(s) for s in steps]
-    return sum(c * width ** (len(codes) - 1 - i) for i, c in enumerate(codes))
+def _encode_ngrams(vocabulary: Vocabulary, grams: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """The codes `_ngram_codes` gives these n-grams of vocabulary steps."""
+    width, n = len(vocabulary.steps) + 1, len(grams[0])
+    steps = codes_in(vocabulary.steps, [step for gram in grams for step in gram])
+    return steps.reshape(len(grams), n) @ width ** np.arange(n - 1, -1, -1, dtype=np.int64)
+
+
+@functools.cache  # the same vocabulary's names for every build
+def _ngram_names(grams: tuple[tuple[str, ...], ...]) -> list[str]:
+    return [("bigram__" if len(g) == 2 else "trigram__") + "__".join(map(slug, g)) for g in grams]
 
 
 def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
@@ -184,18 +221,17 @@ def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]
     for n, grams in ((2, vocabulary.bigrams), (3, vocabulary.trigrams)):
         if not grams:
             continue
-        codes = _ngram_codes(p, n)
-        prefix = "bigram" if n == 2 else "trigram"
-        for gram in grams:
-            name = f"{prefix}__" + "__".join(slug(s) for s in gram)
-            columns[name] = p.total(codes == _encode_ngram(vocabulary, gram)).astype(np.float64)
+        counts = p.totals(_ngram_codes(p, n), _encode_ngrams(vocabulary, grams))
+        for column, name in enumerate(_ngram_names(grams)):
+            columns[name] = counts[:, column].astype(np.float64)
     return columns
 
 
 def _recency_of_steps(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    latest = p.latest_of_each(p.steps, np.arange(len(vocabulary.steps)))
+    days = p.days_before_as_of(latest)
     return {
-        f"days_since__{slug(step)}": p.days_before_as_of(p.latest(p.steps == code))
-        for code, step in enumerate(vocabulary.steps)
+        f"days_since__{slug(step)}": days[:, code] for code, step in enumerate(vocabulary.steps)
     }
 
 
@@ -236,8 +272,8 @@ def _slope(p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray) -> np.nd
 
 def _loops(p: _Prefixes) -> dict[str, np.ndarray]:
     """Repeats and ping-pong: a step seen before in the journey; an A B A pattern."""
-    key = p.log.journey_codes * (p.other + 1) + p.steps
-    repeat = pd.Series(key).duplicated(keep="first").to_numpy()
+    repeat = np.ones(len(p.steps), dtype=bool)
+    repeat[first_in_journeys(p.log.journey_codes, p.steps, p.other + 1)] = False
     columns = {
         "repeats": p.total(repeat).astype(np.float64),
         "distinct_steps": p.total(~repeat).astype(np.float64),
@@ -297,7 +333,7 @@ def _attributes(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
             continue
         if isinstance(values, Coded):
             # Codes of the training categories: a value never seen in training is unknown.
-            known = pd.Index(categories or ()).get_indexer(values.categories)
+            known = codes_in(categories or (), values.categories)
             per_event = np.append(np.where(known >= 0, known, np.nan), np.nan)[values.codes]
         else:
             per_event = values

@@ -15,7 +15,7 @@ import numpy as np
 from features.arrays import (
     count_distinct_journeys,
     dense_codes,
-    group_order,
+    first_in_journeys,
     group_quantiles,
     next_in_journey,
     positions,
@@ -280,7 +280,7 @@ def step_durations(log: EventLog) -> Table:
     """Per step: journeys reaching it, the hours from their first event to its first occurrence,
     and the median position (1-based) of that first occurrence."""
     n_steps = len(log.steps)
-    first = _first_per_journey_and_step(log)
+    first = first_in_journeys(log.journey_codes, log.step_codes, n_steps)
     step = log.step_codes[first]
     start = log.offsets[log.journey_codes[first]]
     hours = (log.times[first] - log.times[start]) / NS_PER_HOUR
@@ -296,17 +296,6 @@ def step_durations(log: EventLog) -> Table:
         "p95_hours_from_first": quantiles[order, 1],
         "median_position": position[order, 0],
     }
-
-
-def _first_per_journey_and_step(log: EventLog) -> np.ndarray:
-    """Index of each step's first event in each journey, grouped by step. Grouping events by
-    step keeps them in log order, so journeys within a step are sorted: firsts are where the
-    journey or the step changes."""
-    if log.n_events == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = group_order(log.step_codes, len(log.steps))
-    journey, step = log.journey_codes[order], log.step_codes[order]
-    return order[np.r_[True, (journey[1:] != journey[:-1]) | (step[1:] != step[:-1])]]
 
 
 def journey_lengths(log: EventLog) -> dict[str, float]:
