@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -109,29 +110,32 @@ class _Prefixes:
 
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
-        that code: one running count down an events x codes table for all of them (a few
-        columns at a time on large logs), not one pass per code."""
+        that code: running counts along the events of a codes x events table (a few codes
+        at a time on large logs), not one pass per code."""
         result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
-        width = max(1, _TABLE_CELLS // max(len(codes), 1))
-        for first in range(0, len(wanted), width):
-            chunk = wanted[first : first + width]
-            running = np.zeros((len(codes) + 1, len(chunk)), dtype=np.int32)
-            np.cumsum(codes[:, None] == chunk, axis=0, out=running[1:])
-            result[:, first : first + width] = running[self.stop] - running[self.start]
+        for chunk, columns in self._chunks(codes, wanted):
+            running = np.zeros((len(chunk), len(codes) + 1), dtype=np.int32)
+            np.cumsum(chunk[:, None] == codes, axis=1, out=running[:, 1:])
+            result[:, columns] = (running[:, self.stop] - running[:, self.start]).T
         return result
 
     def latest_of_each(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), the index of the latest event of its
         prefix with that code, -1 if none."""
         result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
-        width = max(1, _TABLE_CELLS // max(len(codes), 1))
-        index = np.arange(len(codes))[:, None]
-        for first in range(0, len(wanted), width):
-            chunk = wanted[first : first + width]
-            flagged = np.where(codes[:, None] == chunk, index, -1)
-            result[:, first : first + width] = np.maximum.accumulate(flagged, axis=0)[self.last]
+        index = np.arange(len(codes))
+        for chunk, columns in self._chunks(codes, wanted):
+            flagged = np.where(chunk[:, None] == codes, index, -1)
+            result[:, columns] = np.maximum.accumulate(flagged, axis=1)[:, self.last].T
         inside = (result >= self.start[:, None]) & (self.events > 0)[:, None]
         return np.where(inside, result, -1)
+
+    @staticmethod
+    def _chunks(codes: np.ndarray, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, slice]]:
+        """Slices of `wanted` whose codes x events tables stay within _TABLE_CELLS."""
+        width = max(1, _TABLE_CELLS // max(len(codes), 1))
+        for first in range(0, len(wanted), width):
+            yield wanted[first : first + width], slice(first, first + width)
 
     def latest(self, flagged: np.ndarray) -> np.ndarray:
         """Per snapshot, the index of the latest flagged event in its prefix, -1 if none."""
