@@ -21,6 +21,7 @@ from training.score import Scores, score_arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_NONE: dict = {}
 
 
 def nanoseconds(moment: datetime) -> int:
@@ -49,24 +50,31 @@ def request_snapshots(
     counts = [len(journey.events) for journey in journeys]
     positions = np.repeat(np.arange(len(journeys), dtype=np.int64), counts)
     micros = np.fromiter(
-        ((e.timestamp - _EPOCH) // _MICROSECOND for e in events), dtype=np.int64, count=len(events)
+        ((e["timestamp"] - _EPOCH) // _MICROSECOND for e in events),
+        dtype=np.int64,
+        count=len(events),
     )
     columns: dict[str, list | np.ndarray] = {
-        CASE_ID: [e.case_id for e in events],
-        CHANNEL: [e.channel for e in events],
-        VALUE: np.array([np.nan if e.value is None else e.value for e in events], dtype=float),
-        SCORE: np.array([np.nan if e.score is None else e.score for e in events], dtype=float),
+        CASE_ID: [e.get("case_id") for e in events],
+        CHANNEL: [e.get("channel") for e in events],
+        VALUE: _numbers([e.get("value") for e in events]),
+        SCORE: _numbers([e.get("score") for e in events]),
     }
     for name, numeric in attributes.items():
-        given = [e.attributes.get(name) for e in events]
+        given = [e.get("attributes", _NONE).get(name) for e in events]
         columns[name] = (
             np.array([_number(v) for v in given], dtype=np.float64)
             if numeric
             else [None if v is None else str(v) for v in given]
         )
-    log = log_from_records(positions, micros * 1_000, [e.event for e in events], columns)
+    log = log_from_records(positions, micros * 1_000, [e["event"] for e in events], columns)
     as_of = np.array([nanoseconds(journey.as_of or now) for journey in journeys], dtype=np.int64)
     return Snapshots(log, np.arange(len(journeys)), as_of)
+
+
+def _numbers(values: list[float | None]) -> np.ndarray:
+    """Optional numbers as floats, NaN where missing."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _number(value: str | float | None) -> float:

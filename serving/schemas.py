@@ -8,9 +8,10 @@ configuration of the running service.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NotRequired
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, with_config
+from typing_extensions import TypedDict
 
 # Hard ceilings whatever the configuration says: a request beyond them is refused outright.
 MAX_JOURNEYS = 100_000
@@ -21,34 +22,32 @@ MAX_EVENTS = 100_000
 EARLIEST, LATEST = datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC)
 
 
-def _representable(moment: datetime) -> datetime:
-    if not EARLIEST <= moment <= LATEST:
-        raise ValueError(
-            f"expected a time between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, "
-            f"got {moment.isoformat()}"
-        )
-    return moment
-
-
-Moment = Annotated[AwareDatetime, AfterValidator(_representable)]
+# Checked by pydantic's own (compiled) bounds: a Python validator per event cost a fifth of
+# a large batch's time.
+Moment = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class EventIn(Strict):
-    """One event of a journey, in the canonical schema."""
+@with_config(ConfigDict(extra="forbid"))
+class EventIn(TypedDict):
+    """One event of a journey, in the canonical schema. A dict, not a model: a batch holds
+    tens of thousands, and validating dicts costs a quarter less than building models."""
 
-    timestamp: Moment = Field(description="ISO 8601 with a UTC offset.")
-    event: str = Field(min_length=1, description="The step, e.g. 'ticket_opened'.")
-    case_id: str | None = None
-    channel: str | None = None
-    value: FiniteFloat | None = None
-    score: FiniteFloat | None = None
-    attributes: dict[str, str | FiniteFloat | None] = Field(
-        default_factory=dict, description="Attributes the models know, e.g. segment."
-    )
+    timestamp: Annotated[Moment, Field(description="ISO 8601 with a UTC offset.")]
+    event: Annotated[str, Field(min_length=1, description="The step, e.g. 'ticket_opened'.")]
+    case_id: NotRequired[str | None]
+    channel: NotRequired[str | None]
+    value: NotRequired[FiniteFloat | None]
+    score: NotRequired[FiniteFloat | None]
+    attributes: NotRequired[
+        Annotated[
+            dict[str, str | FiniteFloat | None],
+            Field(description="Attributes the models know, e.g. segment."),
+        ]
+    ]
 
 
 class JourneyIn(Strict):
