@@ -465,7 +465,9 @@ def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -
         webhook_secret=reader.string(table, "webhook_secret", where),
         max_attempts=reader.positive_int(table, "max_attempts", where, default.max_attempts),
         timeout=duration("timeout"),
-        schedule=_cron(reader, reader.string(table, "schedule", where) or default.schedule),
+        schedule=_cron(reader, reader.string(table, "schedule", where))
+        if "schedule" in table
+        else default.schedule,
         misfire_grace=duration("misfire_grace"),
     )
 
@@ -564,6 +566,8 @@ def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
 
 
 def _cron(reader: _Reader, expression: str) -> str:
+    """A configured schedule, checked by the scheduler that will run it (imported only for a
+    config that sets one: the default is known to be good)."""
     from apscheduler.triggers.cron import CronTrigger
 
     try:
