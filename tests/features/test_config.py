@@ -65,6 +65,7 @@ def test_minimal_config_resolves_paths_against_the_file(tmp_path, monkeypatch):
             r"list the matching `values`",
         ),
         (MINIMAL + '[source.attributes]\ncolumns = ["value"]\n', r"canonical names"),
+        (MINIMAL + '[outreach]\nschedule = "every morning"\n', r"schedule: expected a cron"),
         ("[source\n", r"not valid TOML"),
     ],
 )
