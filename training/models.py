@@ -8,6 +8,7 @@ the booster and its calibrator.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from features.build import feature_columns
 from features.schema import Snapshots
 from features.transformer import PathFeatures
+from training import treeshap
 
 SLICES = (0.70, 0.85)  # training rows by as_of: fit below 70 %, validation to 85 %, calibration
 
@@ -75,8 +77,20 @@ class JourneyModel:
 
     def contribution_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Per feature of a `feature_matrix`, its contribution to the raw (log-odds) score of
-        the uncalibrated booster, then the expected value: each row sums to the raw score."""
-        return self.classifier.booster_.predict(matrix, pred_contrib=True, num_threads=1)
+        the uncalibrated booster, then the expected value: each row sums to the raw score.
+        LightGBM's TreeSHAP values, from tables where the trees are small enough."""
+        if self._shap_tables is None:
+            return self.classifier.booster_.predict(matrix, pred_contrib=True, num_threads=1)
+        return treeshap.contributions(self._shap_tables, matrix)
+
+    @functools.cached_property
+    def _shap_tables(self) -> treeshap.ShapTables | None:
+        return treeshap.tables_of(self.classifier.booster_)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_shap_tables", None)  # made again from the booster, never stored
+        return state
 
     def predict_features(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities of the outcome for a feature frame."""
