@@ -149,9 +149,12 @@ async def batches(base: str, body: bytes, size: int, count: int, concurrency: in
 
     durations: list[float] = []
 
-    async def worker(n: int) -> None:
+    async def worker(n: int, delay: float) -> None:
         # A connection of its own per client, as separate callers would have: the server's
         # worker processes share the listening socket, one connection lands on one of them.
+        # Clients start a moment apart, as separate callers would: connections opened all at
+        # once are all taken by whichever worker wakes first.
+        await asyncio.sleep(delay)
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             for _ in range(n):
                 started = time.perf_counter()
@@ -163,7 +166,7 @@ async def batches(base: str, body: bytes, size: int, count: int, concurrency: in
 
     begin = time.perf_counter()
     share = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
-    await asyncio.gather(*(worker(n) for n in share))
+    await asyncio.gather(*(worker(n, 0.2 * i) for i, n in enumerate(share)))
     elapsed = time.perf_counter() - begin
     return {
         "batches": count,

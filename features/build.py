@@ -375,16 +375,13 @@ def _critical(
 
 def _route_match(p: _Prefixes, vocabulary: Vocabulary, route: tuple[str, ...]) -> np.ndarray:
     """The share of the route that the journey's prefix walks, from its first event on."""
-    if not route:
+    if not route or len(p.steps) == 0:
         return np.zeros(len(p.start))
-    codes = [vocabulary.steps.index(s) if s in vocabulary.steps else -2 for s in route]
-    following = np.ones(len(p.start), dtype=bool)
-    walked = np.zeros(len(p.start))
-    for k, code in enumerate(codes):
-        at = np.minimum(p.start + k, len(p.steps) - 1)
-        following &= (p.events > k) & (p.steps[at] == code)
-        walked += following
-    return walked / len(codes)
+    codes = codes_in(vocabulary.steps, route)  # -1, matching no event, for unknown steps
+    k = np.arange(len(route))
+    at = np.minimum(p.start[:, None] + k, len(p.steps) - 1)  # (snapshots, route steps)
+    on_route = (p.events[:, None] > k) & (p.steps[at] == codes)
+    return np.logical_and.accumulate(on_route, axis=1).sum(axis=1) / len(route)
 
 
 def learn_vocabulary(
