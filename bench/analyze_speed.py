@@ -56,6 +56,7 @@ class Run:
     tool: str
     round: int
     wall_s: float
+    cpu_s: float
     max_rss_kib: int
     returncode: int
     line: dict[str, Any] | None = None
@@ -195,7 +196,10 @@ def run_rounds(setting: Setting, tools: dict[str, list[str]], rounds: int) -> li
         run = measured(name, tools[name], log, round_)
         runs.append(run)
         status = common.failure_note(run.returncode)
-        print(f"  round {round_}  {name:<16}{run.wall_s:8.2f} s{run.mib:9.0f} MiB{status}")
+        print(
+            f"  round {round_}  {name:<16}{run.wall_s:8.2f} s{run.cpu_s:8.2f} s CPU"
+            f"{run.mib:9.0f} MiB{status}"
+        )
     return runs
 
 
@@ -217,6 +221,7 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Any]]:
         summary[tool] = {
             "runs": len(ok),
             **common.time_and_peak([run.wall_s for run in ok], [run.mib for run in ok]),
+            "cpu_median_s": statistics.median(run.cpu_s for run in ok),
             "steps_median_s": {step: statistics.median(v) for step, v in steps.items()},
             "computed": (ok[-1].line or {}).get("computed"),
             "version": (ok[-1].line or {}).get("version"),
@@ -225,9 +230,13 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Any]]:
 
 
 def print_table(summary: dict[str, dict[str, Any]], events: Path) -> None:
-    print(f"\nWhole processes on {events.name} (wall time from start to exit, peak RSS)")
+    print(
+        f"\nWhole processes on {events.name} (wall time from start to exit, CPU time of all "
+        "their processes, peak RSS)"
+    )
     base = summary.get(JOURNEYGUARD, {})
-    header = f"{'tool':<16}{'runs':>5}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MiB':>10}"
+    header = f"{'tool':<16}{'runs':>5}{'median s':>10}{'min s':>8}{'max s':>8}{'cpu s':>7}"
+    header += f"{'peak MiB':>10}"
     print(header + f"{'time / jg':>11}{'memory / jg':>13}")
     for tool, row in summary.items():
         if not row["runs"]:
@@ -239,7 +248,8 @@ def print_table(summary: dict[str, dict[str, Any]], events: Path) -> None:
             memory_ratio = f"{row['peak_mib'] / base['peak_mib']:.2f}x"
         print(
             f"{tool:<16}{row['runs']:>5}{row['median_s']:>10.2f}{row['min_s']:>8.2f}"
-            f"{row['max_s']:>8.2f}{row['peak_mib']:>10.0f}{time_ratio:>11}{memory_ratio:>13}"
+            f"{row['max_s']:>8.2f}{row['cpu_median_s']:>7.2f}{row['peak_mib']:>10.0f}"
+            f"{time_ratio:>11}{memory_ratio:>13}"
         )
     for tool, row in summary.items():
         if row.get("steps_median_s"):

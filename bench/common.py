@@ -138,6 +138,7 @@ class SizedRun:
     customers: int
     round: int
     wall_s: float
+    cpu_s: float
     max_rss_kib: int
     returncode: int
 
@@ -152,14 +153,17 @@ class Measurement:
     """What bench/measure.py recorded about one command, and the command's stdout."""
 
     wall_s: float
+    cpu_s: float
     max_rss_kib: int
     returncode: int
     stdout: str
 
     def figures(self) -> dict[str, Any]:
-        """`wall_s`, `max_rss_kib` and `returncode`, as keyword arguments for a run record."""
+        """`wall_s`, `cpu_s`, `max_rss_kib` and `returncode`, as keyword arguments for a run
+        record."""
         return {
             "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
             "max_rss_kib": self.max_rss_kib,
             "returncode": self.returncode,
         }
@@ -188,7 +192,11 @@ def run_measured(
         )
     numbers = json.loads(result.read_text())
     done = Measurement(
-        numbers["wall_s"], numbers["max_rss_kib"], numbers["returncode"], finished.stdout
+        numbers["wall_s"],
+        numbers.get("cpu_s", float("nan")),
+        numbers["max_rss_kib"],
+        numbers["returncode"],
+        finished.stdout,
     )
     if done.returncode != 0:
         tail = log.read_text().strip().splitlines()[-FAILED_LOG_LINES:]

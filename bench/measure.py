@@ -3,8 +3,10 @@
     python bench/measure.py RESULT.json -- COMMAND [ARG ...]
 
 The command inherits stdout and stderr. RESULT.json gets `wall_s` (from start to exit),
-`max_rss_kib` (the command's peak resident set, from wait4's rusage: the process and any
-children it waited for) and `returncode`. Standard library only, so any Python runs it.
+`cpu_s` (user and system time of the process and the children it waited for: above `wall_s`
+when it used more than one core), `max_rss_kib` (the command's peak resident set, from
+wait4's rusage: the largest of the process and those children) and `returncode`. Standard
+library only, so any Python runs it.
 Measuring from this small process rather than from the harness keeps the harness's own
 memory out of the figure (a child's peak RSS counts what it had before exec).
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 
 def measure(command: list[str]) -> dict[str, float | int]:
-    """Runs `command` to its end; returns its wall time, peak RSS and exit code."""
+    """Runs `command` to its end; returns its wall and CPU time, peak RSS and exit code."""
     start = time.perf_counter()
     process = subprocess.Popen(command)
     _, status, usage = os.wait4(process.pid, 0)
@@ -28,6 +30,7 @@ def measure(command: list[str]) -> dict[str, float | int]:
     process.returncode = os.waitstatus_to_exitcode(status)
     return {
         "wall_s": round(wall, 4),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 4),
         "max_rss_kib": int(usage.ru_maxrss),
         "returncode": process.returncode,
     }

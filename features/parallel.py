@@ -1,0 +1,79 @@
+"""A computation in a forked child process, for the few steps worth a second core.
+
+The child inherits the parent's memory (a large log is not copied or pickled), computes, and
+sends its result back pickled through a pipe. Where `fork` does not exist the computation
+runs in the calling process when its result is asked for; either way the result is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class InChild(Generic[T]):
+    """`function(*args)`, started now in a child process (with `fork`); `result()` waits for
+    it. Without `fork`, or where it cannot, `result()` computes it in this process. As a
+    context manager, it stops the child on the way out if its result was never taken."""
+
+    def __init__(self, function: Callable[..., T], *args: Any, fork: bool = True) -> None:
+        self._function, self._args = function, args
+        self._pid: int | None = None
+        if fork and can_fork():
+            self._read, write = os.pipe()
+            self._pid = os.fork()
+            if self._pid == 0:  # the child: compute, send, leave without the parent's cleanup
+                os.close(self._read)
+                _send(write, function, args)
+                os._exit(0)
+            os.close(write)
+
+    def __enter__(self) -> InChild[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops a child whose result was never asked for (the caller failed meanwhile)."""
+        if self._pid is not None:
+            os.kill(self._pid, signal.SIGKILL)
+            os.waitpid(self._pid, 0)
+            os.close(self._read)
+            self._pid = None
+
+    def result(self) -> T:
+        """The function's value; its exception's traceback (as a RuntimeError) if it raised."""
+        if self._pid is None:
+            return self._function(*self._args)
+        pid, self._pid = self._pid, None
+        with os.fdopen(self._read, "rb") as pipe:
+            payload = pipe.read()  # all of it before waiting: a full pipe would block the child
+        os.waitpid(pid, 0)
+        if not payload:
+            raise RuntimeError(f"{self._function.__name__} ended in its child process unanswered")
+        ok, value = pickle.loads(payload)
+        if not ok:
+            raise RuntimeError(f"{self._function.__name__} failed in its child process:\n{value}")
+        return value
+
+
+def can_fork() -> bool:
+    """Linux only: fork elsewhere is missing (Windows) or unsafe once threads run (macOS)."""
+    return sys.platform == "linux" and hasattr(os, "fork")
+
+
+def _send(write: int, function: Callable[..., Any], args: tuple) -> None:
+    try:
+        payload = pickle.dumps((True, function(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException:  # everything goes back to the parent, to raise there
+        payload = pickle.dumps((False, traceback.format_exc()))
+    with os.fdopen(write, "wb") as pipe:
+        pipe.write(payload)

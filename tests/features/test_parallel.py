@@ -1,0 +1,54 @@
+"""Work in a forked child: the same result as in-process, from another process, errors raised."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from features.analysis import analyze
+from features.config import AnalysisConfig
+from features.parallel import InChild, can_fork
+from features.schema import EventLog
+from features.simulate import simulate
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="fork is used on Linux only")
+
+
+def _pid_and_sum(numbers: list[int]) -> tuple[int, int]:
+    return os.getpid(), sum(numbers)
+
+
+def _fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_the_child_computes_the_same_value_in_another_process():
+    child_pid, total = InChild(_pid_and_sum, list(range(100_000))).result()
+    here_pid, same = InChild(_pid_and_sum, list(range(100_000)), fork=False).result()
+    assert total == same == sum(range(100_000))  # a result far larger than a pipe's buffer
+    assert here_pid == os.getpid() != child_pid
+
+
+def test_an_error_in_the_child_is_raised_with_its_traceback():
+    with pytest.raises(RuntimeError, match=r"_fail failed in its child(.|\n)*ValueError: no way"):
+        InChild(_fail, "no way").result()
+
+
+def test_the_parallel_analysis_equals_the_one_in_process():
+    log = EventLog.from_frame(simulate(400, seed=2).events)
+    settings = AnalysisConfig(funnels={}, anchor="ticket_opened")
+    apart = analyze(log, settings, source="sim", parallel=True)
+    together = analyze(log, settings, source="sim", parallel=False)
+    assert json.dumps(apart.summary) == json.dumps(together.summary)
+    assert apart.variants_csv == together.variants_csv
+    assert apart.summary["funnels"] and apart.summary["variants"]
+
+
+def test_a_child_whose_result_is_never_taken_is_stopped_on_the_way_out():
+    started = time.monotonic()
+    with pytest.raises(KeyError), InChild(time.sleep, 60):
+        raise KeyError("the caller failed before asking for the result")
+    assert time.monotonic() - started < 10  # not the child's 60 s
