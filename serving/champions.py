@@ -67,6 +67,7 @@ class ChampionStore:
                     missing.append(task)
                     continue
                 model, logged = loaded
+                model.prepare_for_scoring()  # here, not in the first request after a reload
                 champions[task] = Champion(task, model, logged.version)
                 log.info("serving %s v%s", task, logged.version)
             for task in missing:
