@@ -60,12 +60,10 @@ def group_quantiles(
     values: np.ndarray,
     n_groups: int,
     quantiles: tuple[float, ...] = (0.5, 0.95),
-    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per group, the quantiles of `values` (numpy's linear interpolation); NaN for empty groups.
 
-    Returns an array of shape (n_groups, len(quantiles)). `order`, `group_order(groups)`, may
-    be passed when several value columns share the groups.
+    Returns an array of shape (n_groups, len(quantiles)).
     """
     result = np.full((n_groups, len(quantiles)), np.nan)
     if len(values) == 0:
@@ -79,8 +77,7 @@ def group_quantiles(
     weight = exact - low
     if n_groups <= _FEW_GROUPS:
         # Few groups: a linear-time selection in each beats one sort of every value.
-        order = group_order(groups, n_groups) if order is None else order
-        grouped = values[order]
+        grouped = values[group_order(groups, n_groups)]
         low_values, high_values = np.empty_like(exact), np.empty_like(exact)
         for row, group in enumerate(present.tolist()):
             members = grouped[starts[group] : starts[group] + counts[group]]
@@ -131,27 +128,13 @@ def count_distinct_journeys(
 ) -> np.ndarray:
     """Per item, how many distinct journeys have it (or the sum of a per-journey weight)."""
     if len(journeys) and n_items <= np.iinfo(np.uint16).max and _non_decreasing(journeys):
-        journey, item = _distinct_pairs_of_sorted(journeys, items, n_items)
+        # Sorted journeys (a log's): each pair's first occurrence, by one radix sort.
+        first = first_in_journeys(journeys, items, n_items)
+        journey, item = journeys[first], items[first]
     else:
         journey, item = _distinct_pairs(journeys, items, n_items)
     per_journey = None if weights is None else weights[journey]
     return np.bincount(item, weights=per_journey, minlength=n_items)
-
-
-def _distinct_pairs_of_sorted(
-    journeys: np.ndarray, items: np.ndarray, n_items: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (journey, item) pairs when journeys are sorted: grouped by item (a radix
-    sort), each group's journeys stay sorted, so a pair is new where the journey changes."""
-    order = group_order(items, n_items)
-    counts = np.bincount(items, minlength=n_items)
-    journey = journeys[order]
-    new = np.empty(len(journey), dtype=bool)
-    new[0] = True
-    np.not_equal(journey[1:], journey[:-1], out=new[1:])
-    new[np.cumsum(counts)[:-1][counts[1:] > 0]] = True  # every group's first member
-    item = np.repeat(np.arange(n_items, dtype=np.int64), counts)
-    return journey[new], item[new]
 
 
 def _distinct_pairs(

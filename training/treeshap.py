@@ -39,7 +39,8 @@ class ShapTables:
     categories: np.ndarray  # (splits, n_categories) bool: category codes going left
     categorical: np.ndarray  # (splits,) bool
     bit: np.ndarray  # (splits,) the split's bit in its tree's pattern
-    tree: np.ndarray  # (splits,) the split's tree
+    split_trees: np.ndarray  # the trees that split, in order (splits are grouped by tree)
+    first_splits: np.ndarray  # the index of each of those trees' first split
     slots: np.ndarray  # (trees, max features) feature of each slot; n_features when unused
     table: np.ndarray  # (trees, 2 ** max splits, max features)
     expected_value: float  # the model's mean raw score: the contributions' baseline
@@ -79,7 +80,8 @@ def tables_of(booster: Any) -> ShapTables | None:
         categories=categories,
         categorical=np.array(["categories" in node for *_, node in splits], dtype=bool),
         bit=np.array([bit for _, bit, _ in splits], dtype=np.int64),
-        tree=np.array([t for t, _, _ in splits], dtype=np.int64),
+        split_trees=np.array([t for t, tree in enumerate(trees) if tree.splits], dtype=np.int64),
+        first_splits=np.flatnonzero([bit == 0 for _, bit, _ in splits]),
         slots=slots,
         table=table,
         expected_value=float(sum(tree.expected for tree in trees)),
@@ -100,9 +102,8 @@ def _contributions(tables: ShapTables, rows: np.ndarray) -> np.ndarray:
     bits = _goes_left(tables, rows[:, tables.feature]) << tables.bit
     n_rows, n_trees = len(rows), len(tables.slots)
     pattern = np.zeros((n_rows, n_trees), dtype=np.int64)
-    if len(bits.T):  # splits are grouped by tree: sum each tree's bits
-        split_trees, first = np.unique(tables.tree, return_index=True)
-        pattern[:, split_trees] = np.add.reduceat(bits, first, axis=1)
+    if len(tables.split_trees):  # sum each tree's bits
+        pattern[:, tables.split_trees] = np.add.reduceat(bits, tables.first_splits, axis=1)
     per_slot = tables.table[np.arange(n_trees), pattern]  # (rows, trees, slots)
     width = tables.n_features + 1  # unused slots land in the last column, then overwritten
     cells = np.arange(n_rows)[:, None, None] * width + tables.slots
