@@ -1,7 +1,7 @@
 """Requests to snapshots, snapshots to risks: the service's core, free of HTTP and BentoML.
 
 Journeys become one `EventLog` (through `features.records`, no pandas per request) and are
-scored by `training.score.score_snapshots`, the function batch scoring uses: a journey gets the
+scored by `training.score.score_arrays`, the function batch scoring uses: a journey gets the
 same risk from the service as from `journeyguard score` at the same `as_of`.
 """
 

@@ -18,7 +18,6 @@ cookie that `/console/login` sets.
 from __future__ import annotations
 
 import gc
-import hmac
 import json
 import os
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from starlette.responses import (
 
 from serving.console.errors import ConsoleError
 from serving.drift import DriftGauges
-from serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware
+from serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware, token_matches
 from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
 SERVICE_NAME = "journeyguard"
@@ -242,7 +241,7 @@ class JourneyService:
         """Checks the token and keeps it in an HttpOnly cookie, so pages need no header."""
         from serving.console.views import login_html, safe_next
 
-        if self.api_token and not hmac.compare_digest(token.encode(), self.api_token.encode()):
+        if self.api_token and not token_matches(token, self.api_token):
             return HTMLResponse(login_html(next, "That is not the API token."), status_code=401)
         response = RedirectResponse(safe_next(next), status_code=303)
         if self.api_token:

@@ -25,12 +25,11 @@ from features.labels import label_snapshots
 from features.schema import EventLog, Snapshots
 from features.stats import wilson_interval
 from training.models import JourneyModel
-from training.score import bands
+from training.score import BANDS, model_bands
 
 PSI_EPSILON = 1e-4  # a share of 0 in one bin would make the PSI infinite
 TOP_FEATURES = 10
 SCORE = "risk_score"  # the score's name among the features of a result (and in the gauges)
-BANDS = ("high", "medium", "low")
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
@@ -146,7 +145,7 @@ def realised_outcomes(
     if len(y) == 0:
         return base | {"reason": "no journey with a known outcome"}
     risk = model.predict(snapshots)
-    band = bands(risk, model.info.get("base_rate", float(risk.mean())))
+    band = model_bands(model, risk)
     two_classes = 0 < y.sum() < len(y)
     return base | {
         "rows": len(y),

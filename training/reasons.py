@@ -1,8 +1,8 @@
 """Reasons in the journey's own words: the features that push a risk up the most, as text.
 
 `describe(feature, value)` turns one feature value into a phrase ("refund denied 2 times",
-"escalated 3 days ago"); `top_reasons` picks, per row, the features with the largest positive
-contributions to the model's score.
+"escalated 3 days ago"); `reason_arrays` picks, per row, the features with the largest
+positive contributions to the model's score.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from features.build import Vocabulary
 
@@ -114,29 +113,6 @@ def _critical(rest: str, value: float) -> str:
 NOT_REASONS = ("critical__items", "critical__weight")
 
 
-def top_reasons(
-    features: pd.DataFrame,
-    contributions: pd.DataFrame,
-    k: int = 3,
-    vocabulary: Vocabulary | None = None,
-) -> pd.DataFrame:
-    """Per row, the k features with the largest positive contributions: columns reason_1..k
-    (text) and contribution_1..k (log-odds); fewer when fewer features push the risk up."""
-    names = [c for c in contributions.columns if c != "bias"]
-    texts, values = reason_arrays(
-        features[names].to_numpy(dtype=np.float64),
-        contributions[names].to_numpy(),
-        names,
-        k,
-        vocabulary,
-    )
-    rows = {}
-    for rank in range(k):
-        rows[f"reason_{rank + 1}"] = texts[rank]
-        rows[f"contribution_{rank + 1}"] = values[:, rank]
-    return pd.DataFrame(rows, index=features.index)
-
-
 def reason_arrays(
     feature_values: np.ndarray,
     contributions: np.ndarray,
@@ -144,8 +120,9 @@ def reason_arrays(
     k: int = 3,
     vocabulary: Vocabulary | None = None,
 ) -> tuple[list[list[str | None]], np.ndarray]:
-    """`top_reasons` on arrays (one column per name, no `bias`): for each rank, the text of
-    every row (None where no feature pushes the risk up), and the contributions (NaN there)."""
+    """Per row, the k features (one column per name, no `bias`) with the largest positive
+    contributions: for each rank, the text of every row (None where fewer features push the
+    risk up), and the contributions (NaN there)."""
     shown = np.array([name not in NOT_REASONS for name in names])
     columns = np.flatnonzero(shown)
     values = contributions[:, columns]

@@ -20,9 +20,7 @@ def risk_list_path(settings: Config, task: str) -> Path:
     return settings.output_dir / f"risk-{task}.parquet"
 
 
-def band(risk: pd.Series, base_rate: float) -> pd.Series:
-    """`bands` of a series, on its index."""
-    return pd.Series(bands(risk.to_numpy(), base_rate), index=risk.index)
+BANDS = ("high", "medium", "low")
 
 
 def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
@@ -34,6 +32,11 @@ def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
     high = min(2.0 * b, b + 0.5 * (1 - b))
     medium = min(1.25 * b, b + 0.2 * (1 - b))
     return np.where(risk >= high, "high", np.where(risk >= medium, "medium", "low")).astype(object)
+
+
+def model_bands(model: JourneyModel, risk: np.ndarray) -> np.ndarray:
+    """`bands` against the base rate of the model's training rows."""
+    return bands(risk, model.info["base_rate"])
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,7 @@ def score_arrays(snapshots: Snapshots, model: JourneyModel, reasons: int = 3) ->
     texts, values = reason_arrays(
         matrix, contributions, model.feature_names, reasons, model.transformer.vocabulary_
     )
-    base_rate = model.info.get("base_rate", float(risk.mean()) if len(risk) else 0.5)
-    return Scores(risk, bands(risk, base_rate), texts, values)
+    return Scores(risk, model_bands(model, risk), texts, values)
 
 
 def score_log(

@@ -142,7 +142,6 @@ class ConsoleData:
         reasons, its history over the journey's events, and the outreach decisions and
         messages. `ConsoleError(404)` for a customer the log does not know."""
         from serving.predict import predict
-        from training.score import score_arrays
 
         as_of = self.as_of()
         snapshot = self._customers.snapshot(customer_id, as_of)
@@ -152,7 +151,7 @@ class ConsoleData:
         risks = predict(snapshot, [customer_id], champions)[0]["risks"] if champions else {}
         times = pages.history_times(journey.times, as_of)
         past = type(snapshot)(journey, np.zeros(len(times), dtype=np.int64), times)
-        history = {task: score_arrays(past, c.model, 1).risk for task, c in champions.items()}
+        history = {task: c.model.predict(past) for task, c in champions.items()}
         decisions = self.decisions()
         mine = decisions[decisions["customer_id"] == customer_id].sort_values("as_of")
         return {

@@ -18,8 +18,8 @@ import pandas as pd
 
 from features.schema import CASE_ID, CHANNEL, VALUE, Coded, EventLog
 from serving.console.errors import ConsoleError
+from training.score import BANDS
 
-BANDS = ("high", "medium", "low")
 SORTS = ("risk", "value")
 MAX_PER_PAGE = 500
 HISTORY_POINTS = 60  # at most this many snapshots in a customer's risk history
@@ -51,15 +51,21 @@ class ListQuery:
         }
 
 
+def task_of(params: Mapping[str, str], tasks: Sequence[str]) -> str:
+    """The request's `task` (the first task by default); `ConsoleError(400)` for an unknown one."""
+    task = params.get("task") or (tasks[0] if tasks else "")
+    if task not in tasks:
+        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(tasks)}")
+    return task
+
+
 def list_query(params: Mapping[str, str], tasks: Sequence[str]) -> ListQuery:
     """The `ListQuery` of a request's query parameters; `ConsoleError(400)` naming the bad one."""
     unknown = sorted(set(params) - {"task", "band", "reason", "sort", "page", "per_page"})
     if unknown:
         raise ConsoleError(400, f"unknown parameter {unknown[0]!r}: use task, band, reason, "
                            "sort, page or per_page")  # fmt: skip
-    task = params.get("task") or (tasks[0] if tasks else "")
-    if task not in tasks:
-        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(tasks)}")
+    task = task_of(params, tasks)
     band = params.get("band", "")
     if band and band not in BANDS:
         raise ConsoleError(400, f"band {band!r}: choose high, medium or low (or leave it empty)")

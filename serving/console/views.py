@@ -61,7 +61,7 @@ def customer_html(data: ConsoleData, customer_id: str, champions: Mapping[str, A
 
 def paths_html(data: ConsoleData, params: Mapping[str, str]) -> str:
     """The paths page: the task's latest journey report in a frame, or how to write one."""
-    task = _task(data, params)
+    task = pages.task_of(params, data.tasks)
     path = pages.report_path(data.settings.output_dir, task)
     exists = path.is_file()
     written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat() if exists else None
@@ -80,18 +80,11 @@ def paths_html(data: ConsoleData, params: Mapping[str, str]) -> str:
 
 def report_file(data: ConsoleData, params: Mapping[str, str]) -> Path:
     """The task's report.html; `ConsoleError(404)` while there is none."""
-    task = _task(data, params)
+    task = pages.task_of(params, data.tasks)
     path = pages.report_path(data.settings.output_dir, task)
     if not path.is_file():
         raise ConsoleError(404, f"no journey report for {task!r} at {path}")
     return path
-
-
-def _task(data: ConsoleData, params: Mapping[str, str]) -> str:
-    task = params.get("task") or (data.tasks[0] if data.tasks else "")
-    if task not in data.tasks:
-        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(data.tasks)}")
-    return task
 
 
 def models_html(

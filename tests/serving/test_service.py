@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import UTC
 
@@ -172,6 +173,8 @@ def test_the_token_guards_everything_but_the_probes(client):
     assert "token" in wrong.json()["error"]
     assert client.get("/risk_list?task=churn").status_code == 401
     assert client.get("/metrics").status_code == 401
+    not_ascii = {"Authorization": "Bearer s3cret-tökén".encode("latin-1")}
+    assert client.post("/predict", json=body, headers=not_ascii).status_code == 401
     assert client.post("/predict", json=body, headers=AUTH).status_code == 200
 
 
@@ -189,12 +192,26 @@ def test_risk_list_is_the_latest_scored_list(client, workspace):
     assert "limit" in bad_limit.text
 
 
-def test_metrics_count_predictions_by_task_and_version(client):
-    client.post("/predict", json={"journeys": [GOOD, GOOD]}, headers=AUTH)
+def _predictions_counted(client) -> dict[tuple[str, str], float]:
+    """journeyguard_predictions_total of the /predict endpoint, by (task, model version)."""
     text = client.get("/metrics", headers=AUTH).text
-    counts = [line for line in text.splitlines() if line.startswith("journeyguard_predictions")]
-    assert any('task="churn"' in line and 'model_version="' in line for line in counts), counts
-    assert "journeyguard_prediction_seconds_bucket" in text
+    counted = {}
+    for line in text.splitlines():
+        found = re.match(r"journeyguard_predictions_total\{(.*)\} (\S+)", line)
+        if found and 'endpoint="predict"' in found[1]:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', found[1]))
+            counted[labels["task"], labels["model_version"]] = float(found[2])
+    return counted
+
+
+def test_metrics_count_predictions_by_task_and_version(client):
+    before = _predictions_counted(client)
+    assert client.post("/predict", json={"journeys": [GOOD, GOOD]}, headers=AUTH).is_success
+    after = _predictions_counted(client)
+    rose = {key: after[key] - before.get(key, 0.0) for key in after}
+    assert {task for (task, _), n in rose.items() if n == 2} == {"churn", "escalation"}, rose
+    assert all(version.isdigit() for _, version in rose)
+    assert "journeyguard_prediction_seconds_bucket" in client.get("/metrics", headers=AUTH).text
 
 
 def test_a_promoted_champion_is_picked_up_without_restart(client, workspace):
