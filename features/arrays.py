@@ -109,8 +109,9 @@ def first_in_journeys(journeys: np.ndarray, items: np.ndarray, n_items: int) -> 
     return order[np.r_[True, (journey[1:] != journey[:-1]) | (item[1:] != item[:-1])]]
 
 
-def codes_in(known: Sequence[str], values: np.ndarray) -> np.ndarray:
-    """The index of each value in `known`, -1 where absent (names are few: a dict lookup)."""
+def codes_in(known: Sequence, values: Sequence | np.ndarray) -> np.ndarray:
+    """The index of each value in `known`, -1 where absent (a dict lookup: fast on the few
+    names of steps and categories, and on a request's few values)."""
     index = {name: code for code, name in enumerate(known)}
     return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
 

@@ -20,11 +20,19 @@ import pandas as pd
 
 from features.arrays import codes_in, first_in_journeys
 from features.paths import most_frequent_route, step_durations
-from features.schema import CANONICAL_COLUMNS, CHANNEL, SCORE, VALUE, Coded, EventLog, Snapshots
+from features.schema import (
+    CANONICAL_COLUMNS,
+    CHANNEL,
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    SCORE,
+    VALUE,
+    Coded,
+    EventLog,
+    Snapshots,
+)
 from features.stats import newcombe_interval
 
-NS_PER_DAY = 86_400 * 10**9
-NS_PER_HOUR = 3_600 * 10**9
 NONE = -1.0  # the code of "no such step" in the last-k and categorical features
 _TABLE_CELLS = 8_000_000  # events x codes of one running-count table (32 MB)
 

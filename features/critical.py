@@ -25,8 +25,8 @@ from features.arrays import (
 )
 from features.config import KpiConfig, TaskConfig
 from features.labels import label_snapshots, latest_labelled_as_of
-from features.paths import NS_PER_HOUR, journey_variants, most_frequent_route, step_matrix
-from features.schema import EventLog
+from features.paths import journey_variants, most_frequent_route, step_matrix
+from features.schema import NS_PER_HOUR, EventLog
 from features.stats import newcombe_interval
 
 _MAX_PAIRS_PER_CHUNK = 4_000_000

@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 
 from features.config import Config, RepeatKpi, ResolutionKpi, SurveyKpi, nanoseconds
-from features.paths import NS_PER_HOUR, journey_variants
-from features.schema import Coded, EventLog
+from features.paths import first_of_each, journey_variants, variant_steps
+from features.schema import NS_PER_DAY, NS_PER_HOUR, Coded, EventLog
 from features.stats import Z_95, wilson_interval
 
 OTHER, MISSING, ALL = "(other)", "(missing)", "all"
-NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -102,20 +101,17 @@ def unavailable(reason: str) -> dict[str, Any]:
 def csat(scores: np.ndarray, groups: np.ndarray, n_groups: int, kpi: SurveyKpi) -> list[dict]:
     """Mean score with a t interval, and the share satisfied (the top two values of the scale)
     with a Wilson interval."""
-    n = np.bincount(groups, minlength=n_groups).astype(np.float64)
     mean, low, high = mean_t_interval(scores, groups, n_groups)
-    satisfied = np.bincount(groups, weights=scores >= kpi.high - 1, minlength=n_groups)
-    share_low, share_high = wilson_interval(satisfied, n)
-    share = np.divide(satisfied, n, out=np.full(n_groups, np.nan), where=n > 0)
+    n, satisfied, share, share_low, share_high = _shares(scores >= kpi.high - 1, groups, n_groups)
     return _rows(
-        n=n.astype(np.int64),
+        n=n,
         value=mean,
         ci_low=low,
         ci_high=high,
-        satisfied=satisfied.astype(np.int64),
+        satisfied=satisfied,
         share_satisfied=share,
-        share_low=np.where(n > 0, share_low, np.nan),
-        share_high=np.where(n > 0, share_high, np.nan),
+        share_low=share_low,
+        share_high=share_high,
     )
 
 
@@ -363,16 +359,25 @@ def _churn_kpi(log: EventLog, config: Config, groups, as_of_ns: int) -> dict[str
 
 def proportion(positive: np.ndarray, groups: np.ndarray, n_groups: int) -> list[dict]:
     """Share positive with its Wilson interval."""
+    n, hits, rate, low, high = _shares(positive, groups, n_groups)
+    return _rows(n=n, value=rate, ci_low=low, ci_high=high, positives=hits)
+
+
+def _shares(
+    positive: np.ndarray, groups: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: units, positives, their share and its Wilson interval (NaN when empty)."""
     n = np.bincount(groups, minlength=n_groups)
     hits = np.bincount(groups, weights=positive, minlength=n_groups)
     low, high = wilson_interval(hits, n)
-    rate = np.divide(hits, n, out=np.full(n_groups, np.nan), where=n > 0)
-    return _rows(
-        n=n,
-        value=rate,
-        ci_low=np.where(n > 0, low, np.nan),
-        ci_high=np.where(n > 0, high, np.nan),
-        positives=hits.astype(np.int64),
+    empty = n == 0
+    rate = np.divide(hits, n, out=np.full(n_groups, np.nan), where=~empty)
+    return (
+        n,
+        hits.astype(np.int64),
+        rate,
+        np.where(empty, np.nan, low),
+        np.where(empty, np.nan, high),
     )
 
 
@@ -448,20 +453,14 @@ class _GroupNamer:
             log, top = self.log, self.grouping.top
             variant = journey_variants(log)
             counts = np.bincount(variant) if len(variant) else np.zeros(0, np.int64)
-            first = np.full(len(counts), log.n_journeys)
-            np.minimum.at(first, variant, np.arange(len(variant)))
+            first = first_of_each(variant)  # ranked as `paths.variants` ranks them
             order = np.lexsort((first, -counts))[:top]
             group = np.full(len(counts), len(order))
             group[order] = np.arange(len(order))
             names = [f"variant {i + 1}" for i in range(len(order))]
+            steps = variant_steps(log, first[order])
             table = [
-                {
-                    "group": names[i],
-                    "journeys": int(counts[v]),
-                    "steps": log.steps[
-                        log.step_codes[log.offsets[first[v]] : log.offsets[first[v] + 1]]
-                    ].tolist(),
-                }
+                {"group": names[i], "journeys": int(counts[v]), "steps": steps[i]}
                 for i, v in enumerate(order)
             ]
             if len(order) < len(counts):

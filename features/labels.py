@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import Match, TaskConfig, nanoseconds
-from features.schema import Coded, EventLog, Snapshots
-
-NS_PER_DAY = 86_400 * 10**9
+from features.schema import NS_PER_DAY, Coded, EventLog, Snapshots
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ from features.arrays import (
     next_in_journey,
     positions,
 )
-from features.schema import EventLog
+from features.schema import NS_PER_HOUR, EventLog
 
 Table = dict[str, np.ndarray]
-NS_PER_HOUR = 3_600 * 10**9
 ENDED = "(ended)"
 NOT_STARTED = "(not started)"
 _HASH_BASES = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from features.arrays import codes_in
 from features.schema import CANONICAL_COLUMNS, Coded, EventLog
 
 
@@ -65,8 +66,7 @@ def _encode(values: Sequence[str | None] | np.ndarray) -> tuple[np.ndarray, np.n
     `pd.factorize(sort=True)` gives them; a dict is faster on a request's few values."""
     values = values.tolist() if isinstance(values, np.ndarray) else values
     distinct = sorted({value for value in values if value is not None})
-    index = {value: code for code, value in enumerate(distinct)}
-    codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int32, count=len(values))
+    codes = codes_in(distinct, values).astype(np.int32)
     categories = np.empty(len(distinct), dtype=object)
     categories[:] = distinct
     return categories, codes

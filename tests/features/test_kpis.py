@@ -188,13 +188,17 @@ def test_churn_uses_point_in_time_labels():
     task = '[tasks.churn]\nlabel = "absent"\nmatch = { event = ["buy"] }\nhorizon = "10d"\n'
     settings = config("", task + 'snapshots = { every = "7d" }')
     rows = [("a", T0, "buy"), ("a", T0 + 20 * DAY, "buy"), ("b", T0, "buy")]
-    rows += [("z", T0 + 60 * DAY, "visit")]
+    rows += [("c", T0 + 8 * DAY, "visit"), ("z", T0 + 60 * DAY, "visit")]
     kpi = compute_kpis(log_of(rows), settings)["kpis"]["churn"]
     assert kpi["available"] and kpi["task"] == "churn"
     # Weekly snapshots from 2025-01-17; labelled while as_of + 10 d <= day 60.
     assert kpi["overall"]["n"] > 0 and 0 < kpi["overall"]["value"] < 1
     early = compute_kpis(log_of(rows), settings, as_of=T0 + 9 * DAY)["kpis"]["churn"]
-    assert early["overall"]["n"] == 0  # no horizon closes by then: no look-ahead
+    # c's visit on day 8 puts a snapshot on 17 January, where a and b are seen; their
+    # horizons close after as_of, so they are censored, not labelled from what came later
+    # (a's purchase on day 20, b's silence).
+    assert early["excluded"]["censored"] == 2
+    assert early["overall"]["n"] == 0
 
 
 def test_cli_writes_json_and_html(tmp_path: Path):
