@@ -233,8 +233,18 @@ def test_critical_steps_carry_their_kpi_effects():
     result = critical_path_analysis(log, settings.task("churn"), kpis=KpiConfig())
     steps = result["steps"].set_index("item")
     assert {"csat_with", "nps_without", "resolution_hours_with"} <= set(steps.columns)
-    row = steps.loc["escalated"] if "escalated" in steps.index else steps.iloc[0]
-    assert row["csat_n_with"] + row["csat_n_without"] > 0
+    # Every step splits the same responses and cases, only differently.
+    for kpi in ("csat", "nps", "resolution"):
+        totals = steps[f"{kpi}_n_with"] + steps[f"{kpi}_n_without"]
+        assert totals.nunique() == 1 and totals.iloc[0] > 0, kpi
+    # The simulator lowers the satisfaction of journeys through these steps.
+    planted = ["escalated", "refund_denied", "ticket_reopened", "delivery_delayed"]
+    for step in steps.index.intersection(planted):
+        assert steps.loc[step, "csat_with"] < steps.loc[step, "csat_without"], step
+        assert steps.loc[step, "nps_with"] < steps.loc[step, "nps_without"], step
+    # And escalated cases wait for the escalation before they are resolved.
+    escalated = steps.loc["escalated"]
+    assert escalated["resolution_hours_with"] > escalated["resolution_hours_without"]
     # Without KPIs, the ranking is as before.
     plain = critical_path_analysis(log, settings.task("churn"))
     assert "csat_with" not in plain["steps"].columns
