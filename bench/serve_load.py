@@ -28,13 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import common
+
+ROOT = common.ROOT
 EVENTS_PER_JOURNEY = 30
 
 
 def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
-    """`n` journeys of 30 events from the configured log: customers' first 30 events (journeys
-    shorter than that are joined with the next customer's, renamed, so every journey has 30)."""
+    """`n` journeys of 30 events from the configured log: windows of 30 consecutive events of
+    its first 400,000 (a window may span two customers), each named anew and scored as of
+    its last event."""
     import numpy as np
 
     from features.cli import load_log
@@ -80,7 +83,7 @@ def start_server(config: Path, port: int, log_path: Path) -> subprocess.Popen:
         stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env=common.child_env(),
     )
 
 
@@ -193,7 +196,7 @@ def main() -> None:
     sample = journeys(args.config, max(args.batch_size, 500))
     singles = [json.dumps({"journeys": [j]}).encode() for j in sample[:500]]
     batch = json.dumps({"journeys": sample[: args.batch_size]}).encode()
-    results = ROOT / "bench" / "results"
+    results = common.RESULTS
     results.mkdir(parents=True, exist_ok=True)
     server = None
     base = args.url
