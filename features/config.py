@@ -511,12 +511,12 @@ def _parse_kpis(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> Kp
         event = reader.string(body, "event", f"{where}.{key}")
         if not event:
             raise reader.error(f"{where}.{key}", "missing key 'event' (the survey's step)")
-        return SurveyKpi(
-            event,
-            reader.string(body, "column", f"{where}.{key}") or "score",
-            float(body.get("low", low)),
-            float(body.get("high", high)),
-        )
+        low = reader.number(body, "low", f"{where}.{key}", low)
+        high = reader.number(body, "high", f"{where}.{key}", high)
+        if low >= high:
+            raise reader.error(f"{where}.{key}", f"expected low < high, got {low:g} and {high:g}")
+        column = reader.string(body, "column", f"{where}.{key}") or "score"
+        return SurveyKpi(event, column, low, high)
 
     resolution = None
     if "resolution" in table:

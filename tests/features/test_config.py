@@ -66,6 +66,11 @@ def test_minimal_config_resolves_paths_against_the_file(tmp_path, monkeypatch):
         ),
         (MINIMAL + '[source.attributes]\ncolumns = ["value"]\n', r"canonical names"),
         (MINIMAL + '[outreach]\nschedule = "every morning"\n', r"schedule: expected a cron"),
+        (
+            MINIMAL + '[kpis]\ncsat = { event = "csat", low = "one" }\n',
+            r"\[kpis.csat\] low: expected a non-negative number",
+        ),
+        (MINIMAL + '[kpis]\nnps = { event = "nps", low = 10 }\n', r"expected low < high"),
         ("[source\n", r"not valid TOML"),
     ],
 )
