@@ -9,18 +9,19 @@ import math
 import os
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
+import numpy as np  # loaded already: features.config needs it
 import typer
 
 from features.cli import ConfigOption, load_log, parse_as_of
 from features.config import Config, load_config
-from features.schema import EventLog
-from outreach.cycle import default_outbox_path, outbox_url, run_once, utc_now
-from outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE, webhook_target
-from outreach.outbox import SENT_EVENT
+from outreach import SECRET_VARIABLE, URL_VARIABLE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from features.schema import EventLog
 
 app = typer.Typer(
     name="outreach",
@@ -42,6 +43,8 @@ def schedule(config: ConfigOption) -> None:
     """Run the outreach cycle on the configured cron schedule (UTC) until stopped."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
+    from outreach.cycle import outbox_url, utc_now
+    from outreach.dispatch import webhook_target
     from outreach.scheduler import build_scheduler, trigger
 
     settings = load_config(config)
@@ -77,6 +80,10 @@ def run_once_command(
     config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption = False
 ) -> None:
     """Run one cycle now: score, decide, store, send, write back (a rerun sends nothing new)."""
+    import pandas as pd
+
+    from outreach.cycle import run_once, utc_now
+
     settings = load_config(config)
     result = run_once(settings, as_of=parse_as_of(as_of) or pd.Timestamp(utc_now()), now=utc_now)
     typer.echo(json.dumps(result, indent=2) if as_json else counts_text(result))
@@ -85,6 +92,10 @@ def run_once_command(
 @app.command()
 def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
     """Contacted against control customers, per action, once their outcome is known."""
+    import pandas as pd
+
+    from outreach.cycle import utc_now
+
     settings = load_config(config)
     result = effect(settings, parse_as_of(as_of) or pd.Timestamp(utc_now()))
     typer.echo(json.dumps(result, indent=2) if as_json else report_text(result))
@@ -92,6 +103,7 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
 
 def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
     """The stored decisions and messages in numbers, and the effect report of each action."""
+    from outreach.cycle import outbox_url
     from outreach.outbox import decisions_frame, open_outbox, status_counts
     from outreach.report import effect_report
 
@@ -158,6 +170,9 @@ def _interrupt_on_sigterm() -> None:
 def demo_stage(settings: Config) -> None:
     """The demo's outreach stage: one cycle at the log's last event, sent to a receiver on a
     free loopback port with a new secret, signed with the real clock."""
+    import pandas as pd
+
+    from outreach.cycle import default_outbox_path, run_once, utc_now
     from outreach.receiver import Receiver
 
     if not settings.outreach.actions:
@@ -203,6 +218,8 @@ def message_text(payload: dict[str, Any]) -> str:
 
 def report_text(result: dict[str, Any]) -> str:
     """The effect report as a readable table, after a line on what the outbox holds."""
+    import pandas as pd
+
     decisions = ", ".join(f"{n:,} {kind}" for kind, n in sorted(result["decisions"].items()))
     messages = ", ".join(f"{n:,} {status}" for status, n in result["messages"].items())
     lines = [
@@ -242,6 +259,8 @@ def _difference(row: dict[str, Any]) -> str:
 def last_source_event(log: EventLog) -> int:
     """The time of the log's last event other than written-back outreach: "as of the last event"
     must not move because the outreach of the last run was merged in."""
+    from outreach.outbox import SENT_EVENT
+
     sent = np.flatnonzero(log.steps == SENT_EVENT)
     own = log.step_codes != sent[0] if len(sent) else np.ones(log.n_events, dtype=bool)
     return int(log.times[own].max())

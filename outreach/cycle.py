@@ -13,7 +13,8 @@ nothing and says so):
 4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
    retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
 5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
-   delivered message, which `features.cli.load_log` merges into the log (see `sent_events`).
+   delivered message, which `features.cli.load_log` merges into the log (see
+   `outbox.sent_events`).
 
 Never sent twice: the lease keeps two cycles from deciding one window at once (the budget would
 be given out twice), the outbox's keys make a rerun store and queue nothing new, and the
@@ -38,7 +39,7 @@ from sqlalchemy import Engine, func, select
 
 from features.cli import load_log, outreach_events_path
 from features.config import Config, ConfigError
-from features.schema import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP, EventLog
+from features.schema import CUSTOMER_ID, EventLog
 from outreach import outbox
 from outreach.dispatch import dispatch, webhook_target
 from outreach.facts import customer_facts
@@ -48,7 +49,6 @@ LEASE_NAME = "outreach-cycle"
 LEASE_TTL = datetime.timedelta(hours=1)  # outlasts scoring; renewed between dispatch batches
 DISPATCH_BATCH = 200  # messages sent between two renewals of the lease
 RETRY_WAIT = datetime.timedelta(minutes=10)  # how long a cycle waits for retries falling due
-_AFTER = pd.Timedelta(microseconds=1)  # the least an event can follow the decision causing it
 COUNT_KEYS = (
     "scored", "already_decided", "selected", "contact", "holdout", "suppressed", "enqueued",
     "delivered", "retrying", "dead", "pending",
@@ -213,21 +213,10 @@ def next_due(engine: Engine) -> datetime.datetime | None:
 def score_tasks(settings: Config, log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
     """The long score table of every task an action uses (one row per customer and task),
     each scored by its champion."""
-    from training import registry
-    from training.score import score_log
+    from training.cli import score_with_champion
 
     tasks = sorted({action.task for action in settings.outreach.actions.values()})
-    uri = registry.tracking_uri()
-    tables = []
-    for task in tasks:
-        loaded = registry.load_model(task, "champion", uri=uri)
-        if loaded is None:
-            raise ConfigError(
-                f"no champion model for task {task!r}, which [outreach.actions] uses: run "
-                f"`journeyguard train --config {settings.path} --task {task}` first"
-            )
-        model, logged = loaded
-        tables.append(score_log(log, model, as_of, version=logged.version))
+    tables = [score_with_champion(settings, task, as_of, log) for task in tasks]
     return pd.concat(tables, ignore_index=True)
 
 
@@ -264,50 +253,11 @@ def decided_customers(engine: Engine, campaign: str, start: datetime.datetime) -
         return set(connection.execute(query).scalars())
 
 
-def sent_events(engine: Engine, campaign: str) -> pd.DataFrame:
-    """The campaign's delivered messages as events: customer_id, timestamp, event
-    ("outreach_sent"), action.
-
-    An event sits on the log's clock: at its decision's `as_of` plus the time delivery took
-    after the decision was stored (at least a microsecond, so a score at `as_of` never sees
-    the consequence of its own decision). In production `as_of` is the moment of the run and
-    this is about the delivery time (`outbox.delivered_events`); when the log runs behind the
-    wall clock (the demo's simulated year, a backfill) wall-clock times would land months
-    after the log's end and drag every "as of the last event" with them.
-    """
-    messages, decisions = outbox.messages, outbox.decisions
-    query = (
-        select(
-            messages.c.customer_id,
-            messages.c.action,
-            messages.c.created_at,
-            messages.c.delivered_at,
-            decisions.c.as_of,
-        )
-        .join(decisions, decisions.c.decision_key == messages.c.decision_key)
-        .where(messages.c.status == "delivered", decisions.c.campaign == campaign)
-        .order_by(messages.c.delivered_at, messages.c.idempotency_key)
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    delay = pd.Series([r.delivered_at - r.created_at for r in rows], dtype="timedelta64[ns]")
-    as_of = pd.Series([r.as_of for r in rows], dtype=object)
-    times = pd.to_datetime(as_of, utc=True).astype(TIME_DTYPE) + delay.clip(lower=_AFTER)
-    return pd.DataFrame(
-        {
-            CUSTOMER_ID: pd.Series([r.customer_id for r in rows], dtype=object),
-            TIMESTAMP: times,
-            EVENT: outbox.SENT_EVENT,
-            "action": pd.Series([r.action for r in rows], dtype=object),
-        }
-    )
-
-
 def write_sent_events(settings: Config, engine: Engine) -> Path:
     """Rewrites the write-back file from the outbox (idempotent: the outbox is the record).
     Written aside and renamed, so a reader never sees half a file."""
     path = outreach_events_path(settings)
-    events = sent_events(engine, settings.outreach.campaign)
+    events = outbox.sent_events(engine, settings.outreach.campaign)
     if events.empty:
         path.unlink(missing_ok=True)
         return path

@@ -28,13 +28,12 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from features.errors import ConfigError
+from outreach import SECRET_VARIABLE, URL_VARIABLE
 from outreach.outbox import UTC, messages
 
 if TYPE_CHECKING:
     from features.config import OutreachConfig
 
-URL_VARIABLE = "JOURNEYGUARD_OUTREACH_WEBHOOK_URL"
-SECRET_VARIABLE = "JOURNEYGUARD_OUTREACH_WEBHOOK_SECRET"
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 GONE = 410
 CLAIM_TRIES = 20

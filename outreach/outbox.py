@@ -45,12 +45,13 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.types import TypeDecorator
 
 from features.schema import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP
+from outreach.policy import CONTACT, DECISION_COLUMNS, DECISIONS
 
 UTC = datetime.UTC
-DECISIONS = ("contact", "holdout", "suppressed")
 STATUSES = ("pending", "delivered", "dead")
 SENT_EVENT = "outreach_sent"
 SQLITE_BUSY_SECONDS = 30
+_AFTER = pd.Timedelta(microseconds=1)  # the least an event can follow the decision causing it
 _CREATE_LOCK = 4_217_301_166  # any constant: the PostgreSQL advisory lock around CREATE TABLE
 
 
@@ -121,8 +122,7 @@ leases = Table(
     Column("until", UtcDateTime, nullable=False),
 )
 
-DECISION_COLUMNS = tuple(c.name for c in decisions.columns if c.name != "created_at")
-FRAME_COLUMNS = (*DECISION_COLUMNS, "idempotency_key", "payload")
+_STORED_COLUMNS = tuple(c.name for c in decisions.columns if c.name != "created_at")
 
 
 def open_outbox(url: str) -> Engine:
@@ -194,9 +194,9 @@ def _rows(frame: pd.DataFrame, now: datetime.datetime) -> tuple[list[dict], list
     """The decision rows and message rows of a decisions frame, checked."""
     if now.tzinfo is None:
         raise ValueError(f"naive `now` {now!r}: pass an aware UTC time")
-    missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
+    missing = [c for c in DECISION_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"decisions frame: missing columns {missing}; expected {FRAME_COLUMNS}")
+        raise ValueError(f"decisions frame: missing columns {missing}; expected {DECISION_COLUMNS}")
     unknown = set(frame["decision"]) - set(DECISIONS)
     if unknown:
         raise ValueError(f"decisions frame: unknown decisions {sorted(unknown)}; use {DECISIONS}")
@@ -205,7 +205,7 @@ def _rows(frame: pd.DataFrame, now: datetime.datetime) -> tuple[list[dict], list
         raise ValueError("decisions frame: window_start and as_of must be aware (UTC) datetimes")
     decision_rows, message_rows = [], []
     for record in frame.to_dict("records"):
-        row = {name: _missing_to_none(record[name]) for name in DECISION_COLUMNS}
+        row = {name: _missing_to_none(record[name]) for name in _STORED_COLUMNS}
         row |= {
             "customer_id": str(row["customer_id"]),
             "risk": float(row["risk"]),
@@ -213,7 +213,7 @@ def _rows(frame: pd.DataFrame, now: datetime.datetime) -> tuple[list[dict], list
             "created_at": now,
         }
         decision_rows.append(row)
-        if row["decision"] == "contact":
+        if row["decision"] == CONTACT:
             message_rows.append(_message_row(row, record, now))
     return decision_rows, message_rows
 
@@ -269,7 +269,7 @@ def last_contacted(
         select(decisions.c.customer_id, latest)
         .where(
             decisions.c.campaign == campaign,
-            decisions.c.decision == "contact",
+            decisions.c.decision == CONTACT,
             decisions.c.as_of < before,
         )
         .group_by(decisions.c.customer_id)
@@ -283,7 +283,7 @@ def spent(engine: Engine, campaign: str, window_start: datetime.datetime) -> tup
     query = select(func.count(), func.coalesce(func.sum(decisions.c.cost), 0.0)).where(
         decisions.c.campaign == campaign,
         decisions.c.window_start == window_start,
-        decisions.c.decision == "contact",
+        decisions.c.decision == CONTACT,
     )
     with engine.connect() as connection:
         count, money = connection.execute(query).one()
@@ -304,20 +304,38 @@ def status_counts(engine: Engine) -> dict[str, int]:
     return counts
 
 
-def delivered_events(engine: Engine) -> pd.DataFrame:
-    """Delivered messages as events of the log (customer_id, timestamp, event, action), so the
-    next scoring sees who was contacted and when."""
+def sent_events(engine: Engine, campaign: str) -> pd.DataFrame:
+    """The campaign's delivered messages as events of the log (customer_id, timestamp, event
+    "outreach_sent", action), so the next scoring sees who was contacted and when.
+
+    An event sits on the log's clock: at its decision's `as_of` plus the time delivery took
+    after the decision was stored (at least a microsecond, so a score at `as_of` never sees
+    the consequence of its own decision). In production `as_of` is the moment of the run and
+    this is about the delivery time; when the log runs behind the wall clock (the demo's
+    simulated year, a backfill) wall-clock times would land months after the log's end and
+    drag every "as of the last event" with them.
+    """
     query = (
-        select(messages.c.customer_id, messages.c.delivered_at, messages.c.action)
-        .where(messages.c.status == "delivered")
+        select(
+            messages.c.customer_id,
+            messages.c.action,
+            messages.c.created_at,
+            messages.c.delivered_at,
+            decisions.c.as_of,
+        )
+        .join(decisions, decisions.c.decision_key == messages.c.decision_key)
+        .where(messages.c.status == "delivered", decisions.c.campaign == campaign)
         .order_by(messages.c.delivered_at, messages.c.idempotency_key)
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
+    delay = pd.Series([r.delivered_at - r.created_at for r in rows], dtype="timedelta64[ns]")
+    as_of = pd.Series([r.as_of for r in rows], dtype=object)
+    times = pd.to_datetime(as_of, utc=True).astype(TIME_DTYPE) + delay.clip(lower=_AFTER)
     return pd.DataFrame(
         {
             CUSTOMER_ID: pd.Series([r.customer_id for r in rows], dtype=object),
-            TIMESTAMP: pd.Series([r.delivered_at for r in rows], dtype=TIME_DTYPE),
+            TIMESTAMP: times,
             EVENT: SENT_EVENT,
             "action": pd.Series([r.action for r in rows], dtype=object),
         }

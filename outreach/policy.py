@@ -37,15 +37,16 @@ import pandas as pd
 
 from features.config import ActionConfig, OutreachConfig, nanoseconds
 from features.schema import CUSTOMER_ID, TIME_DTYPE
+from outreach.facts import FACT_COLUMNS
 
 CONTACT, HOLDOUT, SUPPRESSED = "contact", "holdout", "suppressed"
+DECISIONS = (CONTACT, HOLDOUT, SUPPRESSED)
 DECISION_COLUMNS = (
     "decision_key", "idempotency_key", "campaign", "window_start", "customer_id", "action",
     "task", "risk", "decision", "reason", "cost", "as_of", "payload",
 )  # fmt: skip
 _TEXT_COLUMNS = ("decision_key", "campaign", "customer_id", "action", "task", "decision", "reason")
 SCORE_COLUMNS = (CUSTOMER_ID, "task", "risk")
-FACT_COLUMNS = ("value", "open_case")
 _REASON_COLUMN = re.compile(r"^reason_(\d+)$")
 _MONEY_TOLERANCE = 1e-9  # relative: sums of costs such as 0.1 are not exact in binary
 
@@ -74,12 +75,21 @@ def window_start(as_of: pd.Timestamp, window: datetime.timedelta) -> pd.Timestam
 
 def decision_key(campaign: str, customer_id: str, start: pd.Timestamp) -> str:
     """The key of a customer's one decision in a window of a campaign."""
-    return _digest([campaign, str(customer_id), utc(start).isoformat()])
+    return _decision_key(campaign, customer_id, utc(start).isoformat())
 
 
 def idempotency_key(campaign: str, customer_id: str, action: str, start: pd.Timestamp) -> str:
     """The key a receiver deduplicates one message by: the same on every retry and rerun."""
-    return "msg_" + _digest([campaign, str(customer_id), action, utc(start).isoformat()])
+    return _idempotency_key(campaign, customer_id, action, utc(start).isoformat())
+
+
+# The keys from the window start as text: a table of decisions converts it once, not per row.
+def _decision_key(campaign: str, customer_id: str, window: str) -> str:
+    return _digest([campaign, str(customer_id), window])
+
+
+def _idempotency_key(campaign: str, customer_id: str, action: str, window: str) -> str:
+    return "msg_" + _digest([campaign, str(customer_id), action, window])
 
 
 def decide(
@@ -264,7 +274,7 @@ def _decision_table(
     contact = (chosen["decision"] == CONTACT).to_numpy()
     messages = np.full(len(chosen), None, dtype=object)
     messages[contact] = [
-        "msg_" + _digest([campaign, c, a, window])
+        _idempotency_key(campaign, c, a, window)
         for c, a in zip(ids[contact], actions[contact], strict=True)
     ]
     payloads = np.full(len(chosen), None, dtype=object)
@@ -274,7 +284,7 @@ def _decision_table(
     ]
     return pd.DataFrame(
         {
-            "decision_key": [_digest([campaign, c, window]) for c in ids],
+            "decision_key": [_decision_key(campaign, c, window) for c in ids],
             "idempotency_key": messages,
             "campaign": campaign,
             "window_start": start,

@@ -7,7 +7,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from rich.console import Console
 
 from features.cli import ConfigOption, load_log, parse_as_of, write_table
 from features.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from features.schema import EventLog
 
 PROMOTION_METRIC = "roc_auc"
 status = Console(stderr=True)
@@ -253,7 +256,11 @@ def _champion_score(task: str, uri: str, run: Any, test: np.ndarray) -> tuple[fl
     return evaluate(run.dataset.frame.loc[test, "y"].to_numpy(), scores)[PROMOTION_METRIC], ""
 
 
-def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.DataFrame:
+def score_with_champion(
+    settings: Config, task: str, as_of: pd.Timestamp, log: EventLog | None = None
+) -> pd.DataFrame:
+    """The task's journeys active at `as_of` scored by its champion, with their top reasons;
+    `log` is the settings' log (`load_log`) unless given."""
     from training import registry
     from training.score import score_log
 
@@ -265,7 +272,8 @@ def score_with_champion(settings: Config, task: str, as_of: pd.Timestamp) -> pd.
             f"--config {settings.path} --task {task}` first"
         )
     model, logged = loaded
-    return score_log(load_log(settings), model, as_of, version=logged.version)
+    log = load_log(settings) if log is None else log
+    return score_log(log, model, as_of, version=logged.version)
 
 
 def demo_stage(settings: Config) -> None:

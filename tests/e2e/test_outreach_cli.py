@@ -4,6 +4,7 @@ receiver on loopback (the second run sends nothing), the report, and errors as e
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,7 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
     actions = [row["action"] for row in report["actions"]]
     assert actions == ["discount", "follow_up"]
     assert all(row["waiting"] == 0 for row in report["actions"])
+    assert any(row["contacted_n"] > 0 and row["holdout_n"] > 0 for row in report["actions"])
     text = invoke("report", "--config", str(config), "--as-of", "2025-12-31")
     assert "difference (95 % CI)" in text
     assert all(any(line.lstrip().startswith(a) for line in text.splitlines()) for a in actions)
@@ -80,5 +82,7 @@ def test_without_a_webhook_run_once_exits_2_naming_the_settings(
 
 def test_outreach_lists_its_commands() -> None:
     output = invoke("--help")
+    listing = output[output.index("Commands") :]  # not the description: "scheduled", ...
     for command in ("schedule", "run-once", "report", "receive"):
-        assert command in output
+        # A row of the listing starts with the name, a whole word: not "scheduled", "receiver".
+        assert re.search(rf"^\W*{re.escape(command)}\s", listing, re.MULTILINE), listing

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from outreach.outbox import FRAME_COLUMNS, open_outbox
+from outreach.outbox import open_outbox
+from outreach.policy import DECISION_COLUMNS
 from outreach.receiver import Receiver
 
 UTC = datetime.UTC
@@ -117,6 +118,6 @@ def make_decisions(clock: Clock) -> MakeDecisions:
                     else None,
                 }
             )
-        return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+        return pd.DataFrame(rows, columns=DECISION_COLUMNS)
 
     return make

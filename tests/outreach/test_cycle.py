@@ -271,6 +271,7 @@ def test_the_report_has_a_row_per_action(cycles: Cycles, workspace: Workspace) -
         measured = row["contacted_n"] + row["holdout_n"]
         assert measured + row["waiting"] + row["missing"] + row["excluded"] == len(group)
         assert row["waiting"] == 0  # the horizons after 2025-09-01 closed within the log
+    assert any(row["contacted_n"] > 0 and row["holdout_n"] > 0 for row in result["actions"])
 
 
 def test_opted_out_customers_are_suppressed_and_not_sent(

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,7 +31,7 @@ from outreach.dispatch import (
     parse_retry_after,
     webhook_target,
 )
-from outreach.outbox import delivered_events, enqueue, messages, open_outbox, status_counts
+from outreach.outbox import enqueue, messages, open_outbox, sent_events, status_counts
 from outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import OTHER_SECRET, SECRET
 
@@ -69,9 +70,15 @@ def test_a_message_is_signed_and_sent_byte_for_byte(engine, receiver, clock, mak
     assert receiver.received == [(key, {"customer_id": "a", "action": "call_back", "risk": 0.8})]
     assert (stored.status, stored.attempts, stored.delivered_at) == ("delivered", 1, clock())
     assert stored.lease_owner is None and stored.lease_until is None
-    events = delivered_events(engine)
+    events = sent_events(engine, "retention")  # as_of plus no delay: the least step after it
+    assert str(events["timestamp"].dtype) == "datetime64[ns, UTC]"
     assert events.to_dict("records") == [
-        {"customer_id": "a", "timestamp": clock(), "event": "outreach_sent", "action": "call_back"}
+        {
+            "customer_id": "a",
+            "timestamp": pd.Timestamp(clock()) + pd.Timedelta(microseconds=1),
+            "event": "outreach_sent",
+            "action": "call_back",
+        }
     ]
 
 

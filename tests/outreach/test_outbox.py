@@ -16,13 +16,13 @@ from sqlalchemy import func, select
 from outreach.outbox import (
     acquire_lease,
     decisions_frame,
-    delivered_events,
     enqueue,
     last_contacted,
     messages,
     open_outbox,
     payload_text,
     release_lease,
+    sent_events,
     spent,
     status_counts,
 )
@@ -119,11 +119,37 @@ def test_spent_counts_the_contacts_of_the_window(engine, make_decisions, clock):
     assert spent(engine, "winback", window) == (0, 0.0)
 
 
-def test_no_delivered_events_yet_is_an_empty_frame_with_the_columns(engine, make_decisions, clock):
+def test_no_sent_events_yet_is_an_empty_frame_with_the_columns(engine, make_decisions, clock):
     enqueue(engine, make_decisions(["a"]), now=clock())
-    events = delivered_events(engine)
+    events = sent_events(engine, "retention")
     assert list(events.columns) == ["customer_id", "timestamp", "event", "action"]
     assert events.empty and str(events["timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_sent_events_sit_at_as_of_plus_the_delivery_delay(engine, make_decisions, clock):
+    """On the log's clock: a decision made as of a month ago and delivered 90 s after it was
+    stored is an event a month ago plus 90 s; only the campaign's delivered messages count."""
+    month_ago = clock() - 30 * DAY
+    enqueue(engine, make_decisions(["a", "b"], as_of=month_ago), now=clock())
+    enqueue(engine, make_decisions(["c"], as_of=month_ago, campaign="winback"), now=clock())
+    delivered = clock() + datetime.timedelta(seconds=90)
+    with engine.begin() as connection:
+        connection.execute(
+            messages.update()
+            .where(messages.c.customer_id.in_(["a", "c"]))
+            .values(status="delivered", delivered_at=delivered)
+        )
+    events = sent_events(engine, "retention")
+    assert list(events.columns) == ["customer_id", "timestamp", "event", "action"]
+    assert str(events["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert events.to_dict("records") == [
+        {
+            "customer_id": "a",
+            "timestamp": pd.Timestamp(month_ago) + pd.Timedelta(seconds=90),
+            "event": "outreach_sent",
+            "action": "call_back",
+        }
+    ]
 
 
 @settings(
