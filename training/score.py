@@ -79,8 +79,8 @@ def score_log(
 def score_snapshots(
     snapshots: Snapshots, model: JourneyModel, *, version: int | None = None, reasons: int = 3
 ) -> pd.DataFrame:
-    """One row per snapshot, in their order: the columns of `score_log`. Batch scoring and the
-    prediction service both score through here."""
+    """One row per snapshot, in their order: the columns of `score_log`, from `score_arrays`,
+    the path the prediction service scores through too."""
     scores = score_arrays(snapshots, model, reasons)
     table = pd.DataFrame(
         {
