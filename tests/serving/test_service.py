@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 
+from serving.schemas import JourneyRisk
 from tests.serving.conftest import AS_OF, AUTH, Workspace, wait_ready
 
 
@@ -54,6 +55,8 @@ def test_predict_gives_every_task_with_reasons_and_versions(client, workspace):
     response = client.post("/predict", json=body, headers=AUTH)
     assert response.status_code == 200, response.text
     (result,) = response.json()
+    # Exactly the documented response model: its fields, types and JSON forms.
+    assert JourneyRisk.model_validate(result).model_dump(mode="json") == result
     assert result["customer_id"] == customer
     assert set(result["risks"]) == {"churn", "escalation"}
     for risk in result["risks"].values():
