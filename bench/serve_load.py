@@ -11,7 +11,8 @@ Starts the server on a free port, waits until it is ready, warms it up, then:
    second), latency measured from each request's scheduled start, so a server that falls behind
    shows it (no coordinated omission); p50, p90, p99, max and the answered rate;
 2. batches: `--concurrency` clients each posting batches of `--batch-size` journeys of 30
-   events; journeys per second.
+   events, once with the events as objects and once as columns (`EventColumns`); journeys
+   per second of each.
 """
 
 from __future__ import annotations
@@ -147,23 +148,37 @@ async def open_loop(base: str, bodies: list[bytes], rate: float, seconds: float)
     }
 
 
+def as_columns(journey: dict) -> dict:
+    """The journey with its events as columns (None where an event has no such field)."""
+    events = journey["events"]
+    columns = {
+        name: [event.get(name) for event in events]
+        for name in ("timestamp", "event", "case_id", "channel", "value", "score")
+    }
+    names = sorted({name for event in events for name in event.get("attributes", {})})
+    columns["attributes"] = {
+        name: [event.get("attributes", {}).get(name) for event in events] for name in names
+    }
+    return {**journey, "events": columns}
+
+
 async def batches(base: str, body: bytes, size: int, count: int, concurrency: int) -> dict:
     import httpx
 
     durations: list[float] = []
+    # Each batch on a new connection (a connect on loopback costs ~0.1 ms beside a 3-4 MB
+    # body). The server's worker processes share the listening socket and a connection
+    # stays with the worker that accepted it: kept alive, a random split of the clients
+    # (3 on one worker, 1 on the other) left one worker idle half the run. A new connection
+    # is accepted by a worker that is free to accept, as a load balancer would route it.
+    headers = {"content-type": "application/json", "connection": "close"}
 
     async def worker(n: int, delay: float) -> None:
-        # A connection of its own per client, as separate callers would have: the server's
-        # worker processes share the listening socket, one connection lands on one of them.
-        # Clients start a moment apart, as separate callers would: connections opened all at
-        # once are all taken by whichever worker wakes first.
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # clients start a moment apart, as separate callers do
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             for _ in range(n):
                 started = time.perf_counter()
-                response = await client.post(
-                    "/predict", content=body, headers={"content-type": "application/json"}
-                )
+                response = await client.post("/predict", content=body, headers=headers)
                 assert response.status_code == 200, response.text[:500]
                 durations.append(time.perf_counter() - started)
 
@@ -187,15 +202,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=30)
-    # The kernel hands each connection to one worker at random: with 2 clients, half the runs
-    # put both on one worker and measure one core; with 4, one run in eight.
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--url", help="an already running service instead of starting one")
     args = parser.parse_args()
 
     sample = journeys(args.config, max(args.batch_size, 500))
     singles = [json.dumps({"journeys": [j]}).encode() for j in sample[:500]]
-    batch = json.dumps({"journeys": sample[: args.batch_size]}).encode()
+    layouts = {
+        "objects": json.dumps({"journeys": sample[: args.batch_size]}).encode(),
+        "columns": json.dumps(
+            {"journeys": [as_columns(j) for j in sample[: args.batch_size]]}
+        ).encode(),
+    }
     results = common.RESULTS
     results.mkdir(parents=True, exist_ok=True)
     server = None
@@ -210,11 +228,10 @@ def main() -> None:
         asyncio.run(open_loop(base, singles, 20, 3))  # warm-up
         latency = asyncio.run(open_loop(base, singles, args.rate, args.seconds))
         print("single journeys of 30 events:", json.dumps(latency))
-        if args.batches > 0:
-            throughput = asyncio.run(
-                batches(base, batch, args.batch_size, args.batches, args.concurrency)
-            )
-            print("batches:", json.dumps(throughput))
+        for layout, batch in layouts.items():
+            if args.batches > 0:
+                result = batches(base, batch, args.batch_size, args.batches, args.concurrency)
+                print(f"batches, events as {layout}:", json.dumps(asyncio.run(result)))
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

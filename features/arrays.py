@@ -7,6 +7,7 @@ on millions of events with this numpy.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -113,7 +114,9 @@ def codes_in(known: Sequence, values: Sequence | np.ndarray) -> np.ndarray:
     """The index of each value in `known`, -1 where absent (a dict lookup: fast on the few
     names of steps and categories, and on a request's few values)."""
     index = {name: code for code, name in enumerate(known)}
-    return np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+    # map calls the dict's own get, no Python frame per value (a quarter faster).
+    lookups = map(index.get, values, itertools.repeat(-1))
+    return np.fromiter(lookups, dtype=np.int64, count=len(values))
 
 
 def pair_codes(left: np.ndarray, right: np.ndarray, n_right: int) -> np.ndarray:

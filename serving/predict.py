@@ -7,8 +7,9 @@ same risk from the service as from `journeyguard score` at the same `as_of`.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -16,9 +17,9 @@ import pandas as pd
 import pydantic_core
 
 from features.records import log_from_records
-from features.schema import CASE_ID, CHANNEL, SCORE, VALUE, Snapshots
+from features.schema import CASE_ID, CHANNEL, EVENT, SCORE, TIMESTAMP, VALUE, Snapshots
 from serving.champions import Champion
-from serving.schemas import JourneyIn
+from serving.schemas import EventColumns, EventIn, JourneyIn
 from training.score import Scores, score_arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,28 +47,74 @@ def request_snapshots(
     """One snapshot per journey of the request, in request order, at its `as_of` (or `now`).
 
     Journeys are keyed by their position, not their customer id: two journeys of one customer
-    in one request stay two journeys.
+    in one request stay two journeys. A journey's events may come as objects or as columns;
+    either way each field becomes one list over every event of the request.
     """
-    events = [event for journey in journeys for event in journey.events]
-    counts = [len(journey.events) for journey in journeys]
-    positions = np.repeat(np.arange(len(journeys), dtype=np.int64), counts)
+    objects = [i for i, journey in enumerate(journeys) if not journey.columnar]
+    columnar = [i for i, journey in enumerate(journeys) if journey.columnar]
+    fields = _fields_of_objects([journeys[i].events for i in objects], attributes)
+    joined = _fields_of_columns([journeys[i].events for i in columnar], attributes)
+    for name, values in joined.items():
+        fields[name] += values
+    journey_order = objects + columnar  # the journey of each event, in the order of `fields`
+    positions = np.repeat(
+        np.asarray(journey_order, dtype=np.int64), [journeys[i].event_count for i in journey_order]
+    )
     columns: dict[str, list | np.ndarray] = {
-        CASE_ID: [e.get("case_id") for e in events],
-        CHANNEL: [e.get("channel") for e in events],
-        VALUE: _numbers([e.get("value") for e in events]),
-        SCORE: _numbers([e.get("score") for e in events]),
+        CASE_ID: fields[CASE_ID],
+        CHANNEL: fields[CHANNEL],
+        VALUE: np.array(fields[VALUE], dtype=np.float64),  # None becomes NaN
+        SCORE: np.array(fields[SCORE], dtype=np.float64),
     }
     for name, numeric in attributes.items():
-        given = [e.get("attributes", _NONE).get(name) for e in events]
+        given = fields[_ATTRIBUTE, name]
         columns[name] = (
             np.array([_number(v) for v in given], dtype=np.float64)
             if numeric
             else [None if v is None else str(v) for v in given]
         )
-    times = _event_times([e["timestamp"] for e in events])
-    log = log_from_records(positions, times, [e["event"] for e in events], columns)
+    times = _event_times(fields[TIMESTAMP])
+    log = log_from_records(positions, times, fields[EVENT], columns)
     as_of = np.array([nanoseconds(journey.as_of or now) for journey in journeys], dtype=np.int64)
     return Snapshots(log, np.arange(len(journeys)), as_of)
+
+
+_ATTRIBUTE = "attributes"
+_FIELDS = (TIMESTAMP, EVENT, CASE_ID, CHANNEL, VALUE, SCORE)
+
+
+def _fields_of_objects(
+    journeys: Sequence[list[EventIn]], attributes: Iterable[str]
+) -> dict[str | tuple[str, str], list]:
+    """Each field of every event, one list per field (None where absent); an attribute's
+    key is `(_ATTRIBUTE, name)`."""
+    events = [event for journey in journeys for event in journey]
+    fields: dict[str | tuple[str, str], list] = {
+        name: [event.get(name) for event in events] for name in _FIELDS
+    }
+    for name in attributes:
+        fields[_ATTRIBUTE, name] = [e.get(_ATTRIBUTE, _NONE).get(name) for e in events]
+    return fields
+
+
+def _fields_of_columns(
+    journeys: Sequence[EventColumns], attributes: Iterable[str]
+) -> dict[str | tuple[str, str], list]:
+    """As `_fields_of_objects`, for journeys whose events come as columns: each field's
+    columns joined, journey after journey (Nones for a column a journey leaves out)."""
+
+    def joined(column_of_each: Iterable[list | None]) -> list:
+        return list(
+            itertools.chain.from_iterable(
+                [None] * len(columns[TIMESTAMP]) if column is None else column
+                for column, columns in zip(column_of_each, journeys, strict=True)
+            )
+        )
+
+    fields = {name: joined(columns.get(name) for columns in journeys) for name in _FIELDS}
+    for name in attributes:
+        fields[_ATTRIBUTE, name] = joined(c.get(_ATTRIBUTE, _NONE).get(name) for c in journeys)
+    return fields
 
 
 def _event_times(moments: list[datetime]) -> np.ndarray:
@@ -76,11 +123,6 @@ def _event_times(moments: list[datetime]) -> np.ndarray:
     per event takes (17 -> 6 ms for 30,000 events)."""
     texts = pydantic_core.to_jsonable_python(moments)
     return pd.to_datetime(texts, format="ISO8601", utc=True).as_unit("ns").asi8
-
-
-def _numbers(values: list[float | None]) -> np.ndarray:
-    """Optional numbers as floats, NaN where missing."""
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _number(value: str | float | None) -> float:

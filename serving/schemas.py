@@ -8,9 +8,19 @@ configuration of the running service.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, NotRequired
+from typing import Annotated, NotRequired, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, with_config
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    FiniteFloat,
+    Tag,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 # Hard ceilings whatever the configuration says: a request beyond them is refused outright.
@@ -27,6 +37,11 @@ EARLIEST, LATEST = datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzin
 Moment = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
 
 
+Step = Annotated[str, Field(min_length=1)]
+_T = TypeVar("_T")
+Column = Annotated[list[_T], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +52,7 @@ class EventIn(TypedDict):
     tens of thousands, and validating dicts costs a quarter less than building models."""
 
     timestamp: Annotated[Moment, Field(description="ISO 8601 with a UTC offset.")]
-    event: Annotated[str, Field(min_length=1, description="The step, e.g. 'ticket_opened'.")]
+    event: Annotated[Step, Field(description="The step, e.g. 'ticket_opened'.")]
     case_id: NotRequired[str | None]
     channel: NotRequired[str | None]
     value: NotRequired[FiniteFloat | None]
@@ -50,14 +65,69 @@ class EventIn(TypedDict):
     ]
 
 
+def _columns_of_one_length(columns: EventColumns) -> EventColumns:
+    """Every column holds one value per event: as many as `timestamp`."""
+    expected = len(columns["timestamp"])
+    given = {name: values for name, values in columns.items() if name != "attributes"}
+    given.update((f"attributes.{name}", v) for name, v in columns.get("attributes", {}).items())
+    for name, values in given.items():
+        if len(values) != expected:
+            raise ValueError(
+                f"column {name!r} has {len(values)} values; 'timestamp' has {expected}: "
+                "every column holds one value per event"
+            )
+    return columns
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EventColumns(TypedDict):
+    """A journey's events as columns, one value per event in each: the fields of `EventIn`,
+    laid out as a table's columns are (TensorFlow Serving's columnar `inputs` beside its
+    row `instances`). Read at a third of the cost of the same events as objects."""
+
+    timestamp: Column[Moment]
+    event: Column[Step]
+    case_id: NotRequired[Column[str | None]]
+    channel: NotRequired[Column[str | None]]
+    value: NotRequired[Column[FiniteFloat | None]]
+    score: NotRequired[Column[FiniteFloat | None]]
+    attributes: NotRequired[dict[str, Column[str | FiniteFloat | None]]]
+
+
+def _layout(events: object) -> str:
+    return "columns" if isinstance(events, dict) else "objects"
+
+
+Events = Annotated[
+    Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS), Tag("objects")]
+    | Annotated[EventColumns, AfterValidator(_columns_of_one_length), Tag("columns")],
+    Discriminator(
+        _layout,
+        custom_error_type="events_layout",
+        custom_error_message="events must be a list of event objects or an object of columns",
+    ),
+]
+
+
 class JourneyIn(Strict):
     """A customer's journey as the caller knows it, scored as of `as_of`."""
 
     customer_id: str = Field(min_length=1)
-    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+    events: Events = Field(
+        description="The journey's events: a list of event objects, or an object of columns "
+        "(one list per field of an event, each with one value per event)."
+    )
     as_of: Moment | None = Field(
         default=None, description="The moment to score at (default: now). Later events wait."
     )
+
+    @property
+    def columnar(self) -> bool:
+        return isinstance(self.events, dict)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.events["timestamp"]) if self.columnar else len(self.events)
 
 
 class CustomerIn(Strict):

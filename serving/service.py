@@ -70,9 +70,9 @@ def _within_limits(journeys: list[JourneyIn]) -> list[JourneyIn]:
     if not journeys:
         raise ValueError("expected at least one journey")
     for position, journey in enumerate(journeys):
-        if len(journey.events) > limits.max_events:
+        if journey.event_count > limits.max_events:
             raise ValueError(
-                f"journeys[{position}] has {len(journey.events)} events; at most "
+                f"journeys[{position}] has {journey.event_count} events; at most "
                 f"{limits.max_events} per journey (serving.max_events)"
             )
     return journeys

@@ -39,6 +39,21 @@ def journey_body(log_events: pd.DataFrame, customer_id: str, as_of: pd.Timestamp
     return {"customer_id": customer_id, "events": events, "as_of": as_of.isoformat()}
 
 
+def as_columns(journey: dict) -> dict:
+    """The journey with its events as columns, each field a list (None where an event has
+    none): the layout of `EventColumns`."""
+    events = journey["events"]
+    columns = {
+        name: [event.get(name) for event in events]
+        for name in ("timestamp", "event", "case_id", "channel", "value", "score")
+    }
+    names = sorted({name for event in events for name in event.get("attributes", {})})
+    columns["attributes"] = {
+        name: [event.get("attributes", {}).get(name) for event in events] for name in names
+    }
+    return {**journey, "events": columns}
+
+
 def sample_customers(workspace: Workspace, n: int, seed: int = 0) -> list[str]:
     ids = workspace.log.journey_ids[workspace.log.times[workspace.log.offsets[:-1]] <= AS_OF.value]
     return sorted(np.random.default_rng(seed).choice(ids, n, replace=False).tolist())
@@ -85,6 +100,35 @@ def test_service_risk_equals_batch_score(client, workspace):
             assert texts == [t for t in expected if isinstance(t, str)]
 
 
+def test_events_as_columns_get_the_answers_of_events_as_objects(client, workspace):
+    journeys = [
+        journey_body(workspace.log.events, c, AS_OF) for c in sample_customers(workspace, 20)
+    ]
+    as_objects = client.post("/predict", json={"journeys": journeys}, headers=AUTH)
+    columnar = [as_columns(journey) for journey in journeys]
+    as_columns_ = client.post("/predict", json={"journeys": columnar}, headers=AUTH)
+    assert as_objects.status_code == as_columns_.status_code == 200, as_columns_.text
+    assert as_columns_.json() == as_objects.json()
+    # Both layouts in one request, and a column left out is missing for every event.
+    mixed = [columnar[i] if i % 2 else journeys[i] for i in range(len(journeys))]
+    assert client.post("/predict", json={"journeys": mixed}, headers=AUTH).json() == (
+        as_objects.json()
+    )
+    without_attributes = {**columnar[0], "events": {**columnar[0]["events"]}}
+    del without_attributes["events"]["attributes"]
+    stripped = {
+        **journeys[0],
+        "events": [
+            {k: v for k, v in e.items() if k != "attributes"} for e in journeys[0]["events"]
+        ],
+    }
+    answers = [
+        client.post("/predict", json={"journeys": [body]}, headers=AUTH).json()
+        for body in (without_attributes, stripped)
+    ]
+    assert answers[0] == answers[1]
+
+
 def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
     from training.score import risk_list_path
 
@@ -116,6 +160,7 @@ def test_events_after_as_of_are_not_seen(client, workspace):
 
 GOOD_EVENT = {"timestamp": "2025-05-01T10:00:00+00:00", "event": "order_placed"}
 GOOD = {"customer_id": "C1", "events": [GOOD_EVENT]}
+COLUMNS = {"timestamp": [GOOD_EVENT["timestamp"]], "event": [GOOD_EVENT["event"]]}
 
 
 @pytest.mark.parametrize(
@@ -138,6 +183,26 @@ GOOD = {"customer_id": "C1", "events": [GOOD_EVENT]}
         ({"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "value": "lots"}]}]}, "value"),
         ({"journeys": [GOOD] * 51}, "journeys"),
         ({"journeys": [{**GOOD, "events": [GOOD_EVENT] * 201}]}, "journeys"),
+        ({"journeys": [{**GOOD, "events": "none"}]}, "events"),
+        ({"journeys": [{**GOOD, "events": {**COLUMNS, "event": ["a", "b"]}}]}, "columns"),
+        ({"journeys": [{**GOOD, "events": {**COLUMNS, "colour": ["red"]}}]}, "colour"),
+        ({"journeys": [{**GOOD, "events": {"timestamp": [], "event": []}}]}, "timestamp"),
+        ({"journeys": [{**GOOD, "events": {**COLUMNS, "value": ["lots"]}}]}, "value"),
+        ({"journeys": [{**GOOD, "events": {**COLUMNS, "timestamp": ["noon"]}}]}, "timestamp"),
+        (
+            {
+                "journeys": [
+                    {
+                        **GOOD,
+                        "events": {
+                            "event": ["a"] * 201,
+                            "timestamp": [GOOD_EVENT["timestamp"]] * 201,
+                        },
+                    }
+                ]
+            },
+            "journeys",
+        ),
         ({"journeys": [{**GOOD, "as_of": "2025-06-01"}]}, "as_of"),
         ({"journeys": [{**GOOD, "as_of": "2263-01-01T00:00:00Z"}]}, "as_of"),  # past int64 ns
         (
@@ -283,10 +348,23 @@ fuzzed_events = st.fixed_dictionaries(
         "attributes": st.dictionaries(st.sampled_from(["segment", "country", "x"]), json_values),
     },
 )
+fuzzed_columns = st.fixed_dictionaries(
+    {
+        "timestamp": st.lists(timestamps | json_values, max_size=3),
+        "event": st.lists(st.text(max_size=10), max_size=3) | json_values,
+    },
+    optional={
+        "value": st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.none(), max_size=3),
+        "channel": st.lists(st.text(max_size=5) | json_values, max_size=3),
+        "attributes": st.dictionaries(
+            st.sampled_from(["segment", "country", "x"]), st.lists(json_values, max_size=3)
+        ),
+    },
+)
 fuzzed_journeys = st.fixed_dictionaries(
     {
         "customer_id": st.text(max_size=6) | json_values,
-        "events": st.lists(fuzzed_events, max_size=4),
+        "events": st.lists(fuzzed_events, max_size=4) | fuzzed_columns,
     },
     optional={"as_of": timestamps | json_values},
 )
