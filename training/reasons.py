@@ -129,14 +129,23 @@ def reason_arrays(
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     every = np.arange(len(values))
     texts, chosen = [], np.full((len(values), k), np.nan)
+    described: dict[tuple[int, float], str] = {}  # rows share values: a third are new
+
+    def text(column: int, value: float) -> str:
+        if (found := described.get((column, value))) is None:
+            found = described[column, value] = describe(names[column], value, vocabulary)
+        return found
+
     for rank in range(k):
         column = columns[order[:, rank]] if len(columns) else order[:, rank]
         contribution = values[every, order[:, rank]]
         value = feature_values[every, column]
         texts.append(
             [
-                describe(names[c], float(x), vocabulary) if v > 0 else None
-                for c, x, v in zip(column, value, contribution, strict=True)
+                text(c, x) if v > 0 else None
+                for c, x, v in zip(
+                    column.tolist(), value.tolist(), contribution.tolist(), strict=True
+                )
             ]
         )
         chosen[:, rank] = np.where(contribution > 0, contribution, np.nan)
