@@ -125,3 +125,39 @@ def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
     steps = paths.variant_steps(log, variants["first_journey"])
     found = {tuple(s): n for s, n in zip(steps, variants["journeys"], strict=True)}
     assert found == expected_variants
+
+
+def test_variants_csv_quotes_steps_and_rounds_numbers():
+    import csv
+    import io
+
+    from features.analysis import VARIANT_STEP_SEPARATOR, _variants_csv
+
+    log = EventLog.from_frame(
+        pd.DataFrame(
+            {
+                "customer_id": ["a", "a", "b", "b", "c"],
+                "timestamp": pd.to_datetime(
+                    [
+                        "2025-01-01 00:00",
+                        "2025-01-01 00:20",
+                        "2025-01-01 00:00",
+                        "2025-01-01 07:00",
+                        "2025-01-02 00:00",
+                    ],
+                    utc=True,
+                ),
+                "event": ['said "hi", twice', "paid", 'said "hi", twice', "paid", "paid"],
+            }
+        )
+    )
+    table = paths.variants(log)
+    rows = list(csv.DictReader(io.StringIO(_variants_csv(log, table))))
+    assert [row["steps"] for row in rows] == [
+        VARIANT_STEP_SEPARATOR.join(['said "hi", twice', "paid"]),
+        "paid",
+    ]
+    assert [int(row["journeys"]) for row in rows] == [2, 1]
+    # Numbers to 6 significant digits: the median of 1/3 h and 7 h, and 2 journeys of 3.
+    assert rows[0]["median_duration_hours"] == "3.66667"
+    assert rows[0]["share"] == "0.666667"
