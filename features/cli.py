@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -74,7 +75,27 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    keep_freed_memory()
     app()
+
+
+def keep_freed_memory() -> None:
+    """Has glibc reuse freed memory instead of handing it back to the system: arrays of a few
+    MB (a column of a log) otherwise get pages of their own, mapped and zeroed anew each time.
+    `analyze` of 1.6M events took 98,000 page faults and 0.2-0.7 s of system time, now
+    58,000 and 0.12-0.2 s; its peak memory does not grow (bench/analyze_speed.py)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # glibc; another libc (musl) keeps its own ways
+    except OSError:
+        return
+    trim_threshold, top_pad, mmap_threshold = -1, -2, -3  # mallopt's parameters (malloc.h)
+    libc.mallopt(mmap_threshold, 32 << 20)  # larger allocations only get their own pages
+    libc.mallopt(trim_threshold, 1 << 30)  # keep up to 1 GiB freed at the heap's top
+    libc.mallopt(top_pad, 64 << 20)  # and grow the heap 64 MiB at a time
 
 
 @app.command()
