@@ -61,8 +61,10 @@ def group_quantiles(
     values: np.ndarray,
     n_groups: int,
     quantiles: tuple[float, ...] = (0.5, 0.95),
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per group, the quantiles of `values` (numpy's linear interpolation); NaN for empty groups.
+    `order` is `group_order(groups, n_groups)` where the caller has it already.
 
     Returns an array of shape (n_groups, len(quantiles)).
     """
@@ -78,7 +80,9 @@ def group_quantiles(
     weight = exact - low
     if n_groups <= _FEW_GROUPS:
         # Few groups: a linear-time selection in each beats one sort of every value.
-        grouped = values[group_order(groups, n_groups)]
+        if order is None and not _non_decreasing(groups):
+            order = group_order(groups, n_groups)
+        grouped = values if order is None else values[order]
         low_values, high_values = np.empty_like(exact), np.empty_like(exact)
         for row, group in enumerate(present.tolist()):
             members = grouped[starts[group] : starts[group] + counts[group]]
@@ -98,14 +102,16 @@ def group_quantiles(
     return result
 
 
-def first_in_journeys(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+def first_in_journeys(
+    journeys: np.ndarray, items: np.ndarray, n_items: int, order: np.ndarray | None = None
+) -> np.ndarray:
     """Index of each item's first event in each journey, grouped by item, for journey codes
-    in sorted order (a log's). Grouping events by item (a radix sort) keeps them in log
-    order, so journeys within an item are sorted: firsts are where the journey or the item
-    changes."""
+    in sorted order (a log's). Grouping events by item (a radix sort; `order` if the caller
+    has it) keeps them in log order, so journeys within an item are sorted: firsts are where
+    the journey or the item changes."""
     if len(items) == 0:
         return np.zeros(0, dtype=np.int64)
-    order = group_order(items, n_items)
+    order = group_order(items, n_items) if order is None else order
     journey, item = journeys[order], items[order]
     return order[np.r_[True, (journey[1:] != journey[:-1]) | (item[1:] != item[:-1])]]
 
@@ -128,12 +134,17 @@ _DENSE_LIMIT = 64_000_000  # journeys x items up to which a table of flags beats
 
 
 def count_distinct_journeys(
-    journeys: np.ndarray, items: np.ndarray, n_items: int, weights: np.ndarray | None = None
+    journeys: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    weights: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per item, how many distinct journeys have it (or the sum of a per-journey weight)."""
+    """Per item, how many distinct journeys have it (or the sum of a per-journey weight).
+    `order` is `group_order(items, n_items)` where the caller has it already."""
     if len(journeys) and n_items <= np.iinfo(np.uint16).max and _non_decreasing(journeys):
         # Sorted journeys (a log's): each pair's first occurrence, by one radix sort.
-        first = first_in_journeys(journeys, items, n_items)
+        first = first_in_journeys(journeys, items, n_items, order)
         journey, item = journeys[first], items[first]
     else:
         journey, item = _distinct_pairs(journeys, items, n_items)

@@ -16,6 +16,7 @@ from features.arrays import (
     count_distinct_journeys,
     dense_codes,
     first_in_journeys,
+    group_order,
     group_quantiles,
     next_in_journey,
     positions,
@@ -54,9 +55,14 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     pair_id = np.cumsum(all_counts > 0)[code] - 1
     counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
-    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct))
+    # One radix sort for both tables below (beyond uint16 codes neither would use it).
+    small = len(distinct) <= np.iinfo(np.uint16).max
+    by_pair = group_order(pair_id, len(distinct)) if small else None
+    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), order=by_pair)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
-    journeys = count_distinct_journeys(log.journey_codes[gaps.index], pair_id, len(distinct))
+    journeys = count_distinct_journeys(
+        log.journey_codes[gaps.index], pair_id, len(distinct), order=by_pair
+    )
     table = {
         "from": log.steps[source],
         "to": log.steps[target],

@@ -17,9 +17,11 @@ QUANTILES = (0.0, 0.5, 0.95, 1.0)
         st.tuples(st.integers(0, 6), st.floats(0, 1e6, allow_nan=False)), min_size=1, max_size=60
     )
 )
-def test_group_quantiles_equal_numpy_per_group(members, n_groups):
+@pytest.mark.parametrize("by_group", [False, True])
+def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
     # Both paths: partitioning each group (few groups) and one sort of every value (many);
-    # groups 7 and up are always empty.
+    # groups 7 and up are always empty. Members already in group order skip the grouping.
+    members = sorted(members, key=lambda member: member[0]) if by_group else members
     groups = np.array([group for group, _ in members])
     values = np.array([value for _, value in members])
 
