@@ -85,8 +85,8 @@ def analyze(
     `kpis`, critical steps also show their effect on CSAT, NPS and resolution time.
 
     With `parallel` (by default for logs of PARALLEL_FROM_EVENTS events or more), the tables
-    of whole sequences (variants and funnels) come from a second process while this one makes
-    the others: the same tables, sooner on a machine with a second core.
+    of whole sequences (variants, funnels, first steps) come from a second process while this
+    one makes the others: the same tables, sooner on a machine with a second core.
     """
     seen = log.until(as_of) if as_of is not None else log
     if parallel is None:
@@ -98,6 +98,7 @@ def analyze(
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
+        "first_steps": tables["first_steps"],
         "variants": tables["variants"],
         "funnels": tables["funnels"],
         "critical": critical,
@@ -106,7 +107,8 @@ def analyze(
 
 
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """Transitions, step matrices, durations and bottlenecks, JSON-ready."""
+    """Transitions, step matrices, durations and bottlenecks, JSON-ready. (First steps come
+    with the sequences: it evens the two processes' work.)"""
     gaps = paths.Gaps(log)
     transitions = paths.transitions(log, gaps)
     starts, ends = paths.start_and_end_steps(log)
@@ -117,7 +119,6 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
         "start_steps": records(starts),
         "end_steps": records(ends),
         "step_matrix": _matrix(paths.step_matrix(log, settings.positions)),
-        "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
         "anchored_step_matrix": _anchored(log, settings),
         "durations": {
             "steps": records(paths.step_durations(log)),
@@ -128,10 +129,11 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
 
 
 def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """The variants and funnels, JSON-ready, and variants.csv (UTF-8)."""
+    """The variants, funnels and first steps, JSON-ready, and variants.csv (UTF-8)."""
     variants = paths.variants(log)
     top_variants = _top_variants(log, variants)
     return {
+        "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
         "variant_count": len(variants["rank"]),
         "variants": records(top_variants),
         "funnels": [
