@@ -7,6 +7,7 @@ pyproject.toml; they are imported only when run, so `analyze` never loads the tr
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -76,7 +77,13 @@ def main() -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     keep_freed_memory()
-    app()
+    try:
+        app()
+    finally:
+        # Leaving, Python sweeps every object still alive for cycles: 25 ms after `analyze`
+        # of 1.6M events, to free memory the process is about to give back. Frozen, they
+        # are freed without the sweep.
+        gc.freeze()
 
 
 def keep_freed_memory() -> None:
