@@ -2,7 +2,7 @@
 
 Run by hand with the project's Python (see bench/README.md):
 
-    .venv/bin/python bench/analyze_speed.py [--customers 100000] [--rounds 3]
+    .venv/bin/python bench/analyze_speed.py [--customers 100000] [--rounds 5]
                                             [--skip-retentioneering] [--skip-checks]
 
 1. Creates bench/.venv-compare with bench/compare/requirements.txt when it is missing or the
@@ -106,7 +106,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000, help="simulated customers")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of timed runs")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of timed runs")
     parser.add_argument("--skip-retentioneering", action="store_true")
     parser.add_argument("--skip-checks", action="store_true", help="timings only")
     parser.add_argument(
