@@ -71,6 +71,13 @@ def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
     return result
 
 
+def with_columns(journey: dict) -> dict:
+    """The journey with its events as columns."""
+    from serving.schemas import events_as_columns
+
+    return {**journey, "events": events_as_columns(journey["events"])}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -148,20 +155,6 @@ async def open_loop(base: str, bodies: list[bytes], rate: float, seconds: float)
     }
 
 
-def as_columns(journey: dict) -> dict:
-    """The journey with its events as columns (None where an event has no such field)."""
-    events = journey["events"]
-    columns = {
-        name: [event.get(name) for event in events]
-        for name in ("timestamp", "event", "case_id", "channel", "value", "score")
-    }
-    names = sorted({name for event in events for name in event.get("attributes", {})})
-    columns["attributes"] = {
-        name: [event.get("attributes", {}).get(name) for event in events] for name in names
-    }
-    return {**journey, "events": columns}
-
-
 async def batches(base: str, body: bytes, size: int, count: int, concurrency: int) -> dict:
     import httpx
 
@@ -211,7 +204,7 @@ def main() -> None:
     layouts = {
         "objects": json.dumps({"journeys": sample[: args.batch_size]}).encode(),
         "columns": json.dumps(
-            {"journeys": [as_columns(j) for j in sample[: args.batch_size]]}
+            {"journeys": [with_columns(j) for j in sample[: args.batch_size]]}
         ).encode(),
     }
     results = common.RESULTS

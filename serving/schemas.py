@@ -7,8 +7,9 @@ configuration of the running service.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, NotRequired, TypeVar
+from typing import Annotated, Any, NotRequired, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -94,18 +95,30 @@ class EventColumns(TypedDict):
     attributes: NotRequired[dict[str, Column[str | FiniteFloat | None]]]
 
 
+def events_as_columns(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Events given as objects, laid out as `EventColumns`: one list per field, None where an
+    event has no value for it (for callers holding objects, and the tests)."""
+    columns = {
+        name: [event.get(name) for event in events]
+        for name in ("timestamp", "event", "case_id", "channel", "value", "score")
+    }
+    names = sorted({name for event in events for name in event.get("attributes", {})})
+    columns["attributes"] = {
+        name: [event.get("attributes", {}).get(name) for event in events] for name in names
+    }
+    return columns
+
+
 def _layout(events: object) -> str:
+    """Which layout to validate `events` against: an object is columns, anything else is
+    checked as a list of objects (so an error names only that layout's fields)."""
     return "columns" if isinstance(events, dict) else "objects"
 
 
 Events = Annotated[
     Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS), Tag("objects")]
     | Annotated[EventColumns, AfterValidator(_columns_of_one_length), Tag("columns")],
-    Discriminator(
-        _layout,
-        custom_error_type="events_layout",
-        custom_error_message="events must be a list of event objects or an object of columns",
-    ),
+    Discriminator(_layout),
 ]
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 
-from serving.schemas import JourneyRisk
+from serving.schemas import JourneyRisk, events_as_columns
 from tests.serving.conftest import AS_OF, AUTH, Workspace, wait_ready
 
 
@@ -40,18 +40,7 @@ def journey_body(log_events: pd.DataFrame, customer_id: str, as_of: pd.Timestamp
 
 
 def as_columns(journey: dict) -> dict:
-    """The journey with its events as columns, each field a list (None where an event has
-    none): the layout of `EventColumns`."""
-    events = journey["events"]
-    columns = {
-        name: [event.get(name) for event in events]
-        for name in ("timestamp", "event", "case_id", "channel", "value", "score")
-    }
-    names = sorted({name for event in events for name in event.get("attributes", {})})
-    columns["attributes"] = {
-        name: [event.get("attributes", {}).get(name) for event in events] for name in names
-    }
-    return {**journey, "events": columns}
+    return {**journey, "events": events_as_columns(journey["events"])}
 
 
 def sample_customers(workspace: Workspace, n: int, seed: int = 0) -> list[str]:
