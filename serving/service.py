@@ -95,6 +95,7 @@ class JourneyService:
         from training import registry
         from training.monitor import result_path
 
+        gc.set_threshold(*_COLLECTOR_THRESHOLDS)
         path = os.environ.get(CONFIG_VARIABLE)
         if not path:
             raise RuntimeError(f"set {CONFIG_VARIABLE} to a configuration file (or use serve)")
@@ -262,6 +263,14 @@ async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
     from serving.console.views import error_html
 
     return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
+
+
+# A 1,000-journey request makes containers by the ten thousand (60,000 with events as
+# objects), freed by reference counting as soon as it is answered. At Python's default
+# thresholds (700, 10, 10) the collector ran ~100 times a request for nothing: 100,000
+# allocations between young collections took batches from 5,600-5,800 to 6,200-7,200
+# journeys/s as objects and from 8,700-9,200 to 10,300-11,400 as columns.
+_COLLECTOR_THRESHOLDS = (100_000, 50, 100)
 
 
 def _freeze_heap() -> None:
