@@ -86,7 +86,7 @@ def group_quantiles(
         low_values, high_values = np.empty_like(exact), np.empty_like(exact)
         for row, group in enumerate(present.tolist()):
             members = grouped[starts[group] : starts[group] + counts[group]]
-            kth = np.union1d(low[row], high[row])
+            kth = sorted({*low[row].tolist(), *high[row].tolist()})
             selected = np.partition(members, kth)
             low_values[row], high_values[row] = selected[low[row]], selected[high[row]]
     else:
@@ -100,6 +100,12 @@ def group_quantiles(
         weight >= 0.5, high_values - step * (1 - weight), low_values + step * weight
     )
     return result
+
+
+def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """`np.quantile(values, qs)`, to the last bit, NaN when empty. numpy's own imports
+    numpy.ma (10 ms), which nothing else in `analyze` needs."""
+    return group_quantiles(np.zeros(len(values), dtype=np.intp), values, 1, qs)[0]
 
 
 def first_in_journeys(

@@ -20,6 +20,7 @@ from features.arrays import (
     group_quantiles,
     next_in_journey,
     positions,
+    quantiles,
 )
 from features.schema import NS_PER_HOUR, EventLog
 
@@ -280,7 +281,7 @@ def funnel(log: EventLog, steps: list[str]) -> Table:
         journeys, index = journey[first], candidates[first]
         since = log.times[np.maximum(reached_at[journeys], log.offsets[journeys])]
         medians.append(
-            float(np.median((log.times[index] - since) / NS_PER_HOUR))
+            float(quantiles((log.times[index] - since) / NS_PER_HOUR, (0.5,))[0])
             if journeys_reaching and len(index)
             else np.nan
         )
@@ -325,11 +326,13 @@ def journey_lengths(log: EventLog) -> dict[str, float]:
     """Median and p95 of events per journey and of journey duration (first to last event)."""
     events = np.diff(log.offsets)
     hours = (log.times[log.offsets[1:] - 1] - log.times[log.offsets[:-1]]) / NS_PER_HOUR
+    events_median, events_p95 = quantiles(events, (0.5, 0.95)).tolist()
+    hours_median, hours_p95 = quantiles(hours, (0.5, 0.95)).tolist()
     return {
-        "events_median": float(np.median(events)),
-        "events_p95": float(np.quantile(events, 0.95)),
-        "duration_median_hours": float(np.median(hours)),
-        "duration_p95_hours": float(np.quantile(hours, 0.95)),
+        "events_median": events_median,
+        "events_p95": events_p95,
+        "duration_median_hours": hours_median,
+        "duration_p95_hours": hours_p95,
     }
 
 

@@ -53,3 +53,17 @@ def test_count_distinct_journeys_equals_a_set_count(pairs, sort_journeys):
     expected_weights = [sum(weights[j] for j, item in distinct if item == i) for i in range(6)]
     assert counts.tolist() == expected
     np.testing.assert_allclose(weighted, expected_weights)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(-1000, 1000), max_size=40)
+    | st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=40)
+)
+def test_quantiles_equal_numpy(values):
+    array = np.array(values)
+    result = arrays.quantiles(array, QUANTILES)
+    if len(array) == 0:
+        assert np.isnan(result).all()
+    else:
+        assert result.tolist() == np.quantile(array, QUANTILES).tolist()
