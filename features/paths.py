@@ -59,7 +59,7 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     # One radix sort for both tables below (beyond uint16 codes neither would use it).
     small = len(distinct) <= np.iinfo(np.uint16).max
     by_pair = group_order(pair_id, len(distinct)) if small else None
-    quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), order=by_pair)
+    hour_quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), order=by_pair)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
     journeys = count_distinct_journeys(
         log.journey_codes[gaps.index], pair_id, len(distinct), order=by_pair
@@ -70,8 +70,8 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
         "count": counts,
         "journeys": journeys.astype(np.int64),
         "probability": counts / out_total[source],
-        "median_hours": quantiles[:, 0],
-        "p95_hours": quantiles[:, 1],
+        "median_hours": hour_quantiles[:, 0],
+        "p95_hours": hour_quantiles[:, 1],
         "total_hours": np.bincount(pair_id, weights=gaps.hours, minlength=len(distinct)),
     }
     return ranked(table, "count", source, target)
@@ -308,16 +308,16 @@ def step_durations(log: EventLog) -> Table:
     step = log.step_codes[first]
     start = log.offsets[log.journey_codes[first]]
     hours = (log.times[first] - log.times[start]) / NS_PER_HOUR
-    quantiles = group_quantiles(step, hours, n_steps)
+    hour_quantiles = group_quantiles(step, hours, n_steps)
     position = group_quantiles(step, (first - start + 1).astype(np.float64), n_steps, (0.5,))
     journeys = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(journeys)
-    order = used[np.lexsort((used, quantiles[used, 0]))]
+    order = used[np.lexsort((used, hour_quantiles[used, 0]))]
     return {
         "step": log.steps[order],
         "journeys": journeys[order],
-        "median_hours_from_first": quantiles[order, 0],
-        "p95_hours_from_first": quantiles[order, 1],
+        "median_hours_from_first": hour_quantiles[order, 0],
+        "p95_hours_from_first": hour_quantiles[order, 1],
         "median_position": position[order, 0],
     }
 
@@ -341,14 +341,14 @@ def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     gaps = gaps or Gaps(log)
     step = log.step_codes[gaps.index]
     n_steps = len(log.steps)
-    quantiles = group_quantiles(step, gaps.hours, n_steps)
+    hour_quantiles = group_quantiles(step, gaps.hours, n_steps)
     count = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(count)
     return {
         "step": log.steps[used],
         "count": count[used],
-        "median_dwell_hours": quantiles[used, 0],
-        "p95_dwell_hours": quantiles[used, 1],
+        "median_dwell_hours": hour_quantiles[used, 0],
+        "p95_dwell_hours": hour_quantiles[used, 1],
         "total_dwell_hours": np.bincount(step, weights=gaps.hours, minlength=n_steps)[used],
     }
 
