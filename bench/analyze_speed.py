@@ -418,13 +418,14 @@ def export_helpdesk(setting: Setting) -> tuple[Path, Path]:
     """The Helpdesk log as journeyguard loads it, and the same rows in reverse file order."""
     import pandas as pd
 
-    from features.config import load_config
-    from features.load import load_events
+    from journeyguard.features.config.reader import load_config
+    from journeyguard.features.eventlog.canonical import write_canonical
+    from journeyguard.features.sources.load import load_events
 
     canonical = setting.data / "helpdesk-canonical.parquet"
     reversed_ = setting.data / "helpdesk-canonical-reversed.parquet"
     canonical.parent.mkdir(parents=True, exist_ok=True)
-    load_events(load_config(HELPDESK_CONFIG).source).log.to_parquet(canonical)
+    write_canonical(load_events(load_config(HELPDESK_CONFIG).source).log, canonical)
     frame = pd.read_parquet(canonical)
     frame.iloc[::-1].reset_index(drop=True).to_parquet(reversed_, index=False)
     return canonical, reversed_

@@ -36,6 +36,8 @@ from typing import Any
 
 import common
 
+from journeyguard.features.eventlog.frames import read_log
+
 COMMAND = "command"
 CORE = "core"
 TARGET_CUSTOMERS = 100_000  # about 1.6M events: the size the targets are about
@@ -63,13 +65,13 @@ def core(events: Path, as_of: str, repeats: int) -> None:
     import numpy as np
     import pandas as pd
 
-    from features.schema import EventLog, Snapshots
-    from features.transformer import PathFeatures
+    from journeyguard.features.eventlog.log import Snapshots
+    from journeyguard.features.transformer import PathFeatures
 
     seconds: dict[str, float] = {"imports_s": time.perf_counter() - began}
 
     start = time.perf_counter()
-    log = EventLog.read_parquet(events)
+    log = read_log(events)
     seconds["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()

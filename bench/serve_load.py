@@ -31,6 +31,8 @@ from pathlib import Path
 
 import common
 
+from journeyguard.features.eventlog.frames import log_to_frame
+
 ROOT = common.ROOT
 EVENTS_PER_JOURNEY = 30
 
@@ -41,12 +43,12 @@ def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
     its last event."""
     import numpy as np
 
-    from features.cli import load_log
-    from features.config import load_config
+    from journeyguard.features.cli import load_log
+    from journeyguard.features.config.reader import load_config
 
     settings = load_config(config)
     log = load_log(settings)
-    events = log.events
+    events = log_to_frame(log)
     rng = np.random.default_rng(seed)
     rows = events.iloc[: min(len(events), 400_000)]
     records = []
@@ -73,7 +75,7 @@ def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
 
 def with_columns(journey: dict) -> dict:
     """The journey with its events as columns."""
-    from serving.schemas import events_as_columns
+    from journeyguard.serving.schemas import events_as_columns
 
     return {**journey, "events": events_as_columns(journey["events"])}
 

@@ -79,12 +79,12 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     """The steps of `training.train.train_task`, each timed; prints one JSON line. Runs in a
     fresh process, so measure.py's peak RSS is this work's alone."""
     began = time.perf_counter()
-    from features.cli import load_log
-    from features.config import load_config
-    from features.dataset import build_dataset
-    from training import train as steps
-    from training.metrics import evaluate
-    from training.models import train_baseline, train_lightgbm
+    from journeyguard.features.cli import load_log
+    from journeyguard.features.config.reader import load_config
+    from journeyguard.features.dataset import build_dataset
+    from journeyguard.training import train as steps
+    from journeyguard.training.metrics import evaluate
+    from journeyguard.training.models import train_baseline, train_lightgbm
 
     seconds: dict[str, float] = {"imports": time.perf_counter() - began}
     peaks: dict[str, float] = {"imports": peak_mib()}

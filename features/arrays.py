@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.schema import EventLog, sorted_unique
+from journeyguard.features.eventlog.log import EventLog, sorted_unique
 
 
 def positions(log: EventLog) -> np.ndarray:

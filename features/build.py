@@ -18,20 +18,18 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from features.arrays import codes_in, first_in_journeys
-from features.paths import most_frequent_route, step_durations
-from features.schema import (
+from journeyguard.features.analysis.paths import most_frequent_route, step_durations
+from journeyguard.features.arrays import codes_in, first_in_journeys
+from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
     CHANNEL,
     NS_PER_DAY,
     NS_PER_HOUR,
     SCORE,
     VALUE,
-    Coded,
-    EventLog,
-    Snapshots,
 )
-from features.stats import newcombe_interval
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
+from journeyguard.features.stats import newcombe_interval
 
 NONE = -1.0  # the code of "no such step" in the last-k and categorical features
 _TABLE_CELLS = 8_000_000  # events x codes of one running-count table (32 MB)

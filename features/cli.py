@@ -19,16 +19,18 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from features.config import Config, ConfigError, load_config
-from features.errors import LoadError
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError, LoadError
+from journeyguard.features.eventlog.frames import read_log
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
     import pandas as pd
 
-    from features.dataset import Dataset
-    from features.schema import EventLog
+    from journeyguard.features.dataset import Dataset
+    from journeyguard.features.eventlog.log import EventLog
 
 COMMANDS_GROUP = "journeyguard.commands"
 DEMO_GROUP = "journeyguard.demo"
@@ -114,8 +116,8 @@ def simulate(
     days: Annotated[int, typer.Option(min=30, help="Length of the window in days.")] = 365,
 ) -> None:
     """Simulate post-purchase journeys with a known, planted truth."""
-    from features.simulate import simulate as run_simulation
-    from features.simulate import write_simulation
+    from journeyguard.features.sources.simulate import simulate as run_simulation
+    from journeyguard.features.sources.simulate import write_simulation
 
     simulation = run_simulation(customers, seed, start=start, days=days)
     written = write_simulation(simulation, out)
@@ -141,7 +143,7 @@ def validate(
 
 def validate_source(settings: Config, quarantine: Path | None = None) -> dict[str, Any]:
     """Loads the source of `settings`, writes its quarantine and returns the summary."""
-    from features.load import load_events, write_quarantine
+    from journeyguard.features.sources.load import load_events, write_quarantine
 
     result = load_events(settings.source)
     path = quarantine or settings.output_dir / "quarantine.csv"
@@ -172,8 +174,8 @@ def analyze(
 
 def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timestamp | None) -> str:
     """Loads the source, analyses it and writes analysis.json and report.html into `out`."""
-    from features.analysis import analyze as analyze_log
-    from features.analysis import write_analysis
+    from journeyguard.features.analysis.assemble import analyze as analyze_log
+    from journeyguard.features.analysis.assemble import write_analysis
 
     task_config = settings.task(task) if task else None
     # Path analysis needs journeys, steps and times only; a task may match on a column.
@@ -229,11 +231,11 @@ def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
     log is the source's, unchanged, at the cost of one file check. `columns` limits the optional
     columns of both (`action` included).
     """
-    from features.canonical import read_if_canonical
+    from journeyguard.features.sources.canonical import read_if_canonical
 
     log = read_if_canonical(settings.source, columns=columns)
     if log is None:
-        from features.load import load_events, write_quarantine
+        from journeyguard.features.sources.load import load_events, write_quarantine
 
         loaded = load_events(settings.source)
         write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
@@ -250,13 +252,13 @@ def _with_outreach_events(log: EventLog, path: Path, columns: list[str] | None) 
     """The log with the written-back outreach events, if there are any."""
     if not path.is_file():
         return log
-    from features.frames import concat_logs
-    from features.schema import EventLog, read_canonical
+    from journeyguard.features.eventlog.canonical import read_canonical
+    from journeyguard.features.eventlog.frames import concat_logs
 
     # The cycle writes the file in canonical form; read any other Parquet file the slow way.
     sent = read_canonical(path, columns=columns)
     if sent is None:
-        sent = EventLog.read_parquet(path)
+        sent = read_log(path)
     return concat_logs(log, sent)
 
 
@@ -271,7 +273,7 @@ def kpis(
     as_of: PastOption = None,
 ) -> None:
     """CSAT, NPS, resolution time, churn and repeat purchase rates, with 95 % intervals."""
-    from features.kpis import parse_grouping
+    from journeyguard.features.kpis.compute import parse_grouping
 
     settings = load_config(config)
     try:
@@ -283,8 +285,8 @@ def kpis(
 
 def run_kpis(settings: Config, out: Path, by: Any = None, as_of: pd.Timestamp | None = None) -> str:
     """Loads the source, computes the KPIs and writes kpis.json and kpis.html into `out`."""
-    from features.kpis import Grouping, compute_kpis
-    from features.kpis_report import summary_lines, write_kpis
+    from journeyguard.features.kpis.compute import Grouping, compute_kpis
+    from journeyguard.features.kpis.page import summary_lines, write_kpis
 
     result = compute_kpis(load_log(settings), settings, by or Grouping(), as_of)
     json_path, html_path = write_kpis(result, out)
@@ -300,7 +302,7 @@ def features(
     out: Annotated[Path, typer.Option(help="The features file (Parquet or CSV).")],
 ) -> None:
     """Features of every journey active at --as-of, from events at or before it only."""
-    from features.dataset import features_at
+    from journeyguard.features.dataset import features_at
 
     settings = load_config(config)
     table = features_at(load_log(settings), parse_as_of(as_of))
@@ -319,7 +321,7 @@ def dataset(
     ] = None,
 ) -> None:
     """The task's labelled snapshots with their features and train/gap/test split."""
-    from features.dataset import build_dataset
+    from journeyguard.features.dataset import build_dataset
 
     settings = load_config(config)
     task_config = settings.task(task)
@@ -383,14 +385,14 @@ def demo(
     outreach_events_path(settings).unlink(missing_ok=True)
     typer.secho("== validate", bold=True)
     typer.echo(validate_source(settings)["text"])
-    from features.analysis import task_analysis_dir
+    from journeyguard.features.analysis.assemble import task_analysis_dir
 
     for task in settings.tasks:
         typer.secho(f"== analyze --task {task}", bold=True)
         out = task_analysis_dir(settings.output_dir, task)
         typer.echo(run_analysis(settings, out, task, None))
     typer.secho("== kpis --by month", bold=True)
-    from features.kpis import Grouping
+    from journeyguard.features.kpis.compute import Grouping
 
     typer.echo(run_kpis(settings, settings.output_dir / "kpis", Grouping("month")))
     _demo_features(settings)
@@ -407,7 +409,7 @@ def _demo_features(settings: Config) -> None:
     """Features at the last event, and each task's snapshot dataset."""
     import pandas as pd
 
-    from features.dataset import build_dataset, features_at
+    from journeyguard.features.dataset import build_dataset, features_at
 
     log = load_log(settings)
     out = settings.output_dir / "features.parquet"

@@ -9,13 +9,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, learn_vocabulary
-from features.config import TaskConfig
-from features.labels import default_test_from, label_snapshots, task_snapshots, time_split
-from features.schema import EventLog, Snapshots
+from journeyguard.features.build import build_features, learn_vocabulary
+from journeyguard.features.config.model import TaskConfig
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.labels import (
+    default_test_from,
+    label_snapshots,
+    task_snapshots,
+    time_split,
+)
 
 if TYPE_CHECKING:
-    from features.transformer import PathFeatures
+    from journeyguard.features.transformer import PathFeatures
 
 KEY_COLUMNS = ["customer_id", "as_of", "y", "split"]
 
@@ -66,7 +71,7 @@ def build_dataset(
             f"test period starts at {test_from.isoformat()}; choose a later "
             "test start or a shorter horizon"
         )
-    from features.transformer import PathFeatures  # scikit-learn takes a second to import
+    from journeyguard.features.transformer import PathFeatures
 
     transformer = PathFeatures(**(transformer_params or {}))
     transformer.fit(snapshots.subset(train), y[train])

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.config import Match, TaskConfig, nanoseconds
-from features.schema import NS_PER_DAY, Coded, EventLog, Snapshots
+from journeyguard.features.config.model import Match, TaskConfig, nanoseconds
+from journeyguard.features.eventlog.columns import NS_PER_DAY
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 
 
 @dataclass(frozen=True)

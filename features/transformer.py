@@ -12,12 +12,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from features.build import Vocabulary, build_features, learn_vocabulary, slug
-from features.schema import Snapshots
+from journeyguard.features.build import Vocabulary, build_features, learn_vocabulary, slug
+from journeyguard.features.eventlog.log import Snapshots
 
 
 class PathFeatures(TransformerMixin, BaseEstimator):
-    """Path-sequence features of snapshots (see `features.build` for the list)."""
+    """Path-sequence features of snapshots (see `journeyguard.features.build` for the list)."""
 
     def __init__(
         self,

@@ -11,17 +11,18 @@ import signal
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np  # loaded already: features.config needs it
+import numpy as np  # loaded already: journeyguard.features.config needs it
 import typer
 
-from features.cli import ConfigOption, load_log, parse_as_of
-from features.config import Config, load_config
-from outreach import SECRET_VARIABLE, URL_VARIABLE
+from journeyguard.features.cli import ConfigOption, load_log, parse_as_of
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.outreach import SECRET_VARIABLE, URL_VARIABLE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from features.schema import EventLog
+    from journeyguard.features.eventlog.log import EventLog
 
 app = typer.Typer(
     name="outreach",
@@ -43,9 +44,9 @@ def schedule(config: ConfigOption) -> None:
     """Run the outreach cycle on the configured cron schedule (UTC) until stopped."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
-    from outreach.cycle import outbox_url, utc_now
-    from outreach.dispatch import webhook_target
-    from outreach.scheduler import build_scheduler, trigger
+    from journeyguard.outreach.cycle import outbox_url, utc_now
+    from journeyguard.outreach.dispatch import webhook_target
+    from journeyguard.outreach.scheduler import build_scheduler, trigger
 
     settings = load_config(config)
     webhook_target(settings.outreach, os.environ)  # a missing webhook fails now, not at 6 am
@@ -82,7 +83,7 @@ def run_once_command(
     """Run one cycle now: score, decide, store, send, write back (a rerun sends nothing new)."""
     import pandas as pd
 
-    from outreach.cycle import run_once, utc_now
+    from journeyguard.outreach.cycle import run_once, utc_now
 
     settings = load_config(config)
     result = run_once(settings, as_of=parse_as_of(as_of) or pd.Timestamp(utc_now()), now=utc_now)
@@ -94,7 +95,7 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
     """Contacted against control customers, per action, once their outcome is known."""
     import pandas as pd
 
-    from outreach.cycle import utc_now
+    from journeyguard.outreach.cycle import utc_now
 
     settings = load_config(config)
     result = effect(settings, parse_as_of(as_of) or pd.Timestamp(utc_now()))
@@ -103,9 +104,9 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
 
 def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
     """The stored decisions and messages in numbers, and the effect report of each action."""
-    from outreach.cycle import outbox_url
-    from outreach.outbox import decisions_frame, open_outbox, status_counts
-    from outreach.report import effect_report
+    from journeyguard.outreach.cycle import outbox_url
+    from journeyguard.outreach.outbox import decisions_frame, open_outbox, status_counts
+    from journeyguard.outreach.report import effect_report
 
     engine = open_outbox(outbox_url(settings))
     try:
@@ -138,7 +139,7 @@ def receive(
     ] = None,
 ) -> None:
     """A loopback webhook receiver that checks signatures and prints each message."""
-    from outreach.receiver import Receiver
+    from journeyguard.outreach.receiver import Receiver
 
     secret = secret or os.environ.get(SECRET_VARIABLE) or new_secret()
     with Receiver(secret, port=port) as receiver:
@@ -172,8 +173,8 @@ def demo_stage(settings: Config) -> None:
     free loopback port with a new secret, signed with the real clock."""
     import pandas as pd
 
-    from outreach.cycle import default_outbox_path, run_once, utc_now
-    from outreach.receiver import Receiver
+    from journeyguard.outreach.cycle import default_outbox_path, run_once, utc_now
+    from journeyguard.outreach.receiver import Receiver
 
     if not settings.outreach.actions:
         typer.echo(f"no [outreach.actions] in {settings.path}: nothing to do")
@@ -259,7 +260,7 @@ def _difference(row: dict[str, Any]) -> str:
 def last_source_event(log: EventLog) -> int:
     """The time of the log's last event other than written-back outreach: "as of the last event"
     must not move because the outreach of the last run was merged in."""
-    from outreach.outbox import SENT_EVENT
+    from journeyguard.outreach.outbox import SENT_EVENT
 
     sent = np.flatnonzero(log.steps == SENT_EVENT)
     own = log.step_codes != sent[0] if len(sent) else np.ones(log.n_events, dtype=bool)

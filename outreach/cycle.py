@@ -13,7 +13,7 @@ nothing and says so):
 4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
    retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
 5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
-   delivered message, which `features.cli.load_log` merges into the log (see
+   delivered message, which `journeyguard.features.cli.load_log` merges into the log (see
    `outbox.sent_events`).
 
 Never sent twice: the lease keeps two cycles from deciding one window at once (the budget would
@@ -37,13 +37,17 @@ import httpx
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from features.cli import load_log, outreach_events_path
-from features.config import Config, ConfigError
-from features.schema import CUSTOMER_ID, EventLog
-from outreach import outbox
-from outreach.dispatch import dispatch, webhook_target
-from outreach.facts import customer_facts
-from outreach.policy import decide, summary, utc, window_start
+from journeyguard.features.cli import load_log, outreach_events_path
+from journeyguard.features.config.model import Config
+from journeyguard.features.errors import ConfigError
+from journeyguard.features.eventlog.canonical import write_canonical
+from journeyguard.features.eventlog.columns import CUSTOMER_ID
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.outreach import outbox
+from journeyguard.outreach.dispatch import dispatch, webhook_target
+from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.policy import decide, summary, utc, window_start
 
 LEASE_NAME = "outreach-cycle"
 LEASE_TTL = datetime.timedelta(hours=1)  # outlasts scoring; renewed between dispatch batches
@@ -213,7 +217,7 @@ def next_due(engine: Engine) -> datetime.datetime | None:
 def score_tasks(settings: Config, log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
     """The long score table of every task an action uses (one row per customer and task),
     each scored by its champion."""
-    from training.cli import score_with_champion
+    from journeyguard.training.cli import score_with_champion
 
     tasks = sorted({action.task for action in settings.outreach.actions.values()})
     tables = [score_with_champion(settings, task, as_of, log) for task in tasks]
@@ -263,7 +267,7 @@ def write_sent_events(settings: Config, engine: Engine) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    EventLog.from_frame(events).to_parquet(partial)
+    write_canonical(log_from_frame(events), partial)
     os.replace(partial, path)
     return path
 

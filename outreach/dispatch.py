@@ -27,12 +27,12 @@ from sqlalchemy import Engine, Row, exists, or_, select, update
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
-from features.errors import ConfigError
-from outreach import SECRET_VARIABLE, URL_VARIABLE
-from outreach.outbox import UTC, messages
+from journeyguard.features.errors import ConfigError
+from journeyguard.outreach import SECRET_VARIABLE, URL_VARIABLE
+from journeyguard.outreach.outbox import UTC, messages
 
 if TYPE_CHECKING:
-    from features.config import OutreachConfig
+    from journeyguard.features.config.model import OutreachConfig
 
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 GONE = 410

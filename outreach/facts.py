@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.schema import CUSTOMER_ID, VALUE, Coded, EventLog, Snapshots
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, VALUE
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 
 FACT_COLUMNS = ("value", "open_case")
 

@@ -44,8 +44,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.types import TypeDecorator
 
-from features.schema import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP
-from outreach.policy import CONTACT, DECISION_COLUMNS, DECISIONS
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP
+from journeyguard.outreach.policy import CONTACT, DECISION_COLUMNS, DECISIONS
 
 UTC = datetime.UTC
 STATUSES = ("pending", "delivered", "dead")

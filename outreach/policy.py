@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.config import ActionConfig, OutreachConfig, nanoseconds
-from features.schema import CUSTOMER_ID, TIME_DTYPE
-from outreach.facts import FACT_COLUMNS
+from journeyguard.features.config.model import ActionConfig, OutreachConfig, nanoseconds
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, TIME_DTYPE
+from journeyguard.outreach.facts import FACT_COLUMNS
 
 CONTACT, HOLDOUT, SUPPRESSED = "contact", "holdout", "suppressed"
 DECISIONS = (CONTACT, HOLDOUT, SUPPRESSED)

@@ -15,11 +15,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from features.config import TaskConfig, nanoseconds
-from features.labels import label_snapshots
-from features.schema import CUSTOMER_ID, EventLog
-from features.stats import newcombe_interval
-from outreach.policy import CONTACT, HOLDOUT, utc
+from journeyguard.features.config.model import TaskConfig, nanoseconds
+from journeyguard.features.eventlog.columns import CUSTOMER_ID
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.labels import label_snapshots
+from journeyguard.features.stats import newcombe_interval
+from journeyguard.outreach.policy import CONTACT, HOLDOUT, utc
 
 REPORT_COLUMNS = (
     "action", "task", "contacted_n", "contacted_rate", "holdout_n", "holdout_rate",

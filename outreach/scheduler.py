@@ -19,16 +19,26 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from features.config import Config, load_config
-from outreach.cycle import outbox_url, run_once, utc_now
-from outreach.outbox import open_outbox
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
+from journeyguard.outreach.cycle import outbox_url, run_once, utc_now
+from journeyguard.outreach.outbox import open_outbox
 
 JOB_ID = "outreach-cycle"
 
 
 def trigger(settings: Config) -> CronTrigger:
-    """The cron trigger of `[outreach] schedule`, in UTC whatever the machine's zone."""
-    return CronTrigger.from_crontab(settings.outreach.schedule, timezone="UTC")
+    """The cron trigger of `[outreach] schedule`, in UTC whatever the machine's zone; checked
+    here, by the scheduler that runs it, so reading a config never imports APScheduler."""
+    expression = settings.outreach.schedule
+    try:
+        return CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as error:
+        raise ConfigError(
+            f"{settings.path}: outreach: schedule: expected a cron expression (minute hour day "
+            f"month weekday), such as '0 6 * * *'; got {expression!r}: {error}"
+        ) from None
 
 
 def build_scheduler(settings: Config, config_path: str) -> BlockingScheduler:

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from serving.periodic import every
-from training.models import JourneyModel
+from journeyguard.serving.periodic import every
+from journeyguard.training.models import JourneyModel
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ChampionStore:
 
     def refresh(self) -> bool:
         """Loads any champion that is new or changed; True when something changed."""
-        from training import registry
+        from journeyguard.training import registry
 
         with self._lock:
             champions, missing = dict(self._champions), []

@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from features.cli import ConfigOption
-from features.config import load_config
+from journeyguard.features.cli import ConfigOption
+from journeyguard.features.config.reader import load_config
 
-SERVICE = "serving.service:JourneyService"
+SERVICE = "journeyguard.serving.service:JourneyService"
 
 
 def serve(
@@ -29,7 +29,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve /predict, /predict_customer and /risk_list with the champion of every task."""
-    from serving.service import CONFIG_VARIABLE, SERVICE_NAME
+    from journeyguard.serving.service import CONFIG_VARIABLE, SERVICE_NAME
 
     settings = load_config(config)  # a bad file fails here, with its message, not in a worker
     metrics_dir = settings.output_dir / "serving-metrics"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bentoml
 
-from serving.periodic import every
+from journeyguard.serving.periodic import every
 
 DRIFT_PSI = bentoml.metrics.Gauge(
     name="journeyguard_drift_psi",
@@ -39,7 +39,7 @@ class DriftGauges:
 
     def refresh(self) -> bool:
         """Reads the files that changed since the last call; True when a gauge changed."""
-        from training.monitor import gauge_values
+        from journeyguard.training.monitor import gauge_values
 
         changed = False
         for task, path in self.paths.items():

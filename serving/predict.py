@@ -1,6 +1,6 @@
 """Requests to snapshots, snapshots to risks: the service's core, free of HTTP and BentoML.
 
-Journeys become one `EventLog` (through `features.records`, no pandas per request) and are
+Journeys become one `EventLog` (through `features.eventlog.records`, no pandas per request) and are
 scored by `training.score.score_arrays`, the function batch scoring uses: a journey gets the
 same risk from the service as from `journeyguard score` at the same `as_of`.
 """
@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
-from features.records import log_from_records
-from features.schema import CASE_ID, CHANNEL, EVENT, SCORE, TIMESTAMP, VALUE, Snapshots
-from serving.champions import Champion
-from serving.schemas import EventColumns, EventIn, JourneyIn
-from training.score import Scores, score_arrays
+from journeyguard.features.eventlog.columns import CASE_ID, CHANNEL, EVENT, SCORE, TIMESTAMP, VALUE
+from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.eventlog.records import log_from_records
+from journeyguard.serving.champions import Champion
+from journeyguard.serving.schemas import EventColumns, EventIn, JourneyIn
+from journeyguard.training.score import Scores, score_arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -1,4 +1,4 @@
-"""The prediction service: BentoML around `serving.predict`.
+"""The prediction service: BentoML around `journeyguard.serving.predict`.
 
 `journeyguard serve` starts it with `bentoml serve serving.service:JourneyService`, passing the
 configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
@@ -35,10 +35,10 @@ from starlette.responses import (
     Response,
 )
 
-from serving.console.errors import ConsoleError
-from serving.drift import DriftGauges
-from serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware, token_matches
-from serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
+from journeyguard.serving.console.errors import ConsoleError
+from journeyguard.serving.drift import DriftGauges
+from journeyguard.serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware, token_matches
+from journeyguard.serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
 SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
@@ -95,12 +95,12 @@ class JourneyService:
     """Churn and escalation risk of journeys, from the champion model of each task."""
 
     def __init__(self) -> None:
-        from features.config import load_config
-        from serving.champions import ChampionStore
-        from serving.console.data import ConsoleData
-        from serving.sources import CustomerEvents, RiskLists
-        from training import registry
-        from training.monitor import result_path
+        from journeyguard.features.config.reader import load_config
+        from journeyguard.serving.champions import ChampionStore
+        from journeyguard.serving.console.data import ConsoleData
+        from journeyguard.serving.sources import CustomerEvents, RiskLists
+        from journeyguard.training import registry
+        from journeyguard.training.monitor import result_path
 
         gc.set_threshold(*_COLLECTOR_THRESHOLDS)
         path = os.environ.get(CONFIG_VARIABLE)
@@ -134,7 +134,7 @@ class JourneyService:
     )
     def predict(self, journeys: list[JourneyIn]) -> list[JourneyRisk]:
         """Risk of each journey for every task, with the top reasons and the model versions."""
-        from serving.predict import attribute_kinds, request_snapshots
+        from journeyguard.serving.predict import attribute_kinds, request_snapshots
 
         champions = self.champions.current()
         snapshots = request_snapshots(journeys, attribute_kinds(champions), _now())
@@ -145,7 +145,7 @@ class JourneyService:
         self, customer_id: str, as_of: AwareDatetime | None = None
     ) -> JourneyRisk | Any:
         """Risk of a customer whose events the service reads from the configured source."""
-        from serving.predict import nanoseconds
+        from journeyguard.serving.predict import nanoseconds
 
         snapshot = self.customers.snapshot(customer_id, nanoseconds(as_of or _now()))
         if snapshot is None:
@@ -158,7 +158,7 @@ class JourneyService:
         return self._predict(snapshot, [customer_id], champions, "predict_customer")[0]
 
     def _predict(self, snapshots, customer_ids, champions, endpoint: str) -> list[dict]:
-        from serving.predict import predict
+        from journeyguard.serving.predict import predict
 
         def observe(task: str, version: int, seconds: float, n: int) -> None:
             LATENCY.labels(task=task, model_version=str(version)).observe(seconds)
@@ -192,14 +192,14 @@ class JourneyService:
     @risk_app.get(CONSOLE, response_class=HTMLResponse, include_in_schema=False)
     def console_risk_list(self, request: Request) -> HTMLResponse:
         """Customers ranked by risk, filtered by task, band and reason, one page at a time."""
-        from serving.console.views import risk_list_html
+        from journeyguard.serving.console.views import risk_list_html
 
         return HTMLResponse(risk_list_html(self.console, request.query_params))
 
     @risk_app.get(f"{CONSOLE}/export.csv", include_in_schema=False)
     def console_export(self, request: Request) -> Response:
         """Every row of the filtered risk list as a CSV download."""
-        from serving.console.views import export_csv
+        from journeyguard.serving.console.views import export_csv
 
         text, name = export_csv(self.console, request.query_params)
         disposition = f'attachment; filename="{name}"'
@@ -208,7 +208,7 @@ class JourneyService:
     @risk_app.get(f"{CONSOLE}/customer/{{customer_id}}", include_in_schema=False)
     def console_customer(self, customer_id: str) -> HTMLResponse:
         """One customer's journey, risks now and over time, and outreach."""
-        from serving.console.views import customer_html
+        from journeyguard.serving.console.views import customer_html
 
         champions = self.champions.current()
         return HTMLResponse(customer_html(self.console, customer_id, champions))
@@ -216,22 +216,22 @@ class JourneyService:
     @risk_app.get(f"{CONSOLE}/paths", include_in_schema=False)
     def console_paths(self, request: Request) -> HTMLResponse:
         """The task's latest journey report (from `journeyguard analyze`), framed."""
-        from serving.console.views import paths_html
+        from journeyguard.serving.console.views import paths_html
 
         return HTMLResponse(paths_html(self.console, request.query_params))
 
     @risk_app.get(f"{CONSOLE}/paths/report", include_in_schema=False)
     def console_report(self, request: Request) -> FileResponse:
         """The report.html itself: self-contained, so the frame needs nothing else."""
-        from serving.console.views import report_file
+        from journeyguard.serving.console.views import report_file
 
         return FileResponse(report_file(self.console, request.query_params), media_type="text/html")
 
     @risk_app.get(f"{CONSOLE}/models", include_in_schema=False)
     def console_models(self) -> HTMLResponse:
         """Champion and challenger of each task with their test metrics and runs."""
-        from serving.console.views import models_html
-        from training.registry import champion_versions
+        from journeyguard.serving.console.views import models_html
+        from journeyguard.training.registry import champion_versions
 
         serving = {task: c.version for task, c in self.champions.current().items()}
         versions = champion_versions(self.champions.uri)
@@ -239,7 +239,7 @@ class JourneyService:
 
     @risk_app.get(f"{CONSOLE}/login", include_in_schema=False)
     def console_login_form(self, next: str = CONSOLE) -> HTMLResponse:
-        from serving.console.views import login_html
+        from journeyguard.serving.console.views import login_html
 
         return HTMLResponse(login_html(next))
 
@@ -248,7 +248,7 @@ class JourneyService:
         self, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = CONSOLE
     ) -> Response:
         """Checks the token and keeps it in an HttpOnly cookie, so pages need no header."""
-        from serving.console.views import login_html, safe_next
+        from journeyguard.serving.console.views import login_html, safe_next
 
         if self.api_token and not token_matches(token, self.api_token):
             return HTMLResponse(login_html(next, "That is not the API token."), status_code=401)
@@ -267,7 +267,7 @@ class JourneyService:
 @risk_app.exception_handler(ConsoleError)
 async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
     """A console request that cannot be answered: a page saying why, with its status."""
-    from serving.console.views import error_html
+    from journeyguard.serving.console.views import error_html
 
     return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
 

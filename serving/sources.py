@@ -15,9 +15,9 @@ from typing import Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from features.config import Config
-from features.schema import EventLog, Snapshots
-from training.score import risk_list_path
+from journeyguard.features.config.model import Config
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.training.score import risk_list_path
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ class CustomerEvents:
     """The configured event log, to look customers up by id."""
 
     def __init__(self, settings: Config, refresh_every: float) -> None:
-        from features.cli import load_log
+        from journeyguard.features.cli import load_log
 
         self._log = Cached(lambda: load_log(settings), settings.source.path, refresh_every)
 

@@ -14,11 +14,13 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from features.cli import ConfigOption, load_log, parse_as_of, write_table
-from features.config import Config, ConfigError, load_config
+from journeyguard.features.cli import ConfigOption, load_log, parse_as_of, write_table
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
 
 if TYPE_CHECKING:
-    from features.schema import EventLog
+    from journeyguard.features.eventlog.log import EventLog
 
 PROMOTION_METRIC = "roc_auc"
 status = Console(stderr=True)
@@ -62,7 +64,7 @@ def score(
     ] = None,
 ) -> None:
     """Score every journey active at --as-of with the task's champion, with its top reasons."""
-    from training.score import risk_list_path
+    from journeyguard.training.score import risk_list_path
 
     settings = load_config(config)
     out = out or risk_list_path(settings, task)
@@ -101,9 +103,9 @@ def monitor_champion(
     event), writes the result file and logs its numbers to the champion's run."""
     import time
 
-    from training import registry
-    from training.monitor import monitor as run_monitor
-    from training.monitor import result_path, write_result
+    from journeyguard.training import registry
+    from journeyguard.training.monitor import monitor as run_monitor
+    from journeyguard.training.monitor import result_path, write_result
 
     task_config = settings.task(task)
     uri = registry.tracking_uri()
@@ -179,8 +181,8 @@ def train_and_register(
     predictions_out: Path | None = None,
 ) -> dict[str, Any]:
     """Trains, evaluates, logs to MLflow and applies the promotion rule; returns the result."""
-    from training import registry
-    from training.train import train_task
+    from journeyguard.training import registry
+    from journeyguard.training.train import train_task
 
     task_config = settings.task(task)
     # MLflow warns on every custom model that it is pickled; we know, and chose it.
@@ -242,8 +244,8 @@ def _champion_score(task: str, uri: str, run: Any, test: np.ndarray) -> tuple[fl
     """The champion's metric on this run's test rows, or None and why it has none: a champion
     saved by an incompatible version of the code cannot be loaded or scored, and then the new
     model replaces it rather than training failing."""
-    from training import registry
-    from training.metrics import evaluate
+    from journeyguard.training import registry
+    from journeyguard.training.metrics import evaluate
 
     try:
         champion = registry.load_model(task, "champion", uri=uri)
@@ -261,8 +263,8 @@ def score_with_champion(
 ) -> pd.DataFrame:
     """The task's journeys active at `as_of` scored by its champion, with their top reasons;
     `log` is the settings' log (`load_log`) unless given."""
-    from training import registry
-    from training.score import score_log
+    from journeyguard.training import registry
+    from journeyguard.training.score import score_log
 
     settings.task(task)
     loaded = registry.load_model(task, "champion", uri=registry.tracking_uri())
@@ -279,7 +281,7 @@ def score_with_champion(
 def demo_stage(settings: Config) -> None:
     """The demo's training stage: train every task, score the log at its last event, then
     monitor each champion there."""
-    from training.score import risk_list_path
+    from journeyguard.training.score import risk_list_path
 
     for task in settings.tasks:
         result = train_and_register(settings, task, None, seed=0)
@@ -343,7 +345,7 @@ def _metrics(run: Any) -> dict[str, float]:
 
 
 def _artifacts(run: Any, folder: Path) -> dict[str, Path]:
-    from training import plots
+    from journeyguard.training import plots
 
     y = run.predictions["y"].to_numpy()
     score = run.predictions["score"].to_numpy()

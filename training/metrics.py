@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.stats import wilson_interval
+from journeyguard.features.stats import wilson_interval
 
 LOG_LOSS_EPS = 1e-15
 DEFAULT_DAY_EDGES = (0, 1, 3, 7, 14, 30, 60, 90, 180, 365)

@@ -22,10 +22,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.build import feature_columns
-from features.schema import Snapshots
-from features.transformer import PathFeatures
-from training import treeshap
+from journeyguard.features.build import feature_columns
+from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.transformer import PathFeatures
+from journeyguard.training import treeshap
 
 SLICES = (0.70, 0.85)  # training rows by as_of: fit below 70 %, validation to 85 %, calibration
 

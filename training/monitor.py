@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from features.config import MonitoringConfig, TaskConfig
-from features.labels import label_snapshots
-from features.schema import EventLog, Snapshots
-from features.stats import wilson_interval
-from training.models import JourneyModel
-from training.score import BANDS, model_bands
+from journeyguard.features.config.model import MonitoringConfig, TaskConfig
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.labels import label_snapshots
+from journeyguard.features.stats import wilson_interval
+from journeyguard.training.models import JourneyModel
+from journeyguard.training.score import BANDS, model_bands
 
 PSI_EPSILON = 1e-4  # a share of 0 in one bin would make the PSI infinite
 TOP_FEATURES = 10

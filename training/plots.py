@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.metrics import calibration_curve, lift_curve
+from journeyguard.training.metrics import calibration_curve, lift_curve
 
 
 def _pyplot():

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from features.build import Vocabulary
+from journeyguard.features.build import Vocabulary
 
 
 def words(slug: str) -> str:
@@ -92,7 +92,7 @@ def _step_name(code: float, vocabulary: Vocabulary | None) -> str:
 
 
 def _attribute(name: str, value: float, vocabulary: Vocabulary | None) -> str:
-    from features.build import slug
+    from journeyguard.features.build import slug
 
     for attribute, categories in (vocabulary.attributes if vocabulary else {}).items():
         if slug(attribute) == name and categories is not None and 0 <= value < len(categories):

@@ -26,7 +26,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.types import ColSpec, Schema
 
-from training.models import JourneyModel
+from journeyguard.training.models import JourneyModel
 
 MODEL_PREFIX = "journeyguard-"  # registered model and experiment name: journeyguard-<task>
 CHAMPION, CHALLENGER = "champion", "challenger"

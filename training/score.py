@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.config import Config
-from features.schema import EventLog, Snapshots
-from training.models import JourneyModel
-from training.reasons import reason_arrays
+from journeyguard.features.config.model import Config
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.training.models import JourneyModel
+from journeyguard.training.reasons import reason_arrays
 
 
 def risk_list_path(settings: Config, task: str) -> Path:

@@ -12,14 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.config import TaskConfig
-from features.dataset import Dataset, build_dataset
-from features.labels import matching_events
-from features.schema import EventLog, Snapshots
-from training import bgnbd
-from training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
-from training.models import JourneyModel, journey_slices, train_baseline, train_lightgbm
-from training.monitor import reference_profile
+from journeyguard.features.config.model import TaskConfig
+from journeyguard.features.dataset import Dataset, build_dataset
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.labels import matching_events
+from journeyguard.training import bgnbd
+from journeyguard.training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
+from journeyguard.training.models import (
+    JourneyModel,
+    journey_slices,
+    train_baseline,
+    train_lightgbm,
+)
+from journeyguard.training.monitor import reference_profile
 
 PREFIX_GROUP = "events"  # the prefix length: events seen so far
 DAYS_GROUP = "tenure_days"  # days since the first event

@@ -2,7 +2,7 @@
 models, as server-rendered pages of the prediction service under `/console`.
 
 `pages` holds the data of each page as plain functions, `data` the cached reads of the
-service's sources, and `render` fills a template; the routes live in `serving.service`.
+service's sources, and `render` fills a template; the routes live in `journeyguard.serving.service`.
 """
 
 from __future__ import annotations

@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from serving.console import pages
-from serving.console.errors import ConsoleError
+from journeyguard.serving.console import pages
+from journeyguard.serving.console.errors import ConsoleError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from features.config import Config
-    from features.schema import EventLog
-    from serving.champions import Champion
-    from serving.sources import CustomerEvents, RiskLists
+    from journeyguard.features.config.model import Config
+    from journeyguard.features.eventlog.log import EventLog
+    from journeyguard.serving.champions import Champion
+    from journeyguard.serving.sources import CustomerEvents, RiskLists
 
 
 class ConsoleData:
@@ -77,8 +77,8 @@ class ConsoleData:
     def outbox(self) -> Engine | None:
         """The outbox of the configured campaign, None while none exists (never creates one
         just to show that it is empty)."""
-        from outreach.cycle import default_outbox_path
-        from outreach.outbox import open_outbox
+        from journeyguard.outreach.cycle import default_outbox_path
+        from journeyguard.outreach.outbox import open_outbox
 
         if self._engine is None:
             url = self.settings.outreach.database
@@ -93,8 +93,8 @@ class ConsoleData:
     def decisions(self) -> pd.DataFrame:
         """The configured campaign's decisions; re-read when the SQLite file changes, or every
         `reload_every` for a server database."""
-        from outreach.cycle import default_outbox_path
-        from outreach.outbox import decisions, decisions_frame
+        from journeyguard.outreach.cycle import default_outbox_path
+        from journeyguard.outreach.outbox import decisions, decisions_frame
 
         engine = self.outbox()
         if engine is None:
@@ -113,7 +113,7 @@ class ConsoleData:
         """The customer's outreach messages, oldest first (none without an outbox)."""
         from sqlalchemy import select
 
-        from outreach.outbox import messages
+        from journeyguard.outreach.outbox import messages
 
         engine = self.outbox()
         if engine is None:
@@ -141,7 +141,7 @@ class ConsoleData:
         """Everything the customer page shows: the journey, the risk of every task now with
         reasons, its history over the journey's events, and the outreach decisions and
         messages. `ConsoleError(404)` for a customer the log does not know."""
-        from serving.predict import predict
+        from journeyguard.serving.predict import predict
 
         as_of = self.as_of()
         snapshot = self._customers.snapshot(customer_id, as_of)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import CASE_ID, CHANNEL, VALUE, Coded, EventLog
-from serving.console.errors import ConsoleError
-from training.score import BANDS
+from journeyguard.features.eventlog.columns import CASE_ID, CHANNEL, VALUE
+from journeyguard.features.eventlog.log import Coded, EventLog
+from journeyguard.serving.console.errors import ConsoleError
+from journeyguard.training.score import BANDS
 
 SORTS = ("risk", "value")
 MAX_PER_PAGE = 500
@@ -215,7 +216,7 @@ def _iso_column(times: pd.Series) -> pd.Series:
 def customer_values(log: EventLog, as_of_ns: int) -> pd.Series:
     """Per customer, what they have spent up to `as_of_ns`, indexed by customer id: the same
     total the outreach policy's `min_value` compares against."""
-    from outreach.facts import spend_until
+    from journeyguard.outreach.facts import spend_until
 
     return pd.Series(spend_until(log, log.times <= as_of_ns), index=log.journey_ids.astype(str))
 
@@ -308,7 +309,7 @@ def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) 
 
 def report_path(output_dir: Path, task: str) -> Path:
     """The task's journey report, where the demo writes it."""
-    from features.analysis import REPORT, task_analysis_dir
+    from journeyguard.features.analysis.assemble import REPORT, task_analysis_dir
 
     return task_analysis_dir(output_dir, task) / REPORT
 

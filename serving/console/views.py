@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from serving.console import pages, render
-from serving.console.data import ConsoleData
-from serving.console.errors import ConsoleError
+from journeyguard.serving.console import pages, render
+from journeyguard.serving.console.data import ConsoleData
+from journeyguard.serving.console.errors import ConsoleError
 
 TITLES = {400: "Bad request", 401: "Log in needed", 404: "Not found", 503: "Not ready"}
 

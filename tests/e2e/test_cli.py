@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.cli import app
+from journeyguard.features.cli import app
 
 runner = CliRunner()
 

@@ -33,9 +33,9 @@ def server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> It
     if not CHROMIUM.exists():
         pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` (make install does)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
-    from features.cli import run_analysis
-    from serving.console.pages import report_path
-    from training.score import risk_list_path
+    from journeyguard.features.cli import run_analysis
+    from journeyguard.serving.console.pages import report_path
+    from journeyguard.training.score import risk_list_path
 
     folder = tmp_path_factory.mktemp("console-browser")
     settings = workspace.settings

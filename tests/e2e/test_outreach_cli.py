@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from features.cli import app
-from outreach.cycle import COUNT_KEYS
-from outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
-from outreach.receiver import Receiver
+from journeyguard.features.cli import app
+from journeyguard.outreach.cycle import COUNT_KEYS
+from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
+from journeyguard.outreach.receiver import Receiver
 from tests.outreach.conftest import SECRET
 from tests.outreach.test_cycle import Workspace, shared_workspace
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.cli import app
+from journeyguard.features.cli import app
 
 runner = CliRunner()
 
@@ -108,10 +108,10 @@ def test_score_without_a_champion_is_a_clear_error(workdir, monkeypatch, tmp_pat
 def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(workdir, monkeypatch, tmp_path):
     """A champion pickled by an older version of the code (here: one whose feature transformer
     is gone) must not stop training: the new model is promoted and the rule says why."""
-    from features.cli import load_log
-    from features.config import load_config
-    from training import registry
-    from training.train import train_task
+    from journeyguard.features.cli import load_log
+    from journeyguard.features.config.reader import load_config
+    from journeyguard.training import registry
+    from journeyguard.training.train import train_task
 
     uri = f"sqlite:///{tmp_path / 'old.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features import arrays
+from journeyguard.features import arrays
 
 QUANTILES = (0.0, 0.5, 0.95, 1.0)
 

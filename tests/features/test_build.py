@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from features.schema import EventLog, Snapshots
-from features.simulate import simulate
-from features.transformer import PathFeatures
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.transformer import PathFeatures
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
@@ -42,7 +43,7 @@ AS_OF = T0 + 48 * HOUR
 
 
 def features_of(events: pd.DataFrame, as_of: pd.Timestamp, **params) -> pd.DataFrame:
-    snapshots = Snapshots.at(EventLog.from_frame(events), as_of)
+    snapshots = Snapshots.at(log_from_frame(events), as_of)
     return PathFeatures(min_count=1, **params).fit(snapshots).transform(snapshots)
 
 
@@ -66,7 +67,7 @@ def test_hand_computed_features():
 
 def test_feature_names_are_readable_and_stable():
     events = TINY.assign(event=TINY["event"].replace({"reassign": "Ticket Reassigned!"}))
-    snapshots = Snapshots.at(EventLog.from_frame(events), AS_OF)
+    snapshots = Snapshots.at(log_from_frame(events), AS_OF)
     transformer = PathFeatures(min_count=1).fit(snapshots)
     names = list(transformer.get_feature_names_out())
     assert "count__ticket_reassigned" in names and "days_since__ticket_reassigned" in names
@@ -75,10 +76,10 @@ def test_feature_names_are_readable_and_stable():
 
 
 def test_a_step_never_seen_in_training_counts_as_other():
-    snapshots = Snapshots.at(EventLog.from_frame(TINY), AS_OF)
+    snapshots = Snapshots.at(log_from_frame(TINY), AS_OF)
     transformer = PathFeatures(min_count=1).fit(snapshots)
     new = frame([("c", 0, "order", "web", None), ("c", 1, "teleport", "web", None)])
-    row = transformer.transform(Snapshots.at(EventLog.from_frame(new), AS_OF)).iloc[0]
+    row = transformer.transform(Snapshots.at(log_from_frame(new), AS_OF)).iloc[0]
     assert row["count__other"] == 1 and row["count__order"] == 1
 
 
@@ -127,7 +128,7 @@ def test_row_order_changes_nothing(rows, random):
 @pytest.fixture(scope="module")
 def batch():
     simulation = simulate(3_000, seed=5)
-    log = EventLog.from_frame(simulation.events)
+    log = log_from_frame(simulation.events)
     as_of = pd.Timestamp("2025-09-01", tz="UTC")
     snapshots = Snapshots.at(log, as_of)
     y = np.random.default_rng(0).random(len(snapshots)) < 0.3  # labels for the critical items
@@ -142,7 +143,7 @@ def test_one_journey_alone_equals_its_row_in_the_batch(batch, pick):
     events, transformer, matrix, snapshots, as_of = batch
     position = pick % len(snapshots)
     customer = snapshots.customer_ids[position]
-    alone_log = EventLog.from_frame(events[events["customer_id"] == customer])
+    alone_log = log_from_frame(events[events["customer_id"] == customer])
     alone = transformer.transform(Snapshots.at(alone_log, as_of))
     pd.testing.assert_frame_equal(alone, matrix.iloc[[position]].reset_index(drop=True))
 

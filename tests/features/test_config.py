@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.config import ConfigError, load_config, parse_duration
+from journeyguard.features.config.reader import load_config, parse_duration
+from journeyguard.features.errors import ConfigError
 
 from ..conftest import CONFIGS
 
@@ -65,7 +66,6 @@ def test_minimal_config_resolves_paths_against_the_file(tmp_path, monkeypatch):
             r"list the matching `values`",
         ),
         (MINIMAL + '[source.attributes]\ncolumns = ["value"]\n', r"canonical names"),
-        (MINIMAL + '[outreach]\nschedule = "every morning"\n', r"schedule: expected a cron"),
         (
             MINIMAL + '[kpis]\ncsat = { event = "csat", low = "one" }\n',
             r"\[kpis.csat\] low: expected a non-negative number",

@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.cli import app
-from features.config import KpiConfig, load_config, parse_config
-from features.critical import critical_path_analysis
-from features.kpis import Grouping, compute_kpis, kaplan_meier, parse_grouping
-from features.schema import EventLog
-from features.simulate import simulate
+from journeyguard.features.analysis.critical import critical_path_analysis
+from journeyguard.features.cli import app
+from journeyguard.features.config.model import KpiConfig
+from journeyguard.features.config.reader import load_config, parse_config
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.kpis.compute import Grouping, compute_kpis, kaplan_meier, parse_grouping
+from journeyguard.features.sources.simulate import simulate
 
 T0 = pd.Timestamp("2025-01-10", tz="UTC")
 HOUR, DAY = pd.Timedelta(hours=1), pd.Timedelta(days=1)
@@ -24,7 +26,7 @@ HOUR, DAY = pd.Timedelta(hours=1), pd.Timedelta(days=1)
 def log_of(rows: list[tuple], columns: tuple[str, ...] = ()) -> EventLog:
     """Rows (journey, time, event, *columns) as a log."""
     names = ["customer_id", "timestamp", "event", *columns]
-    return EventLog.from_frame(pd.DataFrame(rows, columns=names))
+    return log_from_frame(pd.DataFrame(rows, columns=names))
 
 
 def config(kpis: str = "", tasks: str = "") -> object:
@@ -228,7 +230,7 @@ def test_cli_writes_json_and_html(tmp_path: Path):
 
 
 def test_critical_steps_carry_their_kpi_effects():
-    log = EventLog.from_frame(simulate(1500, 3).events)
+    log = log_from_frame(simulate(1500, 3).events)
     settings = load_config(Path(__file__).resolve().parents[2] / "configs" / "simulator.toml")
     result = critical_path_analysis(log, settings.task("churn"), kpis=KpiConfig())
     steps = result["steps"].set_index("item")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from features.cli import load_log
-from features.config import load_config
-from features.kpis import Grouping, compute_kpis
+from journeyguard.features.cli import load_log
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.kpis.compute import Grouping, compute_kpis
 
 from ..conftest import CONFIGS
 

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import Match, SnapshotRule, TaskConfig
-from features.critical import critical_path_analysis
-from features.labels import label_at, task_snapshots, time_split
-from features.schema import EventLog
-from features.simulate import simulate
-from features.stats import newcombe_interval
+from journeyguard.features.analysis.critical import critical_path_analysis
+from journeyguard.features.config.model import Match, SnapshotRule, TaskConfig
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.labels import label_at, task_snapshots, time_split
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.stats import newcombe_interval
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2024-01-10", tz="UTC")
@@ -26,7 +27,7 @@ def log_from(rows: list[tuple[str, float, str]]) -> EventLog:
     frame = pd.DataFrame(
         [(j, T0 + d * DAY, e) for j, d, e in rows], columns=["customer_id", "timestamp", "event"]
     )
-    return EventLog.from_frame(frame)
+    return log_from_frame(frame)
 
 
 # Days relative to as_of = T0; the data ends at day 30 (journey z).
@@ -114,7 +115,7 @@ def planted(truth: dict, task_name: str) -> set[str]:
 
 
 def test_planted_churn_steps_top_the_ranking(simulation):
-    log = EventLog.from_frame(simulation.events)
+    log = log_from_frame(simulation.events)
     churn = TaskConfig(
         "churn",
         "absent",
@@ -133,7 +134,7 @@ def test_planted_churn_steps_top_the_ranking(simulation):
 
 
 def test_planted_escalation_causes_top_the_ranking(simulation):
-    log = EventLog.from_frame(simulation.events)
+    log = log_from_frame(simulation.events)
     escalation = TaskConfig(
         "escalation", "occurs", Match(events=("escalated",)), 14 * DAY, SnapshotRule(prefix=8)
     )
@@ -155,7 +156,7 @@ def test_analysis_sees_nothing_after_as_of_but_the_horizon(simulation):
         SnapshotRule(every=14 * DAY),
     )
     as_of = pd.Timestamp("2025-08-01", tz="UTC")
-    base = critical_path_analysis(EventLog.from_frame(events), churn, as_of)
+    base = critical_path_analysis(log_from_frame(events), churn, as_of)
     late = events[events["timestamp"] > as_of + 60 * DAY]
     customers = events["customer_id"].drop_duplicates().sample(500, random_state=1)
     extra = pd.DataFrame(
@@ -173,12 +174,12 @@ def test_analysis_sees_nothing_after_as_of_but_the_horizon(simulation):
         }
     )
     changed = pd.concat([events.drop(index=late.index), extra])
-    again = critical_path_analysis(EventLog.from_frame(changed), churn, as_of)
+    again = critical_path_analysis(log_from_frame(changed), churn, as_of)
     pd.testing.assert_frame_equal(base["steps"], again["steps"])
     assert (base["journeys"], base["positives"]) == (again["journeys"], again["positives"])
     # A refund denied after as_of is part of the outcome window, never an exposure.
     shifted = pd.concat([events, exposure_after])
-    third = critical_path_analysis(EventLog.from_frame(shifted), churn, as_of)
+    third = critical_path_analysis(log_from_frame(shifted), churn, as_of)
     pd.testing.assert_frame_equal(base["steps"], third["steps"])
 
 

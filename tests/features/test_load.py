@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.config import AttributeSource, SourceConfig
-from features.errors import LoadError
-from features.load import load_events, write_quarantine
+from journeyguard.features.config.model import AttributeSource, SourceConfig
+from journeyguard.features.errors import LoadError
+from journeyguard.features.eventlog.frames import log_to_frame
+from journeyguard.features.sources.load import load_events, write_quarantine
 
 HEADER = "id,when,what,amount\n"
 
@@ -34,7 +35,7 @@ def test_good_rows_load_sorted_by_journey_then_time(tmp_path):
         "b,2024-01-01T09:00:00Z,visit,\n",
     )
     result = load_events(source)
-    events = result.log.events
+    events = log_to_frame(result.log)
     assert list(events["customer_id"]) == ["a", "b", "b"]
     assert list(events["event"]) == ["refund", "visit", "order"]
     assert events["timestamp"].iloc[0] == pd.Timestamp("2024-01-02T23:00:00Z")
@@ -109,7 +110,9 @@ def test_configured_timezone_localises_naive_times_and_rejects_clock_gaps(tmp_pa
         timezone="Europe/Rome",
     )
     result = load_events(source)
-    times = dict(zip(result.log.events["event"], result.log.events["timestamp"], strict=True))
+    times = dict(
+        zip(log_to_frame(result.log)["event"], log_to_frame(result.log)["timestamp"], strict=True)
+    )
     assert times["winter"] == pd.Timestamp("2024-01-15T09:00:00Z")
     assert times["summer"] == pd.Timestamp("2024-07-15T08:00:00Z")
     assert times["offset wins"] == pd.Timestamp("2024-07-15T10:00:00Z")
@@ -137,7 +140,7 @@ def test_unparsable_value_is_quarantined(tmp_path):
     result = load_events(source)
     assert reasons(result) == {2: "unparsable value"}
     assert "twelve" in result.quarantine["detail"].iloc[0]
-    assert result.log.events["value"].tolist() == [12.5]
+    assert log_to_frame(result.log)["value"].tolist() == [12.5]
 
 
 def test_exact_duplicates_are_kept_once_and_reported(tmp_path):
@@ -159,7 +162,7 @@ def test_rows_differing_in_one_column_are_not_duplicates(tmp_path):
         "a,2024-01-01T00:00:00Z,y,3\n",
     )
     result = load_events(source)
-    assert result.log.events["event"].tolist() == ["x", "y", "y"]
+    assert log_to_frame(result.log)["event"].tolist() == ["x", "y", "y"]
     assert reasons(result) == {3: "duplicate row"}
     assert result.quarantine["detail"].tolist() == ["same as row 2"]
 
@@ -192,12 +195,14 @@ def test_unix_seconds_and_whitespace_separated_files(tmp_path):
         defaults={"event": "purchase"},
         attributes=AttributeSource(columns=("number_of_cds",)),
     )
-    events = load_events(source).log.events
+    events = log_to_frame(load_events(source).log)
     assert events["customer_id"].tolist() == ["00001", "00002"]  # leading zeros kept
     assert events["event"].tolist() == ["purchase", "purchase"]
     assert events["number_of_cds"].tolist() == [1, 5]
     unix = csv_source(tmp_path, HEADER + "a,1360757015.0,x,1\n", timestamp_format="unix_s")
-    assert load_events(unix).log.events["timestamp"].iloc[0] == pd.Timestamp("2013-02-13T12:03:35Z")
+    assert log_to_frame(load_events(unix).log)["timestamp"].iloc[0] == pd.Timestamp(
+        "2013-02-13T12:03:35Z"
+    )
 
 
 def test_attributes_joined_from_a_per_journey_table(tmp_path):
@@ -205,7 +210,7 @@ def test_attributes_joined_from_a_per_journey_table(tmp_path):
     table = tmp_path / "cases.csv"
     table.write_text("case,priority,team\na,1,red\nc,3,blue\n")
     attributes = AttributeSource(columns=("priority", "team"), path=table, key="case")
-    events = load_events(replace(source, attributes=attributes)).log.events
+    events = log_to_frame(load_events(replace(source, attributes=attributes)).log)
     assert events["priority"].tolist()[0] == 1 and pd.isna(events["priority"].tolist()[1])
     assert events["team"].tolist()[0] == "red"
     table.write_text("case,priority,team\na,1,red\na,2,blue\n")
@@ -225,7 +230,7 @@ def test_parquet_source_keeps_typed_timestamps(tmp_path):
     frame.to_parquet(path)
     with pytest.raises(LoadError, match="naive timestamps"):
         load_events(SourceConfig(path=path))
-    events = load_events(SourceConfig(path=path, timezone="America/New_York")).log.events
+    events = log_to_frame(load_events(SourceConfig(path=path, timezone="America/New_York")).log)
     assert events["event"].tolist() == ["y", "x"]
     assert events["timestamp"].iloc[0] == pd.Timestamp("2024-01-01T14:00:00Z")
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from features.analysis import analyze
-from features.config import AnalysisConfig
-from features.parallel import InChild, can_fork
-from features.schema import EventLog
-from features.simulate import simulate
+from journeyguard.features.analysis.assemble import analyze
+from journeyguard.features.analysis.parallel import InChild, can_fork
+from journeyguard.features.config.model import AnalysisConfig
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.sources.simulate import simulate
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork is used on Linux only")
 
@@ -38,7 +38,7 @@ def test_an_error_in_the_child_is_raised_with_its_traceback():
 
 
 def test_the_parallel_analysis_equals_the_one_in_process():
-    log = EventLog.from_frame(simulate(400, seed=2).events)
+    log = log_from_frame(simulate(400, seed=2).events)
     settings = AnalysisConfig(funnels={}, anchor="ticket_opened")
     apart = analyze(log, settings, source="sim", parallel=True)
     together = analyze(log, settings, source="sim", parallel=False)

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features import paths
-from features.schema import EventLog
+from journeyguard.features.analysis import paths
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
 
 
 def log_of(*journeys: str, hours: dict[str, list[float]] | None = None) -> EventLog:
@@ -24,7 +25,7 @@ def log_of(*journeys: str, hours: dict[str, list[float]] | None = None) -> Event
             rows.append(
                 (name, pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=hour), step)
             )
-    return EventLog.from_frame(pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"]))
+    return log_from_frame(pd.DataFrame(rows, columns=["customer_id", "timestamp", "event"]))
 
 
 LOG = log_of(
@@ -131,9 +132,9 @@ def test_variants_csv_quotes_steps_and_rounds_numbers():
     import csv
     import io
 
-    from features.analysis import VARIANT_STEP_SEPARATOR, _variants_csv
+    from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR, _variants_csv
 
-    log = EventLog.from_frame(
+    log = log_from_frame(
         pd.DataFrame(
             {
                 "customer_id": ["a", "a", "b", "b", "c"],

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.config import load_config
-from features.load import load_events
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.eventlog.frames import log_to_frame
+from journeyguard.features.sources.load import load_events
 
 from ..conftest import CONFIGS
 
@@ -27,7 +28,9 @@ def test_helpdesk(shared_data):
     assert result.summary.quarantined == {"duplicate row": int(raw.duplicated(key).sum())}
     assert result.summary.rows_loaded == len(raw) - int(raw.duplicated(key).sum())
     # Rome is UTC+1 in winter: the first event of Case 1, 2012/10/09 14:50:17 local, is 12:50 UTC.
-    first = result.log.events[result.log.events["customer_id"] == "Case 1"]["timestamp"].iloc[0]
+    first = log_to_frame(result.log)[log_to_frame(result.log)["customer_id"] == "Case 1"][
+        "timestamp"
+    ].iloc[0]
     assert first == pd.Timestamp("2012-10-09T12:50:17Z")
 
 
@@ -35,7 +38,7 @@ def test_bpic2014(shared_data):
     result = load_events(load_config(CONFIGS / "bpic2014.toml").source)
     assert (result.summary.rows_read, result.summary.journeys) == (39_911, 4_000)
     assert result.summary.event_types == 36 and result.summary.quarantined == {}
-    events = result.log.events
+    events = log_to_frame(result.log)
     assert events["priority"].notna().all()  # joined from the case attributes file
     assert pd.api.types.is_numeric_dtype(events["priority"])
 
@@ -46,4 +49,4 @@ def test_cdnow(shared_data):
     duplicates = int(raw.duplicated().sum())
     assert (result.summary.rows_read, result.summary.journeys) == (69_659, 23_570)
     assert result.summary.quarantined == {"duplicate row": duplicates}
-    assert result.log.events["timestamp"].max() == pd.Timestamp("1998-06-30T00:00:00Z")
+    assert log_to_frame(result.log)["timestamp"].max() == pd.Timestamp("1998-06-30T00:00:00Z")

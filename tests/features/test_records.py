@@ -7,8 +7,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.records import log_from_records
-from features.schema import Coded, EventLog
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import Coded, EventLog
+from journeyguard.features.eventlog.records import log_from_records
 
 STEPS = ["order_placed", "delivered", "ticket_opened", "escalated"]
 events = st.tuples(
@@ -57,7 +58,7 @@ def test_records_and_frames_give_the_same_log(rows):
             "tier": pd.Series(tiers, dtype=object),
         }
     )
-    assert_same_log(from_records, EventLog.from_frame(frame))
+    assert_same_log(from_records, log_from_frame(frame))
 
 
 def test_missing_text_is_minus_one_and_missing_numbers_nan():

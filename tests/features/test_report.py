@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from features.report import divergence, render_report, write_report
-from features.report_svg import fmt_hours, fmt_pct, sankey_flows
+from journeyguard.features.analysis.report import divergence, render_report, write_report
+from journeyguard.features.analysis.svg import fmt_hours, fmt_pct, sankey_flows
 
 ODD = "<b>refund & co</b>"
 VARIANTS = [  # (steps, journeys): every journey of the fixture, 100 in all

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import EventLog
-from features.simulate import STEPS, Simulation, simulate, write_simulation
+from journeyguard.features.eventlog.frames import log_from_frame, log_to_frame, read_log
+from journeyguard.features.sources.simulate import STEPS, Simulation, simulate, write_simulation
 
 COLUMNS = {
     "customer_id": "str",
@@ -201,8 +201,10 @@ def test_write_simulation_round_trips(tmp_path) -> None:
         "customers": tmp_path / "out" / "sim.customers.parquet",
     }
     assert all(path.is_file() for path in paths.values())
-    written = EventLog.read_parquet(paths["events"])  # the canonical form, read back fast
-    pd.testing.assert_frame_equal(written.events, EventLog.from_frame(simulation.events).events)
+    written = read_log(paths["events"])  # the canonical form, read back fast
+    pd.testing.assert_frame_equal(
+        log_to_frame(written), log_to_frame(log_from_frame(simulation.events))
+    )
     assert written.n_events == len(simulation.events)
     pd.testing.assert_frame_equal(pd.read_parquet(paths["customers"]), simulation.customers)
     assert json.loads(paths["truth"].read_text(encoding="utf-8")) == simulation.truth

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from features.config import SourceConfig
-from features.errors import LoadError
-from features.load import load_events
+from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.errors import LoadError
+from journeyguard.features.eventlog.frames import log_to_frame
+from journeyguard.features.sources.load import load_events
 
 ROWS = pd.DataFrame(
     {
@@ -41,7 +42,7 @@ def load_from(url: str, table: str):
 
 
 def check(result) -> None:
-    events = result.log.events
+    events = log_to_frame(result.log)
     assert events["customer_id"].tolist() == ["a", "a", "b"]
     assert events["event"].tolist() == ["order", "ticket", "order"]
     assert result.summary.quarantined == {"duplicate row": 1, "missing customer_id": 1}

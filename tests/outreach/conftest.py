@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from outreach.outbox import open_outbox
-from outreach.policy import DECISION_COLUMNS
-from outreach.receiver import Receiver
+from journeyguard.outreach.outbox import open_outbox
+from journeyguard.outreach.policy import DECISION_COLUMNS
+from journeyguard.outreach.receiver import Receiver
 
 UTC = datetime.UTC
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

@@ -18,16 +18,19 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
-from features.cli import load_log, outreach_events_path
-from features.config import Config, ConfigError, load_config
-from features.schema import EventLog
-from features.simulate import simulate
-from outreach.cli import effect
-from outreach.cycle import LEASE_NAME, opted_out_ids, run_once
-from outreach.cycle import outbox_url as database_of
-from outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
-from outreach.policy import in_holdout
-from outreach.receiver import CannedResponse, Receiver
+from journeyguard.features.cli import load_log, outreach_events_path
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
+from journeyguard.features.eventlog.canonical import write_canonical
+from journeyguard.features.eventlog.frames import log_from_frame, log_to_frame, read_log
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.outreach.cli import effect
+from journeyguard.outreach.cycle import LEASE_NAME, opted_out_ids, run_once
+from journeyguard.outreach.cycle import outbox_url as database_of
+from journeyguard.outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
+from journeyguard.outreach.policy import in_holdout
+from journeyguard.outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import SECRET, Clock
 
 AS_OF = pd.Timestamp("2025-09-01", tz="UTC")
@@ -126,11 +129,11 @@ def shared_workspace(factory: pytest.TempPathFactory) -> Workspace:
 
 
 def _build_workspace(folder: Path) -> Workspace:
-    from training import registry
-    from training.cli import train_and_register
+    from journeyguard.training import registry
+    from journeyguard.training.cli import train_and_register
 
     events = folder / "events.parquet"
-    EventLog.from_frame(simulate(2000, seed=4).events).to_parquet(events)
+    write_canonical(log_from_frame(simulate(2000, seed=4).events), events)
     workspace = Workspace(folder, events, "")
     settings = load_config(workspace.config(folder / "train"))
     with pytest.MonkeyPatch.context() as patch:
@@ -216,14 +219,14 @@ def test_a_second_cycle_of_the_window_sends_nothing(cycles: Cycles) -> None:
 
 def test_delivered_messages_become_outreach_sent_events_of_the_log(cycles: Cycles) -> None:
     log = load_log(cycles.settings)
-    events = log.events
+    events = log_to_frame(log)
     sent = events[events["event"] == "outreach_sent"]
     contacted = cycles.decisions[cycles.decisions["decision"] == "contact"]
     assert sorted(sent["customer_id"].astype(str)) == sorted(contacted["customer_id"])
     assert set(sent["action"].astype(str)) == set(contacted["action"])
     # On the log's clock, just after the decision: the test clock stands still.
     assert (sent["timestamp"] == AS_OF + pd.Timedelta(microseconds=1)).all()
-    source = EventLog.read_parquet(cycles.settings.source.path)
+    source = read_log(cycles.settings.source.path)
     assert log.n_events == source.n_events + len(sent)
     assert log.last_time == source.last_time  # the sends of 2025-09-01 are inside the log
 
@@ -233,7 +236,7 @@ def test_a_log_without_outreach_events_is_the_source_unchanged(
 ) -> None:
     settings = load_config(workspace.config(tmp_path))
     assert not outreach_events_path(settings).exists()
-    log, source = load_log(settings), EventLog.read_parquet(workspace.events)
+    log, source = load_log(settings), read_log(workspace.events)
     assert "action" not in log.columns and "outreach_sent" not in set(log.steps)
     assert np.array_equal(log.times, source.times) and log.n_journeys == source.n_journeys
 
@@ -260,7 +263,7 @@ def test_the_budget_is_respected(cycles: Cycles) -> None:
 
 
 def test_the_report_has_a_row_per_action(cycles: Cycles, workspace: Workspace) -> None:
-    log = EventLog.read_parquet(workspace.events)
+    log = read_log(workspace.events)
     result = effect(cycles.settings, pd.Timestamp(log.last_time, tz="UTC"))
     assert result["decisions"]["contact"] == cycles.first["contact"]
     assert result["messages"]["delivered"] == cycles.first["delivered"]

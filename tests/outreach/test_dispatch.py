@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from standardwebhooks import Webhook
 
-from features.config import OutreachConfig
-from features.errors import ConfigError
-from outreach.dispatch import (
+from journeyguard.features.config.model import OutreachConfig
+from journeyguard.features.errors import ConfigError
+from journeyguard.outreach.dispatch import (
     DispatchResult,
     backoff_delay,
     classify,
@@ -31,8 +31,8 @@ from outreach.dispatch import (
     parse_retry_after,
     webhook_target,
 )
-from outreach.outbox import enqueue, messages, open_outbox, sent_events, status_counts
-from outreach.receiver import CannedResponse, Receiver
+from journeyguard.outreach.outbox import enqueue, messages, open_outbox, sent_events, status_counts
+from journeyguard.outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import OTHER_SECRET, SECRET
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,8 +189,8 @@ def test_a_wrong_secret_is_refused(engine, receiver, clock, make_decisions):
 
 CHILD = """
 import datetime, os, sys
-from outreach.dispatch import dispatch
-from outreach.outbox import open_outbox
+from journeyguard.outreach.dispatch import dispatch
+from journeyguard.outreach.outbox import open_outbox
 
 database, target, secret, at = sys.argv[1:]
 now = datetime.datetime.fromisoformat(at)

@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.config import Match, OutreachConfig, SnapshotRule, TaskConfig
-from features.schema import EventLog
-from features.simulate import simulate
-from features.stats import newcombe_interval
-from outreach.facts import customer_facts
-from outreach.report import REPORT_COLUMNS, effect_report
+from journeyguard.features.config.model import Match, OutreachConfig, SnapshotRule, TaskConfig
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.stats import newcombe_interval
+from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.report import REPORT_COLUMNS, effect_report
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
@@ -24,7 +25,7 @@ def log_from(rows: list[tuple]) -> EventLog:
     """A log from (customer_id, day, event) or (customer_id, day, event, value) rows."""
     records = [(r[0], T0 + r[1] * DAY, r[2], r[3] if len(r) > 3 else None) for r in rows]
     frame = pd.DataFrame(records, columns=["customer_id", "timestamp", "event", "value"])
-    return EventLog.from_frame(frame)
+    return log_from_frame(frame)
 
 
 FACTS_LOG = log_from(
@@ -79,14 +80,14 @@ def test_customer_facts_without_a_value_column():
     frame = pd.DataFrame(
         {"customer_id": ["x"], "timestamp": [T0], "event": ["ticket_opened"]},
     )
-    found = customer_facts(EventLog.from_frame(frame), T0, OPENS, CLOSES)
+    found = customer_facts(log_from_frame(frame), T0, OPENS, CLOSES)
     assert found.to_dict("index") == {"x": {"value": 0.0, "open_case": True}}
-    assert customer_facts(EventLog.from_frame(frame), T0 - DAY, OPENS, CLOSES).empty
+    assert customer_facts(log_from_frame(frame), T0 - DAY, OPENS, CLOSES).empty
 
 
 def test_customer_facts_agree_with_plain_pandas_on_the_simulator():
     events = simulate(2_000, seed=3).events
-    log = EventLog.from_frame(events)
+    log = log_from_frame(events)
     as_of = pd.Timestamp((log.first_time + log.last_time) // 2, tz="UTC")
     found = customer_facts(log, as_of, OPENS, CLOSES)
     seen = events[pd.to_datetime(events["timestamp"], utc=True) <= as_of]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from outreach.outbox import (
+from journeyguard.outreach.outbox import (
     acquire_lease,
     decisions_frame,
     enqueue,

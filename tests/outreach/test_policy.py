@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features.config import ActionConfig, OutreachConfig
-from outreach.policy import (
+from journeyguard.features.config.model import ActionConfig, OutreachConfig
+from journeyguard.outreach.policy import (
     DECISION_COLUMNS,
     decide,
     decision_key,
@@ -256,7 +256,7 @@ def test_holdout_is_close_to_its_share_and_stable_across_row_order():
 
 def test_holdout_is_stable_across_processes():
     code = (
-        "from outreach.policy import holdout_share_of;"
+        "from journeyguard.outreach.policy import holdout_share_of;"
         "print(repr(holdout_share_of(['a', 'b', '42'], 'retention').tolist()))"
     )
     environment = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -16,10 +16,11 @@ from apscheduler.schedulers.base import STATE_PAUSED, STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.util import ref_to_obj
 
-from features.config import load_config
-from outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
-from outreach.receiver import Receiver
-from outreach.scheduler import JOB_ID, build_scheduler, run_cycle, trigger
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
+from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
+from journeyguard.outreach.receiver import Receiver
+from journeyguard.outreach.scheduler import JOB_ID, build_scheduler, run_cycle, trigger
 from tests.outreach.conftest import SECRET, Clock
 from tests.outreach.test_cycle import Workspace, shared_workspace
 
@@ -44,6 +45,14 @@ def test_the_trigger_fires_at_the_configured_time_in_utc(workspace: Workspace, t
     assert fire.get_next_fire_time(None, paris) == at(2025, 3, 1, 6, 0)
     # Daylight saving time in Europe does not move a UTC schedule.
     assert fire.get_next_fire_time(None, at(2025, 3, 30, 7, 0)) == at(2025, 3, 31, 6, 0)
+
+
+def test_a_schedule_that_is_not_cron_is_rejected_with_the_file_and_key(tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[source]\npath = "e.csv"\n[outreach]\nschedule = "every morning"\n')
+    settings = load_config(config)  # reading a config never imports APScheduler
+    with pytest.raises(ConfigError, match=r"c\.toml: outreach: schedule: expected a cron"):
+        trigger(settings)
 
 
 def stored_jobs(url: str) -> list[Job]:

@@ -19,9 +19,12 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from features.config import Config, load_config
-from features.schema import EventLog
-from features.simulate import simulate
+from journeyguard.features.config.model import Config
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.eventlog.canonical import write_canonical
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.simulate import simulate
 
 # Before BentoML is imported: in-process, its /metrics hangs unless Prometheus has a folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jg-prometheus-"))
@@ -78,17 +81,17 @@ class Workspace:
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    from training import registry
-    from training.cli import score_with_champion, train_and_register
-    from training.score import risk_list_path
+    from journeyguard.training import registry
+    from journeyguard.training.cli import score_with_champion, train_and_register
+    from journeyguard.training.score import risk_list_path
 
     folder = tmp_path_factory.mktemp("serving")
     events = simulate(3000, seed=4).events
     # Whole seconds: requests carry microseconds at most, and the parity tests compare the
     # service with batch scoring on exactly the same times.
     events["timestamp"] = events["timestamp"].dt.floor("s")
-    log = EventLog.from_frame(events)
-    log.to_parquet(folder / "events.parquet")
+    log = log_from_frame(events)
+    write_canonical(log, folder / "events.parquet")
     config = folder / "jg.toml"
     config.write_text(CONFIG.format(extra=""))
     with pytest.MonkeyPatch.context() as patch:
@@ -109,7 +112,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def start(workspace: Workspace, config, monkeypatch) -> TestClient:
-    from serving.service import JourneyService
+    from journeyguard.serving.service import JourneyService
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
     monkeypatch.setenv("JOURNEYGUARD_CONFIG", str(config))

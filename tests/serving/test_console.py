@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from serving.console import pages
+from journeyguard.serving.console import pages
 from tests.serving.conftest import AS_OF, AUTH, TOKEN, Workspace
 
 REPORT_TEXT = "<!DOCTYPE html><html><body><h1>Journey report (test)</h1></body></html>"
@@ -22,8 +22,8 @@ REPORT_TEXT = "<!DOCTYPE html><html><body><h1>Journey report (test)</h1></body><
 def seed_outbox(settings, customers: list[str]) -> Path:
     """An outbox of the configured campaign deciding contact, holdout and suppressed for the
     first three customers; returns the SQLite file."""
-    from outreach.cycle import default_outbox_path
-    from outreach.outbox import enqueue, open_outbox
+    from journeyguard.outreach.cycle import default_outbox_path
+    from journeyguard.outreach.outbox import enqueue, open_outbox
 
     path = default_outbox_path(settings)
     engine = open_outbox(f"sqlite:///{path}")
@@ -55,7 +55,7 @@ def seed_outbox(settings, customers: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def seeded(workspace: Workspace) -> Iterator[dict]:
     """An outbox and a journey report in the workspace's output folder, removed afterwards."""
-    from training.score import risk_list_path
+    from journeyguard.training.score import risk_list_path
 
     settings = workspace.settings
     churn = pd.read_parquet(risk_list_path(settings, "churn"))
@@ -160,7 +160,7 @@ def test_customer_page_shows_journey_risks_history_and_outreach(client, seeded, 
 
 
 def test_models_page_lists_champions_with_metrics_and_runs(client, workspace):
-    from training.registry import champion_versions
+    from journeyguard.training.registry import champion_versions
 
     response = client.get("/console/models", headers=AUTH)
     assert response.status_code == 200, response.text

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from serving.predict import _event_times, nanoseconds
-from serving.schemas import EARLIEST, LATEST, Moment
+from journeyguard.serving.predict import _event_times, nanoseconds
+from journeyguard.serving.schemas import EARLIEST, LATEST, Moment
 
 offsets = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
 local_times = st.datetimes(

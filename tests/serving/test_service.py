@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 
-from serving.schemas import JourneyRisk, events_as_columns
+from journeyguard.features.eventlog.frames import log_to_frame
+from journeyguard.serving.schemas import JourneyRisk, events_as_columns
 from tests.serving.conftest import AS_OF, AUTH, Workspace, wait_ready
 
 
@@ -55,7 +56,7 @@ def test_probes_answer_without_a_token(client):
 
 def test_predict_gives_every_task_with_reasons_and_versions(client, workspace):
     customer = sample_customers(workspace, 1)[0]
-    body = {"journeys": [journey_body(workspace.log.events, customer, AS_OF)]}
+    body = {"journeys": [journey_body(log_to_frame(workspace.log), customer, AS_OF)]}
     response = client.post("/predict", json=body, headers=AUTH)
     assert response.status_code == 200, response.text
     (result,) = response.json()
@@ -72,10 +73,10 @@ def test_predict_gives_every_task_with_reasons_and_versions(client, workspace):
 
 def test_service_risk_equals_batch_score(client, workspace):
     """Parity: the same journeys at the same as_of get the risk `journeyguard score` gave."""
-    from training.score import risk_list_path
+    from journeyguard.training.score import risk_list_path
 
     customers = sample_customers(workspace, 40)
-    body = {"journeys": [journey_body(workspace.log.events, c, AS_OF) for c in customers]}
+    body = {"journeys": [journey_body(log_to_frame(workspace.log), c, AS_OF) for c in customers]}
     response = client.post("/predict", json=body, headers=AUTH)
     assert response.status_code == 200, response.text
     for task in ("churn", "escalation"):
@@ -91,7 +92,7 @@ def test_service_risk_equals_batch_score(client, workspace):
 
 def test_events_as_columns_get_the_answers_of_events_as_objects(client, workspace):
     journeys = [
-        journey_body(workspace.log.events, c, AS_OF) for c in sample_customers(workspace, 20)
+        journey_body(log_to_frame(workspace.log), c, AS_OF) for c in sample_customers(workspace, 20)
     ]
     as_objects = client.post("/predict", json={"journeys": journeys}, headers=AUTH)
     columnar = [as_columns(journey) for journey in journeys]
@@ -120,7 +121,7 @@ def test_events_as_columns_get_the_answers_of_events_as_objects(client, workspac
 
 
 def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
-    from training.score import risk_list_path
+    from journeyguard.training.score import risk_list_path
 
     customer = sample_customers(workspace, 1, seed=1)[0]
     response = client.post(
@@ -138,7 +139,7 @@ def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
 
 def test_events_after_as_of_are_not_seen(client, workspace):
     customer = sample_customers(workspace, 1, seed=2)[0]
-    journey = journey_body(workspace.log.events, customer, AS_OF)
+    journey = journey_body(log_to_frame(workspace.log), customer, AS_OF)
     early = {**journey, "as_of": journey["events"][0]["timestamp"]}
     response = client.post("/predict", json={"journeys": [journey, early]}, headers=AUTH)
     full, first = response.json()
@@ -381,7 +382,7 @@ def test_fuzzed_customer_requests_never_answer_500(client, body):
 def test_drift_gauges_follow_the_latest_monitor_result(client, workspace):
     import json
 
-    from training.monitor import result_path
+    from journeyguard.training.monitor import result_path
 
     path = result_path(workspace.settings.output_dir, "churn")
     result = {

@@ -12,7 +12,7 @@ from scipy.integrate import quad
 from scipy.special import betaln
 from sklearn.metrics import roc_auc_score
 
-from training.bgnbd import (
+from journeyguard.training.bgnbd import (
     BGNBDParams,
     expected_purchases,
     fit,

@@ -1,4 +1,4 @@
-"""training.metrics on tiny hand-computed examples."""
+"""journeyguard.training.metrics on tiny hand-computed examples."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from features.stats import wilson_interval
-from training.metrics import (
+from journeyguard.features.stats import wilson_interval
+from journeyguard.training.metrics import (
     calibration_curve,
     days_bin_labels,
     days_bins,

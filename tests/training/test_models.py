@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.models import fit_calibrator
+from journeyguard.training.models import fit_calibrator
 
 
 def test_isotonic_calibration_equals_scikit_learn_inside_and_outside_its_range():

@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.config import Match, MonitoringConfig, SnapshotRule, TaskConfig
-from features.schema import EventLog
-from features.simulate import P_DELAY, simulate
-from training.monitor import (
+from journeyguard.features.config.model import Match, MonitoringConfig, SnapshotRule, TaskConfig
+from journeyguard.features.eventlog.canonical import write_canonical
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.simulate import P_DELAY, simulate
+from journeyguard.training.monitor import (
     bin_shares,
     calibration_by_band,
     gauge_values,
@@ -25,7 +27,7 @@ from training.monitor import (
     psi,
     step_changes,
 )
-from training.train import train_task
+from journeyguard.training.train import train_task
 
 DAY = pd.Timedelta(days=1)
 CHURN = TaskConfig(
@@ -59,7 +61,7 @@ def test_profile_bins_by_quantiles_with_missing_and_constant_values():
 
 
 def test_new_and_vanished_steps_ignore_the_outcome_and_later_events():
-    log = EventLog.from_frame(
+    log = log_from_frame(
         pd.DataFrame(
             {
                 "customer_id": ["a", "a", "b", "b"],
@@ -93,7 +95,7 @@ def test_calibration_by_band_on_a_tiny_case():
 
 @pytest.fixture(scope="module")
 def champion():
-    log = EventLog.from_frame(simulate(N, seed=1).events)
+    log = log_from_frame(simulate(N, seed=1).events)
     return train_task(log, CHURN, seed=0, reference_bins=10).model
 
 
@@ -102,7 +104,7 @@ def _monitor(model, log: EventLog) -> dict:
 
 
 def test_twice_the_late_deliveries_is_flagged_by_a_late_delivery_feature(champion):
-    late = EventLog.from_frame(simulate(N, seed=3, late_share=2 * P_DELAY).events)
+    late = log_from_frame(simulate(N, seed=3, late_share=2 * P_DELAY).events)
     result = _monitor(champion, late)
     assert result["breach"]
     top = [row["feature"] for row in result["top_features"][:3]]
@@ -113,7 +115,7 @@ def test_twice_the_late_deliveries_is_flagged_by_a_late_delivery_feature(champio
 
 
 def test_an_unchanged_log_is_not_flagged(champion):
-    result = _monitor(champion, EventLog.from_frame(simulate(N, seed=2).events))
+    result = _monitor(champion, log_from_frame(simulate(N, seed=2).events))
     assert not result["breach"], result["breaches"]
     assert result["max_feature_psi"] < 0.1 and result["score_psi"] < 0.1
     assert result["steps"] == {"new": [], "vanished": []}
@@ -130,7 +132,7 @@ def test_an_unchanged_log_is_not_flagged(champion):
 
 def test_outcomes_never_look_past_as_of(champion):
     """Monitoring at an earlier as_of of a longer log gives what the log cut at as_of gives."""
-    log = EventLog.from_frame(simulate(N, seed=2).events)
+    log = log_from_frame(simulate(N, seed=2).events)
     as_of = pd.Timestamp(log.last_time, tz="UTC") - 30 * DAY
     full = monitor(champion, log, as_of, CHURN, MonitoringConfig())
     cut = monitor(champion, log.until(as_of), as_of, CHURN, MonitoringConfig())
@@ -141,7 +143,7 @@ def test_a_champion_without_a_reference_is_told_to_retrain(champion):
     from dataclasses import replace
 
     old = replace(champion, info={k: v for k, v in champion.info.items() if k != "reference"})
-    log = EventLog.from_frame(simulate(300, seed=2).events)
+    log = log_from_frame(simulate(300, seed=2).events)
     with pytest.raises(ValueError, match=r"no reference profile.*retrain"):
         _monitor(old, log)
 
@@ -165,12 +167,12 @@ feature_psi = 0.25
 
 
 def test_cli_writes_the_result_and_logs_metrics_to_the_champion_run(tmp_path, monkeypatch):
-    from features.cli import app
-    from training import registry
+    from journeyguard.features.cli import app
+    from journeyguard.training import registry
 
     runner = CliRunner()
     (tmp_path / "jg.toml").write_text(CONFIG)
-    EventLog.from_frame(simulate(1_500, seed=5).events).to_parquet(tmp_path / "events.parquet")
+    write_canonical(log_from_frame(simulate(1_500, seed=5).events), tmp_path / "events.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     config = ["--config", str(tmp_path / "jg.toml"), "--task", "churn"]

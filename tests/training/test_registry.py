@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import EventLog, Snapshots
-from features.simulate import simulate
-from features.transformer import PathFeatures
-from training import registry
-from training.models import JourneyModel, train_lightgbm, training_slices
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.transformer import PathFeatures
+from journeyguard.training import registry
+from journeyguard.training.models import JourneyModel, train_lightgbm, training_slices
 
 TASK = "churn"
 
@@ -49,7 +50,7 @@ def uri(template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def trained() -> tuple[JourneyModel, pd.DataFrame]:
     """A small real model: simulated journeys, path features, LightGBM with calibration."""
     sim = simulate(1500, seed=3)
-    snapshots = Snapshots.at(EventLog.from_frame(sim.events), pd.Timestamp("2025-09-01", tz="UTC"))
+    snapshots = Snapshots.at(log_from_frame(sim.events), pd.Timestamp("2025-09-01", tz="UTC"))
     transformer = PathFeatures().fit(snapshots)
     features = transformer.transform(snapshots)
     noise = np.random.default_rng(0).random(len(features)) < 0.15

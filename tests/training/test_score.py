@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.score import bands
+from journeyguard.training.score import bands
 
 
 def test_bands_for_a_rare_outcome_are_multiples_of_the_base_rate():

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import Match, SnapshotRule, TaskConfig
-from features.schema import EventLog
-from features.simulate import simulate
-from training.score import score_log
-from training.train import train_task
+from journeyguard.features.config.model import Match, SnapshotRule, TaskConfig
+from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.sources.simulate import simulate
+from journeyguard.training.score import score_log
+from journeyguard.training.train import train_task
 
 DAY = pd.Timedelta(days=1)
 ESCALATION = TaskConfig(
@@ -24,7 +24,7 @@ ESCALATION = TaskConfig(
 @pytest.fixture(scope="module")
 def simulated():
     simulation = simulate(8_000, seed=21)
-    return simulation, EventLog.from_frame(simulation.events)
+    return simulation, log_from_frame(simulation.events)
 
 
 @pytest.fixture(scope="module")

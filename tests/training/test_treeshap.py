@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from training import treeshap
+from journeyguard.training import treeshap
 
 
 def _data(seed: int, n: int = 600) -> tuple[np.ndarray, np.ndarray]:

@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.canonical import read_if_canonical
-from features.config import SourceConfig
-from features.errors import LoadError
-from features.frames import canonical_order, encode, log_from_encoded
-from features.schema import (
+from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.errors import LoadError
+from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
     CUSTOMER_ID,
     EVENT,
@@ -26,10 +24,12 @@ from features.schema import (
     OPTIONAL_TEXT_COLUMNS,
     REQUIRED_COLUMNS,
     TIMESTAMP,
-    EventLog,
 )
-from features.sources import read_attribute_table, read_columns, source_columns
-from features.timestamps import parse_timestamps
+from journeyguard.features.eventlog.frames import canonical_order, encode, log_from_encoded
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.canonical import read_if_canonical
+from journeyguard.features.sources.read import read_attribute_table, read_columns, source_columns
+from journeyguard.features.sources.timestamps import parse_timestamps
 
 SOURCE_ROW = "source_row"
 REASON = "reason"

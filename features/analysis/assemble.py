@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from features import paths
-from features.config import AnalysisConfig, KpiConfig, TaskConfig
-from features.parallel import InChild
-from features.schema import EventLog
+from journeyguard.features.analysis import paths
+from journeyguard.features.analysis.parallel import InChild
+from journeyguard.features.config.model import AnalysisConfig, KpiConfig, TaskConfig
+from journeyguard.features.eventlog.log import EventLog
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20
 TOP_VARIANTS_IN_SUMMARY = 100
@@ -43,7 +43,7 @@ def task_analysis_dir(output_dir: Path, task: str) -> Path:
 
 def write_analysis(analysis: Analysis, out: Path) -> None:
     """analysis.json, variants.csv (every variant) and the self-contained report.html."""
-    from features.report import write_report
+    from journeyguard.features.analysis.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
     # Compact: Python's indenting encoder is several times slower on large logs.
@@ -160,7 +160,7 @@ def _critical(
     as_of: Any,
     kpis: KpiConfig | None = None,
 ) -> dict[str, Any]:
-    from features.critical import critical_path_analysis  # only with a task: it needs pandas
+    from journeyguard.features.analysis.critical import critical_path_analysis
 
     result = critical_path_analysis(log, task, as_of, min_support=settings.min_support, kpis=kpis)
     return {

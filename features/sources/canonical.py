@@ -3,8 +3,10 @@ arrays, without validation or pandas, because they were validated when they were
 
 from __future__ import annotations
 
-from features.config import SourceConfig
-from features.schema import CANONICAL_COLUMNS, REQUIRED_COLUMNS, EventLog, read_canonical
+from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.eventlog.canonical import read_canonical
+from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, REQUIRED_COLUMNS
+from journeyguard.features.eventlog.log import EventLog
 
 
 def read_if_canonical(source: SourceConfig, columns: list[str] | None = None) -> EventLog | None:

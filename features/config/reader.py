@@ -6,218 +6,35 @@ Unknown keys are rejected with a did-you-mean hint; relative paths are relative 
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from features.errors import ConfigError
-from features.schema import CANONICAL_COLUMNS, CUSTOMER_ID, TIMESTAMP
+from journeyguard.features.config.model import (
+    ActionConfig,
+    AnalysisConfig,
+    AttributeSource,
+    Config,
+    KpiConfig,
+    Match,
+    MonitoringConfig,
+    OutreachConfig,
+    RepeatKpi,
+    ResolutionKpi,
+    ServingConfig,
+    SnapshotRule,
+    SourceConfig,
+    SurveyKpi,
+    TaskConfig,
+    did_you_mean,
+)
+from journeyguard.features.errors import ConfigError
+from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, CUSTOMER_ID, TIMESTAMP
 
-UNIX_FORMATS = ("unix_s", "unix_ms")
-WHITESPACE = "whitespace"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
 _DURATION_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-
-
-@dataclass(frozen=True)
-class AttributeSource:
-    """Extra columns carried along: from the event source, or joined from a per-journey table."""
-
-    columns: tuple[str, ...] = ()
-    path: Path | None = None
-    key: str | None = None
-    separator: str = ","
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    path: Path | None = None
-    url: str | None = None
-    table: str | None = None
-    query: str | None = None
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    separator: str = ","
-    encoding: str = "utf-8"
-    timestamp_format: str | None = None
-    timezone: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)
-    defaults: dict[str, str] = field(default_factory=dict)
-    attributes: AttributeSource = AttributeSource()
-
-    @property
-    def display_name(self) -> str:
-        """How errors name the source: the file, or the table or query of the database."""
-        if self.path is not None:
-            return str(self.path)
-        return f"{_redact(self.url or '')} ({self.table or 'query'})"
-
-    def source_column(self, canonical: str) -> str | None:
-        """The source's column for a canonical one; canonical names map to themselves."""
-        return self.columns.get(canonical, canonical if canonical not in self.defaults else None)
-
-
-@dataclass(frozen=True)
-class Match:
-    """Which events count as the outcome: by step name, or by the values of a column."""
-
-    events: tuple[str, ...] = ()
-    column: str | None = None
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SnapshotRule:
-    """When to take snapshots: every so often on a calendar grid, or after the first n events."""
-
-    every: datetime.timedelta | None = None
-    prefix: int | None = None
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    name: str
-    label: Literal["occurs", "absent"]
-    match: Match
-    horizon: datetime.timedelta
-    snapshots: SnapshotRule
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Settings of `journeyguard analyze`."""
-
-    funnels: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    anchor: str | None = None
-    positions: int = 10
-    min_support: int = 30
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    """Settings of `journeyguard serve`."""
-
-    api_token: str | None = None  # else JOURNEYGUARD_API_TOKEN; none: no token needed
-    max_journeys: int = 1_000  # per request
-    max_events: int = 10_000  # per journey
-    reload_every: datetime.timedelta = datetime.timedelta(seconds=30)  # champion check
-
-
-@dataclass(frozen=True)
-class ActionConfig:
-    """One action of the outreach catalog: whom it is for and what it costs."""
-
-    name: str
-    task: str
-    min_risk: float
-    cost: float = 0.0
-    min_value: float | None = None  # the customer's total spend (`value`) at least this
-    requires_open_case: bool = False  # only for a customer with a case still open
-    blocked_by_open_case: bool = False  # never while a case is open (e.g. a discount)
-    priority: int = 100  # lower first, when one customer qualifies for several
-    message: dict[str, str] = field(default_factory=dict)  # extra fields of the message
-
-
-@dataclass(frozen=True)
-class OutreachConfig:
-    """Settings of `journeyguard outreach`: the catalog, limits and delivery."""
-
-    campaign: str = "retention"
-    actions: dict[str, ActionConfig] = field(default_factory=dict)
-    holdout: float = 0.10
-    budget_count: int | None = None  # per day
-    budget_money: float | None = None  # per day
-    cooldown: datetime.timedelta = datetime.timedelta(days=14)
-    window: datetime.timedelta = datetime.timedelta(days=1)  # one decision per window
-    opens_case: tuple[str, ...] = ("ticket_opened", "ticket_reopened", "refund_requested")
-    closes_case: tuple[str, ...] = ("ticket_resolved", "refund_approved", "refund_denied")
-    opted_out: Path | None = None  # a CSV with a customer_id column
-    database: str | None = None  # SQLAlchemy URL; default sqlite:///<output>/outreach.db
-    webhook_url: str | None = None  # else JOURNEYGUARD_OUTREACH_WEBHOOK_URL
-    webhook_secret: str | None = None  # else JOURNEYGUARD_OUTREACH_WEBHOOK_SECRET
-    max_attempts: int = 8
-    timeout: datetime.timedelta = datetime.timedelta(seconds=5)
-    schedule: str = "0 6 * * *"  # cron, UTC
-    misfire_grace: datetime.timedelta = datetime.timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class SurveyKpi:
-    """A survey score: the `column` of the `event` steps, on a scale from `low` to `high`."""
-
-    event: str
-    column: str = "score"
-    low: float = 1.0
-    high: float = 5.0
-
-
-@dataclass(frozen=True)
-class ResolutionKpi:
-    """Time from a start step to an end step of a case (cases keyed by `case_column`, or the
-    journey when it is None); cases still open are censored, not dropped."""
-
-    start: tuple[str, ...] = ("ticket_opened",)
-    end: tuple[str, ...] = ("ticket_resolved",)
-    case_column: str | None = "case_id"
-
-
-@dataclass(frozen=True)
-class RepeatKpi:
-    """Share of customers with another `events` step within `window` of a purchase."""
-
-    events: tuple[str, ...] = ("order_placed", "repeat_purchase")
-    window: datetime.timedelta = datetime.timedelta(days=90)
-
-
-@dataclass(frozen=True)
-class KpiConfig:
-    """The post-purchase KPIs (`journeyguard kpis`); defaults fit the simulator's steps, and a
-    KPI whose steps a log lacks is reported as unavailable."""
-
-    csat: SurveyKpi | None = SurveyKpi("csat_submitted", "score", 1.0, 5.0)
-    nps: SurveyKpi | None = SurveyKpi("nps_submitted", "score", 0.0, 10.0)
-    resolution: ResolutionKpi | None = ResolutionKpi()
-    churn_task: str | None = "churn"  # a task of the config; None: no churn KPI
-    repeat: RepeatKpi | None = RepeatKpi()
-
-
-@dataclass(frozen=True)
-class MonitoringConfig:
-    """Thresholds of `journeyguard monitor`: a value past one is a breach."""
-
-    feature_psi: float = 0.25  # population stability index of a feature
-    score_psi: float = 0.2  # ... of the risk score
-    calibration_gap: float = 0.05  # |realised - predicted| outcome rate within a band
-    auc_drop: float = 0.05  # realised ROC AUC below the champion's test ROC AUC by this
-    bins: int = 10  # quantile bins of the PSI
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    source: SourceConfig
-    tasks: dict[str, TaskConfig]
-    output_dir: Path
-    analysis: AnalysisConfig = AnalysisConfig()
-    serving: ServingConfig = ServingConfig()
-    outreach: OutreachConfig = OutreachConfig()
-    kpis: KpiConfig = KpiConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    def task(self, name: str) -> TaskConfig:
-        if name not in self.tasks:
-            raise ConfigError(
-                f"{self.path}: no task {name!r}{_hint(name, self.tasks)}; "
-                f"tasks: {sorted(self.tasks)}"
-            )
-        return self.tasks[name]
 
 
 def load_config(path: str | Path) -> Config:
@@ -269,11 +86,6 @@ def parse_duration(text: str) -> datetime.timedelta:
     if not match:
         raise ValueError(f"expected a duration such as '30d', '12h', '90m', '2w'; got {text!r}")
     return datetime.timedelta(seconds=float(match.group(1)) * _DURATION_SECONDS[match.group(2)])
-
-
-def nanoseconds(duration: datetime.timedelta) -> int:
-    """A duration in integer nanoseconds, the unit of event times."""
-    return (duration // datetime.timedelta(microseconds=1)) * 1_000
 
 
 _SOURCE_KEYS = {
@@ -465,7 +277,7 @@ def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -
         webhook_secret=reader.string(table, "webhook_secret", where),
         max_attempts=reader.positive_int(table, "max_attempts", where, default.max_attempts),
         timeout=duration("timeout"),
-        schedule=_cron(reader, reader.string(table, "schedule", where))
+        schedule=reader.string(table, "schedule", where)
         if "schedule" in table
         else default.schedule,
         misfire_grace=duration("misfire_grace"),
@@ -565,22 +377,6 @@ def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
     )
 
 
-def _cron(reader: _Reader, expression: str) -> str:
-    """A configured schedule, checked by the scheduler that will run it (imported only for a
-    config that sets one: the default is known to be good)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
-    except ValueError as error:
-        raise reader.error(
-            "outreach",
-            f"schedule: expected a cron expression (minute hour day month weekday), such as "
-            f"'0 6 * * *'; got {expression!r}: {error}",
-        ) from None
-    return expression
-
-
 def _check_timezone(reader: _Reader, timezone: str) -> None:
     try:
         zoneinfo.ZoneInfo(timezone)
@@ -610,7 +406,8 @@ class _Reader:
             if allowed is not None and key not in allowed:
                 raise self.error(
                     where,
-                    f"unknown key {key!r}{_hint(key, allowed)}; known keys: {sorted(allowed)}",
+                    f"unknown key {key!r}{did_you_mean(key, allowed)}; "
+                    f"known keys: {sorted(allowed)}",
                 )
         return value
 
@@ -676,13 +473,3 @@ class _Reader:
         if not isinstance(value, str) or not value:
             raise self.error(where, f"expected a path, got {value!r}")
         return (self.path_.parent / Path(value).expanduser()).resolve()
-
-
-def _hint(key: str, options: Any) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

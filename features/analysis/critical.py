@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.arrays import (
+from journeyguard.features.analysis.paths import journey_variants, most_frequent_route, step_matrix
+from journeyguard.features.arrays import (
     count_distinct_journeys,
     dense_codes,
     first_occurrences,
@@ -23,11 +24,11 @@ from features.arrays import (
     last_occurrences,
     next_in_journey,
 )
-from features.config import KpiConfig, TaskConfig
-from features.labels import label_snapshots, latest_labelled_as_of
-from features.paths import journey_variants, most_frequent_route, step_matrix
-from features.schema import NS_PER_HOUR, EventLog
-from features.stats import newcombe_interval
+from journeyguard.features.config.model import KpiConfig, TaskConfig
+from journeyguard.features.eventlog.columns import NS_PER_HOUR
+from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.labels import label_snapshots, latest_labelled_as_of
+from journeyguard.features.stats import newcombe_interval
 
 _MAX_PAIRS_PER_CHUNK = 4_000_000
 
@@ -322,7 +323,13 @@ def step_kpi_effects(
     CSAT and NPS of their survey responses, and the Kaplan-Meier median resolution hours of
     their cases, with n (responses, cases). Scores and cases come from the whole log, as the
     outcome does; a KPI the log lacks leaves its columns empty."""
-    from features.kpis import csat, kaplan_meier, nps, resolution_cases, survey_responses
+    from journeyguard.features.kpis.compute import (
+        csat,
+        kaplan_meier,
+        nps,
+        resolution_cases,
+        survey_responses,
+    )
 
     table = ranking.copy()
     for column in KPI_EFFECT_COLUMNS:

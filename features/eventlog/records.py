@@ -2,7 +2,7 @@
 
 A request carries a few journeys of a few dozen events; building a frame for each would cost
 more than the features themselves. `log_from_records` puts the lists in the same canonical
-form as `features.frames.log_from_frame` (sorted codes, rows by journey, time, then every other
+form as `frames.log_from_frame` (sorted codes, rows by journey, time, then every other
 column), so a journey sent to the service gets the features it gets in batch.
 """
 
@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from features.arrays import codes_in
-from features.schema import CANONICAL_COLUMNS, Coded, EventLog
+from journeyguard.features.arrays import codes_in
+from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
+from journeyguard.features.eventlog.log import Coded, EventLog
 
 
 def log_from_records(
@@ -26,7 +27,7 @@ def log_from_records(
 
     `columns` holds the optional columns: a float array for numbers (NaN for missing), a list
     of texts (None for missing) otherwise. Canonical columns come first, then the attributes
-    in the given order, as in a frame read by `features.load`.
+    in the given order, as in a frame read by `journeyguard.features.sources.load`.
     """
     journey_names, journey_codes = _encode(journey_ids)
     step_names, step_codes = _encode(events)

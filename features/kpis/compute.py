@@ -17,10 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from features.config import Config, RepeatKpi, ResolutionKpi, SurveyKpi, nanoseconds
-from features.paths import first_of_each, journey_variants, variant_steps
-from features.schema import NS_PER_DAY, NS_PER_HOUR, Coded, EventLog
-from features.stats import Z_95, wilson_interval
+from journeyguard.features.analysis.paths import first_of_each, journey_variants, variant_steps
+from journeyguard.features.config.model import (
+    Config,
+    RepeatKpi,
+    ResolutionKpi,
+    SurveyKpi,
+    nanoseconds,
+)
+from journeyguard.features.eventlog.columns import NS_PER_DAY, NS_PER_HOUR
+from journeyguard.features.eventlog.log import Coded, EventLog
+from journeyguard.features.stats import Z_95, wilson_interval
 
 OTHER, MISSING, ALL = "(other)", "(missing)", "all"
 
@@ -285,7 +292,7 @@ def resolution_cases(log: EventLog, kpi: ResolutionKpi, as_of_ns: int) -> Cases 
 def resolution_statistic(cases: Cases, groups: np.ndarray, n_groups: int) -> list[dict]:
     """Kaplan-Meier median (and p90) hours with the resolved and censored counts, beside the
     plain median of the resolved cases alone (which is biased low when cases are open)."""
-    from features.arrays import group_quantiles
+    from journeyguard.features.arrays import group_quantiles
 
     km = kaplan_meier(cases.hours, cases.resolved, groups, n_groups)
     resolved_n = np.bincount(groups, weights=cases.resolved, minlength=n_groups)
@@ -324,7 +331,7 @@ def _resolution_kpi(log, kpi: ResolutionKpi | None, groups, as_of_ns: int) -> di
 def _churn_kpi(log: EventLog, config: Config, groups, as_of_ns: int) -> dict[str, Any]:
     import pandas as pd
 
-    from features.labels import label_snapshots, task_snapshots
+    from journeyguard.features.labels import label_snapshots, task_snapshots
 
     name = config.kpis.churn_task
     if name is None:

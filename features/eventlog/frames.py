@@ -1,16 +1,19 @@
 """Between pandas frames and `EventLog`: encoding, canonical order, and back.
 
-`log_from_frame` trusts the values it is given (validation lives in `features.load`); it only
-puts them in canonical form: text dictionary-encoded in sorted order, times as UTC
+`log_from_frame` trusts the values it is given (validation lives in `sources.load`); it
+only puts them in canonical form: text dictionary-encoded in sorted order, times as UTC
 nanoseconds, rows sorted by journey, time and then every other column.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from features.schema import (
+from journeyguard.features.eventlog.canonical import read_canonical
+from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
     CUSTOMER_ID,
     EVENT,
@@ -19,9 +22,8 @@ from features.schema import (
     REQUIRED_COLUMNS,
     TIME_DTYPE,
     TIMESTAMP,
-    Coded,
-    EventLog,
 )
+from journeyguard.features.eventlog.log import Coded, EventLog
 
 
 def log_from_frame(frame: pd.DataFrame) -> EventLog:
@@ -54,6 +56,12 @@ def log_from_encoded(events: pd.DataFrame) -> EventLog:
         times=events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64),
         columns=columns,
     )
+
+
+def read_log(path: str | Path) -> EventLog:
+    """A Parquet log: straight into arrays when `write_canonical` wrote it, else through a frame."""
+    log = read_canonical(path)
+    return log if log is not None else log_from_frame(pd.read_parquet(path))
 
 
 def concat_logs(first: EventLog, second: EventLog) -> EventLog:

@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.special import gammaincinv
 
-from features.schema import EventLog
+from journeyguard.features.eventlog.canonical import write_canonical
+from journeyguard.features.eventlog.frames import log_from_frame
 
 STEPS = (
     "order_placed", "order_shipped", "delivery_delayed", "delivered", "onboarding_started",
@@ -148,7 +149,7 @@ def write_simulation(simulation: Simulation, out: Path) -> dict[str, Path]:
     }
     # The canonical form: the log is valid by construction, so commands read it without
     # validating it again.
-    EventLog.from_frame(simulation.events).to_parquet(paths["events"])
+    write_canonical(log_from_frame(simulation.events), paths["events"])
     simulation.customers.to_parquet(paths["customers"], index=False)
     paths["truth"].write_text(json.dumps(simulation.truth, indent=2) + "\n", encoding="utf-8")
     return paths

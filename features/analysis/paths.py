@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.arrays import (
+from journeyguard.features.arrays import (
     count_distinct_journeys,
     dense_codes,
     first_in_journeys,
@@ -22,7 +22,8 @@ from features.arrays import (
     positions,
     quantiles,
 )
-from features.schema import NS_PER_HOUR, EventLog
+from journeyguard.features.eventlog.columns import NS_PER_HOUR
+from journeyguard.features.eventlog.log import EventLog
 
 Table = dict[str, np.ndarray]
 ENDED = "(ended)"

@@ -1,7 +1,7 @@
 """The HTML report of `journeyguard analyze`: one self-contained page from `analysis.json`.
 
 `render_report` turns the analysis dictionary (see docs/analysis-format.md) into a page with
-inline CSS and server-drawn inline SVG (`features.report_svg`), so it opens offline. Each
+inline CSS and server-drawn inline SVG (`features.analysis.svg`), so it opens offline. Each
 section gets a caption stating its finding in words computed from the numbers; tables are
 formatted by the template (`templates/report.html.j2`), rendered with autoescaping on.
 """
@@ -16,8 +16,15 @@ from typing import Any
 
 import jinja2
 
-from features import report_svg as svg
-from features.report_svg import DASH, fmt_hours, fmt_int, fmt_pct, fmt_points, missing
+from journeyguard.features.analysis import svg as svg
+from journeyguard.features.analysis.svg import (
+    DASH,
+    fmt_hours,
+    fmt_int,
+    fmt_pct,
+    fmt_points,
+    missing,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 MAX_EDGES, SANKEY_DEPTH, FOREST_PER_KIND, MAX_GRAPH_COLUMNS = 25, 4, 5, 7
@@ -26,7 +33,11 @@ ENDED, MATRIX_MIN_SHARE = "(ended)", 0.005
 
 def render_report(analysis: dict) -> str:
     """The report as one complete HTML document with no external references."""
-    return _environment().get_template("report.html.j2").render(**build_context(analysis))
+    return (
+        page_environment(TEMPLATE_DIR)
+        .get_template("report.html.j2")
+        .render(**build_context(analysis))
+    )
 
 
 def write_report(analysis: dict, path: Path) -> None:
@@ -37,12 +48,13 @@ def write_report(analysis: dict, path: Path) -> None:
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
-    """Autoescape on for every template (select_autoescape would miss the '.j2' suffix).
+def page_environment(templates: Path) -> jinja2.Environment:
+    """The report pages' environment for the templates in `templates` (the report's, the KPI
+    page's). Autoescape on for every template (select_autoescape would miss the '.j2' suffix).
     Compiled templates are cached in the user's temporary folder (Jinja's own cache, keyed
     by the template's checksum): compiling the report's template costs a one-shot command
     about 60 ms."""
-    loader = jinja2.FileSystemLoader(TEMPLATE_DIR)
+    loader = jinja2.FileSystemLoader(templates)
     environment = jinja2.Environment(
         loader=loader,
         autoescape=True,

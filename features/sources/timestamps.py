@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from features.config import UNIX_FORMATS, SourceConfig
-from features.errors import LoadError
+from journeyguard.features.config.model import UNIX_FORMATS, SourceConfig
+from journeyguard.features.errors import LoadError
 
 MISSING = "missing timestamp"
 UNPARSABLE = "unparsable timestamp"

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from features.config import WHITESPACE, AttributeSource, SourceConfig
-from features.errors import LoadError
+from journeyguard.features.config.model import WHITESPACE, AttributeSource, SourceConfig
+from journeyguard.features.errors import LoadError
 
 
 def source_columns(source: SourceConfig) -> list[str]:

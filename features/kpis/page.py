@@ -13,8 +13,16 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from features.report import _environment
-from features.report_svg import DASH, PALETTE, fmt_hours, fmt_int, fmt_pct, missing, shorten
+from journeyguard.features.analysis.report import page_environment
+from journeyguard.features.analysis.svg import (
+    DASH,
+    PALETTE,
+    fmt_hours,
+    fmt_int,
+    fmt_pct,
+    missing,
+    shorten,
+)
 
 TITLES = {
     "csat": "CSAT (mean score)",
@@ -24,6 +32,7 @@ TITLES = {
     "repeat": "Repeat purchase rate",
 }
 LABEL_W, PLOT_W, ROW_H = 260, 520, 24
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def write_kpis(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
@@ -38,7 +47,7 @@ def write_kpis(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
 def render_kpis(result: dict[str, Any]) -> str:
     """The page as one complete HTML document."""
     sections = [_section(name, kpi) for name, kpi in result["kpis"].items()]
-    template = _environment().get_template("kpis.html.j2")
+    template = page_environment(TEMPLATE_DIR).get_template("kpis.html.j2")
     return template.render(
         meta=result["meta"], sections=sections, variants=result["variants"], cell=cell
     )

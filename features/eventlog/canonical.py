@@ -1,0 +1,119 @@
+"""Canonical files: a log saved sorted and dictionary-encoded in Parquet, marked so that it
+reads straight back into arrays without validation or pandas (it was validated when written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
+from journeyguard.features.eventlog.log import Coded, Column, EventLog
+
+CANONICAL_MARK = b"journeyguard.canonical"  # Parquet metadata key of a log `write_canonical` saved
+
+
+def write_canonical(log: EventLog, path: str | Path) -> None:
+    """Writes the canonical, dictionary-encoded form, marked so it reads back fast."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = {
+        CUSTOMER_ID: _dictionary(log.journey_codes, log.journey_ids),
+        TIMESTAMP: pa.array(log.times, type=pa.timestamp("ns", tz="UTC")),
+        EVENT: _dictionary(log.step_codes, log.steps),
+    }
+    for name, column in log.columns.items():
+        arrays[name] = (
+            _dictionary(column.codes, column.categories)
+            if isinstance(column, Coded)
+            else pa.array(column, from_pandas=True)
+        )
+    table = pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
+    # One row group: each group would repeat the whole journey-id dictionary.
+    pq.write_table(table, path, row_group_size=max(log.n_events, 1))
+
+
+def read_canonical(path: str | Path, columns: list[str] | None = None) -> EventLog | None:
+    """A log that `write_canonical` wrote, read straight into arrays; None for any other
+    file. `columns` limits the optional columns read (default: all)."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    if (schema.metadata or {}).get(CANONICAL_MARK) != b"1":
+        return None
+    names = [c for c in schema.names if c not in REQUIRED_COLUMNS]
+    wanted = names if columns is None else [c for c in names if c in columns]
+    # ParquetFile rather than read_table: the dataset layer behind read_table imports pandas.
+    text = [f.name for f in schema if _is_text(f.type)]
+    table = pq.ParquetFile(path, read_dictionary=text).read(columns=[*REQUIRED_COLUMNS, *wanted])
+    journey = _coded(table.column(CUSTOMER_ID))
+    counts = np.bincount(journey.codes, minlength=len(journey.categories))
+    event = _coded(table.column(EVENT))
+    extra = {name: _column(table.column(name)) for name in wanted}
+    times = _from_buffers(table.column(TIMESTAMP).combine_chunks(), np.dtype(np.int64), 0)
+    return EventLog(
+        journey_ids=journey.categories,
+        offsets=np.r_[0, np.cumsum(counts)],
+        steps=event.categories,
+        step_codes=event.codes.astype(np.int32),
+        times=times,
+        columns=extra,
+    )
+
+
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or (pa.types.is_dictionary(arrow_type) and pa.types.is_string(arrow_type.value_type))
+    )
+
+
+def _dictionary(codes: np.ndarray, categories: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(categories.astype(str)))
+
+
+def _coded(chunked: Any) -> Coded:
+    """A dictionary column of Arrow as `Coded` with sorted categories."""
+    array = chunked.unify_dictionaries().combine_chunks() if chunked.num_chunks else chunked
+    categories = np.asarray(array.dictionary.to_pylist(), dtype=object)
+    codes = _nullable_integers(array.indices)
+    if (categories[1:] < categories[:-1]).any():  # chunks may add categories out of order
+        order = np.argsort(categories.astype(str), kind="stable")
+        rank = np.empty(len(order), dtype=np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1).astype(np.int32)
+        categories = categories[order]
+    return Coded(codes, categories)
+
+
+def _nullable_integers(array: Any) -> np.ndarray:
+    """Arrow dictionary indices as int32, -1 for nulls."""
+    dtype = np.dtype(f"int{array.type.bit_width}")
+    return _from_buffers(array, dtype, -1).astype(np.int32)
+
+
+def _from_buffers(array: Any, dtype: np.dtype, missing: float) -> np.ndarray:
+    """A primitive Arrow array as numpy, `missing` for nulls, read from its buffers (pyarrow's
+    own conversion of arrays with nulls imports pandas)."""
+    validity, data = array.buffers()[:2]
+    values = np.frombuffer(data, dtype=dtype)[array.offset : array.offset + len(array)].copy()
+    if array.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values[~bits[array.offset : array.offset + len(array)].astype(bool)] = missing
+    return values
+
+
+def _column(chunked: Any) -> Column:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(chunked.type):
+        return _coded(chunked)
+    return _from_buffers(chunked.combine_chunks().cast(pa.float64()), np.dtype(np.float64), np.nan)
