@@ -43,8 +43,8 @@ def journeys(config: Path, n: int, seed: int = 0) -> list[dict]:
     its last event."""
     import numpy as np
 
-    from journeyguard.features.cli import load_log
     from journeyguard.features.config.reader import load_config
+    from journeyguard.features.sources.log import load_log
 
     settings = load_config(config)
     log = load_log(settings)

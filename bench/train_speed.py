@@ -79,9 +79,9 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     """The steps of `training.train.train_task`, each timed; prints one JSON line. Runs in a
     fresh process, so measure.py's peak RSS is this work's alone."""
     began = time.perf_counter()
-    from journeyguard.features.cli import load_log
     from journeyguard.features.config.reader import load_config
     from journeyguard.features.dataset import build_dataset
+    from journeyguard.features.sources.log import load_log
     from journeyguard.training import train as steps
     from journeyguard.training.metrics import evaluate
     from journeyguard.training.models import train_baseline, train_lightgbm

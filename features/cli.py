@@ -22,7 +22,9 @@ from typer.core import TyperGroup
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError, LoadError
-from journeyguard.features.eventlog.frames import read_log
+from journeyguard.features.options import ConfigOption, PastOption, parse_as_of
+from journeyguard.features.sources.log import load_log
+from journeyguard.features.tables import write_table
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -30,12 +32,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from journeyguard.features.dataset import Dataset
-    from journeyguard.features.eventlog.log import EventLog
 
 COMMANDS_GROUP = "journeyguard.commands"
 DEMO_GROUP = "journeyguard.demo"
 SIMULATOR_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
-OUTREACH_EVENTS = "outreach_events.parquet"  # in the output dir; see `load_log`
 
 
 class _RootGroup(TyperGroup):
@@ -65,12 +65,6 @@ app = typer.Typer(
     add_completion=False,
     help="JourneyGuard: post-purchase journeys, churn and escalation risk, outreach.",
 )
-
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The TOML configuration file.")]
-PastOption = Annotated[
-    str | None,
-    typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
-]
 
 
 def main() -> None:
@@ -131,7 +125,7 @@ def validate(
     config: ConfigOption,
     quarantine: Annotated[
         Path | None,
-        typer.Option(help="Where to write rejected rows; default <output dir>/quarantine.csv."),
+        typer.Option(help="Where to write rejected rows; default the workspace's quarantine.csv."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -146,7 +140,7 @@ def validate_source(settings: Config, quarantine: Path | None = None) -> dict[st
     from journeyguard.features.sources.load import load_events, write_quarantine
 
     result = load_events(settings.source)
-    path = quarantine or settings.output_dir / "quarantine.csv"
+    path = quarantine or settings.workspace.quarantine
     write_quarantine(result.quarantine, path)
     summary = result.summary.to_dict()
     unknown = _unknown_task_events(settings, set(result.log.steps))
@@ -218,48 +212,6 @@ def _kpi_columns(settings: Config) -> list[str]:
     surveys = [kpi.column for kpi in (kpis.csat, kpis.nps) if kpi is not None]
     case = [kpis.resolution.case_column] if kpis.resolution and kpis.resolution.case_column else []
     return [*surveys, *case]
-
-
-def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
-    """The configured source's log: straight from a canonical file (validated when written),
-    otherwise loaded with validation, its rejected rows written to the quarantine file.
-
-    Outreach write-back: when `<output dir>/outreach_events.parquet` exists, its events join the
-    log. The outreach cycle rewrites that file from its outbox after every run, one
-    `outreach_sent` event (with the message's `action` as an attribute) per delivered message,
-    so later scoring, analysis and retraining see who was treated and when. Without the file the
-    log is the source's, unchanged, at the cost of one file check. `columns` limits the optional
-    columns of both (`action` included).
-    """
-    from journeyguard.features.sources.canonical import read_if_canonical
-
-    log = read_if_canonical(settings.source, columns=columns)
-    if log is None:
-        from journeyguard.features.sources.load import load_events, write_quarantine
-
-        loaded = load_events(settings.source)
-        write_quarantine(loaded.quarantine, settings.output_dir / "quarantine.csv")
-        log = loaded.log
-    return _with_outreach_events(log, outreach_events_path(settings), columns)
-
-
-def outreach_events_path(settings: Config) -> Path:
-    """Where the outreach cycle writes delivered messages back as events, for `load_log`."""
-    return settings.output_dir / OUTREACH_EVENTS
-
-
-def _with_outreach_events(log: EventLog, path: Path, columns: list[str] | None) -> EventLog:
-    """The log with the written-back outreach events, if there are any."""
-    if not path.is_file():
-        return log
-    from journeyguard.features.eventlog.canonical import read_canonical
-    from journeyguard.features.eventlog.frames import concat_logs
-
-    # The cycle writes the file in canonical form; read any other Parquet file the slow way.
-    sent = read_canonical(path, columns=columns)
-    if sent is None:
-        sent = read_log(path)
-    return concat_logs(log, sent)
 
 
 @app.command()
@@ -343,29 +295,6 @@ def _dataset_summary(data: Dataset, out: Path) -> str:
     )
 
 
-def write_table(table: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        table.to_csv(out, index=False)
-    else:
-        table.to_parquet(out, index=False)
-
-
-def parse_as_of(text: str | None) -> pd.Timestamp | None:
-    """An --as-of value: ISO 8601, UTC when it carries no offset."""
-    if text is None:
-        return None
-    import pandas as pd
-
-    try:
-        value = pd.Timestamp(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected an ISO 8601 time such as 2025-06-01, got {text!r}", param_hint="--as-of"
-        ) from None
-    return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-
-
 @app.command()
 def demo(
     config: Annotated[
@@ -382,19 +311,17 @@ def demo(
     typer.secho("== simulate", bold=True)
     simulate(out=settings.source.path, customers=customers, seed=seed)
     # A new simulated world: outreach written back about the previous one does not belong in it.
-    outreach_events_path(settings).unlink(missing_ok=True)
+    settings.workspace.outreach_events.unlink(missing_ok=True)
     typer.secho("== validate", bold=True)
     typer.echo(validate_source(settings)["text"])
-    from journeyguard.features.analysis.assemble import task_analysis_dir
-
     for task in settings.tasks:
         typer.secho(f"== analyze --task {task}", bold=True)
-        out = task_analysis_dir(settings.output_dir, task)
+        out = settings.workspace.analysis(task)
         typer.echo(run_analysis(settings, out, task, None))
     typer.secho("== kpis --by month", bold=True)
     from journeyguard.features.kpis.compute import Grouping
 
-    typer.echo(run_kpis(settings, settings.output_dir / "kpis", Grouping("month")))
+    typer.echo(run_kpis(settings, settings.workspace.kpis, Grouping("month")))
     _demo_features(settings)
     for name, entry in sorted(_registered(DEMO_GROUP).items()):
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
@@ -412,7 +339,7 @@ def _demo_features(settings: Config) -> None:
     from journeyguard.features.dataset import build_dataset, features_at
 
     log = load_log(settings)
-    out = settings.output_dir / "features.parquet"
+    out = settings.workspace.features
     typer.secho("== features (as of the last event)", bold=True)
     table = features_at(log, pd.Timestamp(log.last_time, tz="UTC"))
     write_table(table, out)
@@ -420,7 +347,7 @@ def _demo_features(settings: Config) -> None:
     for name, task_config in settings.tasks.items():
         typer.secho(f"== dataset --task {name}", bold=True)
         data = build_dataset(log, task_config)
-        out = settings.output_dir / f"dataset-{name}.parquet"
+        out = settings.workspace.dataset(name)
         write_table(data.frame, out)
         typer.echo(_dataset_summary(data, out))
 

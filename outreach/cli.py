@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np  # loaded already: journeyguard.features.config needs it
 import typer
 
-from journeyguard.features.cli import ConfigOption, load_log, parse_as_of
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
+from journeyguard.features.options import ConfigOption, parse_as_of
+from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import SECRET_VARIABLE, URL_VARIABLE
 
 if TYPE_CHECKING:
@@ -44,8 +45,9 @@ def schedule(config: ConfigOption) -> None:
     """Run the outreach cycle on the configured cron schedule (UTC) until stopped."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
-    from journeyguard.outreach.cycle import outbox_url, utc_now
+    from journeyguard.outreach.cycle import utc_now
     from journeyguard.outreach.dispatch import webhook_target
+    from journeyguard.outreach.outbox import outbox_url
     from journeyguard.outreach.scheduler import build_scheduler, trigger
 
     settings = load_config(config)
@@ -104,8 +106,7 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
 
 def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
     """The stored decisions and messages in numbers, and the effect report of each action."""
-    from journeyguard.outreach.cycle import outbox_url
-    from journeyguard.outreach.outbox import decisions_frame, open_outbox, status_counts
+    from journeyguard.outreach.outbox import decisions_frame, open_outbox, outbox_url, status_counts
     from journeyguard.outreach.report import effect_report
 
     engine = open_outbox(outbox_url(settings))
@@ -173,14 +174,14 @@ def demo_stage(settings: Config) -> None:
     free loopback port with a new secret, signed with the real clock."""
     import pandas as pd
 
-    from journeyguard.outreach.cycle import default_outbox_path, run_once, utc_now
+    from journeyguard.outreach.cycle import run_once, utc_now
     from journeyguard.outreach.receiver import Receiver
 
     if not settings.outreach.actions:
         typer.echo(f"no [outreach.actions] in {settings.path}: nothing to do")
         return
     if settings.outreach.database is None:  # the demo's own outbox: new log, new outbox
-        default_outbox_path(settings).unlink(missing_ok=True)
+        settings.workspace.outbox.unlink(missing_ok=True)
     as_of = pd.Timestamp(last_source_event(load_log(settings)), tz="UTC")
     secret = new_secret()
     with Receiver(secret) as receiver:

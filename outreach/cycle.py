@@ -37,13 +37,13 @@ import httpx
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from journeyguard.features.cli import load_log, outreach_events_path
 from journeyguard.features.config.model import Config
 from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.columns import CUSTOMER_ID
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import outbox
 from journeyguard.outreach.dispatch import dispatch, webhook_target
 from journeyguard.outreach.facts import customer_facts
@@ -62,19 +62,6 @@ COUNT_KEYS = (
 def utc_now() -> datetime.datetime:
     """The real clock, aware UTC: receivers check signature times against theirs."""
     return datetime.datetime.now(datetime.UTC)
-
-
-def default_outbox_path(settings: Config) -> Path:
-    """The SQLite outbox used when `[outreach] database` is not set."""
-    return settings.output_dir / "outreach.db"
-
-
-def outbox_url(settings: Config) -> str:
-    """The outbox database: `[outreach] database`, else SQLite in the output folder."""
-    if settings.outreach.database:
-        return settings.outreach.database
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{default_outbox_path(settings)}"
 
 
 def run_once(
@@ -103,7 +90,7 @@ def run_once(
     if url is None or secret is None:
         configured_url, configured_secret = webhook_target(settings.outreach, environ)
         url, secret = url or configured_url, secret or configured_secret
-    engine = outbox.open_outbox(outbox_url(settings))
+    engine = outbox.open_outbox(outbox.outbox_url(settings))
     lease = _Lease(engine, worker or _worker_name(), now)
     start = window_start(as_of, settings.outreach.window)
     result: dict[str, Any] = {
@@ -217,7 +204,7 @@ def next_due(engine: Engine) -> datetime.datetime | None:
 def score_tasks(settings: Config, log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
     """The long score table of every task an action uses (one row per customer and task),
     each scored by its champion."""
-    from journeyguard.training.cli import score_with_champion
+    from journeyguard.training.champion import score_with_champion
 
     tasks = sorted({action.task for action in settings.outreach.actions.values()})
     tables = [score_with_champion(settings, task, as_of, log) for task in tasks]
@@ -260,7 +247,7 @@ def decided_customers(engine: Engine, campaign: str, start: datetime.datetime) -
 def write_sent_events(settings: Config, engine: Engine) -> Path:
     """Rewrites the write-back file from the outbox (idempotent: the outbox is the record).
     Written aside and renamed, so a reader never sees half a file."""
-    path = outreach_events_path(settings)
+    path = settings.workspace.outreach_events
     events = outbox.sent_events(engine, settings.outreach.campaign)
     if events.empty:
         path.unlink(missing_ok=True)

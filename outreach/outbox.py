@@ -36,6 +36,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
     text,
     update,
@@ -44,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.types import TypeDecorator
 
+from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, TIME_DTYPE, TIMESTAMP
 from journeyguard.outreach.policy import CONTACT, DECISION_COLUMNS, DECISIONS
 
@@ -123,6 +125,31 @@ leases = Table(
 )
 
 _STORED_COLUMNS = tuple(c.name for c in decisions.columns if c.name != "created_at")
+
+
+def outbox_url(settings: Config) -> str:
+    """The outbox database: `[outreach] database`, else SQLite in the workspace."""
+    if settings.outreach.database:
+        return settings.outreach.database
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.workspace.outbox}"
+
+
+def open_outbox_to_read(settings: Config) -> Engine | None:
+    """The configured outbox for reading only (the console), None while it has no tables: it
+    never creates the database or its tables just to show that they are empty."""
+    url = settings.outreach.database
+    if url is None:
+        if not settings.workspace.outbox.exists():
+            return None
+        url = f"sqlite:///file:{settings.workspace.outbox}?mode=ro&uri=true"
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    if not inspect(engine).has_table(messages.name):
+        engine.dispose()
+        return None
+    return engine
 
 
 def open_outbox(url: str) -> Engine:
@@ -340,6 +367,18 @@ def sent_events(engine: Engine, campaign: str) -> pd.DataFrame:
             "action": pd.Series([r.action for r in rows], dtype=object),
         }
     )
+
+
+def customer_messages(engine: Engine, customer_id: str) -> list[dict[str, Any]]:
+    """A customer's messages, oldest first: action, status, attempts, times and last error."""
+    columns = ("action", "status", "attempts", "created_at", "delivered_at", "last_error")
+    query = (
+        select(*(messages.c[name] for name in columns))
+        .where(messages.c.customer_id == customer_id)
+        .order_by(messages.c.created_at, messages.c.idempotency_key)
+    )
+    with engine.connect() as connection:
+        return [row._asdict() for row in connection.execute(query)]
 
 
 def decisions_frame(engine: Engine, campaign: str | None = None) -> pd.DataFrame:

@@ -22,8 +22,8 @@ from apscheduler.triggers.cron import CronTrigger
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError
-from journeyguard.outreach.cycle import outbox_url, run_once, utc_now
-from journeyguard.outreach.outbox import open_outbox
+from journeyguard.outreach.cycle import run_once, utc_now
+from journeyguard.outreach.outbox import open_outbox, outbox_url
 
 JOB_ID = "outreach-cycle"
 

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from journeyguard.features.cli import ConfigOption
 from journeyguard.features.config.reader import load_config
+from journeyguard.features.options import ConfigOption
 
 SERVICE = "journeyguard.serving.service:JourneyService"
 
@@ -32,7 +32,7 @@ def serve(
     from journeyguard.serving.service import CONFIG_VARIABLE, SERVICE_NAME
 
     settings = load_config(config)  # a bad file fails here, with its message, not in a worker
-    metrics_dir = settings.output_dir / "serving-metrics"
+    metrics_dir = settings.workspace.serving_metrics
     # Files of an earlier run's processes would add their counts to this run's.
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)

@@ -100,7 +100,6 @@ class JourneyService:
         from journeyguard.serving.console.data import ConsoleData
         from journeyguard.serving.sources import CustomerEvents, RiskLists
         from journeyguard.training import registry
-        from journeyguard.training.monitor import result_path
 
         gc.set_threshold(*_COLLECTOR_THRESHOLDS)
         path = os.environ.get(CONFIG_VARIABLE)
@@ -114,8 +113,8 @@ class JourneyService:
         self.customers = CustomerEvents(self.settings, every)
         self.risk_lists = RiskLists(self.settings)
         self.console = ConsoleData(self.settings, self.customers, self.risk_lists)
-        output = self.settings.output_dir
-        self.drift = DriftGauges({task: result_path(output, task) for task in self.settings.tasks})
+        workspace = self.settings.workspace
+        self.drift = DriftGauges({t: workspace.monitor_result(t) for t in self.settings.tasks})
         self.drift.watch(every)
 
     def __is_ready__(self) -> bool:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.log import EventLog, Snapshots
-from journeyguard.training.score import risk_list_path
+from journeyguard.features.sources.log import load_log
 
 T = TypeVar("T")
 
@@ -51,8 +51,6 @@ class CustomerEvents:
     """The configured event log, to look customers up by id."""
 
     def __init__(self, settings: Config, refresh_every: float) -> None:
-        from journeyguard.features.cli import load_log
-
         self._log = Cached(lambda: load_log(settings), settings.source.path, refresh_every)
 
     def log(self) -> EventLog:
@@ -75,7 +73,7 @@ class RiskLists:
     """The latest scored list of each task, as `journeyguard score` wrote it."""
 
     def __init__(self, settings: Config) -> None:
-        self._paths = {task: risk_list_path(settings, task) for task in settings.tasks}
+        self._paths = {task: settings.workspace.risk_list(task) for task in settings.tasks}
         self._lists = {
             task: Cached(lambda path=path: pd.read_parquet(path), path, 0.0)
             for task, path in self._paths.items()

@@ -241,11 +241,6 @@ def breaches(result: dict[str, Any], thresholds: MonitoringConfig) -> list[dict[
     return found
 
 
-def result_path(output_dir: Path, task: str) -> Path:
-    """Where `journeyguard monitor` writes a task's latest result, and the service reads it."""
-    return Path(output_dir) / f"monitor-{task}.json"
-
-
 def write_result(result: dict[str, Any], path: Path) -> Path:
     """Writes a result as JSON, atomically: the service may read the file at any moment."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.reasons import reason_arrays
-
-
-def risk_list_path(settings: Config, task: str) -> Path:
-    """Where `journeyguard score` writes a task's risk list unless told otherwise, and where
-    the prediction service reads it."""
-    return settings.output_dir / f"risk-{task}.parquet"
-
 
 BANDS = ("high", "medium", "low")
 

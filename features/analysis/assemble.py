@@ -16,6 +16,7 @@ from journeyguard.features.analysis import paths
 from journeyguard.features.analysis.parallel import InChild
 from journeyguard.features.config.model import AnalysisConfig, KpiConfig, TaskConfig
 from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.workspace import REPORT
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20
 TOP_VARIANTS_IN_SUMMARY = 100
@@ -31,14 +32,6 @@ class Analysis:
 
     summary: dict[str, Any]
     variants_csv: bytes
-
-
-REPORT = "report.html"
-
-
-def task_analysis_dir(output_dir: Path, task: str) -> Path:
-    """Where `journeyguard demo` writes a task's analysis (and where the console finds it)."""
-    return Path(output_dir) / "analysis" / task
 
 
 def write_analysis(analysis: Analysis, out: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from journeyguard.features.errors import ConfigError
+from journeyguard.features.workspace import Workspace
 
 UNIX_FORMATS = ("unix_s", "unix_ms")
 WHITESPACE = "whitespace"
@@ -205,6 +206,11 @@ class Config:
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def workspace(self) -> Workspace:
+        """The paths under `output_dir`."""
+        return Workspace(self.output_dir)
 
     def task(self, name: str) -> TaskConfig:
         if name not in self.tasks:

@@ -75,32 +75,23 @@ class ConsoleData:
         return enriched
 
     def outbox(self) -> Engine | None:
-        """The outbox of the configured campaign, None while none exists (never creates one
-        just to show that it is empty)."""
-        from journeyguard.outreach.cycle import default_outbox_path
-        from journeyguard.outreach.outbox import open_outbox
+        """The outbox of the configured campaign, read only; None while none exists."""
+        from journeyguard.outreach.outbox import open_outbox_to_read
 
         if self._engine is None:
-            url = self.settings.outreach.database
-            if url is None:
-                path = default_outbox_path(self.settings)
-                if not path.exists():
-                    return None
-                url = f"sqlite:///{path}"
-            self._engine = open_outbox(url)
+            self._engine = open_outbox_to_read(self.settings)
         return self._engine
 
     def decisions(self) -> pd.DataFrame:
         """The configured campaign's decisions; re-read when the SQLite file changes, or every
         `reload_every` for a server database."""
-        from journeyguard.outreach.cycle import default_outbox_path
         from journeyguard.outreach.outbox import decisions, decisions_frame
 
         engine = self.outbox()
         if engine is None:
             return pd.DataFrame(columns=[c.name for c in decisions.columns])
         if self.settings.outreach.database is None:
-            stamp: Any = default_outbox_path(self.settings).stat().st_mtime_ns
+            stamp: Any = self.settings.workspace.outbox.stat().st_mtime_ns
         else:
             stamp = int(time.monotonic() // max(self._every, 1.0))
         cached = self._decisions
@@ -111,21 +102,10 @@ class ConsoleData:
 
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
         """The customer's outreach messages, oldest first (none without an outbox)."""
-        from sqlalchemy import select
-
-        from journeyguard.outreach.outbox import messages
+        from journeyguard.outreach.outbox import customer_messages
 
         engine = self.outbox()
-        if engine is None:
-            return []
-        columns = ("action", "status", "attempts", "created_at", "delivered_at", "last_error")
-        query = (
-            select(*(messages.c[name] for name in columns))
-            .where(messages.c.customer_id == customer_id)
-            .order_by(messages.c.created_at, messages.c.idempotency_key)
-        )
-        with engine.connect() as connection:
-            return [row._asdict() for row in connection.execute(query)]
+        return [] if engine is None else customer_messages(engine, customer_id)
 
     def as_of(self) -> int:
         """The moment the console scores at (ns): that of the latest risk lists, else the

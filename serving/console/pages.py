@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -305,13 +304,6 @@ def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) 
                 }
             )
     return rows
-
-
-def report_path(output_dir: Path, task: str) -> Path:
-    """The task's journey report, where the demo writes it."""
-    from journeyguard.features.analysis.assemble import REPORT, task_analysis_dir
-
-    return task_analysis_dir(output_dir, task) / REPORT
 
 
 def _iso(value: Any) -> str | None:

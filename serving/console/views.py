@@ -62,7 +62,7 @@ def customer_html(data: ConsoleData, customer_id: str, champions: Mapping[str, A
 def paths_html(data: ConsoleData, params: Mapping[str, str]) -> str:
     """The paths page: the task's latest journey report in a frame, or how to write one."""
     task = pages.task_of(params, data.tasks)
-    path = pages.report_path(data.settings.output_dir, task)
+    path = data.settings.workspace.report(task)
     exists = path.is_file()
     written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat() if exists else None
     return render(
@@ -81,7 +81,7 @@ def paths_html(data: ConsoleData, params: Mapping[str, str]) -> str:
 def report_file(data: ConsoleData, params: Mapping[str, str]) -> Path:
     """The task's report.html; `ConsoleError(404)` while there is none."""
     task = pages.task_of(params, data.tasks)
-    path = pages.report_path(data.settings.output_dir, task)
+    path = data.settings.workspace.report(task)
     if not path.is_file():
         raise ConsoleError(404, f"no journey report for {task!r} at {path}")
     return path

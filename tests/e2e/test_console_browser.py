@@ -34,15 +34,13 @@ def server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` (make install does)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
     from journeyguard.features.cli import run_analysis
-    from journeyguard.serving.console.pages import report_path
-    from journeyguard.training.score import risk_list_path
 
     folder = tmp_path_factory.mktemp("console-browser")
     settings = workspace.settings
-    churn = pd.read_parquet(risk_list_path(settings, "churn"))
+    churn = pd.read_parquet(settings.workspace.risk_list("churn"))
     ranked = churn.sort_values(["risk", "customer_id"], ascending=[False, True])
     outbox = seed_outbox(settings, ranked["customer_id"].tolist())
-    report = report_path(settings.output_dir, "churn")
+    report = settings.workspace.report("churn")
     run_analysis(settings, report.parent, "churn", None)
     config = workspace.variant("browser", f'api_token = "{TOKEN}"')
     try:

@@ -108,8 +108,8 @@ def test_score_without_a_champion_is_a_clear_error(workdir, monkeypatch, tmp_pat
 def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(workdir, monkeypatch, tmp_path):
     """A champion pickled by an older version of the code (here: one whose feature transformer
     is gone) must not stop training: the new model is promoted and the rule says why."""
-    from journeyguard.features.cli import load_log
     from journeyguard.features.config.reader import load_config
+    from journeyguard.features.sources.log import load_log
     from journeyguard.training import registry
     from journeyguard.training.train import train_task
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from journeyguard.features.cli import load_log
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.kpis.compute import Grouping, compute_kpis
+from journeyguard.features.sources.log import load_log
 
 from ..conftest import CONFIGS
 

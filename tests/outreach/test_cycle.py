@@ -18,17 +18,17 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
-from journeyguard.features.cli import load_log, outreach_events_path
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.frames import log_from_frame, log_to_frame, read_log
+from journeyguard.features.sources.log import load_log
 from journeyguard.features.sources.simulate import simulate
 from journeyguard.outreach.cli import effect
 from journeyguard.outreach.cycle import LEASE_NAME, opted_out_ids, run_once
-from journeyguard.outreach.cycle import outbox_url as database_of
 from journeyguard.outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
+from journeyguard.outreach.outbox import outbox_url as database_of
 from journeyguard.outreach.policy import in_holdout
 from journeyguard.outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import SECRET, Clock
@@ -130,7 +130,7 @@ def shared_workspace(factory: pytest.TempPathFactory) -> Workspace:
 
 def _build_workspace(folder: Path) -> Workspace:
     from journeyguard.training import registry
-    from journeyguard.training.cli import train_and_register
+    from journeyguard.training.champion import train_and_register
 
     events = folder / "events.parquet"
     write_canonical(log_from_frame(simulate(2000, seed=4).events), events)
@@ -235,7 +235,7 @@ def test_a_log_without_outreach_events_is_the_source_unchanged(
     workspace: Workspace, tmp_path: Path
 ) -> None:
     settings = load_config(workspace.config(tmp_path))
-    assert not outreach_events_path(settings).exists()
+    assert not settings.workspace.outreach_events.exists()
     log, source = load_log(settings), read_log(workspace.events)
     assert "action" not in log.columns and "outreach_sent" not in set(log.steps)
     assert np.array_equal(log.times, source.times) and log.n_journeys == source.n_journeys

@@ -82,8 +82,7 @@ class Workspace:
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     from journeyguard.training import registry
-    from journeyguard.training.cli import score_with_champion, train_and_register
-    from journeyguard.training.score import risk_list_path
+    from journeyguard.training.champion import score_with_champion, train_and_register
 
     folder = tmp_path_factory.mktemp("serving")
     events = simulate(3000, seed=4).events
@@ -102,8 +101,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         for task in settings.tasks:
             train_and_register(settings, task, None, seed=0)
             table = score_with_champion(settings, task, AS_OF)
-            risk_list_path(settings, task).parent.mkdir(parents=True, exist_ok=True)
-            table.to_parquet(risk_list_path(settings, task), index=False)
+            settings.workspace.risk_list(task).parent.mkdir(parents=True, exist_ok=True)
+            table.to_parquet(settings.workspace.risk_list(task), index=False)
     # Not left set for the session: other tests build stores of their own.
     return Workspace(folder, config, uri, log)
 

@@ -22,10 +22,9 @@ REPORT_TEXT = "<!DOCTYPE html><html><body><h1>Journey report (test)</h1></body><
 def seed_outbox(settings, customers: list[str]) -> Path:
     """An outbox of the configured campaign deciding contact, holdout and suppressed for the
     first three customers; returns the SQLite file."""
-    from journeyguard.outreach.cycle import default_outbox_path
     from journeyguard.outreach.outbox import enqueue, open_outbox
 
-    path = default_outbox_path(settings)
+    path = settings.workspace.outbox
     engine = open_outbox(f"sqlite:///{path}")
     kinds = [("contact", "top risk, within budget"), ("holdout", "random holdout 10%"),
              ("suppressed", "cooldown: contacted 2025-08-25")]  # fmt: skip
@@ -55,14 +54,13 @@ def seed_outbox(settings, customers: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def seeded(workspace: Workspace) -> Iterator[dict]:
     """An outbox and a journey report in the workspace's output folder, removed afterwards."""
-    from journeyguard.training.score import risk_list_path
 
     settings = workspace.settings
-    churn = pd.read_parquet(risk_list_path(settings, "churn"))
+    churn = pd.read_parquet(settings.workspace.risk_list("churn"))
     top = churn.sort_values(["risk", "customer_id"], ascending=[False, True])
     customers = top["customer_id"].tolist()
     outbox = seed_outbox(settings, customers)
-    report = pages.report_path(settings.output_dir, "churn")
+    report = settings.workspace.report("churn")
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(REPORT_TEXT)
     yield {"customers": customers, "churn": top}

@@ -73,14 +73,15 @@ def test_predict_gives_every_task_with_reasons_and_versions(client, workspace):
 
 def test_service_risk_equals_batch_score(client, workspace):
     """Parity: the same journeys at the same as_of get the risk `journeyguard score` gave."""
-    from journeyguard.training.score import risk_list_path
 
     customers = sample_customers(workspace, 40)
     body = {"journeys": [journey_body(log_to_frame(workspace.log), c, AS_OF) for c in customers]}
     response = client.post("/predict", json=body, headers=AUTH)
     assert response.status_code == 200, response.text
     for task in ("churn", "escalation"):
-        batch = pd.read_parquet(risk_list_path(workspace.settings, task)).set_index("customer_id")
+        batch = pd.read_parquet(workspace.settings.workspace.risk_list(task)).set_index(
+            "customer_id"
+        )
         served = {r["customer_id"]: r["risks"][task] for r in response.json()}
         for customer in customers:
             assert served[customer]["risk"] == pytest.approx(batch.loc[customer, "risk"], abs=1e-12)
@@ -121,7 +122,6 @@ def test_events_as_columns_get_the_answers_of_events_as_objects(client, workspac
 
 
 def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
-    from journeyguard.training.score import risk_list_path
 
     customer = sample_customers(workspace, 1, seed=1)[0]
     response = client.post(
@@ -130,7 +130,9 @@ def test_predict_customer_reads_the_source_and_matches_batch(client, workspace):
         headers=AUTH,
     )
     assert response.status_code == 200, response.text
-    batch = pd.read_parquet(risk_list_path(workspace.settings, "churn")).set_index("customer_id")
+    batch = pd.read_parquet(workspace.settings.workspace.risk_list("churn")).set_index(
+        "customer_id"
+    )
     assert response.json()["risks"]["churn"]["risk"] == pytest.approx(batch.loc[customer, "risk"])
     unknown = client.post("/predict_customer", json={"customer_id": "nobody"}, headers=AUTH)
     assert unknown.status_code == 404
@@ -382,9 +384,7 @@ def test_fuzzed_customer_requests_never_answer_500(client, body):
 def test_drift_gauges_follow_the_latest_monitor_result(client, workspace):
     import json
 
-    from journeyguard.training.monitor import result_path
-
-    path = result_path(workspace.settings.output_dir, "churn")
+    path = workspace.settings.workspace.monitor_result("churn")
     result = {
         "model_version": 1,
         "score_psi": 0.31,

@@ -1,0 +1,70 @@
+"""The output folder: every path the stages write under it and read back, named once.
+
+The stages hand results to each other through these files (the ingested log's quarantine,
+analysis, datasets, risk lists, monitor results, the outbox, the outreach write-back), so one
+class owns the layout and every package asks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPORT = "report.html"  # an analysis folder's page, beside analysis.json and variants.csv
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The paths under `root`, the configured `[output] dir`."""
+
+    root: Path
+
+    @property
+    def quarantine(self) -> Path:
+        """Rows the source's validation rejected, with their reasons (CSV)."""
+        return self.root / "quarantine.csv"
+
+    @property
+    def outreach_events(self) -> Path:
+        """Delivered outreach messages as events, joined to the source's log (`load_log`)."""
+        return self.root / "outreach_events.parquet"
+
+    @property
+    def outbox(self) -> Path:
+        """The SQLite outbox used when `[outreach] database` is not set."""
+        return self.root / "outreach.db"
+
+    @property
+    def kpis(self) -> Path:
+        """The folder of kpis.json and kpis.html."""
+        return self.root / "kpis"
+
+    @property
+    def features(self) -> Path:
+        """The demo's features of every journey at the log's last event."""
+        return self.root / "features.parquet"
+
+    @property
+    def serving_metrics(self) -> Path:
+        """Prometheus' multiprocess folder of the service's workers."""
+        return self.root / "serving-metrics"
+
+    def analysis(self, task: str) -> Path:
+        """The folder of a task's analysis.json, variants.csv and report.html."""
+        return self.root / "analysis" / task
+
+    def report(self, task: str) -> Path:
+        """A task's journey report, which the console shows."""
+        return self.analysis(task) / REPORT
+
+    def dataset(self, task: str) -> Path:
+        """A task's labelled snapshots (the demo's `journeyguard dataset`)."""
+        return self.root / f"dataset-{task}.parquet"
+
+    def risk_list(self, task: str) -> Path:
+        """A task's scored list, which the service's /risk_list and the console read."""
+        return self.root / f"risk-{task}.parquet"
+
+    def monitor_result(self, task: str) -> Path:
+        """The last `journeyguard monitor` result of a task's champion."""
+        return self.root / f"monitor-{task}.json"
