@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.build import build_features, learn_vocabulary
+from journeyguard.features.build import build_features
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import (
@@ -18,6 +18,7 @@ from journeyguard.features.labels import (
     task_snapshots,
     time_split,
 )
+from journeyguard.features.vocabulary import learn_vocabulary
 
 if TYPE_CHECKING:
     from journeyguard.features.transformer import PathFeatures

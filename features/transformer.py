@@ -12,8 +12,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from journeyguard.features.build import Vocabulary, build_features, learn_vocabulary, slug
+from journeyguard.features.build import build_features, slug
 from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.vocabulary import Vocabulary, learn_vocabulary
 
 
 class PathFeatures(TransformerMixin, BaseEstimator):

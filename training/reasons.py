@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from journeyguard.features.build import Vocabulary
+from journeyguard.features.vocabulary import Vocabulary
 
 
 def words(slug: str) -> str:

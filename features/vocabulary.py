@@ -1,0 +1,143 @@
+"""The features' vocabulary and its fitting: what the features count and name, learned once from
+the events the training snapshots see (never later ones), then used by every build.
+
+Fitting is apart from building (`features.build`), which only reads a `Vocabulary`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from journeyguard.features.analysis.paths import most_frequent_route, step_durations
+from journeyguard.features.build import build_features
+from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
+from journeyguard.features.stats import newcombe_interval
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the features need from training data: names to count, and what they mean."""
+
+    steps: tuple[str, ...]
+    bigrams: tuple[tuple[str, str], ...] = ()
+    trigrams: tuple[tuple[str, str, str], ...] = ()
+    stage_rank: tuple[float, ...] = ()  # per step: its typical position in a journey
+    attributes: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # None: numeric
+    critical: tuple[tuple[str, float], ...] = ()  # (feature name, outcome-rate difference)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # positive/negative
+    last_k: int = 3
+
+
+def learn_vocabulary(
+    snapshots: Snapshots,
+    y: np.ndarray | None = None,
+    *,
+    min_count: int = 5,
+    max_bigrams: int = 50,
+    max_trigrams: int = 30,
+    last_k: int = 3,
+    critical_top: int = 10,
+) -> Vocabulary:
+    """What the features count, learned from the events the snapshots see (never later ones):
+    steps, the frequent bigrams and trigrams (at least `min_count` times), each step's typical
+    stage, attribute categories, and with labels `y` the critical items and routes."""
+    log = snapshots.log
+    seen_until = np.zeros(log.n_journeys, dtype=np.int64)
+    np.maximum.at(seen_until, snapshots.journeys, snapshots.stops)
+    seen = log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
+    steps = tuple(
+        str(s) for s in seen.steps[np.bincount(seen.step_codes, minlength=len(seen.steps)) > 0]
+    )
+    durations = step_durations(seen)
+    stage = dict(zip(durations["step"], durations["median_position"], strict=True))
+    vocabulary = Vocabulary(
+        steps=steps,
+        bigrams=_frequent_ngrams(seen, 2, min_count, max_bigrams),
+        trigrams=_frequent_ngrams(seen, 3, min_count, max_trigrams),
+        stage_rank=tuple(float(stage[s]) for s in steps),
+        attributes={
+            name: (
+                tuple(str(c) for c in column.categories[np.unique(column.codes[column.codes >= 0])])
+                if isinstance(column, Coded)
+                else None
+            )
+            for name, column in seen.columns.items()
+            if name not in CANONICAL_COLUMNS
+        },
+        last_k=last_k,
+    )
+    if y is None:
+        return vocabulary
+    return replace(
+        vocabulary,
+        critical=_critical_items(snapshots, vocabulary, y, critical_top),
+        routes=_routes(snapshots, vocabulary, np.asarray(y, dtype=bool)),
+    )
+
+
+def _frequent_ngrams(
+    log: EventLog, n: int, min_count: int, top: int
+) -> tuple[tuple[str, ...], ...]:
+    """The n-step sequences of consecutive events seen at least `min_count` times, most
+    frequent first (ties by name), at most `top`."""
+    codes = log.step_codes.astype(np.int64)
+    width = len(log.steps)
+    gram = codes.copy()
+    valid = np.ones(log.n_events, dtype=bool)
+    for lag in range(1, n):
+        earlier = np.full(log.n_events, -1, dtype=np.int64)
+        earlier[lag:] = np.where(
+            log.journey_codes[lag:] == log.journey_codes[:-lag], codes[:-lag], -1
+        )
+        valid &= earlier >= 0
+        gram = np.where(valid, earlier * width**lag + gram, -1)
+    counts = np.bincount(gram[valid], minlength=0) if valid.any() else np.zeros(0, np.int64)
+    frequent = np.flatnonzero(counts >= min_count)
+    frequent = frequent[np.lexsort((frequent, -counts[frequent]))][:top]
+    grams = []
+    for code in frequent:
+        parts = [(int(code) // width**p) % width for p in range(n - 1, -1, -1)]
+        grams.append(tuple(str(log.steps[c]) for c in parts))
+    return tuple(grams)
+
+
+def _critical_items(
+    snapshots: Snapshots, vocabulary: Vocabulary, y: np.ndarray, top: int
+) -> tuple[tuple[str, float], ...]:
+    """The step and n-gram counts whose presence most raises the outcome rate, by the lower
+    end of the 95 % interval of the difference (Newcombe), kept only when that end is > 0."""
+    features = build_features(snapshots, vocabulary)
+    names = [
+        c
+        for c in features.columns
+        if c.startswith(("count__", "bigram__", "trigram__")) and c != "count__other"
+    ]
+    present = features[names].to_numpy() > 0
+    positive = np.asarray(y, dtype=bool)
+    n_with = present.sum(axis=0)
+    positives_with = (present & positive[:, None]).sum(axis=0)
+    n_without, positives_without = len(positive) - n_with, positive.sum() - positives_with
+    low, _ = newcombe_interval(positives_with, n_with, positives_without, n_without)
+    difference = np.divide(
+        positives_with, n_with, out=np.zeros(len(names)), where=n_with > 0
+    ) - np.divide(positives_without, n_without, out=np.zeros(len(names)), where=n_without > 0)
+    chosen = [i for i in np.argsort(-low, kind="stable") if low[i] > 0][:top]
+    return tuple((names[i], float(difference[i])) for i in chosen)
+
+
+def _routes(
+    snapshots: Snapshots, vocabulary: Vocabulary, positive: np.ndarray
+) -> dict[str, tuple[str, ...]]:
+    """The most frequent routes of snapshots with and without the outcome."""
+    log = snapshots.log
+    lengths = snapshots.stops - snapshots.starts
+    routes = {}
+    for kind, members in (("positive", positive), ("negative", ~positive)):
+        walked = most_frequent_route(
+            log.step_codes, len(log.steps), snapshots.starts, lengths, members
+        )
+        routes[kind] = tuple(str(log.steps[code]) for code, _ in walked)
+    return routes
