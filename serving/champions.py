@@ -54,7 +54,7 @@ class ChampionStore:
         from journeyguard.training import registry
 
         with self._lock:
-            champions, missing = dict(self._champions), []
+            champions, missing, unloadable = dict(self._champions), [], []
             for task in self.tasks:
                 version = registry.champion_version(task, uri=self.uri)
                 if version is None:
@@ -62,7 +62,12 @@ class ChampionStore:
                     continue
                 if task in champions and champions[task].version == version:
                     continue
-                loaded = registry.load_model(task, registry.CHAMPION, uri=self.uri)
+                try:
+                    loaded = registry.load_model(task, registry.CHAMPION, uri=self.uri)
+                except registry.IncompatibleModelError as error:
+                    missing.append(task)
+                    unloadable.append(str(error))
+                    continue
                 if loaded is None:  # demoted between the two calls
                     missing.append(task)
                     continue
@@ -74,7 +79,9 @@ class ChampionStore:
                 champions.pop(task, None)
             changed = champions != self._champions
             self._champions = champions
-            if missing:
+            if unloadable:
+                self._reason = "; ".join(unloadable)
+            elif missing:
                 self._reason = (
                     f"no champion model for task(s) {', '.join(missing)} in {self.uri}: run "
                     f"`journeyguard train --config {self.config_path} --task {missing[0]}`"

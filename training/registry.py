@@ -26,6 +26,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.types import ColSpec, Schema
 
+from journeyguard.features.errors import ConfigError
 from journeyguard.training.models import JourneyModel
 
 MODEL_PREFIX = "journeyguard-"  # registered model and experiment name: journeyguard-<task>
@@ -34,6 +35,10 @@ CONTRIBUTION = "contribution__"
 _SQLITE = "sqlite:///"
 # Pinned rather than inferred: inference loads the model again in a subprocess (seconds).
 _REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle")
+
+
+class IncompatibleModelError(ConfigError):
+    """A registered model whose pickle this code cannot load (an older layout): retrain it."""
 
 
 def _telemetry_off() -> None:
@@ -209,7 +214,14 @@ def load_model(task: str, alias: str, *, uri: str) -> tuple[JourneyModel, Logged
         return None
     logged = _logged(task, version)
     location = client.get_model_version_download_uri(logged.model_name, str(logged.version))
-    pyfunc = mlflow.pyfunc.load_model(location)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(location)
+    except ImportError as error:  # its pickle names modules this installation does not have
+        raise IncompatibleModelError(
+            f"{logged.model_name} v{logged.version} ({alias}) cannot be loaded by this version of "
+            f"JourneyGuard ({error}); a model registered before the package became "
+            f"`journeyguard.*` must be retrained: run `journeyguard train --config C --task {task}`"
+        ) from None
     return pyfunc.unwrap_python_model().model, logged
 
 

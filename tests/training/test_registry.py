@@ -106,6 +106,19 @@ def test_log_then_load_round_trips(trained, uri: str, tmp_path: Path) -> None:
     assert challenger["tags"]["dataset_fingerprint"] == "0123456789abcdef"
 
 
+def test_a_model_pickled_by_the_old_layout_is_refused_with_a_retrain_message(
+    trained, uri: str
+) -> None:
+    model, features = trained
+    _log(model, features, uri)
+    root = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+    (pickled,) = root.rglob("python_model.pkl")
+    # What an old pickle holds: a class by its module's old top-level name.
+    pickled.write_bytes(b"ctraining.registry\nJourneyPyfunc\n.")
+    with pytest.raises(registry.IncompatibleModelError, match=r"must be retrained: run `journey"):
+        registry.load_model(TASK, "challenger", uri=uri)
+
+
 def test_pyfunc_returns_probabilities_and_contributions(trained, uri: str) -> None:
     """Through MLflow's own pyfunc (as a server would load it): probabilities, not labels."""
     model, features = trained
