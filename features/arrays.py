@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from journeyguard.features.eventlog.log import EventLog, sorted_unique
+if TYPE_CHECKING:
+    from journeyguard.features.eventlog.log import EventLog
 
 
 def positions(log: EventLog) -> np.ndarray:
@@ -175,3 +177,9 @@ def _distinct_pairs(
 
 def _non_decreasing(values: np.ndarray) -> bool:
     return bool((values[1:] >= values[:-1]).all())
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (a sort and a comparison: faster than np.unique here)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered

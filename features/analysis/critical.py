@@ -28,6 +28,13 @@ from journeyguard.features.config.model import KpiConfig, TaskConfig
 from journeyguard.features.eventlog.columns import NS_PER_HOUR
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.labels import label_snapshots, latest_labelled_as_of
+from journeyguard.features.measures import (
+    csat,
+    kaplan_meier,
+    nps,
+    resolution_cases,
+    survey_responses,
+)
 from journeyguard.features.stats import newcombe_interval
 
 _MAX_PAIRS_PER_CHUNK = 4_000_000
@@ -323,13 +330,6 @@ def step_kpi_effects(
     CSAT and NPS of their survey responses, and the Kaplan-Meier median resolution hours of
     their cases, with n (responses, cases). Scores and cases come from the whole log, as the
     outcome does; a KPI the log lacks leaves its columns empty."""
-    from journeyguard.features.kpis.compute import (
-        csat,
-        kaplan_meier,
-        nps,
-        resolution_cases,
-        survey_responses,
-    )
 
     table = ranking.copy()
     for column in KPI_EFFECT_COLUMNS:

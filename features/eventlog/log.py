@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from journeyguard.features.arrays import sorted_unique
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
 
 
@@ -174,12 +175,6 @@ class Snapshots:
 
     def subset(self, keep: np.ndarray) -> Snapshots:
         return Snapshots(self.log, self.journeys[keep], self.as_of[keep])
-
-
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """The distinct values, sorted (a sort and a comparison: faster than np.unique here)."""
-    ordered = np.sort(values)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
 def _nanoseconds(moment: Any) -> int:

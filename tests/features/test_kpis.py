@@ -16,7 +16,8 @@ from journeyguard.features.config.model import KpiConfig
 from journeyguard.features.config.reader import load_config, parse_config
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
-from journeyguard.features.kpis.compute import Grouping, compute_kpis, kaplan_meier, parse_grouping
+from journeyguard.features.kpis.compute import Grouping, compute_kpis, parse_grouping
+from journeyguard.features.measures import kaplan_meier
 from journeyguard.features.sources.simulate import simulate
 
 T0 = pd.Timestamp("2025-01-10", tz="UTC")
