@@ -106,7 +106,7 @@ def group_quantiles(
 
 def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     """`np.quantile(values, qs)`, to the last bit, NaN when empty. numpy's own imports
-    numpy.ma (10 ms), which nothing else in `analyze` needs."""
+    numpy.ma, which nothing else in `analyze` needs."""
     return group_quantiles(np.zeros(len(values), dtype=np.intp), values, 1, qs)[0]
 
 

@@ -76,17 +76,15 @@ def main() -> None:
     try:
         app()
     finally:
-        # Leaving, Python sweeps every object still alive for cycles: 25 ms after `analyze`
-        # of 1.6M events, to free memory the process is about to give back. Frozen, they
-        # are freed without the sweep.
+        # Leaving, Python would sweep every object still alive for cycles, to free memory the
+        # process is about to give back; frozen, they are freed without the sweep.
         gc.freeze()
 
 
 def keep_freed_memory() -> None:
     """Has glibc reuse freed memory instead of handing it back to the system: arrays of a few
-    MB (a column of a log) otherwise get pages of their own, mapped and zeroed anew each time.
-    `analyze` of 1.6M events took 98,000 page faults and 0.2-0.7 s of system time, now
-    58,000 and 0.12-0.2 s; its peak memory does not grow (bench/analyze_speed.py)."""
+    MB (a column of a log) otherwise get pages of their own, mapped and zeroed anew each time,
+    at the cost of page faults and system time; the peak does not grow (bench/README.md)."""
     if sys.platform != "linux":
         return
     import ctypes
@@ -361,7 +359,7 @@ def _unknown_task_events(settings: Config, steps: set[str]) -> dict[str, list[st
 
 
 def _registered(group: str) -> dict[str, EntryPoint]:
-    from importlib.metadata import entry_points  # 30 ms: only for commands of other packages
+    from importlib.metadata import entry_points  # slow to import: only for other packages
 
     return {entry.name: entry for entry in entry_points(group=group)}
 

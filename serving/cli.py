@@ -45,7 +45,7 @@ def serve(
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         # BentoML's own way to set a service's options from outside its code; the caller's
         # own options come last and win. Tracing is off (every path excluded: "/" is found in
-        # each) since nothing exports the spans: it cost a request 1 ms.
+        # each) since nothing exports the spans and they cost every request.
         "BENTOML_CONFIG_OPTIONS": " ".join(
             [
                 f"services.{SERVICE_NAME}.workers={workers}",

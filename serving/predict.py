@@ -121,7 +121,7 @@ def _fields_of_columns(
 def _event_times(moments: list[datetime]) -> np.ndarray:
     """Validated datetimes as int64 ns. Written out by pydantic (in Rust) in its one ISO form
     and read back by pandas' ISO parser, exactly, in a third of the time datetime arithmetic
-    per event takes (17 -> 6 ms for 30,000 events)."""
+    per event takes."""
     texts = pydantic_core.to_jsonable_python(moments)
     return pd.to_datetime(texts, format="ISO8601", utc=True).as_unit("ns").asi8
 

@@ -127,7 +127,7 @@ class JourneyService:
 
     # Adaptive batching merges concurrent requests into one scoring call. BentoML sheds (503)
     # requests it predicts will take longer than max_latency_ms; 10 s sheds only under real
-    # overload (at 100 ms it shed and waited more, bench/serve_load.py).
+    # overload (a short limit shed and waited more: bench/README.md).
     @bentoml.api(
         batchable=True, max_batch_size=2_000, max_latency_ms=10_000, input_spec=PredictRequest
     )
@@ -274,7 +274,7 @@ async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
 def _freeze_heap() -> None:
     """Moves everything alive now (the models) out of the garbage collector's sight: parsing a
     large request creates objects by the thousand, and every collection they trigger would
-    otherwise walk the models' objects too (parsing 1,000 journeys: 450 ms -> 120 ms)."""
+    otherwise walk the models' objects too."""
     gc.collect()
     gc.freeze()
 

@@ -164,7 +164,7 @@ def joined_steps(
 ) -> list[str]:
     """The steps of each of the given journeys as one text, joined by `separator`; `names`
     gives the text of each step code (default: the step names). Joined straight from one
-    list: a list per journey first took three times as long (47,553 variants: 57 -> 18 ms)."""
+    list, since a list per journey sets off the garbage collector again and again."""
     texts, bounds = _names_in_journeys(log, journeys, log.steps if names is None else names)
     return [separator.join(texts[start:stop]) for start, stop in itertools.pairwise(bounds)]
 

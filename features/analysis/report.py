@@ -52,8 +52,8 @@ def page_environment(templates: Path) -> jinja2.Environment:
     """The report pages' environment for the templates in `templates` (the report's, the KPI
     page's). Autoescape on for every template (select_autoescape would miss the '.j2' suffix).
     Compiled templates are cached in the user's temporary folder (Jinja's own cache, keyed
-    by the template's checksum): compiling the report's template costs a one-shot command
-    about 60 ms."""
+    by the template's checksum): compiling the report's template is a large part of a
+    one-shot command's time."""
     loader = jinja2.FileSystemLoader(templates)
     environment = jinja2.Environment(
         loader=loader,
