@@ -1,7 +1,7 @@
-"""The prediction service: BentoML around `journeyguard.serving.predict`.
+"""The prediction service: BentoML around `serving.predict`.
 
-`journeyguard serve` starts it with `bentoml serve serving.service:JourneyService`, passing the
-configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
+`journeyguard serve` starts it with `bentoml serve journeyguard.serving.service:JourneyService`,
+passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 
 - `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
