@@ -13,8 +13,9 @@ All functions are pure and vectorised over customers; nothing reads the clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from scipy.special import betaln, expit, gammaln, hyp2f1
 
 DAY_NS = 86_400_000_000_000
 WEEK = np.timedelta64(7, "D")
+ParamsT = TypeVar("ParamsT")
 
 
 @dataclass(frozen=True)
@@ -56,24 +58,43 @@ def rfm_summary(
     last purchase day minus the first and T is the day of `as_of` minus the first purchase day,
     both in units of `period`. Purchases after `as_of` are ignored.
     """
-    ids = pd.Index(customer_ids, name="customer_id")
-    ns = _utc_ns(times)
-    if len(ids) != len(ns):
-        raise ValueError(f"customer_ids and times differ in length: {len(ids)} != {len(ns)}")
-    as_of_ns = int(_utc_ns([as_of])[0])
-    keep = ns <= as_of_ns
-    days = pd.DataFrame({"customer_id": ids[keep], "day": ns[keep] // DAY_NS})
-    days = days.drop_duplicates()
+    days = purchase_days(customer_ids, times, as_of)
     per = days.groupby("customer_id", sort=True)["day"].agg(["min", "max", "size"])
+    as_of_day = int(_utc_ns([as_of])[0]) // DAY_NS
     days_per_period = (period / np.timedelta64(1, "ns")) / DAY_NS
     return pd.DataFrame(
         {
             "frequency": (per["size"] - 1).astype(np.int64),
             "recency": (per["max"] - per["min"]).astype(float) / days_per_period,
-            "T": (as_of_ns // DAY_NS - per["min"]).astype(float) / days_per_period,
+            "T": (as_of_day - per["min"]).astype(float) / days_per_period,
         },
         index=per.index,
     )
+
+
+def purchase_days(
+    customer_ids: Sequence[object] | np.ndarray | pd.Series,
+    times: Sequence[object] | np.ndarray | pd.Series,
+    as_of: object,
+    values: Sequence[float] | np.ndarray | pd.Series | None = None,
+) -> pd.DataFrame:
+    """The purchases at or before `as_of` merged into one row per customer and UTC day: columns
+    `customer_id`, `day` (days since the epoch) and, where `values` are given, `value`, their sum
+    over the day. This is the unit that BG/NBD counts, so any per-purchase statistic (the
+    Gamma-Gamma spend, say) is taken over the same purchases as x."""
+    ids = pd.Index(customer_ids, name="customer_id")
+    ns = _utc_ns(times)
+    if len(ids) != len(ns):
+        raise ValueError(f"customer_ids and times differ in length: {len(ids)} != {len(ns)}")
+    keep = ns <= int(_utc_ns([as_of])[0])
+    days = pd.DataFrame({"customer_id": ids[keep], "day": ns[keep] // DAY_NS})
+    if values is None:
+        return days.drop_duplicates()
+    spend = np.asarray(values, dtype=float)
+    if len(spend) != len(ns):
+        raise ValueError(f"values and times differ in length: {len(spend)} != {len(ns)}")
+    days["value"] = spend[keep]
+    return days.groupby(["customer_id", "day"], sort=True, as_index=False)["value"].sum()
 
 
 def _arrays(*values: object) -> list[np.ndarray]:
@@ -155,12 +176,36 @@ def expected_purchases(
     return c / (a - 1) * bracket * expit(-_log_odds_dead(params, x, t_x, T))
 
 
-def _neg_mean_ll(log_p: np.ndarray, data: tuple[np.ndarray, ...], penalizer: float) -> float:
-    x, t_x, T, weight = data
-    p = np.exp(log_p)
-    ll = log_likelihood(BGNBDParams(*p), x, t_x, T)
-    value = -float(np.dot(weight, ll)) / weight.sum() + penalizer * float(np.dot(p, p))
-    return value if np.isfinite(value) else 1e300
+def _maximum_likelihood(
+    params_type: Callable[..., ParamsT],
+    log_likelihood_of: Callable[..., np.ndarray],
+    columns: Sequence[np.ndarray],
+    *,
+    initial: Sequence[float],
+    penalizer: float,
+) -> ParamsT:
+    """The positive parameters that minimise the mean of -`log_likelihood_of(params, *columns)`
+    plus `penalizer` * their sum of squares, searched with L-BFGS-B over their logarithms, which
+    keeps them positive. Identical rows of `columns` are merged into weights first: that only
+    speeds it up, and makes the result independent of row order. Deterministic."""
+    rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
+    data, weight = tuple(rows.T), counts.astype(float)
+
+    def objective(log_p: np.ndarray) -> float:
+        p = np.exp(log_p)
+        ll = log_likelihood_of(params_type(*p), *data)
+        value = -float(np.dot(weight, ll)) / weight.sum() + penalizer * float(np.dot(p, p))
+        return value if np.isfinite(value) else 1e300
+
+    result = minimize(
+        objective,
+        np.log(np.asarray(initial, dtype=float)),
+        method="L-BFGS-B",
+        options={"maxiter": 10_000, "ftol": 1e-14, "gtol": 1e-9},
+    )
+    if not np.all(np.isfinite(result.x)):
+        raise RuntimeError(f"{params_type.__name__} fit failed: {result.message}")
+    return params_type(*(float(v) for v in np.exp(result.x)))
 
 
 def fit(
@@ -182,15 +227,6 @@ def fit(
         raise ValueError("fit needs at least one customer")
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x == 0) & (t_x != 0)):
         raise ValueError("need x >= 0, 0 <= t_x <= T, and t_x = 0 where x = 0")
-    rows, weight = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
-    data = (rows[:, 0], rows[:, 1], rows[:, 2], weight.astype(float))
-    result = minimize(
-        _neg_mean_ll,
-        np.log(np.asarray(initial, dtype=float)),
-        args=(data, penalizer),
-        method="L-BFGS-B",
-        options={"maxiter": 10_000, "ftol": 1e-14, "gtol": 1e-9},
+    return _maximum_likelihood(
+        BGNBDParams, log_likelihood, (x, t_x, T), initial=initial, penalizer=penalizer
     )
-    if not np.all(np.isfinite(result.x)):
-        raise RuntimeError(f"BG/NBD fit failed: {result.message}")
-    return BGNBDParams(*(float(v) for v in np.exp(result.x)))
