@@ -18,6 +18,7 @@ from journeyguard.features.labels import (
     task_snapshots,
     time_split,
 )
+from journeyguard.features.population import eligibility
 from journeyguard.features.vocabulary import learn_vocabulary
 
 if TYPE_CHECKING:
@@ -50,19 +51,23 @@ def build_dataset(
 ) -> Dataset:
     """The task's labelled snapshots with their features.
 
-    Snapshots whose outcome already happened, or whose horizon runs past the data (censored),
-    are left out and counted in `excluded`. Training rows are those whose label window closed
+    Snapshots outside the task's population (`features.population`), whose outcome already
+    happened, or whose horizon runs past the data (censored), are left out and counted in
+    `excluded`. Training rows are those whose label window closed
     before `test_from` (default: the last fifth of the labelled time span); the transformer
     learns its vocabulary, critical items and routes from them alone.
     """
-    snapshots = task_snapshots(log, task)
+    every = task_snapshots(log, task)
+    in_population = eligibility(every, task).eligible
+    snapshots = every.subset(in_population)
     outcomes = label_snapshots(log, task, snapshots.journeys, snapshots.as_of)
     excluded = {
+        "outside_population": int((~in_population).sum()),
         "already_happened": int(outcomes.already_happened.sum()),
         "censored": int((outcomes.censored & ~outcomes.already_happened).sum()),
     }
-    snapshots = snapshots.subset(outcomes.eligible)
-    y = outcomes.positive[outcomes.eligible]
+    snapshots = snapshots.subset(outcomes.labelled)
+    y = outcomes.positive[outcomes.labelled]
     test_from = test_from if test_from is not None else default_test_from(log, task)
     split = time_split(snapshots.as_of, task, test_from)
     train = split == "train"

@@ -24,12 +24,12 @@ class Outcomes:
 
     journeys: np.ndarray  # journey codes of the log
     as_of: np.ndarray  # int64 ns, UTC
-    positive: np.ndarray  # bool; meaningful where `eligible`
+    positive: np.ndarray  # bool; meaningful where `labelled`
     already_happened: np.ndarray  # bool: the outcome came at or before as_of
     censored: np.ndarray  # bool: the horizon runs past the end of the data
 
     @property
-    def eligible(self) -> np.ndarray:
+    def labelled(self) -> np.ndarray:
         """Snapshots with a known label that has not already happened."""
         return ~self.already_happened & ~self.censored
 

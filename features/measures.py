@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journeyguard.features.arrays import group_quantiles
+from journeyguard.features.cases import case_steps
 from journeyguard.features.config.model import ResolutionKpi, SurveyKpi
 from journeyguard.features.eventlog.columns import NS_PER_HOUR
 from journeyguard.features.eventlog.log import Coded, EventLog
@@ -147,28 +148,22 @@ class Cases:
 
 
 def resolution_cases(log: EventLog, kpi: ResolutionKpi, as_of_ns: int) -> Cases | str:
-    """Each case from its first start step to the first end step at or after it; a case with
-    no end by `as_of` is censored there. Returns the reason instead when the log lacks them."""
-    steps = set(log.steps.tolist())
-    for role, names in (("start", kpi.start), ("end", kpi.end)):
-        if not steps & set(names):
-            return f"none of the {role} steps {list(names)} is in the log"
-    if kpi.case_column is None:
-        case, n_cases = log.journey_codes, log.n_journeys
-    else:
-        column = log.column(kpi.case_column)
-        if not isinstance(column, Coded):
-            return f"no text column {kpi.case_column!r} (the case id) in the log"
-        case, n_cases = column.codes.astype(np.int64), len(column.categories)
-    is_start = np.isin(log.step_codes, np.flatnonzero(np.isin(log.steps, list(kpi.start))))
-    is_end = np.isin(log.step_codes, np.flatnonzero(np.isin(log.steps, list(kpi.end))))
+    """Each case (`features.cases`) from its first start step to the first end step at or
+    after it; a case with no end by `as_of` is censored there. Returns the reason instead when
+    the log lacks them."""
+    found = case_steps(log, kpi)
+    if isinstance(found, str):
+        return found
+    if not set(log.steps.tolist()) & set(kpi.end):
+        return f"none of the end steps {list(kpi.end)} is in the log"
+    case, n_cases = found.case, found.n_cases
     first_start = np.full(n_cases, log.n_events)
-    starts = np.flatnonzero(is_start & (case >= 0))
+    starts = np.flatnonzero(found.starts)
     np.minimum.at(first_start, case[starts], starts)  # rows are in time order per journey
     opened = np.flatnonzero(first_start < log.n_events)
     start_time = np.full(n_cases, np.iinfo(np.int64).max)
     start_time[opened] = log.times[first_start[opened]]
-    ends = np.flatnonzero(is_end & (case >= 0))
+    ends = np.flatnonzero(found.ends)
     ends = ends[log.times[ends] >= start_time[case[ends]]]
     end_time = np.full(n_cases, np.iinfo(np.int64).max)
     np.minimum.at(end_time, case[ends], log.times[ends])

@@ -65,6 +65,10 @@ class Workspace:
         """A task's scored list, which the service's /risk_list and the console read."""
         return self.root / f"risk-{task}.parquet"
 
+    def lapsed_list(self, task: str) -> Path:
+        """A task's lapsed customers (active once, quiet since), for win-back."""
+        return self.root / f"lapsed-{task}.parquet"
+
     def monitor_result(self, task: str) -> Path:
         """The last `journeyguard monitor` result of a task's champion."""
         return self.root / f"monitor-{task}.json"

@@ -125,7 +125,7 @@ def _decide_and_enqueue(
     done = ids.isin(decided_customers(engine, config.campaign, start.to_pydatetime()))
     decisions = decide(
         scores[~done],
-        customer_facts(log, as_of, config.opens_case, config.closes_case),
+        customer_facts(log, as_of, settings.kpis.resolution),
         config,
         as_of=as_of,
         last_contacted=outbox.last_contacted(engine, config.campaign, start.to_pydatetime()),

@@ -120,7 +120,7 @@ def _outcomes(
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     end = pd.Timestamp(measured_until, tz="UTC")
     outcomes = label_snapshots(log, task, journeys, as_of, data_end=end)
-    return outcomes.positive, outcomes.eligible
+    return outcomes.positive, outcomes.labelled
 
 
 def _journey_codes(log: EventLog, customer_ids: np.ndarray) -> np.ndarray:

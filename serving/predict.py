@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pydantic_core
 
+from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.columns import CASE_ID, CHANNEL, EVENT, SCORE, TIMESTAMP, VALUE
 from journeyguard.features.eventlog.log import Snapshots
 from journeyguard.features.eventlog.records import log_from_records
+from journeyguard.features.population import Eligibility, eligibility
 from journeyguard.serving.champions import Champion
 from journeyguard.serving.schemas import EventColumns, EventIn, JourneyIn
 from journeyguard.training.score import Scores, score_arrays
@@ -138,18 +140,22 @@ def predict(
     snapshots: Snapshots,
     customer_ids: Sequence[str],
     champions: Mapping[str, Champion],
+    tasks: Mapping[str, TaskConfig],
     reasons: int = 3,
     observe: Callable[[str, int, float, int], None] | None = None,
 ) -> list[dict]:
-    """Per snapshot: its risks under every champion, with reasons and model versions.
-    `observe(task, version, seconds, n)` learns how long each task's scoring took."""
+    """Per snapshot: its risks under every champion, with reasons and model versions; a
+    snapshot outside a task's population (`features.population`) gets no risk for it, only
+    the reason. `observe(task, version, seconds, n)` learns how long each task's scoring took."""
     per_task = {}
     for task, champion in champions.items():
         started = time.perf_counter()
-        scores = score_arrays(snapshots, champion.model, reasons)
-        per_task[task] = _risks(scores, champion.version)
+        found = eligibility(snapshots, tasks[task])
+        scores = score_arrays(snapshots.subset(found.eligible), champion.model, reasons)
+        per_task[task] = _answers(found, _risks(scores, champion.version), champion.version)
         if observe is not None:
-            observe(task, champion.version, time.perf_counter() - started, len(snapshots))
+            scored = int(found.eligible.sum())
+            observe(task, champion.version, time.perf_counter() - started, scored)
     seen = (snapshots.stops - snapshots.starts).tolist()
     as_of = snapshots.as_of.tolist()
     return [
@@ -163,12 +169,25 @@ def predict(
     ]
 
 
+def _answers(found: Eligibility, risks: list[dict], version: int) -> list[dict]:
+    """Every snapshot's answer for one task: its risk where eligible, else why not."""
+    scored = iter(risks)
+    reasons = found.reasons.tolist()
+    return [
+        next(scored)
+        if eligible
+        else {"eligible": False, "reason": reasons[i], "reasons": [], "model_version": version}
+        for i, eligible in enumerate(found.eligible.tolist())
+    ]
+
+
 def _risks(scores: Scores, version: int) -> list[dict]:
     """One task's answer for each snapshot."""
     risk, band = scores.risk.tolist(), scores.band.tolist()
     contributions = scores.contributions.tolist()
     return [
         {
+            "eligible": True,
             "risk": risk[i],
             "band": band[i],
             "reasons": [

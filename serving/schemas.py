@@ -156,8 +156,12 @@ class Reason(BaseModel):
 
 
 class TaskRisk(BaseModel):
-    risk: float  # calibrated probability of the task's outcome within its horizon
-    band: str
+    """One task's answer: a risk for a journey the task is for, otherwise why not (no number)."""
+
+    eligible: bool  # in the task's population at as_of
+    risk: float | None = None  # calibrated probability of the outcome within the horizon
+    band: str | None = None
+    reason: str | None = None  # why not eligible, in words ("no activity for 338 days: lapsed")
     reasons: list[Reason]
     model_version: int
 

@@ -163,7 +163,7 @@ class JourneyService:
             LATENCY.labels(task=task, model_version=str(version)).observe(seconds)
             PREDICTIONS.labels(task=task, model_version=str(version), endpoint=endpoint).inc(n)
 
-        return predict(snapshots, customer_ids, champions, observe=observe)
+        return predict(snapshots, customer_ids, champions, self.settings.tasks, observe=observe)
 
     @risk_app.get("/risk_list")
     def risk_list(
@@ -211,6 +211,13 @@ class JourneyService:
 
         champions = self.champions.current()
         return HTMLResponse(customer_html(self.console, customer_id, champions))
+
+    @risk_app.get(f"{CONSOLE}/lapsed", include_in_schema=False)
+    def console_lapsed(self, request: Request) -> HTMLResponse:
+        """Customers who left a task's population by going quiet, most recently active first."""
+        from journeyguard.serving.console.views import lapsed_html
+
+        return HTMLResponse(lapsed_html(self.console, request.query_params))
 
     @risk_app.get(f"{CONSOLE}/paths", include_in_schema=False)
     def console_paths(self, request: Request) -> HTMLResponse:

@@ -15,7 +15,6 @@ from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.options import ConfigOption, parse_as_of
 from journeyguard.features.sources.log import load_log
-from journeyguard.features.tables import write_table
 
 status = Console(stderr=True)  # a spinner naming training's current step
 
@@ -62,17 +61,18 @@ def score(
         ),
     ] = None,
 ) -> None:
-    """Score every journey active at --as-of with the task's champion, with its top reasons."""
-    from journeyguard.training.champion import score_with_champion
+    """Score every journey the task is for at --as-of with its champion, with its top reasons;
+    the journeys that lapsed (quiet past the task's `active_within`) go to a list of their own."""
+    from journeyguard.training.champion import write_risk_lists
 
     settings = load_config(config)
     out = out or settings.workspace.risk_list(task)
-    table = score_with_champion(settings, task, parse_as_of(as_of))
-    write_table(table, out)
+    table, lapsed = write_risk_lists(settings, task, parse_as_of(as_of), out=out)
     typer.echo(
         f"scored {len(table):,} journeys with {table['task'].iloc[0] if len(table) else task}"
         f" v{table['model_version'].iloc[0] if len(table) else '?'}; "
-        f"{(table['band'] == 'high').sum():,} high risk -> {out}"
+        f"{(table['band'] == 'high').sum():,} high risk -> {out}; {len(lapsed):,} lapsed -> "
+        f"{settings.workspace.lapsed_list(task)}"
     )
 
 
@@ -136,24 +136,25 @@ def demo_stage(settings: Config) -> None:
     monitor each champion there."""
     from journeyguard.training.champion import (
         monitor_champion,
-        score_with_champion,
         train_and_register,
+        write_risk_lists,
     )
 
     for task in settings.tasks:
         with status.status("training") as spinner:
             result = train_and_register(settings, task, None, seed=0, progress=spinner.update)
         typer.echo(_summary(result))
-        as_of = pd.Timestamp(load_log(settings).last_time, tz="UTC")
-        table = score_with_champion(settings, task, as_of)
-        out = settings.workspace.risk_list(task)
-        write_table(table, out)
-        top = table.iloc[0]
+        log = load_log(settings)
+        table, lapsed = write_risk_lists(settings, task, pd.Timestamp(log.last_time, tz="UTC"), log)
         typer.echo(
-            f"scored {len(table):,} journeys -> {out}; riskiest {top['customer_id']} "
-            f"({top['risk']:.0%}): {top['reason_1']}; {top['reason_2']}; "
-            f"{top['reason_3']}"
+            f"scored {len(table):,} journeys -> {settings.workspace.risk_list(task)}; "
+            f"{(table['band'] == 'high').sum():,} high risk; {len(lapsed):,} lapsed"
         )
+        for row in table.head(3).itertuples():
+            typer.echo(
+                f"  {row.customer_id} {task} risk {row.risk:.1%}: {row.reason_1}; "
+                f"{row.reason_2}; {row.reason_3}"
+            )
     for task in settings.tasks:  # after every task is trained: monitor at the log's end
         typer.echo(monitor_summary(monitor_champion(settings, task)))
 

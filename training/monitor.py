@@ -5,7 +5,8 @@ Pure computations on arrays and an `EventLog`; `journeyguard monitor` reads the 
 loads the champion, writes the result beside the risk lists and logs its numbers to MLflow.
 
 The reference profile is recorded at training time on the population that scoring sees: every
-journey active at the training log's last event (`Snapshots.at`), not the training rows. Those
+journey the task is for at the training log's last event (`features.population`), not the
+training rows. Those
 are snapshots at many times (or after the first k events), so journeys are younger and shorter
 than at any one scoring moment: compared with them, an unchanged log would look drifted.
 """
@@ -23,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 from journeyguard.features.config.model import MonitoringConfig, TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import label_snapshots
+from journeyguard.features.population import eligible_snapshots
 from journeyguard.features.stats import wilson_interval
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.score import BANDS, model_bands
@@ -132,16 +134,16 @@ def calibration_by_band(
 def realised_outcomes(
     model: JourneyModel, log: EventLog, task: TaskConfig, end: pd.Timestamp, max_gap: float
 ) -> dict[str, Any]:
-    """The latest snapshot whose horizon has closed by `end` (every journey active at
+    """The latest snapshot whose horizon has closed by `end` (every journey the task was for at
     end - horizon), labelled from events up to `end` only, against the model's risks then."""
     as_of = end - task.horizon
     base = {"as_of": as_of.isoformat(), "rows": 0, "roc_auc": None, "by_band": []}
     if as_of.value < log.first_time:
         return base | {"reason": f"the data up to {end.isoformat()} is shorter than a horizon"}
-    snapshots = Snapshots.at(log, as_of)
+    snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     outcomes = label_snapshots(log, task, snapshots.journeys, snapshots.as_of, data_end=end)
-    snapshots = snapshots.subset(outcomes.eligible)
-    y = outcomes.positive[outcomes.eligible].astype(np.int64)
+    snapshots = snapshots.subset(outcomes.labelled)
+    y = outcomes.positive[outcomes.labelled].astype(np.int64)
     if len(y) == 0:
         return base | {"reason": "no journey with a known outcome"}
     risk = model.predict(snapshots)
@@ -176,7 +178,7 @@ def monitor(
         )
     as_of = pd.Timestamp(as_of)
     end = min(as_of, pd.Timestamp(data_end)) if data_end is not None else as_of
-    snapshots = Snapshots.at(log, as_of)
+    snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     matrix = model.feature_matrix(snapshots)
     profiles = reference["features"]
     feature_psi = {

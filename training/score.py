@@ -1,4 +1,4 @@
-"""Batch scoring: every journey active at `as_of`, with its risk, band and top reasons."""
+"""Batch scoring: every journey a task is for at `as_of`, with its risk, band and top reasons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.reasons import reason_arrays
 
@@ -57,13 +59,15 @@ def score_log(
     log: EventLog,
     model: JourneyModel,
     as_of: pd.Timestamp,
+    task: TaskConfig,
     *,
     version: int | None = None,
     reasons: int = 3,
 ) -> pd.DataFrame:
-    """One row per journey active at `as_of`, riskiest first: customer_id, as_of, task, risk,
-    band, reason_1..k, contribution_1..k, model_version."""
-    table = score_snapshots(Snapshots.at(log, as_of), model, version=version, reasons=reasons)
+    """One row per journey the task is for at `as_of` (its population), riskiest first:
+    customer_id, as_of, task, risk, band, reason_1..k, contribution_1..k, model_version."""
+    snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
+    table = score_snapshots(snapshots, model, version=version, reasons=reasons)
     return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
 
 

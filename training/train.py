@@ -16,6 +16,7 @@ from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.dataset import Dataset, build_dataset
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import matching_events
+from journeyguard.features.population import eligible_snapshots
 from journeyguard.training import bgnbd
 from journeyguard.training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
 from journeyguard.training.models import (
@@ -79,7 +80,10 @@ def train_task(
     groups = _groups(features[test])
     metrics = evaluate(y[test], score)
     model.info["reference"] = reference_profile(
-        model, Snapshots.at(log, log.last_time), reference_bins, metrics["roc_auc"]
+        model,
+        eligible_snapshots(Snapshots.at(log, log.last_time), task),
+        reference_bins,
+        metrics["roc_auc"],
     )
     return TrainingRun(
         task=task,

@@ -62,8 +62,8 @@ def critical_path_analysis(
     `kpis`, each ranked step also gets its effect on CSAT, NPS and resolution time."""
     journeys, cut, as_of = analysis_snapshots(log, task, as_of)
     outcomes = label_snapshots(log, task, journeys, cut)
-    eligible = outcomes.eligible
-    if not eligible.any():
+    labelled = outcomes.labelled
+    if not labelled.any():
         raise ValueError(
             f"task {task.name!r}: no journey seen at {as_of.isoformat()} has a known outcome "
             f"({int(outcomes.censored.sum())} censored: the {task.horizon} horizon runs past the "
@@ -71,9 +71,9 @@ def critical_path_analysis(
             f"try an earlier --as-of, at most {latest_labelled_as_of(log, task).isoformat()}"
         )
     seen_until = np.full(log.n_journeys, np.iinfo(np.int64).min)
-    seen_until[journeys[eligible]] = cut[eligible]
+    seen_until[journeys[labelled]] = cut[labelled]
     prefix = log.select(log.times <= seen_until[log.journey_codes])
-    positive = outcomes.positive[eligible]
+    positive = outcomes.positive[labelled]
     exposures = {
         "step": step_exposure(prefix),
         "transition": transition_exposure(prefix),
@@ -85,7 +85,7 @@ def critical_path_analysis(
     }
     if kpis is not None:
         rankings["step"] = step_kpi_effects(
-            rankings["step"], log, journeys[eligible], exposures["step"], kpis
+            rankings["step"], log, journeys[labelled], exposures["step"], kpis
         )
     return {
         "task": task.name,

@@ -74,12 +74,35 @@ class SnapshotRule:
 
 
 @dataclass(frozen=True)
+class ResolutionKpi:
+    """What a case is (`features.cases`): its start and end steps, keyed by `case_column` (or
+    the journey when it is None). The KPI is the time from a start to an end; cases still open
+    are censored, not dropped."""
+
+    start: tuple[str, ...] = ("ticket_opened",)
+    end: tuple[str, ...] = ("ticket_resolved",)
+    case_column: str | None = "case_id"
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who a task is for at `as_of` (`features.population`): journeys with an event (of
+    `events`, or any) within `active_within` before it, or journeys with a case still open."""
+
+    active_within: datetime.timedelta | None = None
+    events: tuple[str, ...] = ()  # with active_within: only these steps count as activity
+    open_case: bool = False
+    cases: ResolutionKpi | None = None  # the case definition, for open_case
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str
     label: Literal["occurs", "absent"]
     match: Match
     horizon: datetime.timedelta
     snapshots: SnapshotRule
+    population: Population | None = None  # None: every journey with an event
 
 
 @dataclass(frozen=True)
@@ -128,8 +151,6 @@ class OutreachConfig:
     budget_money: float | None = None  # per day
     cooldown: datetime.timedelta = datetime.timedelta(days=14)
     window: datetime.timedelta = datetime.timedelta(days=1)  # one decision per window
-    opens_case: tuple[str, ...] = ("ticket_opened", "ticket_reopened", "refund_requested")
-    closes_case: tuple[str, ...] = ("ticket_resolved", "refund_approved", "refund_denied")
     opted_out: Path | None = None  # a CSV with a customer_id column
     database: str | None = None  # SQLAlchemy URL; default sqlite:///<output>/outreach.db
     webhook_url: str | None = None  # else JOURNEYGUARD_OUTREACH_WEBHOOK_URL
@@ -148,16 +169,6 @@ class SurveyKpi:
     column: str = "score"
     low: float = 1.0
     high: float = 5.0
-
-
-@dataclass(frozen=True)
-class ResolutionKpi:
-    """Time from a start step to an end step of a case (cases keyed by `case_column`, or the
-    journey when it is None); cases still open are censored, not dropped."""
-
-    start: tuple[str, ...] = ("ticket_opened",)
-    end: tuple[str, ...] = ("ticket_resolved",)
-    case_column: str | None = "case_id"
 
 
 @dataclass(frozen=True)

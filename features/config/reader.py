@@ -9,6 +9,7 @@ import datetime
 import re
 import tomllib
 import zoneinfo
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from journeyguard.features.config.model import (
     Match,
     MonitoringConfig,
     OutreachConfig,
+    Population,
     RepeatKpi,
     ResolutionKpi,
     ServingConfig,
@@ -60,6 +62,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
     tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
+    kpis = _parse_kpis(reader, table["kpis"], tasks) if "kpis" in table else KpiConfig()
+    tasks = {name: _with_cases(reader, task, kpis.resolution) for name, task in tasks.items()}
     output = reader.table(table.get("output", {}), "output", {"dir"})
     # An explicit dir is relative to the file, like every path; the default to where we run.
     default_dir = Path.cwd() / "build" / path.stem
@@ -67,6 +71,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     analysis = _parse_analysis(reader, table.get("analysis", {}))
     serving = _parse_serving(reader, table.get("serving", {}))
     outreach = _parse_outreach(reader, table.get("outreach", {}), tasks)
+    _check_case_actions(reader, outreach, kpis.resolution)
     return Config(
         path=path,
         source=source,
@@ -75,7 +80,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         analysis=analysis,
         serving=serving,
         outreach=outreach,
-        kpis=_parse_kpis(reader, table["kpis"], tasks) if "kpis" in table else KpiConfig(),
+        kpis=kpis,
         monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
     )
 
@@ -161,7 +166,7 @@ def _parse_attributes(reader: _Reader, table: Any) -> AttributeSource:
 
 def _parse_task(reader: _Reader, name: str, body: Any) -> TaskConfig:
     where = f"tasks.{name}"
-    table = reader.table(body, where, {"label", "match", "horizon", "snapshots"})
+    table = reader.table(body, where, {"label", "match", "horizon", "snapshots", "population"})
     label = reader.choice(table, "label", where, ("occurs", "absent"), None)
     match_table = reader.table(
         reader.require(table, "match", where), f"{where}.match", {"event", "column", "values"}
@@ -190,7 +195,54 @@ def _parse_task(reader: _Reader, name: str, body: Any) -> TaskConfig:
             f"{where}.snapshots.prefix", f"expected a positive integer, got {prefix!r}"
         )
     rule = SnapshotRule(every, prefix)
-    return TaskConfig(name, label, Match(events, column, values), horizon, rule)
+    population = (
+        _parse_population(reader, table["population"], f"{where}.population")
+        if "population" in table
+        else None
+    )
+    return TaskConfig(name, label, Match(events, column, values), horizon, rule, population)
+
+
+def _parse_population(reader: _Reader, body: Any, where: str) -> Population:
+    table = reader.table(body, where, {"active_within", "events", "open_case"})
+    open_case = reader.boolean(table, "open_case", where, False)
+    if ("active_within" in table) == open_case:
+        raise reader.error(
+            where,
+            'give one of `active_within = "90d"` (with optional `events`) or `open_case = true`',
+        )
+    if open_case:
+        if "events" in table:
+            raise reader.error(where, "`events` goes with `active_within`, not `open_case`")
+        return Population(open_case=True)
+    within = reader.duration(table["active_within"], f"{where}.active_within")
+    return Population(active_within=within, events=tuple(reader.strings(table, "events", where)))
+
+
+def _with_cases(reader: _Reader, task: TaskConfig, cases: ResolutionKpi | None) -> TaskConfig:
+    """A task whose population is open cases, given the one definition of a case."""
+    if task.population is None or not task.population.open_case:
+        return task
+    if cases is None:
+        raise reader.error(
+            f"tasks.{task.name}.population",
+            "open_case needs the definition of a case: [kpis] resolution = { start, end, "
+            "case_column }",
+        )
+    return replace(task, population=replace(task.population, cases=cases))
+
+
+def _check_case_actions(
+    reader: _Reader, outreach: OutreachConfig, cases: ResolutionKpi | None
+) -> None:
+    """Actions that look at open cases need the one definition of a case."""
+    for name, action in outreach.actions.items():
+        if cases is None and (action.requires_open_case or action.blocked_by_open_case):
+            raise reader.error(
+                f"outreach.actions.{name}",
+                "requires_open_case and blocked_by_open_case need the definition of a case: "
+                "[kpis] resolution = { start, end, case_column }",
+            )
 
 
 def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
@@ -227,10 +279,10 @@ def _parse_serving(reader: _Reader, table: Any) -> ServingConfig:
 
 
 _OUTREACH_KEYS = {
-    "campaign", "actions", "holdout", "budget", "cooldown", "window", "opens_case",
-    "closes_case", "opted_out", "database", "webhook_url", "webhook_secret", "max_attempts",
-    "timeout", "schedule", "misfire_grace",
+    "campaign", "actions", "holdout", "budget", "cooldown", "window", "opted_out", "database",
+    "webhook_url", "webhook_secret", "max_attempts", "timeout", "schedule", "misfire_grace",
 }  # fmt: skip
+_MOVED_OUTREACH_KEYS = ("opens_case", "closes_case")  # cases are defined once, by the KPI
 _ACTION_KEYS = {
     "task", "min_risk", "cost", "min_value", "requires_open_case", "blocked_by_open_case",
     "priority", "message",
@@ -239,6 +291,13 @@ _ACTION_KEYS = {
 
 def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> OutreachConfig:
     where = "outreach"
+    for key in _MOVED_OUTREACH_KEYS:
+        if key in table:
+            raise reader.error(
+                f"{where}.{key}",
+                "cases are defined once, for every use: set the start and end steps in "
+                "[kpis] resolution = { start, end, case_column }",
+            )
     table = reader.table(table, where, _OUTREACH_KEYS)
     default = OutreachConfig()
     actions_table = reader.table(table.get("actions", {}), f"{where}.actions", None)
@@ -267,8 +326,6 @@ def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -
         else None,
         cooldown=duration("cooldown"),
         window=duration("window"),
-        opens_case=tuple(reader.strings(table, "opens_case", where)) or default.opens_case,
-        closes_case=tuple(reader.strings(table, "closes_case", where)) or default.closes_case,
         opted_out=reader.path(table["opted_out"], f"{where}.opted_out")
         if "opted_out" in table
         else None,

@@ -165,7 +165,7 @@ def _churn_kpi(log: EventLog, config: Config, groups, as_of_ns: int) -> dict[str
         )
     except ValueError as error:
         return unavailable(str(error))
-    keep = np.flatnonzero(outcomes.eligible)
+    keep = np.flatnonzero(outcomes.labelled)
     journeys, moments = snapshots.journeys[keep], snapshots.as_of[keep]
     positive = outcomes.positive[keep]
     rows = np.maximum(log.stops(journeys, moments) - 1, log.offsets[journeys])

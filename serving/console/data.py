@@ -121,6 +121,7 @@ class ConsoleData:
         """Everything the customer page shows: the journey, the risk of every task now with
         reasons, its history over the journey's events, and the outreach decisions and
         messages. `ConsoleError(404)` for a customer the log does not know."""
+        from journeyguard.features.population import eligibility
         from journeyguard.serving.predict import predict
 
         as_of = self.as_of()
@@ -128,10 +129,19 @@ class ConsoleData:
         if snapshot is None:
             raise ConsoleError(404, f"no customer {customer_id!r} in the event log")
         journey = snapshot.log
-        risks = predict(snapshot, [customer_id], champions)[0]["risks"] if champions else {}
+        risks = (
+            predict(snapshot, [customer_id], champions, self.settings.tasks)[0]["risks"]
+            if champions
+            else {}
+        )
         times = pages.history_times(journey.times, as_of)
         past = type(snapshot)(journey, np.zeros(len(times), dtype=np.int64), times)
-        history = {task: c.model.predict(past) for task, c in champions.items()}
+        history = {
+            task: np.where(
+                eligibility(past, self.settings.tasks[task]).eligible, c.model.predict(past), np.nan
+            )
+            for task, c in champions.items()
+        }
         decisions = self.decisions()
         mine = decisions[decisions["customer_id"] == customer_id].sort_values("as_of")
         return {

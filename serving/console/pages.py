@@ -264,10 +264,11 @@ def sparkline(
     pad = 8
     span = max(int(times[-1] - times[0]), 1) if len(times) else 1
     xs = pad + (times - (times[0] if len(times) else 0)) / span * (width - 2 * pad)
-    lines = {
+    lines = {  # a moment outside the task's population (NaN) has no point
         task: " ".join(
             f"{x:.1f},{pad + (1 - r) * (height - 2 * pad):.1f}"
             for x, r in zip(xs, values, strict=True)
+            if np.isfinite(r)
         )
         for task, values in risks.items()
     }

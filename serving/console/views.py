@@ -53,6 +53,28 @@ def _table(data: ConsoleData, task: str) -> Any:
     return table
 
 
+LAPSED_ROWS = 200  # the most recently active first; the file holds them all
+
+
+def lapsed_html(data: ConsoleData, params: Mapping[str, str]) -> str:
+    """The lapsed list: customers who left a task's population by going quiet, for win-back."""
+    import pandas as pd
+
+    task = pages.task_of(params, data.tasks)
+    path = data.settings.workspace.lapsed_list(task)
+    table = pd.read_parquet(path) if path.is_file() else None
+    return render(
+        "lapsed",
+        active="lapsed",
+        task=task,
+        tasks=data.tasks,
+        path=path,
+        total=None if table is None else len(table),
+        rows=[] if table is None else table.head(LAPSED_ROWS).to_dict("records"),
+        config=data.settings.path,
+    )
+
+
 def customer_html(data: ConsoleData, customer_id: str, champions: Mapping[str, Any]) -> str:
     """The customer page: journey, risks now and over time, outreach."""
     customer = data.customer(customer_id, champions)

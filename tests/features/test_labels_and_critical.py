@@ -64,7 +64,7 @@ def test_occurs_labels_by_hand():
         "z": False,
     }
     assert by_journey(outcomes, TINY, "already_happened")["c"] is True
-    assert by_journey(outcomes, TINY, "eligible") == {
+    assert by_journey(outcomes, TINY, "labelled") == {
         "a": True,
         "b": True,
         "c": False,
@@ -89,7 +89,7 @@ def test_horizon_past_the_end_of_the_data_is_censored_not_negative():
     outcomes = label_at(TINY, task("occurs", horizon_days=25), T0)
     assert not outcomes.censored.any()
     outcomes = label_at(TINY, task("occurs", horizon_days=21), T0 + 10 * DAY)
-    assert outcomes.censored.all() and not outcomes.eligible.any()
+    assert outcomes.censored.all() and not outcomes.labelled.any()
 
 
 def test_newcombe_interval_matches_his_published_example():

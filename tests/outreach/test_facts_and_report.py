@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from journeyguard.features.config.model import Match, OutreachConfig, SnapshotRule, TaskConfig
+from journeyguard.features.config.model import Match, ResolutionKpi, SnapshotRule, TaskConfig
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.simulate import simulate
@@ -18,7 +18,9 @@ from journeyguard.outreach.report import REPORT_COLUMNS, effect_report
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
-OPENS, CLOSES = OutreachConfig().opens_case, OutreachConfig().closes_case
+OPENS = ("ticket_opened", "ticket_reopened", "refund_requested")
+CLOSES = ("ticket_resolved", "refund_approved", "refund_denied")
+CASES = ResolutionKpi(OPENS, CLOSES, case_column=None)  # a customer's cases as one
 
 
 def log_from(rows: list[tuple]) -> EventLog:
@@ -53,7 +55,7 @@ FACTS_LOG = log_from(
 
 
 def test_customer_facts_by_hand():
-    found = customer_facts(FACTS_LOG, T0 + 10 * DAY, OPENS, CLOSES)
+    found = customer_facts(FACTS_LOG, T0 + 10 * DAY, CASES)
     expected = pd.DataFrame(
         {
             "value": [150.0, 20.5, 0.0, 0.0, 0.0],
@@ -66,7 +68,7 @@ def test_customer_facts_by_hand():
 
 def test_customer_facts_follow_the_case_over_time():
     def customer_a(day: float) -> tuple[float, bool]:
-        row = customer_facts(FACTS_LOG, T0 + day * DAY, OPENS, CLOSES).loc["a"]
+        row = customer_facts(FACTS_LOG, T0 + day * DAY, CASES).loc["a"]
         return float(row["value"]), bool(row["open_case"])
 
     assert customer_a(1) == (100.0, False)
@@ -80,16 +82,16 @@ def test_customer_facts_without_a_value_column():
     frame = pd.DataFrame(
         {"customer_id": ["x"], "timestamp": [T0], "event": ["ticket_opened"]},
     )
-    found = customer_facts(log_from_frame(frame), T0, OPENS, CLOSES)
+    found = customer_facts(log_from_frame(frame), T0, CASES)
     assert found.to_dict("index") == {"x": {"value": 0.0, "open_case": True}}
-    assert customer_facts(log_from_frame(frame), T0 - DAY, OPENS, CLOSES).empty
+    assert customer_facts(log_from_frame(frame), T0 - DAY, CASES).empty
 
 
 def test_customer_facts_agree_with_plain_pandas_on_the_simulator():
     events = simulate(2_000, seed=3).events
     log = log_from_frame(events)
     as_of = pd.Timestamp((log.first_time + log.last_time) // 2, tz="UTC")
-    found = customer_facts(log, as_of, OPENS, CLOSES)
+    found = customer_facts(log, as_of, CASES)
     seen = events[pd.to_datetime(events["timestamp"], utc=True) <= as_of]
     spend = seen.groupby("customer_id", observed=True)["value"].sum()
     np.testing.assert_allclose(found["value"], spend.reindex(found.index).fillna(0.0))
@@ -126,8 +128,8 @@ def test_customer_facts_never_see_the_future(rows, day):
     log = log_from(rows)
     as_of = T0 + day * DAY
     pd.testing.assert_frame_equal(
-        customer_facts(log, as_of, OPENS, CLOSES),
-        customer_facts(log.until(as_of), as_of, OPENS, CLOSES),
+        customer_facts(log, as_of, CASES),
+        customer_facts(log.until(as_of), as_of, CASES),
     )
 
 

@@ -41,7 +41,9 @@ def test_same_seed_same_metrics(simulated, escalation_run):
 
 def test_planted_high_risk_journeys_rank_first_with_planted_reasons(simulated, escalation_run):
     simulation, log = simulated
-    risk = score_log(log, escalation_run.model, pd.Timestamp("2025-10-01", tz="UTC"))
+    risk = score_log(
+        log, escalation_run.model, pd.Timestamp("2025-10-01", tz="UTC"), escalation_run.task
+    )
     truth = simulation.customers.set_index("customer_id")
     planted = (truth["had_pingpong"] | truth["had_reopen"]).reindex(risk["customer_id"])
     top = planted.to_numpy()[: len(risk) // 10]
