@@ -9,10 +9,12 @@ candidate customer comes out, each with its reason in words. The rules, in order
    then the lowest `priority` number, then the higher risk. Customers qualifying for nothing
    are no decisions; `summary` only counts them.
 2. Suppression: opted out; contacted within the cooldown; an open case blocks the action.
-3. Budget. The eligible customers, ranked by priority, risk (highest first) and customer id,
-   take the day's budget (less what `spent` says this window already used) in rank order; the
-   rest are suppressed. The budget is a prefix of the ranking: the first customer who does not
-   fit ends it, so no cheaper customer further down jumps the queue.
+3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk,
+   or value at risk: risk x expected spend, where the scores carry it; risk where they do not),
+   highest first, then customer id, take the day's budget (less what `spent` says this window
+   already used) in rank order; the rest are suppressed. The budget is a prefix of the
+   ranking: the first customer who does not fit ends it, so no cheaper customer further down
+   jumps the queue.
 4. Holdout. Customers of the persistent control group inside the budget are not contacted.
    They take their budget place as if contacted (a message and the action's cost), so the
    contacted and the control customers come from the same ranked population and compare
@@ -113,7 +115,8 @@ def decide(
     Columns: `DECISION_COLUMNS`.
     """
     as_of = utc(as_of)
-    ranked = _rank(_choose(_candidates(_with_facts(scores, facts), settings.actions)))
+    chosen = _choose(_candidates(_with_facts(scores, facts), settings.actions))
+    ranked = _rank(chosen, settings.actions)
     blocked = _suppression(ranked, settings.cooldown, as_of, last_contacted, opted_out)
     eligible = blocked.isna().to_numpy()
     fits = np.zeros(len(ranked), dtype=bool)
@@ -218,10 +221,18 @@ def _choose(candidates: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(CUSTOMER_ID, keep="first")
 
 
-def _rank(chosen: pd.DataFrame) -> pd.DataFrame:
-    """The order the budget is given out in: priority, then risk (highest first), then id."""
-    return chosen.sort_values(
-        ["priority", "risk", CUSTOMER_ID], ascending=[True, False, True], ignore_index=True
+def _rank(chosen: pd.DataFrame, actions: Mapping[str, ActionConfig]) -> pd.DataFrame:
+    """The order the budget is given out in: priority, then the action's `rank_by` (highest
+    first), then id. Value at risk falls back to risk where it is unknown."""
+    by_value = chosen["action"].map(lambda name: actions[name].rank_by == "value_at_risk")
+    at_stake = chosen.get("value_at_risk", pd.Series(np.nan, index=chosen.index))
+    known = by_value.to_numpy(bool) & np.isfinite(at_stake.to_numpy(np.float64))
+    rank = np.where(known, at_stake.to_numpy(np.float64), chosen["risk"].to_numpy(np.float64))
+    return (
+        chosen.assign(_rank=rank)
+        .sort_values(["priority", "_rank", CUSTOMER_ID], ascending=[True, False, True])
+        .drop(columns="_rank")
+        .reset_index(drop=True)
     )
 
 

@@ -21,7 +21,7 @@ import gc
 import json
 import os
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bentoml
 import pydantic_core
@@ -171,11 +171,16 @@ class JourneyService:
         task: Annotated[str, Query(description="A task of the configuration.")],
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         min_risk: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+        sort: Annotated[
+            Literal["risk", "value_at_risk"],
+            Query(description="risk, or value at risk (risk x expected spend)"),
+        ] = "risk",
     ) -> dict:
-        """The riskiest customers of the latest scored list, with their reasons."""
+        """The riskiest customers of the latest scored list (or those with the most value at
+        risk), with their reasons."""
         if task not in self.settings.tasks:
             raise HTTPException(404, f"no task {task!r}; tasks: {sorted(self.settings.tasks)}")
-        table = self.risk_lists.top(task, limit, min_risk)
+        table = self.risk_lists.top(task, limit, min_risk, sort)
         if table is None:
             raise HTTPException(
                 404,

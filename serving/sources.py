@@ -82,10 +82,16 @@ class RiskLists:
     def path(self, task: str) -> Path:
         return self._paths[task]
 
-    def top(self, task: str, limit: int, min_risk: float) -> pd.DataFrame | None:
-        """The riskiest rows with risk >= min_risk, riskiest first; None when none was written."""
+    def top(
+        self, task: str, limit: int, min_risk: float, sort: str = "risk"
+    ) -> pd.DataFrame | None:
+        """The first `limit` rows with risk >= min_risk by `sort` ("risk", or "value_at_risk"
+        with unknown values last), highest first; None when no list was written."""
         if not self._paths[task].exists():
             return None
         table = self._lists[task].get()
         kept = table[table["risk"] >= min_risk]
-        return kept.sort_values(["risk", "customer_id"], ascending=[False, True]).head(limit)
+        key = kept[sort] if sort in kept else pd.Series(np.nan, index=kept.index)
+        ordered = kept.assign(_key=key.astype(float).fillna(-np.inf))
+        ordered = ordered.sort_values(["_key", "customer_id"], ascending=[False, True])
+        return ordered.drop(columns="_key").head(limit)

@@ -12,6 +12,7 @@ from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.reasons import reason_arrays
+from journeyguard.training.value import customer_values
 
 BANDS = ("high", "medium", "low")
 
@@ -65,12 +66,16 @@ def score_log(
     reasons: int = 3,
 ) -> pd.DataFrame:
     """One row per journey the task is for at `as_of` (its population), riskiest first:
-    customer_id, as_of, task, risk, band, reason_1..k, contribution_1..k, model_version."""
+    customer_id, as_of, task, risk, band, reason_1..k, contribution_1..k, model_version, and
+    what is at stake: `expected_value` (spend expected over the horizon, `training.value`) and
+    `value_at_risk` = risk x value (NaN where the log has no purchase values)."""
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     table = score_snapshots(snapshots, model, version=version, reasons=reasons)
     return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
 
 
+    value = customer_values(snapshots, task.horizon, as_of).value
+    table = table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
 def score_snapshots(
     snapshots: Snapshots, model: JourneyModel, *, version: int | None = None, reasons: int = 3
 ) -> pd.DataFrame:

@@ -138,6 +138,7 @@ class ActionConfig:
     blocked_by_open_case: bool = False  # never while a case is open (e.g. a discount)
     priority: int = 100  # lower first, when one customer qualifies for several
     message: dict[str, str] = field(default_factory=dict)  # extra fields of the message
+    rank_by: Literal["risk", "value_at_risk"] = "risk"  # who of a priority gets the budget first
 
 
 @dataclass(frozen=True)

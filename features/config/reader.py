@@ -285,8 +285,9 @@ _OUTREACH_KEYS = {
 _MOVED_OUTREACH_KEYS = ("opens_case", "closes_case")  # cases are defined once, by the KPI
 _ACTION_KEYS = {
     "task", "min_risk", "cost", "min_value", "requires_open_case", "blocked_by_open_case",
-    "priority", "message",
+    "priority", "message", "rank_by",
 }  # fmt: skip
+RANK_BY = ("risk", "value_at_risk")
 
 
 def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> OutreachConfig:
@@ -365,6 +366,7 @@ def _parse_action(
         blocked_by_open_case=reader.boolean(table, "blocked_by_open_case", where, False),
         priority=reader.positive_int(table, "priority", where, 100),
         message={key: str(value) for key, value in message.items()},
+        rank_by=reader.choice(table, "rank_by", where, RANK_BY, "risk"),
     )
 
 

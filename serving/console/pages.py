@@ -20,12 +20,12 @@ from journeyguard.features.eventlog.log import Coded, EventLog
 from journeyguard.serving.console.errors import ConsoleError
 from journeyguard.training.score import BANDS
 
-SORTS = ("risk", "value")
+SORTS = ("risk", "value_at_risk", "value")
 MAX_PER_PAGE = 500
 HISTORY_POINTS = 60  # at most this many snapshots in a customer's risk history
 EXPORT_COLUMNS = (
-    "customer_id", "task", "as_of", "risk", "band", "reasons", "value", "last_contact",
-    "outreach", "outreach_reason", "model_version",
+    "customer_id", "task", "as_of", "risk", "band", "reasons", "value", "expected_value",
+    "value_at_risk", "last_contact", "outreach", "outreach_reason", "model_version",
 )  # fmt: skip
 
 
@@ -135,15 +135,21 @@ def enrich(table: pd.DataFrame, values: pd.Series, outreach: pd.DataFrame) -> pd
 
 def filtered(table: pd.DataFrame, query: ListQuery) -> pd.DataFrame:
     """The rows of an enriched list that pass the query's band and reason filters, in its
-    order (riskiest first, or highest spend first; ties by customer id)."""
+    order (riskiest first, most value at risk first, or highest spend first; unknown values
+    last, ties by customer id)."""
     keep = np.ones(len(table), dtype=bool)
     if query.band:
         keep &= (table["band"] == query.band).to_numpy()
     if query.reason:
         keep &= table["reasons"].str.contains(query.reason, case=False, regex=False).to_numpy()
     rows = table[keep]
-    by = [query.sort, "customer_id"] if query.sort == "value" else ["risk", "customer_id"]
-    return rows.sort_values(by, ascending=[False, True], kind="stable", ignore_index=True)
+    key = rows[query.sort] if query.sort in rows else pd.Series(np.nan, index=rows.index)
+    ordered = rows.assign(_key=key.astype(float).fillna(-np.inf))
+    return (
+        ordered.sort_values(["_key", "customer_id"], ascending=[False, True], kind="stable")
+        .drop(columns="_key")
+        .reset_index(drop=True)
+    )
 
 
 def list_page(table: pd.DataFrame, query: ListQuery) -> dict[str, Any]:
@@ -175,6 +181,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
             record[c] for c in sorted(record) if c.startswith("reason_") and _text(record[c])
         ],
         "value": float(record["value"]),
+        "value_at_risk": _number(record.get("value_at_risk")),
         "last_contact": _iso(record["last_contact"]),
         "outreach": _text(record["outreach"]),
         "outreach_reason": _text(record["outreach_reason"]),
@@ -194,6 +201,8 @@ def export_csv(rows: pd.DataFrame) -> str:
             "band": rows["band"],
             "reasons": rows["reasons"],
             "value": rows["value"].astype(float).round(2),
+            "expected_value": _rounded(rows, "expected_value"),
+            "value_at_risk": _rounded(rows, "value_at_risk"),
             "last_contact": _iso_column(rows["last_contact"]),
             "outreach": rows["outreach"],
             "outreach_reason": rows["outreach_reason"],
@@ -202,6 +211,17 @@ def export_csv(rows: pd.DataFrame) -> str:
         columns=EXPORT_COLUMNS,
     )
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _rounded(rows: pd.DataFrame, name: str) -> pd.Series:
+    """A money column to the cent; empty for a list scored without values."""
+    column = rows[name] if name in rows else pd.Series(np.nan, index=rows.index)
+    return column.astype(float).round(2)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for a missing one."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def _iso_column(times: pd.Series) -> pd.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import subprocess
@@ -206,6 +207,28 @@ def test_count_budget_takes_the_best_ranked_and_counts_what_was_spent():
     assert set(over["reason"]) == {
         "over the daily budget (4 messages; 1 message and 10.00 already used)"
     }
+
+
+def test_rank_by_value_at_risk_gives_the_budget_to_what_is_most_at_stake():
+    table = scores([("risky", "churn", 0.9), ("rich", "churn", 0.7), ("both", "churn", 0.8)])
+    table["value_at_risk"] = [0.9 * 10.0, 0.7 * 500.0, 0.8 * 100.0]
+    known = facts({c: (200.0, False) for c in ("risky", "rich", "both")})
+    by_value = dataclasses.replace(DISCOUNT, rank_by="value_at_risk")
+    ranked = run(table, known, outreach(by_value, budget_count=2))
+    assert ranked["customer_id"].tolist() == ["rich", "both", "risky"]
+    assert ranked["decision"].tolist() == ["contact", "contact", "suppressed"]
+    # The same scores ranked by risk, and by value at risk where none is known: by risk.
+    assert run(table, known, outreach(DISCOUNT))["customer_id"].tolist() == [
+        "risky",
+        "both",
+        "rich",
+    ]
+    unknown = table.assign(value_at_risk=float("nan"))
+    assert run(unknown, known, outreach(by_value))["customer_id"].tolist() == [
+        "risky",
+        "both",
+        "rich",
+    ]
 
 
 def test_money_budget_counts_what_was_spent_and_is_a_prefix_of_the_ranking():
