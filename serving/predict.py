@@ -176,7 +176,14 @@ def _answers(found: Eligibility, risks: list[dict], version: int) -> list[dict]:
     return [
         next(scored)
         if eligible
-        else {"eligible": False, "reason": reasons[i], "reasons": [], "model_version": version}
+        else {
+            "eligible": False,
+            "risk": None,
+            "band": None,
+            "reason": reasons[i],
+            "reasons": [],
+            "model_version": version,
+        }
         for i, eligible in enumerate(found.eligible.tolist())
     ]
 
@@ -190,6 +197,7 @@ def _risks(scores: Scores, version: int) -> list[dict]:
             "eligible": True,
             "risk": risk[i],
             "band": band[i],
+            "reason": None,
             "reasons": [
                 {"text": texts[i], "contribution": contributions[i][rank]}
                 for rank, texts in enumerate(scores.reasons)
