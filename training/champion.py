@@ -33,6 +33,8 @@ from journeyguard.training.score import score_log
 from journeyguard.training.train import train_task
 
 PROMOTION_METRIC = "roc_auc"
+CANDIDATE_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top10")
+IMPORTANCE_ROWS = 5_000  # test rows whose contributions rank the features
 
 
 def quiet(step: str) -> None:
@@ -54,7 +56,7 @@ def train_and_register(
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     progress(f"loading the log of {settings.name}")
     log = load_log(settings)
-    progress(f"training {task}: dataset, LightGBM, baseline, evaluation")
+    progress(f"training {task}: dataset, candidate models, evaluation")
     try:
         bins = settings.monitoring.bins
         run = train_task(log, task_config, test_from=test_from, seed=seed, reference_bins=bins)
@@ -68,7 +70,7 @@ def train_and_register(
             uri=uri,
             params=_params(run, settings),
             metrics=_metrics(run),
-            tags={"dataset_fingerprint": run.fingerprint, "config": str(settings.path)},
+            tags=_tags(run, settings),
             artifacts=_artifacts(run, Path(folder)),
             input_example=run.test_features.head(5),
         )
@@ -92,6 +94,14 @@ def train_and_register(
         "version": logged.version,
         "promoted": promoted,
         "rule": rule,
+        "winner": run.winner,
+        "winner_reason": run.winner_reason,
+        "candidates": [
+            {"name": c.name, "detail": c.detail, "validation_log_loss": c.validation_log_loss}
+            | {f"test_{k}": c.test[k] for k in CANDIDATE_METRICS}
+            for c in run.candidates
+        ],
+        "left_out": run.left_out,
         "metrics": run.metrics,
         "baseline": run.baseline_metrics,
         "bgnbd": run.bgnbd_metrics,
@@ -196,10 +206,24 @@ def _params(run: Any, settings: Config) -> dict[str, Any]:
         "seed": run.seed,
         "test_from": run.dataset.test_from.isoformat(),
         "features": len(run.model.feature_names),
-        "best_iteration": run.model.info["best_iteration"],
+        "winner": run.winner,
+        "winner_detail": next(c.detail for c in run.candidates if c.name == run.winner),
+        "best_iteration": run.model.info.get("best_iteration"),
         "calibration": run.model.info["calibration"],
         "source": settings.source.display_name,
         **{f"rows_{k}": v for k, v in run.model.info["rows"].items()},
+    }
+
+
+def _tags(run: Any, settings: Config) -> dict[str, str]:
+    """The winner and why it won, in words; the reliability diagram's numbers as JSON (the
+    console's models page draws them)."""
+    return {
+        "dataset_fingerprint": run.fingerprint,
+        "config": str(settings.path),
+        "winner": run.winner,
+        "winner_reason": run.winner_reason,
+        "reliability": json.dumps(run.model.info["reliability"]),
     }
 
 
@@ -207,14 +231,17 @@ def _metrics(run: Any) -> dict[str, float]:
     metrics = {f"test_{k}": v for k, v in run.metrics.items()}
     metrics |= {f"baseline_test_{k}": v for k, v in run.baseline_metrics.items()}
     metrics |= {f"bgnbd_test_{k}": v for k, v in (run.bgnbd_metrics or {}).items()}
+    for c in run.candidates:
+        metrics[f"candidate_{c.name}_validation_log_loss"] = c.validation_log_loss
+        metrics |= {f"candidate_{c.name}_test_{k}": c.test[k] for k in CANDIDATE_METRICS}
     return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
 
 
 def _artifacts(run: Any, folder: Path) -> dict[str, Path]:
     y = run.predictions["y"].to_numpy()
     score = run.predictions["score"].to_numpy()
-    baseline = run.baseline.predict_proba(run.test_features)[:, 1]
-    gains = run.model.classifier.booster_.feature_importance(importance_type="gain")
+    sample = run.test_features.head(IMPORTANCE_ROWS)
+    importance = np.abs(run.model.contributions(sample).to_numpy()[:, :-1]).mean(axis=0)
     run.by_prefix.to_csv(folder / "metrics_by_prefix.csv", index=False)
     run.by_days.to_csv(folder / "metrics_by_days_since_first.csv", index=False)
     critical = {
@@ -224,14 +251,20 @@ def _artifacts(run: Any, folder: Path) -> dict[str, Path]:
     (folder / "path_summary.json").write_text(json.dumps(critical, indent=2))
     return {
         "feature_importance.png": plots.feature_importance(
-            run.model.feature_names, gains, folder / "feature_importance.png"
+            run.model.feature_names,
+            importance,
+            folder / "feature_importance.png",
+            f"mean |contribution| to the {run.winner} log-odds",
         ),
         "calibration.png": plots.calibration(
-            y, score, folder / "calibration.png", f"{run.task.name}: calibration on the test period"
+            y,
+            score,
+            folder / "calibration.png",
+            f"{run.task.name} ({run.winner}): reliability on the test period",
         ),
         "lift.png": plots.lift(
             y,
-            {"lightgbm": score, "baseline": baseline},
+            {c.name: c.score for c in run.candidates},
             folder / "lift.png",
             f"{run.task.name}: lift on the test period",
         ),

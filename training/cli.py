@@ -35,7 +35,8 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same model.")] = 0,
 ) -> None:
-    """Train the task's LightGBM model and baselines, log them to MLflow, promote if better."""
+    """Train the task's candidate models, register the one with the best validation log loss,
+    log them all to MLflow, promote it if it beats the champion."""
     settings = load_config(config)
     from journeyguard.training.champion import train_and_register
 
@@ -160,19 +161,31 @@ def demo_stage(settings: Config) -> None:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    def line(name: str, metrics: dict[str, float] | None) -> str:
-        if not metrics:
-            return ""
+    """The registered version and the rule; one line per candidate (validation log loss, then
+    test metrics), the winner marked, and why it won; BG/NBD alone for comparison."""
+
+    def line(mark: str, name: str, validation: str, test: dict[str, float]) -> str:
         return (
-            f"\n  {name:<10} ROC AUC {metrics['roc_auc']:.3f}  PR AUC {metrics['pr_auc']:.3f}"
-            f"  Brier {metrics['brier']:.4f}  lift@10% {metrics['lift_top10']:.2f}"
+            f"\n{mark} {name:<15}{validation:>8}  ROC AUC {test['roc_auc']:.3f}  PR AUC "
+            f"{test['pr_auc']:.3f}  Brier {test['brier']:.4f}  lift@10% {test['lift_top10']:.2f}"
         )
 
+    lines = "".join(
+        line(
+            "*" if c["name"] == result["winner"] else " ",
+            c["name"],
+            f"{c['validation_log_loss']:.4f}",
+            {k.removeprefix("test_"): v for k, v in c.items()},
+        )
+        for c in result["candidates"]
+    )
+    bgnbd = line(" ", "bg/nbd alone", "", result["bgnbd"]) if result["bgnbd"] else ""
     return (
         f"{result['model_name']} v{result['version']} "
         f"({'promoted to champion' if result['promoted'] else 'not promoted'}: "
         f"{result['rule']})"
-        + line("lightgbm", result["metrics"])
-        + line("baseline", result["baseline"])
-        + line("bg/nbd", result["bgnbd"])
+        f"\n  {'candidate':<15}{'val loss':>8}  test period"
+        + lines
+        + bgnbd
+        + f"\n  winner {result['winner']}: {result['winner_reason']}"
     )

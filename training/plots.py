@@ -32,13 +32,16 @@ def _finish(plt, figure, axes, labels: tuple[str, str, str], path: Path) -> Path
     return path
 
 
-def feature_importance(names: list[str], gains: np.ndarray, path: Path, top: int = 20) -> Path:
+def feature_importance(
+    names: list[str], importance: np.ndarray, path: Path, measure: str, top: int = 20
+) -> Path:
+    """The `top` features by `importance`, a bar each; `measure` says what it is."""
     plt = _pyplot()
-    order = np.argsort(gains)[::-1][:top][::-1]
+    order = np.argsort(importance)[::-1][:top][::-1]
     figure, axes = plt.subplots(figsize=(8, 0.3 * len(order) + 1.2))
-    axes.barh([names[i] for i in order], gains[order], color="#4c72b0")
-    axes.set_xlabel("total gain")
-    axes.set_title(f"Top {len(order)} features by gain")
+    axes.barh([names[i] for i in order], importance[order], color="#4c72b0")
+    axes.set_xlabel(measure)
+    axes.set_title(f"Top {len(order)} features")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -54,6 +54,12 @@ _SIMPLE = {  # features whose phrase needs only their value
     "score_mean": lambda value: f"average survey score {value:.1f}",
     "score_count": lambda value: f"{value:.0f} surveys answered",
     "score_trend": lambda value: "survey scores falling" if value < 0 else "survey scores rising",
+    # BG/NBD quantities (training.bgnbd_features), counted in weeks from the first purchase
+    "bgnbd__expected_purchases": lambda value: f"{value:.1f} purchases expected in the horizon",
+    "bgnbd__p_alive": lambda value: f"{value:.0%} likely to be still buying",
+    "bgnbd__frequency": lambda value: f"bought again on {value:.0f} days",
+    "bgnbd__recency_weeks": lambda value: f"last purchase {value:.0f} weeks after the first",
+    "bgnbd__age_weeks": lambda value: f"first purchase {value:.0f} weeks ago",
 }
 
 

@@ -36,24 +36,27 @@ def model_bands(model: JourneyModel, risk: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Scores:
     """Scored snapshots as arrays: risk, band, and for each rank the reason texts (None where
-    fewer features push the risk up) and their contributions (n x k, NaN there)."""
+    fewer features push the risk up) and their contributions (n x k, NaN there); each risk's
+    95 % interval from its calibration block (`risk_low`, `risk_high`)."""
 
     risk: np.ndarray
     band: np.ndarray
     reasons: list[list[str | None]]
     contributions: np.ndarray
+    risk_low: np.ndarray
+    risk_high: np.ndarray
 
 
 def score_arrays(snapshots: Snapshots, model: JourneyModel, reasons: int = 3) -> Scores:
     """Risks, bands and top reasons of snapshots: the one scoring path of batch scoring and
     the prediction service, on arrays (a frame per request would cost more than the model)."""
     matrix = model.feature_matrix(snapshots)
-    risk = model.predict_matrix(matrix)
+    risk, low, high = model.predict_interval_matrix(matrix)
     contributions = model.contribution_matrix(matrix)[:, :-1]  # without the expected value
     texts, values = reason_arrays(
         matrix, contributions, model.feature_names, reasons, model.transformer.vocabulary_
     )
-    return Scores(risk, model_bands(model, risk), texts, values)
+    return Scores(risk, model_bands(model, risk), texts, values, low, high)
 
 
 def score_log(
@@ -71,16 +74,17 @@ def score_log(
     `value_at_risk` = risk x value (NaN where the log has no purchase values)."""
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     table = score_snapshots(snapshots, model, version=version, reasons=reasons)
+    value = customer_values(snapshots, task.horizon, as_of).value
+    table = table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
     return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
 
 
-    value = customer_values(snapshots, task.horizon, as_of).value
-    table = table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
 def score_snapshots(
     snapshots: Snapshots, model: JourneyModel, *, version: int | None = None, reasons: int = 3
 ) -> pd.DataFrame:
-    """One row per snapshot, in their order: the columns of `score_log`, from `score_arrays`,
-    the path the prediction service scores through too."""
+    """One row per snapshot, in their order: the columns of `score_log` and the risk's
+    interval (`risk_low`, `risk_high`), from `score_arrays`, the path the prediction service
+    scores through too."""
     scores = score_arrays(snapshots, model, reasons)
     table = pd.DataFrame(
         {
@@ -88,6 +92,8 @@ def score_snapshots(
             "as_of": pd.to_datetime(snapshots.as_of, utc=True),
             "task": model.task,
             "risk": scores.risk,
+            "risk_low": scores.risk_low,
+            "risk_high": scores.risk_high,
             "band": scores.band.astype(str),
         }
     )

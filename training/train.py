@@ -1,12 +1,15 @@
-"""One training run of a task: dataset, models, evaluation on the test period.
+"""One training run of a task: dataset, candidate models, the winner, evaluation on the test
+period.
 
 Pure of MLflow: `training.registry` logs what this returns, and the command line composes them.
+The candidates are fitted and chosen on the training rows (`training.candidates`); the test
+period only reports every candidate's metrics and the winner's reliability.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,20 +18,37 @@ import pandas as pd
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.dataset import Dataset, build_dataset
 from journeyguard.features.eventlog.log import EventLog, Snapshots
-from journeyguard.features.labels import matching_events
 from journeyguard.features.population import eligible_snapshots
-from journeyguard.training import bgnbd
-from journeyguard.training.metrics import days_bin_labels, days_bins, evaluate, metrics_by_group
-from journeyguard.training.models import (
-    JourneyModel,
-    journey_slices,
-    train_baseline,
-    train_lightgbm,
+from journeyguard.training.bgnbd_features import BGNBDFeatures
+from journeyguard.training.calibration import fit_calibrator
+from journeyguard.training.candidates import choose, fit_bgnbd, fit_candidates, refit
+from journeyguard.training.metrics import (
+    calibration_curve,
+    days_bin_labels,
+    days_bins,
+    evaluate,
+    metrics_by_group,
 )
+from journeyguard.training.models import JourneyModel, journey_slices
 from journeyguard.training.monitor import reference_profile
 
 PREFIX_GROUP = "events"  # the prefix length: events seen so far
 DAYS_GROUP = "tenure_days"  # days since the first event
+BASELINE = "logistic"  # the candidate the winner is compared with by prefix and by days
+RELIABILITY_BINS = 10
+
+
+@dataclass
+class CandidateResult:
+    """One candidate as the run reports it: its validation log loss (fitted on the fit slice,
+    the number it was chosen by) and, refitted on every training row as the registered model
+    is, its test metrics and scores."""
+
+    name: str
+    detail: str
+    validation_log_loss: float
+    test: dict[str, float]
+    score: np.ndarray  # on the test rows
 
 
 @dataclass
@@ -36,20 +56,24 @@ class TrainingRun:
     task: TaskConfig
     seed: int
     dataset: Dataset
-    model: JourneyModel
-    baseline: Any
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
+    features: pd.DataFrame  # every row's path features, then BG/NBD columns for absent tasks
+    model: JourneyModel  # the winner, refitted on every training row: the registered model
+    winner: str
+    winner_reason: str
+    candidates: list[CandidateResult]  # each refitted as the registered model is
+    metrics: dict[str, float]  # the registered model's, on the test period
+    baseline_metrics: dict[str, float]  # the logistic model's
     bgnbd_metrics: dict[str, float] | None
     by_prefix: pd.DataFrame
     by_days: pd.DataFrame
     predictions: pd.DataFrame  # test rows: customer_id, as_of, y, score, split
     fingerprint: str
+    left_out: dict[str, str] = field(default_factory=dict)  # candidates not fitted, and why
 
     @property
     def test_features(self) -> pd.DataFrame:
-        frame = self.dataset.frame
-        return frame.loc[frame["split"] == "test", self.model.feature_names]
+        test = self.dataset.frame["split"] == "test"
+        return self.features.loc[test, self.model.feature_names]
 
 
 def train_task(
@@ -60,8 +84,10 @@ def train_task(
     seed: int = 0,
     reference_bins: int = 10,
 ) -> TrainingRun:
-    """Trains and evaluates the task's models on the snapshot dataset of `log`, and records in
-    `model.info["reference"]` the profile a monitor compares later populations with."""
+    """Fits the task's candidates on the snapshot dataset of `log`, keeps the one chosen on
+    the validation slice, and evaluates them all on the test period. The winner's
+    `model.info` records the candidates, why it won, its reliability on the test period and
+    the profile a monitor compares later populations with (`reference`)."""
     data = build_dataset(log, task, test_from=test_from)
     frame = data.frame
     train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
@@ -70,37 +96,98 @@ def train_task(
             f"task {task.name!r}: no test snapshot with a known outcome after "
             f"{data.test_from.isoformat()}; choose an earlier --test-from"
         )
-    features, y = frame[data.feature_names], frame["y"].to_numpy().astype(int)
-    slices = journey_slices(frame.loc[train, "customer_id"].to_numpy())
-    model = train_lightgbm(task.name, data.transformer, features[train], y[train], slices, seed)
-    baseline = train_baseline(features[train], y[train], seed)
-    score = model.predict_features(features[test])
-    baseline_score = baseline.predict_proba(features[test])[:, 1]
-    predictions = frame.loc[test, ["customer_id", "as_of", "y", "split"]].assign(score=score)
-    groups = _groups(features[test])
-    metrics = evaluate(y[test], score)
-    model.info["reference"] = reference_profile(
-        model,
-        eligible_snapshots(Snapshots.at(log, log.last_time), task),
-        reference_bins,
-        metrics["roc_auc"],
+    y = frame["y"].to_numpy().astype(int)
+    customers = frame["customer_id"].to_numpy()
+    slices = journey_slices(customers[train])
+    bgnbd, bgnbd_error = (
+        fit_bgnbd(data, train, slices, task) if task.label == "absent" else (None, "")
     )
+    features = frame[data.feature_names]
+    if bgnbd is not None:
+        features = features.assign(**bgnbd.columns(data.snapshots))
+    fitted = fit_candidates(data, features, y, train, slices, task, seed, bgnbd)
+    left_out = {"lightgbm_bgnbd": f"no BG/NBD fit: {bgnbd_error}"} if bgnbd_error else {}
+    choice = choose(fitted, customers[train][slices == "validation"])
+    refitted = refit(fitted, features[train], y[train], customers[train])
+    model = refitted[choice.winner.name]
+    results = [
+        _result(c.name, c.detail, c.validation_log_loss, refitted[c.name], features[test], y[test])
+        for c in fitted
+    ]
+    by_name = {r.name: r for r in results}
+    score, baseline = by_name[choice.winner.name].score, by_name[BASELINE].score
+    metrics = by_name[choice.winner.name].test
+    model.info |= {
+        "winner_reason": choice.reason,
+        "candidates": {r.name: _summary(r) for r in results},
+        "reliability": reliability(y[test], score),
+        "reference": reference_profile(
+            model,
+            eligible_snapshots(Snapshots.at(log, log.last_time), task),
+            reference_bins,
+            metrics["roc_auc"],
+        ),
+    }
+    groups = _groups(features[test])
     return TrainingRun(
         task=task,
         seed=seed,
         dataset=data,
+        features=features,
         model=model,
-        baseline=baseline,
+        winner=choice.winner.name,
+        winner_reason=choice.reason,
+        candidates=results,
         metrics=metrics,
-        baseline_metrics=evaluate(y[test], baseline_score),
-        bgnbd_metrics=_bgnbd_metrics(log, task, data, train, test, slices)
-        if task.label == "absent"
-        else None,
-        by_prefix=_compare_by(groups[PREFIX_GROUP], y[test], score, baseline_score),
-        by_days=_compare_by(groups[DAYS_GROUP], y[test], score, baseline_score),
-        predictions=predictions[["customer_id", "as_of", "y", "score", "split"]],
+        baseline_metrics=by_name[BASELINE].test,
+        bgnbd_metrics=None
+        if bgnbd is None
+        else _bgnbd_metrics(bgnbd, features, y, train, test, slices),
+        by_prefix=_compare_by(groups[PREFIX_GROUP], y[test], score, baseline),
+        by_days=_compare_by(groups[DAYS_GROUP], y[test], score, baseline),
+        predictions=frame.loc[test, ["customer_id", "as_of", "y"]]
+        .assign(score=score, split="test")
+        .reset_index(drop=True),
         fingerprint=fingerprint(frame),
+        left_out=left_out,
     )
+
+
+def _result(
+    name: str,
+    detail: str,
+    validation_log_loss: float,
+    model: JourneyModel,
+    features: pd.DataFrame,
+    y: np.ndarray,
+) -> CandidateResult:
+    score = model.predict_features(features)
+    return CandidateResult(name, detail, validation_log_loss, evaluate(y, score), score)
+
+
+def _summary(result: CandidateResult) -> dict[str, Any]:
+    keys = ("roc_auc", "pr_auc", "brier", "log_loss")
+    return {
+        "detail": result.detail,
+        "validation_log_loss": result.validation_log_loss,
+        **{f"test_{k}": result.test[k] for k in keys},
+    }
+
+
+def reliability(y: np.ndarray, risk: np.ndarray, bins: int = RELIABILITY_BINS) -> list[dict]:
+    """The reliability diagram's numbers: per bin of predicted risk (equal counts), the rows,
+    the mean predicted risk and the realised rate with its Wilson 95 % interval."""
+    table = calibration_curve(y, risk, bins=bins)
+    return [
+        {
+            "n": int(row.n),
+            "predicted": float(row.mean_score),
+            "realised": float(row.observed_rate),
+            "realised_low": float(row.observed_low),
+            "realised_high": float(row.observed_high),
+        }
+        for row in table.itertuples()
+    ]
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -140,53 +227,20 @@ def _compare_by(
 
 
 def _bgnbd_metrics(
-    log: EventLog,
-    task: TaskConfig,
-    data: Dataset,
+    bgnbd: BGNBDFeatures,
+    features: pd.DataFrame,
+    y: np.ndarray,
     train: np.ndarray,
     test: np.ndarray,
     slices: np.ndarray,
 ) -> dict[str, float]:
-    """BG/NBD fitted on the purchases up to the training period's end, scored on the test rows.
-    Its churn risk falls as the expected purchases in the horizon rise: a decreasing isotonic
-    map, fitted on the calibration slice, turns them into probabilities so that its Brier score
-    compares with the model's; the ranking is that of -E[purchases]."""
-    purchases = matching_events(log, task.match)
-    ids, times = log.journey_ids[log.journey_codes[purchases]], log.times[purchases]
-    frame = data.frame
-    train_end = frame.loc[train, "as_of"].max()
-    summary = bgnbd.rfm_summary(ids, times, train_end)
-    params = bgnbd.fit(summary["frequency"], summary["recency"], summary["T"])
-    horizon_periods = task.horizon / pd.Timedelta(days=7)
-
-    def expected(rows: np.ndarray) -> np.ndarray:
-        """Expected purchases in the horizon; a journey without a purchase yet has x = 0 and
-        T = the weeks since its first event."""
-        values = np.empty(rows.sum())
-        selected = frame.loc[rows]
-        for as_of in selected["as_of"].unique():
-            at = (selected["as_of"] == as_of).to_numpy()
-            rfm = bgnbd.rfm_summary(ids, times, as_of).reindex(selected["customer_id"][at])
-            weeks = selected["tenure_days"][at].to_numpy() / 7
-            values[at] = bgnbd.expected_purchases(
-                params,
-                horizon_periods,
-                rfm["frequency"].fillna(0).to_numpy(),
-                rfm["recency"].fillna(0).to_numpy(),
-                rfm["T"].fillna(pd.Series(weeks, index=rfm.index)).to_numpy(),
-            )
-        return values
-
-    from sklearn.isotonic import IsotonicRegression
-
-    calibration = np.zeros(len(frame), dtype=bool)
-    calibration[np.flatnonzero(train)[slices == "calibration"]] = True
-    to_risk = IsotonicRegression(increasing=False, out_of_bounds="clip")
-    to_risk.fit(expected(calibration), frame.loc[calibration, "y"])
-    expected_test = expected(test)
-    y = frame.loc[test, "y"].to_numpy().astype(int)
-    # Ranking metrics from BG/NBD's own ranking (isotonic steps would tie rows); the
-    # probability metrics from the calibrated risk.
-    calibrated = evaluate(y, to_risk.predict(expected_test))
-    metrics = evaluate(y, -expected_test) | {k: calibrated[k] for k in ("brier", "log_loss")}
-    return metrics | {f"param_{k}": float(v) for k, v in vars(params).items()}
+    """BG/NBD alone on the test rows: ranked by its expected purchases in the horizon (fewer,
+    riskier); its probabilities from a calibrator fitted on the calibration slice, so that
+    its Brier score and log loss compare with the candidates'."""
+    expected = features["bgnbd__expected_purchases"].to_numpy()
+    calibration = np.flatnonzero(train)[slices == "calibration"]
+    to_risk = fit_calibrator(-expected[calibration], y[calibration])
+    calibrated = evaluate(y[test], to_risk.predict(-expected[test]))
+    # Ranking metrics from BG/NBD's own ranking (calibration steps would tie rows).
+    metrics = evaluate(y[test], -expected[test]) | {k: calibrated[k] for k in ("brier", "log_loss")}
+    return metrics | {f"param_{k}": float(v) for k, v in vars(bgnbd.params).items()}
