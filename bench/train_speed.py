@@ -79,12 +79,15 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
     """The steps of `training.train.train_task`, each timed; prints one JSON line. Runs in a
     fresh process, so measure.py's peak RSS is this work's alone."""
     began = time.perf_counter()
+    from scipy.special import expit
+
     from journeyguard.features.config.reader import load_config
     from journeyguard.features.dataset import build_dataset
     from journeyguard.features.sources.log import load_log
     from journeyguard.training import train as steps
+    from journeyguard.training.candidates import fit_bgnbd
     from journeyguard.training.metrics import evaluate
-    from journeyguard.training.models import train_baseline, train_lightgbm
+    from journeyguard.training.models import as_matrix, fit_logistic, train_lightgbm
 
     seconds: dict[str, float] = {"imports": time.perf_counter() - began}
     peaks: dict[str, float] = {"imports": peak_mib()}
@@ -118,17 +121,25 @@ def core(config: Path, task_name: str, seed: int, skip_bgnbd: bool) -> None:
             task.name, data.transformer, features[train], y[train], slices, seed
         ),
     )
-    baseline = timed("baseline", lambda: train_baseline(features[train], y[train], seed))
+    baseline = timed("baseline", lambda: fit_logistic(features[train], y[train], slices, seed))
     scores = timed(
         "predict",
         lambda: (
             model.predict_features(features[test]),
-            baseline.predict_proba(features[test])[:, 1],
+            expit(baseline.raw(as_matrix(features[test], data.feature_names))),
         ),
     )
     bgnbd = None
     if not skip_bgnbd and task.label == "absent":
-        bgnbd = timed("bgnbd", lambda: steps._bgnbd_metrics(log, task, data, train, test, slices))
+
+        def bgnbd_metrics() -> dict[str, float] | None:
+            fitted, _ = fit_bgnbd(data, train, slices, task)
+            if fitted is None:
+                return None
+            extended = features.assign(**fitted.columns(data.snapshots))
+            return steps._bgnbd_metrics(fitted, extended, y, train, test, slices)
+
+        bgnbd = timed("bgnbd", bgnbd_metrics)
 
     splits = frame["split"].value_counts()
     print(

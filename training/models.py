@@ -317,17 +317,3 @@ def train_lightgbm(
     slice."""
     scorer = fit_lightgbm(features, y, slices, transformer.categorical_features_, seed)
     return calibrate(task, transformer, scorer, features, y, slices)
-
-
-def train_logistic(
-    task: str,
-    transformer: PathFeatures,
-    features: pd.DataFrame,
-    y: np.ndarray,
-    slices: np.ndarray,
-    seed: int,
-) -> JourneyModel:
-    """The regularised logistic model, calibrated on the calibration slice."""
-    return calibrate(
-        task, transformer, fit_logistic(features, y, slices, seed), features, y, slices
-    )

@@ -7,6 +7,7 @@ the risk list, so a page of a 10,000+ customer list costs a filter, a sort and a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -303,14 +304,16 @@ def sparkline(
 
 
 def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) -> list[dict]:
-    """One row per task and alias (champion, challenger) with version, test metrics and run id,
-    from `training.registry.champion_versions`; tasks without a registered model say so."""
+    """One row per task and alias (champion, challenger) with version, test metrics, run id,
+    the candidate that won training and why, and its reliability diagram, from
+    `training.registry.champion_versions`; tasks without a registered model say so."""
     rows = []
     for task in tasks:
         entry = versions.get(task) or {}
         for alias in ("champion", "challenger"):
             found = entry.get(alias)
             metrics = (found or {}).get("metrics", {})
+            tags = (found or {}).get("tags", {})
             rows.append(
                 {
                     "task": task,
@@ -322,9 +325,38 @@ def model_rows(versions: Mapping[str, Mapping[str, Any]], tasks: Sequence[str]) 
                     "roc_auc": metrics.get("test_roc_auc"),
                     "pr_auc": metrics.get("test_pr_auc"),
                     "brier": metrics.get("test_brier"),
+                    "winner": tags.get("winner"),
+                    "winner_reason": tags.get("winner_reason"),
+                    "reliability": reliability_chart(tags.get("reliability")),
                 }
             )
     return rows
+
+
+def reliability_chart(numbers: str | None, size: int = 120) -> dict[str, Any] | None:
+    """The reliability diagram of a run's `reliability` tag (JSON, from training): per bin the
+    predicted risk against the realised rate with its 95 % interval, as points and bars in a
+    `size` x `size` box (0 at the bottom left, 1 at the top right); None without the tag."""
+    if not numbers:
+        return None
+    pad, span = 6, size - 12
+
+    def x(value: float) -> float:
+        return round(pad + span * value, 1)
+
+    def y(value: float) -> float:
+        return round(size - pad - span * value, 1)
+
+    bins = json.loads(numbers)
+    points = [
+        {
+            "x": x(b["predicted"]), "y": y(b["realised"]), "low": y(b["realised_low"]),
+            "high": y(b["realised_high"]), "n": b["n"], "predicted": b["predicted"],
+            "realised": b["realised"],
+        }
+        for b in bins
+    ]  # fmt: skip
+    return {"size": size, "pad": pad, "end": size - pad, "points": points}
 
 
 def _iso(value: Any) -> str | None:
