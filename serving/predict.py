@@ -179,6 +179,8 @@ def _answers(found: Eligibility, risks: list[dict], version: int) -> list[dict]:
         else {
             "eligible": False,
             "risk": None,
+            "risk_low": None,
+            "risk_high": None,
             "band": None,
             "reason": reasons[i],
             "reasons": [],
@@ -191,11 +193,14 @@ def _answers(found: Eligibility, risks: list[dict], version: int) -> list[dict]:
 def _risks(scores: Scores, version: int) -> list[dict]:
     """One task's answer for each snapshot."""
     risk, band = scores.risk.tolist(), scores.band.tolist()
+    low, high = scores.risk_low.tolist(), scores.risk_high.tolist()
     contributions = scores.contributions.tolist()
     return [
         {
             "eligible": True,
             "risk": risk[i],
+            "risk_low": low[i],
+            "risk_high": high[i],
             "band": band[i],
             "reason": None,
             "reasons": [

@@ -160,6 +160,8 @@ class TaskRisk(BaseModel):
 
     eligible: bool  # in the task's population at as_of
     risk: float | None = None  # calibrated probability of the outcome within the horizon
+    risk_low: float | None = None  # its 95 % interval, from the calibration rows behind it
+    risk_high: float | None = None
     band: str | None = None
     reason: str | None = None  # why not eligible, in words ("no activity for 338 days: lapsed")
     reasons: list[Reason]

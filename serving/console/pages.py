@@ -22,6 +22,7 @@ from journeyguard.serving.console.errors import ConsoleError
 from journeyguard.training.score import BANDS
 
 SORTS = ("risk", "value_at_risk", "value")
+WIDE_INTERVAL = 0.10  # a risk whose 95 % interval spans more is shown with it
 MAX_PER_PAGE = 500
 HISTORY_POINTS = 60  # at most this many snapshots in a customer's risk history
 EXPORT_COLUMNS = (
@@ -177,6 +178,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "customer_id": record["customer_id"],
         "risk": float(record["risk"]),
+        "interval": _wide_interval(record),
         "band": record["band"],
         "reasons": [
             record[c] for c in sorted(record) if c.startswith("reason_") and _text(record[c])
@@ -212,6 +214,14 @@ def export_csv(rows: pd.DataFrame) -> str:
         columns=EXPORT_COLUMNS,
     )
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _wide_interval(record: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The risk's 95 % interval where it is wider than `WIDE_INTERVAL`, else None."""
+    low, high = _number(record.get("risk_low")), _number(record.get("risk_high"))
+    if low is None or high is None or high - low <= WIDE_INTERVAL:
+        return None
+    return low, high
 
 
 def _rounded(rows: pd.DataFrame, name: str) -> pd.Series:
