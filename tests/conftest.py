@@ -1,4 +1,8 @@
-"""Shared fixtures: paths to the real logs beside the checkout, and the PostgreSQL URL."""
+"""Shared fixtures: paths to the real logs beside the checkout, the PostgreSQL URL, and the
+session's one simulated log and one trained workspace (tests/workspace.py).
+
+A test that depends on `trained_workspace` or `template_store`, directly or through another
+fixture, is marked `slow` here at collection: `-m "not slow"` never trains nor migrates a store."""
 
 from __future__ import annotations
 
@@ -7,6 +11,13 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from tests.workspace import (
+    SimulatedLog,
+    TrainedWorkspace,
+    build_simulated_log,
+    build_trained_workspace,
+)
 
 # Before any test imports MLflow or BentoML: they start telemetry when imported.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -38,3 +49,44 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("JOURNEYGUARD_TEST_POSTGRES_URL is not set (.ci/run sets it)")
     return url
+
+
+# Session fixtures too slow for `-m "not slow"`: the tests needing them are marked at collection.
+SLOW_FIXTURES = {
+    "trained_workspace": "trains two champions (about 15 s)",
+    "template_store": "migrates a new MLflow store (1-2 s)",
+}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if not SLOW_FIXTURES.keys().isdisjoint(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def simulated_log(tmp_path_factory: pytest.TempPathFactory) -> SimulatedLog:
+    """The shared simulated log (3,000 customers), without any model. Read only."""
+    return build_simulated_log(tmp_path_factory.mktemp("simulated"))
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(
+    simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedWorkspace:
+    """The shared log with the churn and escalation champions and their risk lists, trained
+    once per session. Read only: copy its store (`copy_store`) to change registry state."""
+    return build_trained_workspace(simulated_log, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow SQLite database, built once (migrations take seconds): copy it
+    with `tests.workspace.empty_store`."""
+    from journeyguard.training import registry
+
+    root = tmp_path_factory.mktemp("template") / "mlruns"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = registry.tracking_uri(root)
+    registry.champion_versions(uri)  # opens the store: runs the migrations
+    return root / "mlflow.db"

@@ -137,6 +137,7 @@ def test_unknown_task_and_bad_config_exit_2_with_a_message(workdir):
     assert result.exit_code == 2 and "did you mean 'path'" in result.output
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     (tmp_path / "jg.toml").write_text(CONFIG.format(every="28d"))

@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.serving.conftest import TOKEN, Workspace, served, workspace  # noqa: F401
+from tests.serving.conftest import TOKEN, Workspace, served, serving_workspace
 from tests.serving.test_console import seed_outbox
+from tests.workspace import TrainedWorkspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +29,15 @@ SHOTS = Path("/tmp/console-shots")
 
 
 @pytest.fixture(scope="module")
-def server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    """The service's workspace over the session's trained one, with a store of its own."""
+    return serving_workspace(trained_workspace, tmp_path_factory.mktemp("browser-workspace"))
+
+
+@pytest.fixture(scope="module")
+def server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The served console's base URL, with an outbox and a real churn report to show."""
     if not CHROMIUM.exists():
         pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` (make install does)")

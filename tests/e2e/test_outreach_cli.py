@@ -15,21 +15,37 @@ from journeyguard.outreach.cycle import COUNT_KEYS
 from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
 from journeyguard.outreach.receiver import Receiver
 from tests.outreach.conftest import SECRET
-from tests.outreach.test_cycle import Workspace, shared_workspace
+from tests.outreach.test_cycle import Workspace, trained_outreach, untrained_outreach
+from tests.workspace import SimulatedLog, TrainedWorkspace
 
 runner = CliRunner()
 AS_OF = "2025-09-01"
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return shared_workspace(tmp_path_factory)
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    return trained_outreach(trained_workspace, tmp_path_factory)
 
 
 @pytest.fixture
 def config(workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
     return workspace.config(tmp_path)
+
+
+@pytest.fixture
+def untrained_config(
+    simulated_log: SimulatedLog,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """A config over the shared log, without champions: for commands that score nothing (the
+    store it names is never created)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-store' / 'mlflow.db'}")
+    return untrained_outreach(simulated_log, tmp_path_factory).config(tmp_path)
 
 
 def invoke(*arguments: str) -> str:
@@ -72,10 +88,10 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
 
 
 def test_without_a_webhook_run_once_exits_2_naming_the_settings(
-    config: Path, monkeypatch: pytest.MonkeyPatch
+    untrained_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(URL_VARIABLE, raising=False)
-    result = runner.invoke(app, ["outreach", "run-once", "--config", str(config)])
+    result = runner.invoke(app, ["outreach", "run-once", "--config", str(untrained_config)])
     assert result.exit_code == 2
     assert f"no webhook URL: set [outreach] webhook_url or {URL_VARIABLE}" in result.output
 

@@ -1,4 +1,5 @@
-"""`journeyguard train` and `score` end to end: a real MLflow SQLite store in a temporary folder."""
+"""`journeyguard train` and `score` end to end: a real MLflow SQLite store in a temporary folder.
+These train through the command line on purpose: every test here is slow."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from journeyguard.features.cli import app
+from tests.workspace import AS_OF, TrainedWorkspace, empty_store
+
+pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 
@@ -44,8 +48,9 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def store(workdir, monkeypatch) -> str:
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+def store(template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty store of the test's own (a copy of the session's migrated template)."""
+    uri = empty_store(template_store, tmp_path / "mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
@@ -99,36 +104,32 @@ def test_train_is_deterministic_registers_and_scores_with_reasons(workdir, store
     assert (risk["model_version"] == second["version"]).all()
 
 
-def test_score_without_a_champion_is_a_clear_error(workdir, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+def test_score_without_a_champion_is_a_clear_error(workdir, store, tmp_path):
     result = score(workdir, tmp_path / "risk.csv")
     assert result.exit_code == 2 and "no champion model" in result.output
 
 
-def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(workdir, monkeypatch, tmp_path):
+def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(
+    workdir, store, trained_workspace: TrainedWorkspace, tmp_path
+):
     """A champion pickled by an older version of the code (here: one whose feature transformer
     is gone) must not stop training: the new model is promoted and the rule says why."""
-    from journeyguard.features.config.reader import load_config
-    from journeyguard.features.sources.log import load_log
+    from journeyguard.features.eventlog.log import Snapshots
     from journeyguard.training import registry
-    from journeyguard.training.train import train_task
 
-    uri = f"sqlite:///{tmp_path / 'old.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    settings = load_config(workdir / "jg.toml")
-    run = train_task(load_log(settings), settings.task("escalation"), seed=0)
-    run.model.transformer = None  # it still predicts from features, but not from snapshots
+    # The session's escalation champion stands in for the old one (no need to train another).
+    loaded = registry.load_model(
+        "escalation", registry.CHAMPION, uri=trained_workspace.copy_store(tmp_path / "trained")
+    )
+    assert loaded is not None
+    model = loaded[0]
+    example = model.transformer.transform(Snapshots.at(trained_workspace.log, AS_OF)).head(3)
+    model.transformer = None  # it still predicts from features, but not from snapshots
     old = registry.log_model(
-        run.model,
-        uri=uri,
-        params={},
-        metrics={},
-        tags={},
-        artifacts={},
-        input_example=run.test_features.head(3),
+        model, uri=store, params={}, metrics={}, tags={}, artifacts={}, input_example=example
     )
     registry.promote(
-        "escalation", old, challenger_score=0.5, champion_score=None, metric="roc_auc", uri=uri
+        "escalation", old, challenger_score=0.5, champion_score=None, metric="roc_auc", uri=store
     )
     result = train(workdir)
     assert result["promoted"] is True and result["version"] == old.version + 1

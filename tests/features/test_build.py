@@ -97,6 +97,7 @@ journeys = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(journeys, journeys, st.integers(0, 200))
 def test_events_after_as_of_change_nothing(rows, later_rows, cut):
@@ -112,6 +113,7 @@ def test_events_after_as_of_change_nothing(rows, later_rows, cut):
     pd.testing.assert_frame_equal(features_of(without_after, as_of), expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(journeys, st.randoms(use_true_random=False))
 def test_row_order_changes_nothing(rows, random):

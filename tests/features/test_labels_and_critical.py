@@ -145,6 +145,7 @@ def test_planted_escalation_causes_top_the_ranking(simulation):
     assert result["excluded"]["already_happened"] > 0
 
 
+@pytest.mark.slow
 def test_analysis_sees_nothing_after_as_of_but_the_horizon(simulation):
     """Events after as_of + horizon, and exposures after as_of, cannot change the analysis."""
     events = simulation.events

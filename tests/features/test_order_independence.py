@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeyguard.features.config.model import SourceConfig
 from journeyguard.features.eventlog.frames import log_from_frame, log_to_frame
 from journeyguard.features.sources.load import load_events
+
+pytestmark = pytest.mark.slow  # property tests of a second or more each
 
 rows = st.lists(
     st.tuples(

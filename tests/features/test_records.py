@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def assert_same_log(left: EventLog, right: EventLog) -> None:
             np.testing.assert_array_equal(column, other)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(events, min_size=1, max_size=25))
 def test_records_and_frames_give_the_same_log(rows):

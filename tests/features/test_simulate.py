@@ -192,6 +192,7 @@ def test_pingpong_tickets_escalate_more(sim: Simulation) -> None:
     )
 
 
+@pytest.mark.slow
 def test_write_simulation_round_trips(tmp_path) -> None:
     simulation = simulate(2_000, seed=3)
     paths = write_simulation(simulation, tmp_path / "out" / "sim.parquet")

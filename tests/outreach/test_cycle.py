@@ -1,8 +1,9 @@
 """One outreach cycle end to end: real champions in a temporary MLflow store, a real outbox
 (SQLite, and PostgreSQL where the server is there) and a real receiver on loopback.
 
-The trained workspace is built once per session (`shared_workspace`, also used by the scheduler
-and CLI tests): 2,000 simulated customers, the churn and escalation champions.
+The champions are the session's trained workspace (tests/workspace.py: 3,000 simulated
+customers, churn and escalation), also used by the scheduler and CLI tests; tests that need
+only the log use `untrained`, and do not wait for the training.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from sqlalchemy import update
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError
-from journeyguard.features.eventlog.canonical import write_canonical
-from journeyguard.features.eventlog.frames import log_from_frame, log_to_frame, read_log
+from journeyguard.features.eventlog.frames import log_to_frame, read_log
 from journeyguard.features.sources.log import load_log
-from journeyguard.features.sources.simulate import simulate
 from journeyguard.outreach.cli import effect
 from journeyguard.outreach.cycle import LEASE_NAME, opted_out_ids, run_once
 from journeyguard.outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
@@ -32,8 +31,14 @@ from journeyguard.outreach.outbox import outbox_url as database_of
 from journeyguard.outreach.policy import in_holdout
 from journeyguard.outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import SECRET, Clock
+from tests.workspace import (
+    AS_OF,
+    SOURCE_ATTRIBUTES,
+    TASKS,
+    SimulatedLog,
+    TrainedWorkspace,
+)
 
-AS_OF = pd.Timestamp("2025-09-01", tz="UTC")
 HOUR = datetime.timedelta(hours=1)
 BUDGET_COUNT, BUDGET_MONEY, DISCOUNT_COST = 30, 200.0, 10.0
 ACTIONS = f"""
@@ -52,28 +57,19 @@ min_risk = 0.05
 requires_open_case = true
 priority = 1
 """
-CONFIG = """
+CONFIG = (
+    """
 [source]
 path = '{events}'
 
-[source.attributes]
-columns = ["segment", "country"]
-
+"""
+    + SOURCE_ATTRIBUTES
+    + """
 [output]
 dir = '{output}'
-
-[tasks.churn]
-label = "absent"
-match = {{ event = ["repeat_purchase"] }}
-horizon = "60d"
-snapshots = {{ every = "28d" }}
-
-[tasks.escalation]
-label = "occurs"
-match = {{ event = ["escalated"] }}
-horizon = "14d"
-snapshots = {{ prefix = 8 }}
-
+"""
+    + TASKS
+    + """
 [tasks.refund]
 label = "occurs"
 match = {{ event = ["refund_requested"] }}
@@ -91,12 +87,13 @@ budget = {{ count = {count}, money = {money} }}
 {extra}
 {actions}
 """
+)
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """A simulated log and an MLflow store holding the champions of churn and escalation (the
-    config's third task, refund, has none)."""
+    """The shared simulated log and, unless `tracking_uri` is empty, a copy of the MLflow store
+    holding the champions of churn and escalation (the config's third task, refund, has none)."""
 
     folder: Path
     events: Path
@@ -118,36 +115,27 @@ class Workspace:
         return path
 
 
-_WORKSPACES: dict[str, Workspace] = {}
+def trained_outreach(trained: TrainedWorkspace, factory: pytest.TempPathFactory) -> Workspace:
+    """The session's trained workspace with a copy of its store (nothing here changes it)."""
+    folder = factory.mktemp("outreach")
+    return Workspace(folder, trained.events, trained.copy_store(folder / "mlruns"))
 
 
-def shared_workspace(factory: pytest.TempPathFactory) -> Workspace:
-    """The session's one trained workspace (about 12 s), whichever test module asks first."""
-    if "workspace" not in _WORKSPACES:
-        _WORKSPACES["workspace"] = _build_workspace(factory.mktemp("outreach"))
-    return _WORKSPACES["workspace"]
-
-
-def _build_workspace(folder: Path) -> Workspace:
-    from journeyguard.training import registry
-    from journeyguard.training.champion import train_and_register
-
-    events = folder / "events.parquet"
-    write_canonical(log_from_frame(simulate(2000, seed=4).events), events)
-    workspace = Workspace(folder, events, "")
-    settings = load_config(workspace.config(folder / "train"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        uri = registry.tracking_uri(folder / "mlruns")
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        for task in ("churn", "escalation"):
-            train_and_register(settings, task, None, seed=0)
-    return Workspace(folder, events, uri)
+def untrained_outreach(simulated: SimulatedLog, factory: pytest.TempPathFactory) -> Workspace:
+    """The session's simulated log without a store: for tests that score nothing."""
+    return Workspace(factory.mktemp("outreach-log"), simulated.events, "")
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return shared_workspace(tmp_path_factory)
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    return trained_outreach(trained_workspace, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def untrained(simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return untrained_outreach(simulated_log, tmp_path_factory)
 
 
 @pytest.fixture
@@ -232,11 +220,11 @@ def test_delivered_messages_become_outreach_sent_events_of_the_log(cycles: Cycle
 
 
 def test_a_log_without_outreach_events_is_the_source_unchanged(
-    workspace: Workspace, tmp_path: Path
+    untrained: Workspace, tmp_path: Path
 ) -> None:
-    settings = load_config(workspace.config(tmp_path))
+    settings = load_config(untrained.config(tmp_path))
     assert not settings.workspace.outreach_events.exists()
-    log, source = load_log(settings), read_log(workspace.events)
+    log, source = load_log(settings), read_log(untrained.events)
     assert "action" not in log.columns and "outreach_sent" not in set(log.steps)
     assert np.array_equal(log.times, source.times) and log.n_journeys == source.n_journeys
 
@@ -296,13 +284,13 @@ def test_opted_out_customers_are_suppressed_and_not_sent(
 
 
 def test_opted_out_file_errors_name_the_file_and_column(
-    workspace: Workspace, tmp_path: Path
+    untrained: Workspace, tmp_path: Path
 ) -> None:
-    missing = load_config(workspace.config(tmp_path, extra="opted_out = 'none.csv'"))
+    missing = load_config(untrained.config(tmp_path, extra="opted_out = 'none.csv'"))
     with pytest.raises(ConfigError, match=r"opted_out: no file .*none\.csv"):
         opted_out_ids(missing)
     (tmp_path / "ids.csv").write_text("id\nC1\n")
-    wrong = load_config(workspace.config(tmp_path, extra="opted_out = 'ids.csv'"))
+    wrong = load_config(untrained.config(tmp_path, extra="opted_out = 'ids.csv'"))
     with pytest.raises(ConfigError, match=r"no 'customer_id' column; its columns: \['id'\]"):
         opted_out_ids(wrong)
     (tmp_path / "ids.csv").write_text("customer_id\n C1 \n\nC2\n")
@@ -321,8 +309,8 @@ def test_an_action_without_a_champion_is_a_config_error(
     engine.dispose()  # the failed cycle gave its lease back
 
 
-def test_a_held_lease_skips_the_cycle(workspace: Workspace, tmp_path: Path) -> None:
-    settings = load_config(workspace.config(tmp_path))
+def test_a_held_lease_skips_the_cycle(untrained: Workspace, tmp_path: Path) -> None:
+    settings = load_config(untrained.config(tmp_path))
     clock = Clock()
     engine = open_outbox(database_of(settings))
     assert acquire_lease(engine, LEASE_NAME, "elsewhere", now=clock(), ttl=HOUR)

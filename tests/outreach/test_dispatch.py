@@ -199,6 +199,7 @@ dispatch(open_outbox(database), url=target, secret=secret, now=lambda: now, work
 """
 
 
+@pytest.mark.slow
 def test_a_dispatcher_killed_after_sending_is_taken_over_with_the_same_id(
     outbox_url, engine, receiver, clock, make_decisions
 ):

@@ -395,6 +395,7 @@ def qualifying_customers(table: pd.DataFrame, known: pd.DataFrame, config) -> se
     return found
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=100)
 @given(policy_inputs())
 def test_policy_invariants(inputs):

@@ -22,22 +22,30 @@ from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
 from journeyguard.outreach.receiver import Receiver
 from journeyguard.outreach.scheduler import JOB_ID, build_scheduler, run_cycle, trigger
 from tests.outreach.conftest import SECRET, Clock
-from tests.outreach.test_cycle import Workspace, shared_workspace
+from tests.outreach.test_cycle import Workspace, trained_outreach, untrained_outreach
+from tests.workspace import SimulatedLog, TrainedWorkspace
 
 UTC = datetime.UTC
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return shared_workspace(tmp_path_factory)
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    return trained_outreach(trained_workspace, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def untrained(simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return untrained_outreach(simulated_log, tmp_path_factory)
 
 
 def at(*parts: int, zone: datetime.tzinfo = UTC) -> datetime.datetime:
     return datetime.datetime(*parts, tzinfo=zone)
 
 
-def test_the_trigger_fires_at_the_configured_time_in_utc(workspace: Workspace, tmp_path) -> None:
-    fire = trigger(load_config(workspace.config(tmp_path)))  # "0 6 * * *"
+def test_the_trigger_fires_at_the_configured_time_in_utc(untrained: Workspace, tmp_path) -> None:
+    fire = trigger(load_config(untrained.config(tmp_path)))  # "0 6 * * *"
     assert fire.get_next_fire_time(None, at(2025, 3, 1, 5, 59)) == at(2025, 3, 1, 6, 0)
     assert fire.get_next_fire_time(None, at(2025, 3, 1, 6, 0, 1)) == at(2025, 3, 2, 6, 0)
     # A clock in another zone names the same moment: 06:30 in Paris is 05:30 UTC.
@@ -77,9 +85,9 @@ def start_paused(scheduler: BlockingScheduler, timeout: float = 10.0) -> threadi
 
 
 def test_the_job_is_stored_with_its_id_and_limits(
-    workspace: Workspace, tmp_path: Path, outbox_url: str
+    untrained: Workspace, tmp_path: Path, outbox_url: str
 ) -> None:
-    path = workspace.config(tmp_path, extra=f"database = '{outbox_url}'")
+    path = untrained.config(tmp_path, extra=f"database = '{outbox_url}'")
     settings = load_config(path)
     for _ in range(2):  # a second scheduler on the same store replaces the job
         scheduler = build_scheduler(settings, str(path))

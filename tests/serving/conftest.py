@@ -1,10 +1,12 @@
-"""A trained workspace for the service's tests: a simulated log, a real MLflow store with the
-champions of two tasks, and their scored risk lists. Built once per session (about 30 s)."""
+"""The service's workspace: a config over the session's trained workspace (tests/workspace.py),
+a copy of its MLflow store that these tests may change, and its risk lists in an output folder
+of its own. The service runs in-process once per session (`client`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,49 +17,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
-from journeyguard.features.eventlog.canonical import write_canonical
-from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
-from journeyguard.features.sources.simulate import simulate
+from tests.workspace import SOURCE_ATTRIBUTES, TASKS, TRAINED_TASKS, TrainedWorkspace
 
 # Before BentoML is imported: in-process, its /metrics hangs unless Prometheus has a folder.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jg-prometheus-"))
 
-CONFIG = """
+CONFIG = f"""
 [source]
-path = "events.parquet"
+path = '{{events}}'
 
-[source.attributes]
-columns = ["segment", "country"]
-
+{SOURCE_ATTRIBUTES}
 [output]
 dir = "out"
-
-[tasks.churn]
-label = "absent"
-match = {{ event = ["repeat_purchase"] }}
-horizon = "60d"
-snapshots = {{ every = "28d" }}
-
-[tasks.escalation]
-label = "occurs"
-match = {{ event = ["escalated"] }}
-horizon = "14d"
-snapshots = {{ prefix = 8 }}
-
+{TASKS}
 [serving]
 max_journeys = 50
 max_events = 200
 reload_every = "0.2s"
-{extra}
+{{extra}}
 """
-AS_OF = pd.Timestamp("2025-09-01", tz="UTC")
 TOKEN = "s3cret-token"
 
 
@@ -67,6 +51,7 @@ class Workspace:
     config: Path
     tracking_uri: str
     log: EventLog
+    events: Path
 
     @property
     def settings(self) -> Config:
@@ -75,36 +60,29 @@ class Workspace:
     def variant(self, name: str, extra: str) -> Path:
         """Another config over the same log and store, e.g. with a token or another task."""
         path = self.folder / f"{name}.toml"
-        path.write_text(CONFIG.format(extra=extra))
+        path.write_text(CONFIG.format(events=self.events, extra=extra))
         return path
 
 
-@pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    from journeyguard.training import registry
-    from journeyguard.training.champion import score_with_champion, train_and_register
-
-    folder = tmp_path_factory.mktemp("serving")
-    events = simulate(3000, seed=4).events
-    # Whole seconds: requests carry microseconds at most, and the parity tests compare the
-    # service with batch scoring on exactly the same times.
-    events["timestamp"] = events["timestamp"].dt.floor("s")
-    log = log_from_frame(events)
-    write_canonical(log, folder / "events.parquet")
+def serving_workspace(trained: TrainedWorkspace, folder: Path) -> Workspace:
+    """A workspace over the trained one in `folder`: its config, a copy of the store and the
+    risk lists in its output folder."""
     config = folder / "jg.toml"
-    config.write_text(CONFIG.format(extra=""))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        uri = registry.tracking_uri(folder / "mlruns")
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        settings = load_config(config)
-        for task in settings.tasks:
-            train_and_register(settings, task, None, seed=0)
-            table = score_with_champion(settings, task, AS_OF)
-            settings.workspace.risk_list(task).parent.mkdir(parents=True, exist_ok=True)
-            table.to_parquet(settings.workspace.risk_list(task), index=False)
-    # Not left set for the session: other tests build stores of their own.
-    return Workspace(folder, config, uri, log)
+    config.write_text(CONFIG.format(events=trained.events, extra=""))
+    uri = trained.copy_store(folder / "mlruns")
+    workspace = Workspace(folder, config, uri, trained.log, trained.events)
+    for task in TRAINED_TASKS:
+        risk_list = workspace.settings.workspace.risk_list(task)
+        risk_list.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(trained.risk_list(task), risk_list)
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    return serving_workspace(trained_workspace, tmp_path_factory.mktemp("serving"))
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -14,7 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from journeyguard.serving.console import pages
-from tests.serving.conftest import AS_OF, AUTH, TOKEN, Workspace
+from tests.serving.conftest import AUTH, TOKEN, Workspace
+from tests.workspace import AS_OF
 
 REPORT_TEXT = "<!DOCTYPE html><html><body><h1>Journey report (test)</h1></body></html>"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving.conftest import AS_OF, TOKEN, Workspace, served
+from tests.serving.conftest import TOKEN, Workspace, served
+from tests.workspace import AS_OF
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 
 from journeyguard.features.eventlog.frames import log_to_frame
 from journeyguard.serving.schemas import JourneyRisk, events_as_columns
-from tests.serving.conftest import AS_OF, AUTH, Workspace, wait_ready
+from tests.serving.conftest import AUTH, Workspace, wait_ready
+from tests.workspace import AS_OF
 
 
 def journey_body(log_events: pd.DataFrame, customer_id: str, as_of: pd.Timestamp) -> dict:

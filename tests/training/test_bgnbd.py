@@ -164,6 +164,7 @@ def _simulate(params: BGNBDParams, T: np.ndarray, rng: np.random.Generator) -> t
     return x, t_x
 
 
+@pytest.mark.slow
 def test_fit_recovers_simulated_parameters_deterministically() -> None:
     true = BGNBDParams(r=0.5, alpha=4.0, a=0.8, b=2.5)
     rng = np.random.default_rng(0)

@@ -126,10 +126,11 @@ def test_one_journey_alone_gets_its_row_of_a_batch_and_later_events_change_nothi
 
 
 @pytest.fixture(scope="module")
-def churn_run(simulated):
+def churn_run(simulated):  # trains every candidate (about 8 s): the tests using it are slow
     return train_task(simulated, CHURN, seed=0)
 
 
+@pytest.mark.slow
 def test_churn_fits_every_candidate_and_registers_the_chosen_one(churn_run):
     run = churn_run
     names = [c.name for c in run.candidates]
@@ -146,6 +147,7 @@ def test_churn_fits_every_candidate_and_registers_the_chosen_one(churn_run):
     assert all(b["realised_low"] <= b["realised"] <= b["realised_high"] for b in reliability)
 
 
+@pytest.mark.slow
 def test_training_and_scoring_features_are_the_same_numbers(churn_run, simulated):
     """No skew: the registered model builds the training run's features of the test rows."""
     run = churn_run
@@ -158,6 +160,7 @@ def test_training_and_scoring_features_are_the_same_numbers(churn_run, simulated
         assert set(NAMES) <= set(run.model.feature_names)
 
 
+@pytest.mark.slow
 def test_scores_carry_an_interval_around_each_risk(churn_run, simulated):
     table = score_snapshots(Snapshots.at(simulated, simulated.last_time), churn_run.model)
     assert ((table["risk"] > 0) & (table["risk"] < 1)).all()

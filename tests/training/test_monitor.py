@@ -1,6 +1,7 @@
 """Monitoring: PSI and profiles by hand, step changes, calibration by band, and on the simulator
-a doubled share of late deliveries is flagged while an unchanged log is not; the CLI end to end
-with a temporary MLflow store."""
+a doubled share of late deliveries is flagged while an unchanged log is not (for a churn
+champion of its own: see `champion`); the CLI end to end on a copy of the session's trained
+MLflow store (tests/workspace.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from journeyguard.features.config.model import Match, MonitoringConfig, SnapshotRule, TaskConfig
-from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.simulate import P_DELAY, simulate
@@ -28,6 +28,7 @@ from journeyguard.training.monitor import (
     step_changes,
 )
 from journeyguard.training.train import train_task
+from tests.workspace import SOURCE_ATTRIBUTES, TASKS, TrainedWorkspace, empty_store
 
 DAY = pd.Timedelta(days=1)
 CHURN = TaskConfig(
@@ -95,6 +96,9 @@ def test_calibration_by_band_on_a_tiny_case():
 
 @pytest.fixture(scope="module")
 def champion():
+    """A churn champion of this module's own (about 8 s): the checks below need a model this
+    well calibrated (seed 1, snapshots every 14 days). The session's shared churn champion
+    (seed 4, every 28 days) breaches the 0.05 calibration gap on an unchanged log."""
     log = log_from_frame(simulate(N, seed=1).events)
     return train_task(log, CHURN, seed=0, reference_bins=10).model
 
@@ -103,6 +107,7 @@ def _monitor(model, log: EventLog) -> dict:
     return monitor(model, log, pd.Timestamp(log.last_time, tz="UTC"), CHURN, MonitoringConfig())
 
 
+@pytest.mark.slow
 def test_twice_the_late_deliveries_is_flagged_by_a_late_delivery_feature(champion):
     late = log_from_frame(simulate(N, seed=3, late_share=2 * P_DELAY).events)
     result = _monitor(champion, late)
@@ -114,6 +119,7 @@ def test_twice_the_late_deliveries_is_flagged_by_a_late_delivery_feature(champio
     json.dumps(result)  # the result file is plain JSON
 
 
+@pytest.mark.slow
 def test_an_unchanged_log_is_not_flagged(champion):
     result = _monitor(champion, log_from_frame(simulate(N, seed=2).events))
     assert not result["breach"], result["breaches"]
@@ -130,6 +136,7 @@ def test_an_unchanged_log_is_not_flagged(champion):
     assert set(gauge_values(result)) >= {"risk_score", result["top_features"][0]["feature"]}
 
 
+@pytest.mark.slow
 def test_outcomes_never_look_past_as_of(champion):
     """Monitoring at an earlier as_of of a longer log gives what the log cut at as_of gives."""
     log = log_from_frame(simulate(N, seed=2).events)
@@ -139,6 +146,7 @@ def test_outcomes_never_look_past_as_of(champion):
     assert full["outcomes"] == cut["outcomes"] and full["feature_psi"] == cut["feature_psi"]
 
 
+@pytest.mark.slow
 def test_a_champion_without_a_reference_is_told_to_retrain(champion):
     from dataclasses import replace
 
@@ -148,42 +156,46 @@ def test_a_champion_without_a_reference_is_told_to_retrain(champion):
         _monitor(old, log)
 
 
-CONFIG = """
+CONFIG = (
+    """
 [source]
-path = "events.parquet"
+path = '{events}'
 
+"""
+    + SOURCE_ATTRIBUTES
+    + """
 [output]
 dir = "out"
-
-[tasks.churn]
-label = "absent"
-match = { event = ["repeat_purchase"] }
-horizon = "60d"
-snapshots = { every = "14d" }
-
+"""
+    + TASKS
+    + """
 [monitoring]
 feature_psi = 0.25
 """
+)
 
 
-def test_cli_writes_the_result_and_logs_metrics_to_the_champion_run(tmp_path, monkeypatch):
+def test_cli_writes_the_result_and_logs_metrics_to_the_champion_run(
+    trained_workspace: TrainedWorkspace, template_store: Path, tmp_path, monkeypatch
+):
     from journeyguard.features.cli import app
     from journeyguard.training import registry
 
     runner = CliRunner()
-    (tmp_path / "jg.toml").write_text(CONFIG)
-    write_canonical(log_from_frame(simulate(1_500, seed=5).events), tmp_path / "events.parquet")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    (tmp_path / "jg.toml").write_text(CONFIG.format(events=trained_workspace.events))
     config = ["--config", str(tmp_path / "jg.toml"), "--task", "churn"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_store(template_store, tmp_path / "empty"))
     before = runner.invoke(app, ["monitor", *config])
     assert before.exit_code == 2 and "no champion model" in before.output
-    trained = runner.invoke(app, ["train", *config])
-    assert trained.exit_code == 0, trained.output
+    # The session's champion (it logs to its run: a copy of the store).
+    uri = trained_workspace.copy_store(tmp_path / "mlruns")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    champion = registry.champion_versions(uri)["churn"]["champion"]
 
     result = runner.invoke(app, ["monitor", *config, "--json"])
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (found["run_id"], found["model_version"]) == (champion["run_id"], champion["version"])
     path = Path(found["path"])
     assert path == tmp_path / "out" / "monitor-churn.json"
     assert json.loads(path.read_text())["score_psi"] == found["score_psi"]

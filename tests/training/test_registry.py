@@ -1,13 +1,13 @@
 """training.registry against real MLflow on a SQLite store in a temporary folder (no mocks).
 
-The store's migrations take seconds: one store is built per session and its database file is
-copied for each test.
+The store's migrations take seconds: one store is built per session (`template_store`,
+tests/conftest.py, which makes the tests using it `slow`) and its database file is copied for
+each test.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -21,29 +21,16 @@ from journeyguard.features.sources.simulate import simulate
 from journeyguard.features.transformer import PathFeatures
 from journeyguard.training import registry
 from journeyguard.training.models import JourneyModel, train_lightgbm, training_slices
+from tests.workspace import empty_store
 
 TASK = "churn"
 
 
-@pytest.fixture(scope="session")
-def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty SQLite store, built once."""
-    root = tmp_path_factory.mktemp("template") / "mlruns"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        uri = registry.tracking_uri(root)
-    registry.champion_versions(uri)  # opens the store: runs the migrations
-    return root / "mlflow.db"
-
-
 @pytest.fixture
 def uri(template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh store for one test: a copy of the template database."""
+    """A fresh store for one test: a copy of the session's template database."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    root = tmp_path / "mlruns"
-    root.mkdir()
-    shutil.copyfile(template_store, root / "mlflow.db")
-    return registry.tracking_uri(root)
+    return empty_store(template_store, tmp_path / "mlruns")
 
 
 @pytest.fixture(scope="module")

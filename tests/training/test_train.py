@@ -15,6 +15,8 @@ from journeyguard.features.sources.simulate import simulate
 from journeyguard.training.score import score_log
 from journeyguard.training.train import train_task
 
+pytestmark = pytest.mark.slow  # trains on 8,000 simulated customers, twice
+
 DAY = pd.Timedelta(days=1)
 ESCALATION = TaskConfig(
     "escalation", "occurs", Match(events=("escalated",)), 14 * DAY, SnapshotRule(prefix=8)
