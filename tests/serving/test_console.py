@@ -116,9 +116,19 @@ def test_escalation_list_and_sort_by_value(client, seeded):
     assert response.status_code == 200, response.text
     values = [
         float(v.replace(",", ""))
-        for v in re.findall(r'<td class="num">([\d,]+\.\d\d)</td>', response.text)
+        for v in re.findall(r'<td class="num spent">([\d,]+\.\d\d)</td>', response.text)
     ]
     assert len(values) == 50 and values == sorted(values, reverse=True)
+
+
+def test_the_list_sorts_by_value_at_risk(client, seeded):
+    response = client.get("/console?task=churn&sort=value_at_risk&per_page=50", headers=AUTH)
+    assert response.status_code == 200, response.text
+    at_stake = [
+        float(v.replace(",", ""))
+        for v in re.findall(r'<td class="num at-stake">([\d,]+\.\d\d)</td>', response.text)
+    ]
+    assert len(at_stake) == 50 and at_stake == sorted(at_stake, reverse=True)
 
 
 def test_csv_export_holds_every_filtered_row(client, seeded, workspace):

@@ -254,6 +254,18 @@ def test_risk_list_is_the_latest_scored_list(client, workspace):
     assert "limit" in bad_limit.text
 
 
+def test_risk_list_sorts_by_value_at_risk(client, workspace):
+    response = client.get("/risk_list?task=churn&limit=50&sort=value_at_risk", headers=AUTH)
+    assert response.status_code == 200, response.text
+    rows = response.json()["rows"]
+    at_stake = [r["value_at_risk"] for r in rows]
+    assert len(rows) == 50 and at_stake == sorted(at_stake, reverse=True)
+    assert all(r["value_at_risk"] == pytest.approx(r["risk"] * r["expected_value"]) for r in rows)
+    by_risk = client.get("/risk_list?task=churn&limit=50", headers=AUTH).json()["rows"]
+    assert [r["customer_id"] for r in rows] != [r["customer_id"] for r in by_risk]
+    assert client.get("/risk_list?task=churn&sort=money", headers=AUTH).status_code == 422
+
+
 def _predictions_counted(client) -> dict[tuple[str, str], float]:
     """journeyguard_predictions_total of the /predict endpoint, by (task, model version)."""
     text = client.get("/metrics", headers=AUTH).text
