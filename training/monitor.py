@@ -25,7 +25,7 @@ from journeyguard.features.config.model import MonitoringConfig, TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import label_snapshots
 from journeyguard.features.population import eligible_snapshots
-from journeyguard.features.stats import wilson_interval
+from journeyguard.features.stats import Z_95, wilson_interval
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.score import BANDS, model_bands
 
@@ -149,13 +149,27 @@ def realised_outcomes(
     risk = model.predict(snapshots)
     band = model_bands(model, risk)
     two_classes = 0 < y.sum() < len(y)
+    auc = float(roc_auc_score(y, risk)) if two_classes else None
     return base | {
         "rows": len(y),
         "realised_rate": float(y.mean()),
         "predicted_rate": float(risk.mean()),
-        "roc_auc": float(roc_auc_score(y, risk)) if two_classes else None,
+        "roc_auc": auc,
+        "roc_auc_high": auc_upper_bound(auc, int(y.sum()), int(len(y) - y.sum())),
         "by_band": calibration_by_band(y, risk, band, max_gap),
     }
+
+
+def auc_upper_bound(auc: float | None, positives: int, negatives: int) -> float | None:
+    """The upper end of a ROC AUC's 95 % interval (Hanley and McNeil 1982): with a few
+    outcomes the realised AUC swings widely, and such a swing is no breach."""
+    if auc is None:
+        return None
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return min(1.0, auc + Z_95 * float(np.sqrt(max(variance, 0.0))))
 
 
 def monitor(
@@ -235,7 +249,13 @@ def breaches(result: dict[str, Any], thresholds: MonitoringConfig) -> list[dict[
         for row in outcomes["by_band"] if row["breach"]
     ]  # fmt: skip
     realised, expected = outcomes.get("roc_auc"), outcomes.get("test_roc_auc")
-    if realised is not None and expected is not None and realised < expected - thresholds.auc_drop:
+    dropped = (
+        realised is not None
+        and expected is not None
+        and realised < expected - thresholds.auc_drop
+        and expected > outcomes["roc_auc_high"]  # beyond what its few outcomes can say
+    )
+    if dropped:
         found.append(
             {"check": "auc_drop", "name": "roc_auc", "value": expected - realised,
              "threshold": thresholds.auc_drop}

@@ -19,7 +19,9 @@ from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.simulate import P_DELAY, simulate
 from journeyguard.training.monitor import (
+    auc_upper_bound,
     bin_shares,
+    breaches,
     calibration_by_band,
     gauge_values,
     monitor,
@@ -76,6 +78,30 @@ def test_new_and_vanished_steps_ignore_the_outcome_and_later_events():
     as_of = pd.Timestamp("2025-01-15", tz="UTC")
     found = step_changes(log, as_of, ("order", "refund"), outcome=("escalated",))
     assert found == {"new": ["refund_v2"], "vanished": ["refund"]}
+
+
+def _with_auc(realised: float, expected: float, positives: int, negatives: int) -> dict:
+    """A monitor result whose only finding could be the realised ROC AUC."""
+    outcomes = {
+        "roc_auc": realised,
+        "test_roc_auc": expected,
+        "roc_auc_high": auc_upper_bound(realised, positives, negatives),
+        "by_band": [],
+    }
+    return {"feature_psi": {}, "score_psi": 0.0, "outcomes": outcomes}
+
+
+def test_an_auc_drop_is_a_breach_only_beyond_what_the_outcomes_can_say():
+    thresholds = MonitoringConfig()
+    # 5 escalations among 53 journeys: 0.59 against 0.72 is within the noise.
+    assert auc_upper_bound(0.59, 5, 48) > 0.72
+    assert breaches(_with_auc(0.59, 0.72, 5, 48), thresholds) == []
+    # The same drop on 500 outcomes is a breach; a drop below the threshold never is.
+    assert [b["check"] for b in breaches(_with_auc(0.59, 0.72, 500, 4_500), thresholds)] == [
+        "auc_drop"
+    ]
+    assert breaches(_with_auc(0.69, 0.72, 500, 4_500), thresholds) == []
+    assert auc_upper_bound(None, 0, 10) is None
 
 
 def test_calibration_by_band_on_a_tiny_case():
