@@ -15,7 +15,7 @@ from journeyguard.outreach.cycle import COUNT_KEYS
 from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
 from journeyguard.outreach.receiver import Receiver
 from tests.outreach.conftest import SECRET
-from tests.outreach.test_cycle import Workspace, trained_outreach, untrained_outreach
+from tests.outreach.workspace import Workspace, trained_outreach, untrained_outreach
 from tests.workspace import SimulatedLog, TrainedWorkspace
 
 runner = CliRunner()

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from journeyguard.outreach.outbox import open_outbox
 from journeyguard.outreach.policy import DECISION_COLUMNS
 from journeyguard.outreach.receiver import Receiver
+from tests.outreach.workspace import Workspace, trained_outreach, untrained_outreach
+from tests.workspace import SimulatedLog, TrainedWorkspace
 
 UTC = datetime.UTC
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -121,3 +123,15 @@ def make_decisions(clock: Clock) -> MakeDecisions:
         return pd.DataFrame(rows, columns=DECISION_COLUMNS)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    return trained_outreach(trained_workspace, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def untrained(simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return untrained_outreach(simulated_log, tmp_path_factory)

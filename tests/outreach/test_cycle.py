@@ -31,111 +31,12 @@ from journeyguard.outreach.outbox import outbox_url as database_of
 from journeyguard.outreach.policy import in_holdout
 from journeyguard.outreach.receiver import CannedResponse, Receiver
 from tests.outreach.conftest import SECRET, Clock
+from tests.outreach.workspace import BUDGET_COUNT, BUDGET_MONEY, Workspace
 from tests.workspace import (
     AS_OF,
-    SOURCE_ATTRIBUTES,
-    TASKS,
-    SimulatedLog,
-    TrainedWorkspace,
 )
 
 HOUR = datetime.timedelta(hours=1)
-BUDGET_COUNT, BUDGET_MONEY, DISCOUNT_COST = 30, 200.0, 10.0
-ACTIONS = f"""
-[outreach.actions.discount]
-task = "churn"
-min_risk = 0.6
-min_value = 100.0
-cost = {DISCOUNT_COST}
-blocked_by_open_case = true
-priority = 2
-message = {{ offer = "10% off your next order" }}
-
-[outreach.actions.follow_up]
-task = "escalation"
-min_risk = 0.05
-requires_open_case = true
-priority = 1
-"""
-CONFIG = (
-    """
-[source]
-path = '{events}'
-
-"""
-    + SOURCE_ATTRIBUTES
-    + """
-[output]
-dir = '{output}'
-"""
-    + TASKS
-    + """
-[tasks.refund]
-label = "occurs"
-match = {{ event = ["refund_requested"] }}
-horizon = "14d"
-snapshots = {{ prefix = 8 }}
-
-[outreach]
-campaign = "retention"
-holdout = 0.25
-cooldown = "14d"
-window = "1d"
-schedule = "0 6 * * *"
-misfire_grace = "2h"
-budget = {{ count = {count}, money = {money} }}
-{extra}
-{actions}
-"""
-)
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """The shared simulated log and, unless `tracking_uri` is empty, a copy of the MLflow store
-    holding the champions of churn and escalation (the config's third task, refund, has none)."""
-
-    folder: Path
-    events: Path
-    tracking_uri: str
-
-    def config(self, output: Path, extra: str = "", actions: str = ACTIONS) -> Path:
-        """A config over the shared log and store whose outputs go to `output`."""
-        output.mkdir(parents=True, exist_ok=True)
-        path = output / "jg.toml"
-        text = CONFIG.format(
-            events=self.events,
-            output=output,
-            count=BUDGET_COUNT,
-            money=BUDGET_MONEY,
-            extra=extra,
-            actions=actions,
-        )
-        path.write_text(text)
-        return path
-
-
-def trained_outreach(trained: TrainedWorkspace, factory: pytest.TempPathFactory) -> Workspace:
-    """The session's trained workspace with a copy of its store (nothing here changes it)."""
-    folder = factory.mktemp("outreach")
-    return Workspace(folder, trained.events, trained.copy_store(folder / "mlruns"))
-
-
-def untrained_outreach(simulated: SimulatedLog, factory: pytest.TempPathFactory) -> Workspace:
-    """The session's simulated log without a store: for tests that score nothing."""
-    return Workspace(factory.mktemp("outreach-log"), simulated.events, "")
-
-
-@pytest.fixture(scope="module")
-def workspace(
-    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
-) -> Workspace:
-    return trained_outreach(trained_workspace, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def untrained(simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return untrained_outreach(simulated_log, tmp_path_factory)
 
 
 @pytest.fixture

@@ -22,22 +22,9 @@ from journeyguard.outreach.dispatch import SECRET_VARIABLE, URL_VARIABLE
 from journeyguard.outreach.receiver import Receiver
 from journeyguard.outreach.scheduler import JOB_ID, build_scheduler, run_cycle, trigger
 from tests.outreach.conftest import SECRET, Clock
-from tests.outreach.test_cycle import Workspace, trained_outreach, untrained_outreach
-from tests.workspace import SimulatedLog, TrainedWorkspace
+from tests.outreach.workspace import Workspace
 
 UTC = datetime.UTC
-
-
-@pytest.fixture(scope="module")
-def workspace(
-    trained_workspace: TrainedWorkspace, tmp_path_factory: pytest.TempPathFactory
-) -> Workspace:
-    return trained_outreach(trained_workspace, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def untrained(simulated_log: SimulatedLog, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return untrained_outreach(simulated_log, tmp_path_factory)
 
 
 def at(*parts: int, zone: datetime.tzinfo = UTC) -> datetime.datetime:
