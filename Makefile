@@ -1,4 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both create .venv and install.
+# bash for /dev/tcp: is the local PostgreSQL answering?
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,14 +10,26 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test serve lint format install clean
 
 demo: $(INSTALLED)
 	$(BIN)/journeyguard demo
 
+# The PostgreSQL tests use the local server when it answers (CI sets the URL itself).
+LOCAL_POSTGRES := postgresql+psycopg://postgres@127.0.0.1:5432/test
+
 test: $(INSTALLED)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	@if [ -z "$$JOURNEYGUARD_TEST_POSTGRES_URL" ] && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then \
+		echo "PostgreSQL answers on 127.0.0.1:5432: the postgres tests use $(LOCAL_POSTGRES)"; \
+		JOURNEYGUARD_TEST_POSTGRES_URL=$(LOCAL_POSTGRES) $(BIN)/pytest; \
+	else \
+		$(BIN)/pytest; \
+	fi
+
+# The prediction service and console of the demo, on http://127.0.0.1:3000 (after `make demo`).
+serve: $(INSTALLED)
+	$(BIN)/journeyguard serve --config configs/simulator.toml
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

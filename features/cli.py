@@ -325,8 +325,8 @@ def demo(
         typer.secho(f"== {name.split('_', 1)[-1]}", bold=True)
         entry.load()(settings)
     typer.echo(
-        f"console: run `journeyguard serve --config {settings.path}` and open "
-        "http://127.0.0.1:3000/console"
+        f"console: run `make serve` (or `.venv/bin/journeyguard serve --config {settings.path}`)"
+        " and open http://127.0.0.1:3000/console"
     )
 
 
