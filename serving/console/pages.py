@@ -197,23 +197,34 @@ def export_csv(rows: pd.DataFrame) -> str:
     version = rows["model_version"] if "model_version" in rows else pd.Series(pd.NA, rows.index)
     frame = pd.DataFrame(
         {
-            "customer_id": rows["customer_id"],
-            "task": rows["task"],
+            "customer_id": _inert(rows["customer_id"]),
+            "task": _inert(rows["task"]),
             "as_of": _iso_column(rows["as_of"]),
             "risk": rows["risk"].astype(float).round(6),
-            "band": rows["band"],
-            "reasons": rows["reasons"],
+            "band": _inert(rows["band"]),
+            "reasons": _inert(rows["reasons"]),
             "value": rows["value"].astype(float).round(2),
             "expected_value": _rounded(rows, "expected_value"),
             "value_at_risk": _rounded(rows, "value_at_risk"),
             "last_contact": _iso_column(rows["last_contact"]),
-            "outreach": rows["outreach"],
-            "outreach_reason": rows["outreach_reason"],
+            "outreach": _inert(rows["outreach"]),
+            "outreach_reason": _inert(rows["outreach_reason"]),
             "model_version": pd.array(version, dtype="Int64"),
         },
         columns=EXPORT_COLUMNS,
     )
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs such a cell
+
+
+def _inert(text: pd.Series) -> pd.Series:
+    """Text cells as a spreadsheet shows them, never runs them: one that starts like a formula
+    gets a leading apostrophe (OWASP's advice for CSV injection)."""
+    values = text.astype(object)
+    risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+    return values.where(~risky.astype(bool), "'" + values.astype(str))
 
 
 def _wide_interval(record: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -267,3 +267,34 @@ def test_outreach_by_customer_takes_the_latest_decision_and_last_contact():
     result = pages.outreach_by_customer(decisions)
     assert result.loc["A", "outreach"] == "suppressed" and result.loc["A", "last_contact"] == day
     assert result.loc["B", "outreach"] == "holdout" and pd.isna(result.loc["B", "last_contact"])
+
+
+def test_the_csv_export_never_writes_a_cell_a_spreadsheet_would_run():
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "plain-id"]
+    rows = pd.DataFrame(
+        {
+            "customer_id": hostile,
+            "task": "churn",
+            "as_of": AS_OF,
+            "risk": [0.5, 0.4, 0.3, 0.2, 0.1, -0.0],
+            "band": "high",
+            "reasons": ["=cmd|' /C calc'!A0", "a; b", "", "", "", "-"],
+            "value": 10.0,
+            "last_contact": pd.NaT,
+            "outreach": None,
+            "outreach_reason": "@risk",
+            "model_version": 1,
+        }
+    )
+    written = list(csv.DictReader(io.StringIO(pages.export_csv(rows))))
+    assert [r["customer_id"] for r in written] == [
+        '\'=HYPERLINK("http://x")',
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tcmd",
+        "plain-id",
+    ]
+    assert written[0]["reasons"] == "'=cmd|' /C calc'!A0" and written[5]["reasons"] == "'-"
+    assert {r["outreach_reason"] for r in written} == {"'@risk"}
+    assert written[1]["reasons"] == "a; b" and written[5]["risk"] == "-0.0"  # numbers stay numbers
