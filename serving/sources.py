@@ -90,8 +90,14 @@ class RiskLists:
         if not self._paths[task].exists():
             return None
         table = self._lists[task].get()
-        kept = table[table["risk"] >= min_risk]
-        key = kept[sort] if sort in kept else pd.Series(np.nan, index=kept.index)
-        ordered = kept.assign(_key=key.astype(float).fillna(-np.inf))
-        ordered = ordered.sort_values(["_key", "customer_id"], ascending=[False, True])
-        return ordered.drop(columns="_key").head(limit)
+        return ranked(table[table["risk"] >= min_risk], sort).head(limit)
+
+
+def ranked(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    """A risk list's rows by the column `by`, highest first, missing values (a list scored
+    without purchase values) last, ties by customer id: the order of /risk_list and the
+    console."""
+    key = table[by] if by in table else pd.Series(np.nan, index=table.index)
+    ordered = table.assign(_key=key.astype(float).fillna(-np.inf))
+    ordered = ordered.sort_values(["_key", "customer_id"], ascending=[False, True], kind="stable")
+    return ordered.drop(columns="_key").reset_index(drop=True)

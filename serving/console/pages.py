@@ -19,6 +19,7 @@ import pandas as pd
 from journeyguard.features.eventlog.columns import CASE_ID, CHANNEL, VALUE
 from journeyguard.features.eventlog.log import Coded, EventLog
 from journeyguard.serving.console.errors import ConsoleError
+from journeyguard.serving.sources import ranked
 from journeyguard.training.score import BANDS
 
 SORTS = ("risk", "value_at_risk", "value")
@@ -144,14 +145,7 @@ def filtered(table: pd.DataFrame, query: ListQuery) -> pd.DataFrame:
         keep &= (table["band"] == query.band).to_numpy()
     if query.reason:
         keep &= table["reasons"].str.contains(query.reason, case=False, regex=False).to_numpy()
-    rows = table[keep]
-    key = rows[query.sort] if query.sort in rows else pd.Series(np.nan, index=rows.index)
-    ordered = rows.assign(_key=key.astype(float).fillna(-np.inf))
-    return (
-        ordered.sort_values(["_key", "customer_id"], ascending=[False, True], kind="stable")
-        .drop(columns="_key")
-        .reset_index(drop=True)
-    )
+    return ranked(table[keep], query.sort)
 
 
 def list_page(table: pd.DataFrame, query: ListQuery) -> dict[str, Any]:

@@ -126,10 +126,9 @@ def test_every_consumer_sees_the_same_population(
             if not a["risks"][task]["eligible"]
         )
         # The monitor scores the same journeys for drift.
-        reference = model.info.get("reference")
-        if reference is not None:
-            result = monitor(model, log, as_of, config, settings.monitoring)
-            assert result["rows"] == len(expected)
+        assert model.info.get("reference") is not None
+        result = monitor(model, log, as_of, config, settings.monitoring)
+        assert result["rows"] == len(expected)
         # The outreach cycle scores the same journeys.
         with monkeypatch.context() as patch:
             patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
