@@ -113,12 +113,36 @@ def build_context(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_context(tmp_path_factory.mktemp("image") / "context")
+
+
 @pytest.mark.slow
-def test_bentoml_build_makes_a_bento_of_the_installed_package_offline(tmp_path):
-    context = build_context(tmp_path / "context")
+def test_the_wheel_is_journeyguard_alone_and_no_features_py_shadows_it(context, tmp_path):
     with zipfile.ZipFile(context / DIST / WHEEL) as wheel:
         tops = {name.split("/")[0] for name in wheel.namelist()}
+        wheel.extractall(tmp_path / "site")
     assert tops == {"journeyguard", f"journeyguard-{VERSION}.dist-info"}
+    # A user's working folder, as in a container or on an executor: its own features.py.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "features.py").write_text("OWN = True\n")
+    check = (
+        "import features, journeyguard.features.eventlog as e, journeyguard.serving.service; "
+        "print(features.OWN, e.__file__)"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    found = subprocess.run(
+        [sys.executable, "-c", check], cwd=work, env=environment, capture_output=True, text=True
+    )
+    assert found.returncode == 0, found.stderr[-2000:]
+    own, module = found.stdout.split()
+    assert own == "True" and Path(module).is_relative_to(tmp_path / "site")
+
+
+@pytest.mark.slow
+def test_bentoml_build_makes_a_bento_of_the_installed_package_offline(context, tmp_path):
     home = tmp_path / "bentoml"
     environment = {
         **os.environ,
