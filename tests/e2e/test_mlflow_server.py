@@ -177,6 +177,8 @@ def test_train_promote_serve_reload_and_monitor_through_the_server(
         while served_version(base) != 2:  # reloaded within serving.reload_every, no restart
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
             time.sleep(0.5)
+        models = httpx.get(f"{base}/console/models", timeout=30)  # the registry, over HTTP
+        assert models.status_code == 200 and "journeyguard-escalation" in models.text
 
     scored = runner.invoke(
         app,
