@@ -152,11 +152,17 @@ def test_train_promote_serve_reload_and_monitor_through_the_server(
 ):
     from mlflow import MlflowClient
 
+    from journeyguard.serving.champions import ChampionStore
+
     uri = tracking_server.url
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # a local store would appear here, as ./mlruns
     config = tmp_path / "jg.toml"
     config.write_text(CONFIG.format(events=simulated_log.events, output=tmp_path / "out"))
+
+    before = ChampionStore([TASK], uri, str(config))  # what a replica started first sees
+    assert before.refresh() is False and not before.ready
+    assert "no champion model for task(s) escalation" in before.reason
 
     first = command("train", "--config", str(config), "--task", TASK)
     assert (first["version"], first["promoted"]) == (1, True)
