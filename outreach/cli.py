@@ -84,8 +84,10 @@ def dispatch(
     config: ConfigOption,
     once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
 ) -> None:
-    """A dispatcher worker: send the outbox's due messages until stopped (run as many as needed;
-    on PostgreSQL they claim different messages)."""
+    """A dispatcher worker: send the outbox's due messages until stopped.
+
+    Run as many as needed: each message is claimed by one worker (FOR UPDATE SKIP LOCKED on
+    PostgreSQL)."""
     import threading
 
     from journeyguard.outreach.cycle import utc_now
