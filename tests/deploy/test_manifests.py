@@ -214,7 +214,11 @@ def test_mlflow_runs_as_the_other_containers_reach_it():
     service = resource("Service", "mlflow")
     (port,) = service["spec"]["ports"]
     url = f"http://{service['metadata']['name']}:{port['port']}"
-    assert service["metadata"]["name"] in option["--allowed-hosts"].split(",")
+    # The Service's name, and loopback for `kubectl port-forward` (the flag replaces the
+    # default list, which had it).
+    hosts = option["--allowed-hosts"].split(",")
+    assert {service["metadata"]["name"], "127.0.0.1:*", "localhost:*"} <= set(hosts)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     assert int(option["--port"]) == container["ports"][0]["containerPort"]
     users = [c for c in containers() if env_value(c, "MLFLOW_TRACKING_URI")]
     assert {env_value(c, "MLFLOW_TRACKING_URI") for c in users} == {url}
