@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test serve lint format install clean
+.PHONY: demo test serve lint format install clean dist bento
 
 demo: $(INSTALLED)
 	$(BIN)/journeyguard demo
@@ -37,6 +37,19 @@ lint: $(INSTALLED)
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
+
+# What the images install (docs/deploy.md): the wheel of `journeyguard.*` and the pinned
+# versions of its run-time dependencies in this environment.
+DIST := build/dist
+dist: $(INSTALLED)
+	rm -rf $(DIST)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet --wheel-dir $(DIST) .
+	$(BIN)/python deploy/pins.py > $(DIST)/requirements.txt
+
+# The service's Bento (bentofile.yaml); `bentoml containerize journeyguard:latest` makes its
+# image where a container daemon runs.
+bento: dist
+	$(BIN)/bentoml build .
 
 install: $(INSTALLED)
 

@@ -1,5 +1,6 @@
-"""`journeyguard outreach`: the schedule, one cycle by hand, the effect report and a receiver to
-try things with (registered in pyproject.toml's entry points); and the demo's outreach stage."""
+"""`journeyguard outreach`: the schedule, dispatcher workers, one cycle by hand, the effect
+report and a receiver to try things with (registered in pyproject.toml's entry points); and the
+demo's outreach stage."""
 
 from __future__ import annotations
 
@@ -76,6 +77,41 @@ def _echo_job_event(event: Any) -> None:
         typer.echo(counts_text(event.retval))
     else:
         typer.secho(f"missed the run due at {event.scheduled_run_time.isoformat()}", err=True)
+
+
+@app.command()
+def dispatch(
+    config: ConfigOption,
+    once: Annotated[bool, typer.Option("--once", help="Send what is due now, then exit.")] = False,
+) -> None:
+    """A dispatcher worker: send the outbox's due messages until stopped.
+
+    Run as many as needed: each message is claimed by one worker (FOR UPDATE SKIP LOCKED on
+    PostgreSQL)."""
+    import threading
+
+    from journeyguard.outreach.cycle import utc_now
+    from journeyguard.outreach.dispatch import webhook_target
+    from journeyguard.outreach.outbox import open_outbox, outbox_url
+    from journeyguard.outreach.worker import run_worker
+
+    settings = load_config(config)
+    webhook_target(settings.outreach, os.environ)  # a missing webhook fails now, with its name
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    engine = open_outbox(outbox_url(settings))
+    if not once:
+        typer.echo(f"dispatching from {_redacted(outbox_url(settings))}; Ctrl+C stops.")
+    try:
+        totals = run_worker(settings.outreach, engine, now=utc_now, stop=stop, once=once)
+    except KeyboardInterrupt:
+        return
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"attempted {totals.attempted:,}: delivered {totals.delivered:,}, "
+        f"retrying {totals.retrying:,}, dead {totals.dead:,}"
+    )
 
 
 @app.command("run-once")

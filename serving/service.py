@@ -139,10 +139,10 @@ class JourneyService:
         snapshots = request_snapshots(journeys, attribute_kinds(champions), _now())
         return self._predict(snapshots, [j.customer_id for j in journeys], champions, "predict")
 
+    # Annotated `JourneyRisk` alone: BentoML's OpenAPI writer (`bentoml build`, /docs.json)
+    # cannot follow the reference inside a union; the 404's Response passes through as it is.
     @bentoml.api(input_spec=CustomerIn)
-    def predict_customer(
-        self, customer_id: str, as_of: AwareDatetime | None = None
-    ) -> JourneyRisk | Any:
+    def predict_customer(self, customer_id: str, as_of: AwareDatetime | None = None) -> JourneyRisk:
         """Risk of a customer whose events the service reads from the configured source."""
         from journeyguard.serving.predict import nanoseconds
 
