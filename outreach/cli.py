@@ -302,7 +302,7 @@ def schedule_pipeline(config: ConfigOption) -> None:
     typer.echo(f"the pipeline of {settings.path} (UTC); next runs:")
     for job, moment in next_runs(settings, utc_now()).items():
         cron = settings.schedule.cron(job, settings.outreach)
-        typer.echo(f"  {job:<9} '{cron}'  {moment.isoformat()}")
+        typer.echo(f"  {job:<9} {cron!r:<16} {moment.isoformat()}")
     typer.echo(f"job store and run records: {_redacted(outbox_url(settings))}. Ctrl+C stops.")
     scheduler.add_listener(
         _echo_pipeline_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
