@@ -1,5 +1,6 @@
 """`journeyguard outreach`: the schedule, one cycle by hand, the effect report and a receiver to
-try things with (registered in pyproject.toml's entry points); and the demo's outreach stage."""
+try things with (registered in pyproject.toml's entry points); and the demo's outreach stage.
+Also `journeyguard schedule`, the whole pipeline on its crons, and the demo's simulated week."""
 
 from __future__ import annotations
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from journeyguard.features.config.model import Config
@@ -81,11 +80,6 @@ class Pipeline:
     ingest: Step = ingest_append
     read_log: Callable[[Config, pd.Timestamp], EventLog] = source_log
     owner: str = "journeyguard-schedule"  # the lease holder's name
-    retrain_trigger: CronTrigger = field(init=False)
-
-    def __post_init__(self) -> None:
-        cron = self.settings.schedule.retrain
-        object.__setattr__(self, "retrain_trigger", cron_trigger(cron))
 
 
 @dataclass(frozen=True)
@@ -207,13 +201,13 @@ def early_retrains(pipeline: Pipeline, counts: dict[str, Any], now: datetime.dat
     """The early retrains a monitor run's breaches call for (`timetable.early_retrain_due`)."""
     if not pipeline.settings.schedule.early_retrain:
         return []
-    interval = retrain_interval(pipeline.retrain_trigger, now)
+    interval = retrain_interval(cron_trigger(pipeline.settings.schedule.retrain), now)
     due = []
     for task, result in counts.items():
-        if not isinstance(result, dict) or not result.get("breach"):
-            continue
-        last = runs.last_early_retrain(pipeline.engine, task)
-        if early_retrain_due(True, last, now, interval):
+        breach = isinstance(result, dict) and bool(result.get("breach"))
+        if breach and early_retrain_due(
+            breach, runs.last_early_retrain(pipeline.engine, task), now, interval
+        ):
             due.append(Due(now, JOBS.index("retrain"), 1, runs.retrain_job(task), "breach"))
     counts["early_retrain"] = [d.job.split(":", 1)[1] for d in due]
     return due

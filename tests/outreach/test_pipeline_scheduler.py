@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,7 +15,9 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import ref_to_obj
 
 from journeyguard.features.config.reader import load_config
+from journeyguard.outreach import runs
 from journeyguard.outreach.outbox import acquire_lease, open_outbox
+from journeyguard.outreach.pipeline import Pipeline, early_retrains
 from journeyguard.outreach.pipeline_scheduler import (
     build_pipeline_scheduler,
     run_scheduled,
@@ -26,6 +29,7 @@ from tests.outreach.conftest import Clock
 from tests.outreach.test_scheduler import start_paused, stored_jobs
 from tests.outreach.workspace import Workspace
 
+MINUTE = datetime.timedelta(minutes=1)
 SCHEDULE = '[schedule]\nretry_backoff = "5m"\nmisfire_grace = "2h"\n'
 
 
@@ -67,11 +71,13 @@ def test_a_run_is_recorded_and_a_failed_one_asks_for_its_retry(
     retry_at = clock() + datetime.timedelta(minutes=5)
     assert failed["follow_ups"] == [(retry_at, 2, "ingest", "retry")]
 
-    runs = runs_frame(open_outbox(f"sqlite:///{tmp_path / 'broken' / 'outreach.db'}"))
-    assert list(runs[["job", "cause", "attempt", "outcome"]].itertuples(index=False)) == [
+    recorded = runs_frame(open_outbox(f"sqlite:///{tmp_path / 'broken' / 'outreach.db'}"))
+    assert list(recorded[["job", "cause", "attempt", "outcome"]].itertuples(index=False)) == [
         ("ingest", "schedule", 1, "failed")
     ]
-    assert runs["started_at"].iloc[0] == clock() and runs["error"].iloc[0] == failed["error"]
+    assert (
+        recorded["started_at"].iloc[0] == clock() and recorded["error"].iloc[0] == failed["error"]
+    )
 
     scheduler = BackgroundScheduler(timezone="UTC")
     schedule_follow_ups(scheduler, failed, str(broken), grace=60)
@@ -119,3 +125,28 @@ def test_a_failed_scheduled_run_leaves_its_retry_in_the_job_store(
     (failed,) = runs_frame(open_outbox(url))[["outcome", "ended_at"]].itertuples(index=False)
     assert failed.outcome == "failed"
     assert retry.next_run_time == failed.ended_at + datetime.timedelta(minutes=5)
+
+
+def test_a_breach_asks_for_an_early_retrain_unless_one_ran_within_the_interval(
+    untrained: Workspace, tmp_path: Path
+) -> None:
+    settings = load_config(untrained.config(tmp_path, extra=SCHEDULE))
+    engine = open_outbox(f"sqlite:///{tmp_path / 'outreach.db'}")
+    runs.create_runs_table(engine)
+    pipeline = Pipeline(settings, engine, Clock(), outreach=lambda config, as_of: {})
+    monday = datetime.datetime(2025, 12, 15, 5, 30, tzinfo=datetime.UTC)
+    counts = {"no_champion": [], "churn": {"breach": True}, "escalation": {"breach": False}}
+    (due,) = early_retrains(pipeline, counts, monday)
+    assert (due.at, due.job, due.cause, due.attempt) == (monday, "retrain:churn", "breach", 1)
+    assert counts["early_retrain"] == ["churn"]  # what the monitor run records
+    runs.start_run(
+        engine, "retrain:churn", cause="breach", attempt=1, as_of=monday, started_at=monday
+    )
+    week = datetime.timedelta(days=7)
+    assert early_retrains(pipeline, dict(counts), monday + week - MINUTE) == []
+    assert [d.job for d in early_retrains(pipeline, dict(counts), monday + week)] == [
+        "retrain:churn"
+    ]
+    off = load_config(untrained.config(tmp_path / "off", extra="[schedule]\nearly_retrain = false"))
+    assert early_retrains(replace(pipeline, settings=off), dict(counts), monday + week) == []
+    engine.dispose()
