@@ -4,20 +4,23 @@ queue the same follow-ups (retries, early retrains), in the order `outreach.time
 
 The real scheduler keeps its jobs in a `SQLAlchemyJobStore` on the outbox database, as the
 outreach schedule does: one job per cron ("pipeline-<job>"), and a one-off job for each retry
-or early retrain, added when the run asking for it ends. Jobs run in the scheduler's thread
-pool, so a long retrain delays no other job; each job's lease keeps two schedulers from running
-it at once.
+or early retrain, added when the run asking for it ends. It takes over the outreach cycle: the
+job `journeyguard outreach schedule` left in the store is removed when it starts. Jobs run in
+the scheduler's thread pool, so a long retrain delays no other job; each job's lease keeps two
+schedulers from running it at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_SCHEDULER_STARTED, JobExecutionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -28,6 +31,7 @@ from journeyguard.outreach.cycle import run_once, utc_now
 from journeyguard.outreach.outbox import open_outbox, outbox_url
 from journeyguard.outreach.pipeline import Outcome, Pipeline, run_job
 from journeyguard.outreach.runs import create_runs_table
+from journeyguard.outreach.scheduler import JOB_ID as OUTREACH_ONLY_JOB
 from journeyguard.outreach.timetable import JOBS, Due, Queue, scheduled_runs, triggers
 
 JOB_PREFIX = "pipeline-"
@@ -141,7 +145,14 @@ def build_pipeline_scheduler(settings: Config, config_path: str) -> BlockingSche
         if event.job_id.startswith(JOB_PREFIX) and isinstance(event.retval, dict):
             schedule_follow_ups(scheduler, event.retval, str(config_path), grace)
 
+    def retire_outreach_only_job(event: object) -> None:
+        # `journeyguard outreach schedule`'s job, left in the same store, would run the cycle a
+        # second time each day: this scheduler's outreach job replaces it.
+        with contextlib.suppress(JobLookupError):
+            scheduler.remove_job(OUTREACH_ONLY_JOB)
+
     scheduler.add_listener(follow_up, EVENT_JOB_EXECUTED)
+    scheduler.add_listener(retire_outreach_only_job, EVENT_SCHEDULER_STARTED)
     return scheduler
 
 

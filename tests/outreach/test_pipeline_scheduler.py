@@ -24,6 +24,8 @@ from journeyguard.outreach.pipeline_scheduler import (
     schedule_follow_ups,
 )
 from journeyguard.outreach.runs import runs_frame
+from journeyguard.outreach.scheduler import JOB_ID as OUTREACH_ONLY_JOB
+from journeyguard.outreach.scheduler import build_scheduler
 from journeyguard.outreach.timetable import triggers
 from tests.outreach.conftest import Clock
 from tests.outreach.test_scheduler import start_paused, stored_jobs
@@ -38,6 +40,11 @@ def test_every_job_is_stored_with_its_cron_and_limits(
 ) -> None:
     path = untrained.config(tmp_path, extra=f"database = '{outbox_url}'\n{SCHEDULE}")
     settings = load_config(path)
+    outreach_only = build_scheduler(settings, str(path))  # `journeyguard outreach schedule`
+    thread = start_paused(outreach_only)
+    outreach_only.shutdown()
+    thread.join(10)
+    assert [job.id for job in stored_jobs(outbox_url)] == [OUTREACH_ONLY_JOB]
     scheduler = build_pipeline_scheduler(settings, str(path))
     thread = start_paused(scheduler)
     try:
@@ -46,7 +53,7 @@ def test_every_job_is_stored_with_its_cron_and_limits(
         scheduler.shutdown()
         thread.join(10)
     expected = triggers(settings)
-    assert set(jobs) == {f"pipeline-{job}" for job in expected}
+    assert set(jobs) == {f"pipeline-{job}" for job in expected}  # the outreach-only job retired
     for name, trigger in expected.items():
         job = jobs[f"pipeline-{name}"]
         assert ref_to_obj(job.func_ref) is run_scheduled
