@@ -48,7 +48,13 @@ def test_every_job_is_stored_with_its_cron_and_limits(
     scheduler = build_pipeline_scheduler(settings, str(path))
     thread = start_paused(scheduler)
     try:
-        jobs = {job.id: job for job in stored_jobs(outbox_url)}
+        # The old job goes once the scheduler has told its listeners it started, just after
+        # `start_paused` sees it paused.
+        deadline = time.monotonic() + 10
+        while OUTREACH_ONLY_JOB in (jobs := {job.id: job for job in stored_jobs(outbox_url)}):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         scheduler.shutdown()
         thread.join(10)
