@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +80,7 @@ class Pipeline:
     outreach: Step  # one outreach cycle as of a time
     ingest: Step = ingest_append
     read_log: Callable[[Config, pd.Timestamp], EventLog] = source_log
-    owner: str = "journeyguard-schedule"  # the lease holder's name
+    owner: str = "journeyguard-schedule"  # names the lease holder, with a per-run suffix
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,11 @@ def run_job(pipeline: Pipeline, due: Due) -> Outcome:
     run_id = runs.start_run(
         engine, due.job, cause=due.cause, attempt=due.attempt, as_of=started, started_at=started
     )
-    lease = f"pipeline-{due.job}"
+    # Unique per run: a retry must not share the lease of a run of the same job still going.
+    lease, owner = f"pipeline-{due.job}", f"{pipeline.owner}:{uuid.uuid4().hex[:12]}"
     counts: dict[str, Any] = {}
     error, follow_ups = None, []
-    if not outbox.acquire_lease(engine, lease, pipeline.owner, now=started, ttl=LEASE_TTL):
+    if not outbox.acquire_lease(engine, lease, owner, now=started, ttl=LEASE_TTL):
         outcome, counts = runs.SKIPPED, {"skipped": "another scheduler runs this job"}
     else:
         try:
@@ -114,7 +116,7 @@ def run_job(pipeline: Pipeline, due: Due) -> Outcome:
             logger.exception("job %s failed", due.job)
             outcome, error = runs.FAILED, f"{type(failure).__name__}: {failure}"
         finally:
-            outbox.release_lease(engine, lease, pipeline.owner)
+            outbox.release_lease(engine, lease, owner)
     ended = now()
     runs.end_run(engine, run_id, ended_at=ended, outcome=outcome, counts=counts, error=error)
     if outcome == runs.FAILED:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,7 +83,7 @@ def production_pipeline(
     def outreach(config: Config, as_of: pd.Timestamp) -> dict[str, Any]:
         return run_once(config, as_of=as_of, now=now, environ=environ)
 
-    return Pipeline(settings, engine, now, outreach)
+    return Pipeline(settings, engine, now, outreach, owner=f"{socket.gethostname()}:{os.getpid()}")
 
 
 def run_scheduled(

@@ -17,7 +17,7 @@ from apscheduler.util import ref_to_obj
 from journeyguard.features.config.reader import load_config
 from journeyguard.outreach import runs
 from journeyguard.outreach.outbox import acquire_lease, open_outbox
-from journeyguard.outreach.pipeline import Pipeline, early_retrains
+from journeyguard.outreach.pipeline import Pipeline, early_retrains, run_job
 from journeyguard.outreach.pipeline_scheduler import (
     build_pipeline_scheduler,
     run_scheduled,
@@ -26,7 +26,7 @@ from journeyguard.outreach.pipeline_scheduler import (
 from journeyguard.outreach.runs import runs_frame
 from journeyguard.outreach.scheduler import JOB_ID as OUTREACH_ONLY_JOB
 from journeyguard.outreach.scheduler import build_scheduler
-from journeyguard.outreach.timetable import triggers
+from journeyguard.outreach.timetable import Due, triggers
 from tests.outreach.conftest import Clock
 from tests.outreach.test_scheduler import start_paused, stored_jobs
 from tests.outreach.workspace import Workspace
@@ -162,4 +162,20 @@ def test_a_breach_asks_for_an_early_retrain_unless_one_ran_within_the_interval(
     ]
     off = load_config(untrained.config(tmp_path / "off", extra="[schedule]\nearly_retrain = false"))
     assert early_retrains(replace(pipeline, settings=off), dict(counts), monday + week) == []
+    engine.dispose()
+
+
+def test_a_retry_never_overlaps_a_run_of_its_job_still_going_in_the_same_process(
+    untrained: Workspace, tmp_path: Path
+) -> None:
+    settings = load_config(untrained.config(tmp_path, extra=SCHEDULE))
+    engine = open_outbox(f"sqlite:///{tmp_path / 'outreach.db'}")
+    runs.create_runs_table(engine)
+    clock = Clock()
+    pipeline = Pipeline(settings, engine, clock, outreach=lambda config, as_of: {}, owner="me")
+    # A long run of ingest holds its lease; a retry of ingest falls due meanwhile.
+    hour = datetime.timedelta(hours=1)
+    assert acquire_lease(engine, "pipeline-ingest", "me", now=clock(), ttl=hour)
+    outcome = run_job(pipeline, Due(clock(), 0, 2, "ingest", "retry"))
+    assert outcome.outcome == "skipped" and outcome.follow_ups == []
     engine.dispose()
