@@ -298,7 +298,8 @@ def schedule_pipeline(config: ConfigOption) -> None:
     from journeyguard.outreach.pipeline_scheduler import build_pipeline_scheduler, next_runs
 
     settings = load_config(config)
-    webhook_target(settings.outreach, os.environ)  # a missing webhook fails now, not at 6 am
+    if settings.outreach.actions:  # a missing webhook fails now, not at 6 am
+        webhook_target(settings.outreach, os.environ)
     scheduler = build_pipeline_scheduler(settings, str(settings.path))
     typer.echo(f"the pipeline of {settings.path} (UTC); next runs:")
     for job, moment in next_runs(settings, utc_now()).items():

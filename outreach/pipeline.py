@@ -9,7 +9,7 @@ The jobs (each returns its counts, a JSON-ready dict):
   console read);
 - monitor: monitors every champion, and queues an early retrain of a task with a breach when
   the timetable allows one;
-- outreach: one outreach cycle (`outreach.cycle.run_once`).
+- outreach: one outreach cycle (`outreach.cycle.run_once`); skipped without an action.
 
 `run_job` runs one: under a lease of its own in the outbox database (two schedulers never run
 a job at once; the one finding it held skips), recorded in `job_runs` (start, end, outcome,
@@ -132,6 +132,8 @@ def _work(pipeline: Pipeline, job: str, as_of: pd.Timestamp) -> tuple[dict[str, 
     if job == "ingest":
         return pipeline.ingest(settings, as_of), []
     if job == "outreach":
+        if not settings.outreach.actions:  # a pipeline without outreach is no failure
+            return {"skipped": f"no [outreach.actions] in {settings.path}"}, []
         return pipeline.outreach(settings, as_of), []
     if job == "retrain" or job.startswith("retrain:"):
         tasks = list(settings.tasks) if job == "retrain" else [job.split(":", 1)[1]]

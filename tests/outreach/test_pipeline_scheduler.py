@@ -179,3 +179,17 @@ def test_a_retry_never_overlaps_a_run_of_its_job_still_going_in_the_same_process
     outcome = run_job(pipeline, Due(clock(), 0, 2, "ingest", "retry"))
     assert outcome.outcome == "skipped" and outcome.follow_ups == []
     engine.dispose()
+
+
+def test_the_outreach_job_without_actions_is_skipped_not_failed(
+    untrained: Workspace, tmp_path: Path
+) -> None:
+    settings = load_config(untrained.config(tmp_path, extra=SCHEDULE, actions=""))
+    engine = open_outbox(f"sqlite:///{tmp_path / 'outreach.db'}")
+    runs.create_runs_table(engine)
+    clock = Clock()
+    pipeline = Pipeline(settings, engine, clock, outreach=lambda config, as_of: 1 / 0)
+    outcome = run_job(pipeline, Due(clock(), 4, 1, "outreach"))
+    assert outcome.outcome == "skipped" and "no [outreach.actions]" in outcome.counts["skipped"]
+    assert outcome.follow_ups == []  # nothing to retry
+    engine.dispose()
