@@ -288,8 +288,9 @@ def _redacted(url: str) -> str:
 
 
 def schedule_pipeline(config: ConfigOption) -> None:
-    """Run the whole pipeline on the crons of [schedule] (UTC) until stopped: ingest, the
-    weekly retrain, scores, monitoring and the outreach cycle; failed runs retried."""
+    """Run the whole pipeline until stopped, each job on its cron of the config's schedule
+    table (UTC): ingest, the weekly retrain, scores, monitoring, the outreach cycle; a failed
+    run is retried."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
     from journeyguard.outreach.cycle import utc_now
