@@ -1,6 +1,7 @@
 """`journeyguard outreach`: the schedule, dispatcher workers, one cycle by hand, the effect
 report and a receiver to try things with (registered in pyproject.toml's entry points); and the
-demo's outreach stage."""
+demo's outreach stage. Also `journeyguard schedule`, the whole pipeline on its crons, and the
+demo's simulated week."""
 
 from __future__ import annotations
 
@@ -320,3 +321,115 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def schedule_pipeline(config: ConfigOption) -> None:
+    """Run the whole pipeline until stopped, each job on its cron of the config's schedule
+    table (UTC): ingest, the weekly retrain, scores, monitoring, the outreach cycle; a failed
+    run is retried."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
+    from journeyguard.outreach.cycle import utc_now
+    from journeyguard.outreach.dispatch import webhook_target
+    from journeyguard.outreach.outbox import outbox_url
+    from journeyguard.outreach.pipeline_scheduler import build_pipeline_scheduler, next_runs
+
+    settings = load_config(config)
+    if settings.outreach.actions:  # a missing webhook fails now, not at 6 am
+        webhook_target(settings.outreach, os.environ)
+    scheduler = build_pipeline_scheduler(settings, str(settings.path))
+    typer.echo(f"the pipeline of {settings.path} (UTC); next runs:")
+    for job, moment in next_runs(settings, utc_now()).items():
+        cron = settings.schedule.cron(job, settings.outreach)
+        typer.echo(f"  {job:<9} {cron!r:<16} {moment.isoformat()}")
+    typer.echo(f"job store and run records: {_redacted(outbox_url(settings))}. Ctrl+C stops.")
+    scheduler.add_listener(
+        _echo_pipeline_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+    )
+    _interrupt_on_sigterm()
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        typer.echo("stopping; runs under way finish first")
+        scheduler.shutdown(wait=True)
+
+
+def _echo_pipeline_event(event: Any) -> None:
+    """One line per scheduled run: its outcome and counts, or that it was missed."""
+    result = getattr(event, "retval", None)
+    if isinstance(result, dict) and "outcome" in result:
+        typer.echo(run_text(event.scheduled_run_time, result))
+    elif getattr(event, "exception", None) is not None:
+        typer.secho(f"{event.job_id} failed: {event.exception}", err=True)
+    elif result is None:
+        typer.secho(f"{event.job_id}: missed the run due at {event.scheduled_run_time}", err=True)
+
+
+def run_text(at: Any, result: dict[str, Any]) -> str:
+    """One run in a line: when, which job, how it ended, and its counts or error."""
+    detail = result["error"] or json.dumps(result["counts"], default=str)
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    return f"{at:%a %Y-%m-%d %H:%M}  {result['job']:<15} {result['outcome']:<7} {detail}"
+
+
+DEMO_DAYS = 7
+
+
+def schedule_demo_stage(settings: Config) -> None:
+    """The demo's schedule stage: the pipeline over the simulated log's last week, on a
+    simulated clock. Each day's jobs see the log as it stood then; the outreach cycles send to
+    a loopback receiver, signed with the real clock."""
+    import datetime
+
+    import pandas as pd
+
+    from journeyguard.outreach.cycle import run_once, utc_now
+    from journeyguard.outreach.outbox import open_outbox, outbox_url
+    from journeyguard.outreach.pipeline import Pipeline
+    from journeyguard.outreach.pipeline_scheduler import SteppedClock, run_simulated
+    from journeyguard.outreach.receiver import Receiver
+    from journeyguard.outreach.runs import create_runs_table
+
+    log = load_log(settings)
+    end = pd.Timestamp(last_source_event(log), tz="UTC").ceil("D").to_pydatetime()
+    start = end - datetime.timedelta(days=DEMO_DAYS)
+
+    def ingest(config: Config, as_of: pd.Timestamp) -> dict[str, Any]:
+        seen = log.until(as_of)
+        return {"events": seen.n_events, "journeys": seen.n_journeys}
+
+    engine = open_outbox(outbox_url(settings))
+    create_runs_table(engine)
+    secret = new_secret()
+    typer.echo(
+        f"one simulated week, {start:%Y-%m-%d} to {end:%Y-%m-%d}, on the crons of [schedule]"
+    )
+    with Receiver(secret) as receiver:
+
+        def outreach(config: Config, as_of: pd.Timestamp) -> dict[str, Any]:
+            return run_once(config, as_of=as_of, now=utc_now, url=receiver.url, secret=secret)
+
+        clock = SteppedClock(start)
+        pipeline = Pipeline(
+            settings, engine, clock, outreach, ingest=ingest, read_log=lambda c, t: log.until(t)
+        )
+        try:
+            run_simulated(
+                pipeline,
+                clock,
+                end,
+                on_run=lambda due, outcome: typer.echo(
+                    run_text(
+                        due.at,
+                        {"job": due.job, "outcome": outcome.outcome}
+                        | {"counts": outcome.counts, "error": outcome.error},
+                    )
+                ),
+            )
+        finally:
+            engine.dispose()
+    typer.echo(
+        f"{len(receiver.received):,} messages received; the console's models page shows "
+        "each job's last run"
+    )

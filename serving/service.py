@@ -7,7 +7,8 @@ passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
 - `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`, with
-  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes);
+  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes)
+  and the last run of each scheduled job with its age (`serving.jobs`);
 - `/console...`: the retention console (`serving.console`), HTML pages of the same data.
 
 An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
@@ -38,6 +39,7 @@ from starlette.responses import (
 from journeyguard.serving.console.errors import ConsoleError
 from journeyguard.serving.drift import DriftGauges
 from journeyguard.serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware, token_matches
+from journeyguard.serving.jobs import JobGauges
 from journeyguard.serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
 
 SERVICE_NAME = "journeyguard"
@@ -116,6 +118,8 @@ class JourneyService:
         workspace = self.settings.workspace
         self.drift = DriftGauges({t: workspace.monitor_result(t) for t in self.settings.tasks})
         self.drift.watch(every)
+        self.jobs = JobGauges(self.settings, _now)
+        self.jobs.watch(every)
 
     def __is_ready__(self) -> bool:
         return self.champions.ready
@@ -124,6 +128,7 @@ class JourneyService:
     def stop_watching(self) -> None:
         self.champions.stop()
         self.drift.stop()
+        self.jobs.stop()
 
     # Adaptive batching merges concurrent requests into one scoring call. BentoML sheds (503)
     # requests it predicts will take longer than max_latency_ms; 10 s sheds only under real
@@ -240,13 +245,16 @@ class JourneyService:
 
     @risk_app.get(f"{CONSOLE}/models", include_in_schema=False)
     def console_models(self) -> HTMLResponse:
-        """Champion and challenger of each task with their test metrics and runs."""
+        """Champion and challenger of each task with their test metrics and runs, and the
+        last run of each scheduled job."""
+        from journeyguard.serving.console.pages import job_rows
         from journeyguard.serving.console.views import models_html
         from journeyguard.training.registry import champion_versions
 
         serving = {task: c.version for task, c in self.champions.current().items()}
         versions = champion_versions(self.champions.uri)
-        return HTMLResponse(models_html(self.console, versions, serving, self.champions.uri))
+        jobs = job_rows(self.console.job_runs(), _now())
+        return HTMLResponse(models_html(self.console, versions, serving, self.champions.uri, jobs))
 
     @risk_app.get(f"{CONSOLE}/login", include_in_schema=False)
     def console_login_form(self, next: str = CONSOLE) -> HTMLResponse:

@@ -48,14 +48,16 @@ def train_and_register(
     seed: int,
     predictions_out: Path | None = None,
     progress: Callable[[str], None] = quiet,
+    log: EventLog | None = None,
 ) -> dict[str, Any]:
     """Trains, evaluates, logs to MLflow and applies the promotion rule; returns the result.
-    `progress` is told each step as it starts."""
+    `progress` is told each step as it starts; `log` is the settings' log unless given."""
     task_config = settings.task(task)
     # MLflow warns on every custom model that it is pickled; we know, and chose it.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    progress(f"loading the log of {settings.name}")
-    log = load_log(settings)
+    if log is None:
+        progress(f"loading the log of {settings.name}")
+        log = load_log(settings)
     progress(f"training {task}: dataset, candidate models, evaluation")
     try:
         bins = settings.monitoring.bins
@@ -166,13 +168,14 @@ def write_risk_lists(
 
 
 def monitor_champion(
-    settings: Config, task: str, as_of: pd.Timestamp | None = None
+    settings: Config, task: str, as_of: pd.Timestamp | None = None, log: EventLog | None = None
 ) -> dict[str, Any]:
     """Runs `training.monitor.monitor` on the champion at `as_of` (default: the log's last
-    event), writes the workspace's result file and logs its numbers to the champion's run."""
+    event), writes the workspace's result file and logs its numbers to the champion's run;
+    `log` is the settings' log unless given."""
     model, logged = load_champion(settings, task)
     task_config = settings.task(task)
-    log = load_log(settings)
+    log = load_log(settings) if log is None else log
     as_of = as_of if as_of is not None else pd.Timestamp(log.last_time, tz="UTC")
     try:
         result = monitor(model, log, as_of, task_config, settings.monitoring)

@@ -204,6 +204,29 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """Settings of `journeyguard schedule`: a cron (UTC) per job of the daily pipeline, the
+    early retrain on a monitor breach, and the retries of a failed job. The defaults run
+    ingest, the weekly retrain, scores and monitoring before the outreach cycle."""
+
+    ingest: str = "0 3 * * *"
+    retrain: str = "30 3 * * 0"  # weekly, Sunday, after that day's ingest
+    score: str = "0 5 * * *"
+    monitor: str = "30 5 * * *"
+    outreach: str | None = None  # None: `[outreach] schedule`
+    early_retrain: bool = True  # a monitor breach retrains, at most once per retrain interval
+    retries: int = 3  # more attempts of a failed run
+    retry_backoff: datetime.timedelta = datetime.timedelta(minutes=10)  # doubled each retry
+    misfire_grace: datetime.timedelta = datetime.timedelta(hours=1)
+
+    def cron(self, job: str, outreach: OutreachConfig) -> str:
+        """The cron expression of a job; the outreach cycle's defaults to `[outreach]`'s."""
+        if job == "outreach":
+            return self.outreach or outreach.schedule
+        return getattr(self, job)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: SourceConfig
@@ -214,6 +237,7 @@ class Config:
     outreach: OutreachConfig = OutreachConfig()
     kpis: KpiConfig = KpiConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @property
     def name(self) -> str:

@@ -25,6 +25,7 @@ from journeyguard.features.config.model import (
     Population,
     RepeatKpi,
     ResolutionKpi,
+    ScheduleConfig,
     ServingConfig,
     SnapshotRule,
     SourceConfig,
@@ -51,14 +52,16 @@ def load_config(path: str | Path) -> Config:
     return parse_config(raw, path)
 
 
+_TOP_KEYS = {
+    "source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring",
+    "schedule",
+}  # fmt: skip
+
+
 def parse_config(raw: dict[str, Any], path: Path) -> Config:
     """Builds a `Config` from a parsed TOML table; `path` anchors relative paths and errors."""
     reader = _Reader(path)
-    table = reader.table(
-        raw,
-        "",
-        {"source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring"},
-    )
+    table = reader.table(raw, "", _TOP_KEYS)
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
     tasks = {name: _parse_task(reader, name, body) for name, body in tasks_table.items()}
@@ -82,6 +85,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         outreach=outreach,
         kpis=kpis,
         monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
+        schedule=_parse_schedule(reader, table.get("schedule", {})),
     )
 
 
@@ -433,6 +437,37 @@ def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
         calibration_gap=reader.number(table, "calibration_gap", where, default.calibration_gap),
         auc_drop=reader.number(table, "auc_drop", where, default.auc_drop),
         bins=reader.positive_int(table, "bins", where, default.bins),
+    )
+
+
+_SCHEDULE_CRONS = ("ingest", "retrain", "score", "monitor", "outreach")
+
+
+def _parse_schedule(reader: _Reader, table: Any) -> ScheduleConfig:
+    """The crons stay text here: the scheduler checks them (reading a config never imports
+    APScheduler)."""
+    where = "schedule"
+    keys = {*_SCHEDULE_CRONS, "early_retrain", "retries", "retry_backoff", "misfire_grace"}
+    table = reader.table(table, where, keys)
+    default = ScheduleConfig()
+    crons = {
+        key: reader.string(table, key, where) or getattr(default, key) for key in _SCHEDULE_CRONS
+    }
+    retries = table.get("retries", default.retries)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise reader.error(where, f"retries: expected a whole number >= 0, got {retries!r}")
+
+    def duration(key: str) -> datetime.timedelta:
+        if key not in table:
+            return getattr(default, key)
+        return reader.duration(table[key], f"{where}.{key}")
+
+    return ScheduleConfig(
+        **crons,
+        early_retrain=reader.boolean(table, "early_retrain", where, default.early_retrain),
+        retries=retries,
+        retry_backoff=duration("retry_backoff"),
+        misfire_grace=duration("misfire_grace"),
     )
 
 

@@ -100,6 +100,13 @@ class ConsoleData:
             self._decisions = cached
         return cached[1]
 
+    def job_runs(self) -> dict[str, dict[str, Any]]:
+        """The last run of each scheduled job (`journeyguard schedule`); none without any."""
+        from journeyguard.outreach.runs import has_runs_table, last_runs
+
+        engine = self.outbox()
+        return {} if engine is None or not has_runs_table(engine) else last_runs(engine)
+
     def messages(self, customer_id: str) -> list[dict[str, Any]]:
         """The customer's outreach messages, oldest first (none without an outbox)."""
         from journeyguard.outreach.outbox import customer_messages

@@ -7,6 +7,7 @@ the risk list, so a page of a 10,000+ customer list costs a filter, a sort and a
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -385,3 +386,46 @@ def _iso(value: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def job_rows(last: Mapping[str, Mapping[str, Any]], now: datetime.datetime) -> list[dict]:
+    """One row per scheduled job (`outreach.runs.last_runs`): its last run's times, outcome,
+    age at `now` (since it ended, or started while it runs), counts and error; jobs in the
+    pipeline's order, a task's early retrain after the weekly one."""
+    rows = []
+    for job in sorted(last, key=_job_order):
+        run = last[job]
+        moment = run["ended_at"] or run["started_at"]
+        seconds = max(0.0, (now - moment).total_seconds())
+        rows.append(
+            {
+                "job": job,
+                "cause": run["cause"],
+                "attempt": run["attempt"],
+                "as_of": run["as_of"].isoformat(),
+                "started": run["started_at"].isoformat(),
+                "ended": run["ended_at"].isoformat() if run["ended_at"] else None,
+                "outcome": run["outcome"],
+                "age_seconds": seconds,
+                "age": age_text(seconds),
+                "counts": json.dumps(run["counts"], sort_keys=True)[:300],
+                "error": run["error"],
+            }
+        )
+    return rows
+
+
+_JOB_ORDER = ("ingest", "retrain", "score", "monitor", "outreach")  # outreach.timetable.JOBS
+
+
+def _job_order(job: str) -> tuple[int, str]:
+    base = job.split(":", 1)[0]
+    return (_JOB_ORDER.index(base) if base in _JOB_ORDER else len(_JOB_ORDER), job)
+
+
+def age_text(seconds: float) -> str:
+    """A duration as a person reads an age: '45 s', '12 min', '5 h', '3 d'."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"

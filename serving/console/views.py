@@ -3,7 +3,7 @@ in `serving.service` stay one line each and the pages can be tested without a se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,16 @@ def report_file(data: ConsoleData, params: Mapping[str, str]) -> Path:
 
 
 def models_html(
-    data: ConsoleData, versions: Mapping[str, Any], serving: Mapping[str, int], uri: str
+    data: ConsoleData,
+    versions: Mapping[str, Any],
+    serving: Mapping[str, int],
+    uri: str,
+    jobs: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The models page from `training.registry.champion_versions` and the loaded versions."""
+    """The models page from `training.registry.champion_versions` and the loaded versions,
+    with the last run of each scheduled job (`pages.job_rows`)."""
     rows = pages.model_rows(versions, data.tasks)
-    return render("models", active="models", rows=rows, uri=uri, serving=serving)
+    return render("models", active="models", rows=rows, uri=uri, serving=serving, jobs=jobs)
 
 
 def login_html(next_path: str, message: str | None = None) -> str:

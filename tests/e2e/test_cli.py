@@ -147,3 +147,11 @@ def test_demo_runs_every_stage(tmp_path, monkeypatch):
     assert "== train" in output and "promoted to champion" in output
     risk = pd.read_parquet(tmp_path / "out" / "risk-churn.parquet")
     assert len(risk) > 0 and risk["reason_1"].notna().any()
+    # The last stage: the pipeline over the last simulated week, every run recorded.
+    assert "== schedule" in output and "one simulated week" in output
+    from journeyguard.outreach.outbox import open_outbox
+    from journeyguard.outreach.runs import runs_frame
+
+    runs = runs_frame(open_outbox(f"sqlite:///{tmp_path / 'out' / 'outreach.db'}"))
+    assert (runs["job"] == "score").sum() == 7 and set(runs["outcome"]) <= {"ok", "skipped"}
+    assert (runs.loc[runs["job"] == "outreach", "outcome"] == "skipped").all()  # no actions

@@ -133,3 +133,35 @@ def test_sql_url_password_is_not_printed(tmp_path):
 def test_example_configs_parse(name):
     config = load_config(CONFIGS / f"{name}.toml")
     assert config.tasks, "every example config defines at least one task"
+
+
+def test_the_schedule_has_a_cron_per_job_with_defaults(tmp_path):
+    default = load_config(write(tmp_path, MINIMAL + '[outreach]\nschedule = "15 7 * * *"\n'))
+    crons = {job: default.schedule.cron(job, default.outreach) for job in ("retrain", "outreach")}
+    assert crons == {"retrain": "30 3 * * 0", "outreach": "15 7 * * *"}  # weekly; [outreach]'s
+    assert (default.schedule.retries, default.schedule.early_retrain) == (3, True)
+    text = (
+        MINIMAL
+        + '[schedule]\ningest = "0 1 * * *"\noutreach = "0 8 * * *"\nearly_retrain = false\n'
+        + 'retries = 0\nretry_backoff = "2m"\nmisfire_grace = "30m"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.schedule.cron("ingest", config.outreach) == "0 1 * * *"
+    assert config.schedule.cron("outreach", config.outreach) == "0 8 * * *"
+    assert not config.schedule.early_retrain and config.schedule.retries == 0
+    assert config.schedule.retry_backoff == pd.Timedelta(minutes=2)
+    assert config.schedule.misfire_grace == pd.Timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[schedule]\nretrian = "0 3 * * 0"\n', r"\[schedule\] unknown key 'retrian' \(did you"),
+        ("[schedule]\nretries = -1\n", r"\[schedule\] retries: expected a whole number >= 0"),
+        ('[schedule]\nretry_backoff = "soon"\n', r"\[schedule.retry_backoff\] expected a dur"),
+        ("[schedule]\nscore = 5\n", r"\[schedule\] score: expected a string"),
+    ],
+)
+def test_bad_schedules_are_rejected_with_the_file_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, MINIMAL + text))
