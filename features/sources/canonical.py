@@ -26,4 +26,12 @@ def read_if_canonical(source: SourceConfig, columns: list[str] | None = None) ->
     if columns is None:
         optional = [c for c in CANONICAL_COLUMNS if c not in REQUIRED_COLUMNS]
         columns = [*optional, *source.attributes.columns]
-    return read_canonical(source.path, columns=columns)
+    import pyarrow as pa
+
+    try:
+        return read_canonical(source.path, columns=columns)
+    except (pa.ArrowException, OSError) as error:  # a file that is not Parquet, or cut short
+        # Only now: read imports pandas, which a canonical file is read without.
+        from journeyguard.features.sources.read import not_parquet
+
+        raise not_parquet(source.path, error) from None
