@@ -320,3 +320,31 @@ def test_validate_reports_a_bad_file_in_one_line(tmp_path, content, said):
     assert "wrong number of fields" in result.output
     quarantine = pd.read_csv(tmp_path / "out" / "quarantine.csv", dtype=str)
     assert quarantine["source_row"].tolist() == ["2"]
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "reason"),
+    [
+        (b" 00003 19970103 1 9.99 extra\n", "wrong number of fields"),
+        (b" 0000\xe9 19970103 1 9.99\n", "undecodable bytes"),
+    ],
+    ids=["extra field", "latin-1 byte"],
+)
+def test_whitespace_separated_files_set_bad_rows_aside_too(tmp_path, bad_row, reason):
+    path = tmp_path / "cdnow.txt"
+    path.write_bytes(
+        b" customer_id  date n  dollar_value\n 00001 19970101  1   11.77\n"
+        + bad_row
+        + b" 00002 19970112  5   77.00\n"
+    )
+    source = SourceConfig(
+        path=path,
+        separator="whitespace",
+        timestamp_format="%Y%m%d",
+        timezone="UTC",
+        columns={"timestamp": "date", "value": "dollar_value"},
+        defaults={"event": "purchase"},
+    )
+    result = load_events(source)
+    assert log_to_frame(result.log)["customer_id"].tolist() == ["00001", "00002"]
+    assert quarantined(result)[2][0] == reason and "line 3" in quarantined(result)[2][1]
