@@ -42,6 +42,7 @@ DUPLICATE = "duplicate row"
 # Beyond 1e15 a float64 no longer holds cents exactly; a billion such values still sum to
 # nothing near overflow, so totals of spend never print as inf.
 MAX_NUMBER = 1e15
+_MAX_TEXT = f"{MAX_NUMBER:.0e}".replace("e+", "e")  # "1e15"
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ def _canonical_frame(
                 absurd,
                 f"out-of-range {column}",
                 f"column {mapping[column]!r}: expected a finite number within "
-                f"±{MAX_NUMBER:.0e}, got " + raw.loc[absurd, mapping[column]].astype(str),
+                f"±{_MAX_TEXT}, got " + raw.loc[absurd, mapping[column]].astype(str),
             )
             canonical[column] = numbers
     for attribute in source.attributes.columns:
