@@ -134,3 +134,15 @@ def test_the_service_answers_through_a_bad_row_and_an_emptied_source(workspace, 
         assert "the file is empty" in ready.json()["source_problem"]
         page = httpx.get(f"{base}/console/customer/{customer}", headers=auth, timeout=60)
         assert page.status_code == 200
+
+
+def test_the_console_answers_503_while_the_source_was_never_read(tmp_path):
+    from journeyguard.serving.console.data import ConsoleData
+    from journeyguard.serving.console.errors import ConsoleError
+    from journeyguard.serving.sources import RiskLists
+
+    settings = settings_for(tmp_path, "")
+    console = ConsoleData(settings, CustomerEvents(settings, 0.0), RiskLists(settings))
+    with pytest.raises(ConsoleError) as error:
+        console.log()
+    assert error.value.status == 503 and "the file is empty" in error.value.message
