@@ -2,7 +2,7 @@
 
 Rows that cannot be used are kept aside in a quarantine frame with a reason per row: malformed
 rows of a CSV file (`sources.rows`), then empty ids or steps, bad or out-of-range timestamps,
-numbers that do not parse or are not finite and plausible (|x| <= MAX_NUMBER). Exact duplicates
+numbers that do not parse or are not finite and plausible (|x| <= NUMBER_LIMIT). Exact duplicates
 are kept once (the first in source order) and the others quarantined as duplicates. A problem
 no row can escape (a mapped column absent, an empty or unreadable file, no usable rows) raises
 `LoadError`.
@@ -23,6 +23,7 @@ from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
     CUSTOMER_ID,
     EVENT,
+    NUMBER_LIMIT,
     OPTIONAL_NUMBER_COLUMNS,
     OPTIONAL_TEXT_COLUMNS,
     REQUIRED_COLUMNS,
@@ -39,10 +40,7 @@ SOURCE_ROW = "source_row"
 REASON = "reason"
 DETAIL = "detail"
 DUPLICATE = "duplicate row"
-# Beyond 1e15 a float64 no longer holds cents exactly; a billion such values still sum to
-# nothing near overflow, so totals of spend never print as inf.
-MAX_NUMBER = 1e15
-_MAX_TEXT = f"{MAX_NUMBER:.0e}".replace("e+", "e")  # "1e15"
+_LIMIT_TEXT = f"{NUMBER_LIMIT:.0e}".replace("e+", "e")  # "1e15"
 
 
 @dataclass(frozen=True)
@@ -240,12 +238,12 @@ def _canonical_frame(
                 f"unparsable {column}",
                 f"column {mapping[column]!r}: expected a number, got " + got,
             )
-            absurd = numbers.notna() & ~(numbers.abs() <= MAX_NUMBER)  # infinities too
+            absurd = numbers.notna() & ~(numbers.abs() <= NUMBER_LIMIT)  # infinities too
             problems.flag(
                 absurd,
                 f"out-of-range {column}",
                 f"column {mapping[column]!r}: expected a finite number within "
-                f"±{_MAX_TEXT}, got " + raw.loc[absurd, mapping[column]].astype(str),
+                f"±{_LIMIT_TEXT}, got " + raw.loc[absurd, mapping[column]].astype(str),
             )
             canonical[column] = numbers
     for attribute in source.attributes.columns:
