@@ -61,7 +61,9 @@ def parse_timestamps(column: pd.Series, source: SourceConfig) -> ParsedTimestamp
     result = _in_range(_combine(local, aware, source), text, column.name)
     unparsable = text.notna() & result.times.isna() & result.reason.isna()
     result.reason[unparsable] = UNPARSABLE
-    result.detail[unparsable] = "'" + text[unparsable] + f"' is not {expected}"
+    result.detail[unparsable] = (
+        f"column {column.name!r}: '" + text[unparsable] + f"' is not {expected}"
+    )
     result.reason[text.isna()] = MISSING
     result.detail[text.isna()] = f"column {column.name!r} is empty"
     return result
@@ -90,7 +92,8 @@ def _from_unix(column: pd.Series, fmt: str) -> ParsedTimestamps:
     detail = pd.Series(None, index=column.index, dtype="object")
     empty = column.isna() | (column.astype("string").str.strip() == "")
     bad = times.isna() & ~empty & ~beyond
-    reason[bad], detail[bad] = UNPARSABLE, "'" + column[bad].astype(str) + f"' is not {fmt}"
+    reason[bad] = UNPARSABLE
+    detail[bad] = f"column {column.name!r}: '" + column[bad].astype(str) + f"' is not {fmt}"
     reason[beyond] = OUT_OF_RANGE
     detail[beyond] = (
         f"column {column.name!r}: '" + column[beyond].astype(str) + f"' is outside {_RANGE}"
@@ -122,11 +125,15 @@ def _combine(local: pd.Series, aware: pd.Series, source: SourceConfig) -> Parsed
                 f"offset), such as '{local[naive].iloc[0]}'; set [source] timezone (e.g. 'UTC' "
                 "or 'Europe/Rome') or give the values offsets"
             )
-        reason[naive], detail[naive] = NAIVE, "no UTC offset and no [source] timezone configured"
+        reason[naive] = NAIVE
+        detail[naive] = f"column {local.name!r}: no UTC offset and no [source] timezone configured"
         return ParsedTimestamps(aware, reason, detail)
     localized = local.dt.tz_localize(source.timezone or "UTC", ambiguous="NaT", nonexistent="NaT")
     invalid = naive & localized.isna()
     reason[invalid] = INVALID_LOCAL
-    detail[invalid] = f"does not exist or is ambiguous in {source.timezone} (a clock change)"
+    detail[invalid] = (
+        f"column {local.name!r}: does not exist or is ambiguous in {source.timezone} "
+        "(a clock change)"
+    )
     times = aware.fillna(localized.dt.tz_convert("UTC"))
     return ParsedTimestamps(times, reason, detail)

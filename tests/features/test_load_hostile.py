@@ -348,3 +348,15 @@ def test_whitespace_separated_files_set_bad_rows_aside_too(tmp_path, bad_row, re
     result = load_events(source)
     assert log_to_frame(result.log)["customer_id"].tolist() == ["00001", "00002"]
     assert quarantined(result)[2][0] == reason and "line 3" in quarantined(result)[2][1]
+
+
+def test_a_missing_parquet_file_is_one_clear_error(tmp_path):
+    with pytest.raises(LoadError, match=r"absent\.parquet: file not found"):
+        load_events(SourceConfig(path=tmp_path / "absent.parquet"))
+
+
+def test_every_timestamp_detail_names_the_column(tmp_path):
+    rows = b"c,yesterday,visit,1\nd,2024-01-01T10:00:00,visit,1\n"
+    result = load_events(source_of(tmp_path, HEADER + GOOD + rows))
+    details = [detail for _, detail in quarantined(result).values()]
+    assert len(details) == 2 and all(d.startswith("column 'when': ") for d in details)
