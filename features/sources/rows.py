@@ -94,7 +94,7 @@ def read_records(path: Path, columns: list[str], separator: str | None, encoding
     wanted = [header.index(c) for c in columns]
     values: list[list[str]] = [[] for _ in columns]
     rows: list[int] = []
-    rejected: list[tuple[int, str, str]] = []
+    rejected: list[dict[str, object]] = []
     last: _Record | None = None
     with _open(path, encoding) as handle, _field_limit():
         records = _records(handle, separator)
@@ -103,7 +103,11 @@ def read_records(path: Path, columns: list[str], separator: str | None, encoding
             last = record
             problem = _problem(record, header, wanted, encoding)
             if problem is not None:
-                rejected.append((row, *problem))
+                rejected.append({"source_row": row, "reason": problem[0], "detail": problem[1]})
+                if problem[0] == UNDECODABLE:  # fields told apart: keep them, readable
+                    rejected[-1] |= {
+                        c: _readable(record.fields[i]) for c, i in zip(columns, wanted, strict=True)
+                    }
                 continue
             rows.append(row)
             for target, position in zip(values, wanted, strict=True):
@@ -119,7 +123,8 @@ def read_records(path: Path, columns: list[str], separator: str | None, encoding
         {c: pd.Series(v, index=index, dtype="str") for c, v in zip(columns, values, strict=True)},
         index=index,
     )
-    return Records(frame, pd.DataFrame(rejected, columns=["source_row", "reason", "detail"]))
+    aside = pd.DataFrame(rejected, columns=["source_row", "reason", "detail", *columns])
+    return Records(frame, aside.dropna(axis=1, how="all"))
 
 
 def _problem(
@@ -132,12 +137,11 @@ def _problem(
             OVER_LONG,
             f"{record.where}: {chars:,} characters; at most {MAX_ROW_CHARS:,} in a row",
         )
-    if len(record.fields) != len(header):
-        text = "".join(record.lines).rstrip("\r\n")
-        excerpt = _readable(text[:_EXCERPT]) + ("..." if len(text) > _EXCERPT else "")
+    if len(record.fields) != len(header):  # the whole row in the detail: nothing is lost
+        text = _readable("".join(record.lines).rstrip("\r\n"))
         return WRONG_FIELDS, (
             f"{record.where}: expected {len(header)} fields ({', '.join(header)}), "
-            f"got {len(record.fields)}: {excerpt}"
+            f"got {len(record.fields)}: {text}"
         )
     for position in wanted:
         value = record.fields[position]

@@ -76,6 +76,13 @@ def test_undecodable_bytes_are_written_to_the_quarantine_readably(tmp_path):
     written = pd.read_csv(out, dtype=str)
     assert written["reason"].tolist() == ["undecodable bytes"]
     assert "0xe9" in written["detail"].iloc[0] and "encoding" in written["detail"].iloc[0]
+    assert written[["id", "what"]].values.tolist() == [["c", "caf\ufffd"]]  # the row kept
+
+
+def test_a_row_with_a_field_too_many_is_kept_whole_in_its_detail(tmp_path):
+    row = b"c,2024-01-01T00:00:00Z,visit," + b"9" * 200 + b",extra"
+    result = load_events(source_of(tmp_path, HEADER + GOOD + row + b"\n"))
+    assert quarantined(result)[2][1].endswith(row.decode())
 
 
 def test_a_row_longer_than_a_block_is_quarantined(tmp_path):
