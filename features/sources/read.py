@@ -106,6 +106,7 @@ def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def not_parquet(path: Path, error: Exception) -> LoadError:
+    """The error of a file read as Parquet that is not one (empty, text, cut short)."""
     detail = str(error).splitlines()[0] if str(error) else type(error).__name__
     return LoadError(
         f"{path}: not a readable Parquet file ({detail}); expected a complete Parquet file "
@@ -127,8 +128,11 @@ def _read_csv(path: Path, columns: list[str], separator: str, encoding: str) -> 
     quote may be open at its end (they would read the rest of the file as one value)."""
     try:
         if separator == WHITESPACE:
-            return _all_rows(_read_whitespace(path, encoding)[columns])
-        if _quotes_balanced(path, encoding):
+            frame = _read_whitespace(path, encoding)
+            # Split on whitespace no cell is empty: an empty one is a field the row lacks.
+            if not (frame.isna() | frame.eq("")).to_numpy().any():
+                return _all_rows(frame[columns])
+        elif _quotes_balanced(path, encoding):
             return _all_rows(_read_csv_fast(path, columns, separator, encoding))
     except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         pass

@@ -334,8 +334,9 @@ def test_validate_reports_a_bad_file_in_one_line(tmp_path, content, said):
     [
         (b" 00003 19970103 1 9.99 extra\n", "wrong number of fields"),
         (b" 0000\xe9 19970103 1 9.99\n", "undecodable bytes"),
+        (b" 00003 19970103 9.99\n", "wrong number of fields"),
     ],
-    ids=["extra field", "latin-1 byte"],
+    ids=["extra field", "latin-1 byte", "missing field"],
 )
 def test_whitespace_separated_files_set_bad_rows_aside_too(tmp_path, bad_row, reason):
     path = tmp_path / "cdnow.txt"
