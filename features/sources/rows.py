@@ -30,6 +30,7 @@ WRONG_FIELDS = "wrong number of fields"
 UNDECODABLE = "undecodable bytes"
 OVER_LONG = "over-long row"
 _EXCERPT = 80  # characters of a rejected row shown in its detail
+_CHUNK_ROWS = 1 << 18  # rows gathered as Python strings before they become Arrow text
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def read_records(path: Path, columns: list[str], separator: str | None, encoding
     header = read_header(path, separator, encoding)
     wanted = [header.index(c) for c in columns]
     values: list[list[str]] = [[] for _ in columns]
+    chunks: list[pa.Table] = []
     rows: list[int] = []
     rejected: list[dict[str, object]] = []
     last: _Record | None = None
@@ -112,19 +114,30 @@ def read_records(path: Path, columns: list[str], separator: str | None, encoding
             rows.append(row)
             for target, position in zip(values, wanted, strict=True):
                 target.append(record.fields[position])
+            if len(values[0]) >= _CHUNK_ROWS:  # as Arrow text: a fraction of Python's strings
+                chunks.append(_chunk(columns, values))
     if last is not None and separator is not None and _ends_inside_quotes(last, separator):
         raise LoadError(
             f"{path}: line {last.first_line}: a quoted field opened here is never closed, so the "
             f"rest of the file ({len(last.lines):,} lines) would be one value; expected a "
             'closing " on the same row'
         )
-    index = pd.Index(rows, name="source_row", dtype="int64")
-    frame = pd.DataFrame(
-        {c: pd.Series(v, index=index, dtype="str") for c, v in zip(columns, values, strict=True)},
-        index=index,
-    )
+    chunks.append(_chunk(columns, values))
+    # As the fast reader gives them: the same dtypes whichever reader read the file.
+    frame = pa.concat_tables(chunks).to_pandas()
+    frame.index = pd.Index(rows, name="source_row", dtype="int64")
     aside = pd.DataFrame(rejected, columns=["source_row", "reason", "detail", *columns])
     return Records(frame, aside.dropna(axis=1, how="all"))
+
+
+def _chunk(columns: list[str], values: list[list[str]]) -> pa.Table:
+    """The rows gathered so far as an Arrow table; `values` emptied for the next ones."""
+    table = pa.table(
+        {c: pa.array(v, type=pa.string()) for c, v in zip(columns, values, strict=True)}
+    )
+    for gathered in values:
+        gathered.clear()
+    return table
 
 
 def _problem(
