@@ -23,6 +23,7 @@ from journeyguard.features.eventlog.columns import (
     CHANNEL,
     NS_PER_DAY,
     NS_PER_HOUR,
+    NUMBER_LIMIT,
     SCORE,
     VALUE,
 )
@@ -175,8 +176,15 @@ def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
     value = p.log.column(VALUE)
     if value is not None:
         columns["frequency"] = p.total(np.nan_to_num(value) > 0).astype(np.float64)
-        columns["monetary"] = p.total(np.nan_to_num(value))
+        columns["monetary"] = p.total(_bounded(value))
     return columns
+
+
+def _bounded(numbers: np.ndarray) -> np.ndarray:
+    """Numbers to sum along the log: missing as 0, clipped to +-NUMBER_LIMIT. The loader
+    rejects larger ones; a request may still send them, and one journey's 1e308 would
+    otherwise overflow the running sum and make every later journey's total inf or NaN."""
+    return np.clip(np.nan_to_num(numbers), -NUMBER_LIMIT, NUMBER_LIMIT)
 
 
 def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
@@ -311,11 +319,9 @@ def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
     ordinal = np.cumsum(scored).astype(np.float64)  # x for the trend: 1st, 2nd, ... score
     return {
         "score_last": np.where(latest >= 0, score[np.maximum(latest, 0)], np.nan),
-        "score_mean": np.where(
-            count > 0, p.total(np.nan_to_num(score)) / np.maximum(count, 1), np.nan
-        ),
+        "score_mean": np.where(count > 0, p.total(_bounded(score)) / np.maximum(count, 1), np.nan),
         "score_count": count,
-        "score_trend": _slope(p, ordinal, np.nan_to_num(score), scored),
+        "score_trend": _slope(p, ordinal, _bounded(score), scored),
     }
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from journeyguard.features.cases import open_cases
 from journeyguard.features.config.model import ResolutionKpi
-from journeyguard.features.eventlog.columns import CUSTOMER_ID, VALUE
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, NUMBER_LIMIT, VALUE
 from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 
 FACT_COLUMNS = ("value", "open_case")
@@ -47,5 +47,7 @@ def spend_until(log: EventLog, seen: np.ndarray) -> np.ndarray:
     column = log.column(VALUE)
     if column is None or isinstance(column, Coded) or log.n_events == 0:
         return np.zeros(log.n_journeys, dtype=np.float64)
-    amounts = np.where(seen, np.nan_to_num(column, nan=0.0), 0.0)
+    # Clipped as the loader bounds them, so a log of any origin never totals inf.
+    bounded = np.clip(np.nan_to_num(column, nan=0.0), -NUMBER_LIMIT, NUMBER_LIMIT)
+    amounts = np.where(seen, bounded, 0.0)
     return np.add.reduceat(amounts, log.offsets[:-1])

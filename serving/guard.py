@@ -34,6 +34,10 @@ class GuardMiddleware:
         if path in PROBES:
             if path == "/readyz" and service is not None and not service.champions.ready:
                 return await _json(send, 503, {"ready": False, "reason": service.champions.reason})
+            if path == "/readyz" and service is not None and service.customers.problem:
+                # Still ready: the last good log is served; say why the source is not read.
+                problem = service.customers.problem
+                return await _json(send, 200, {"ready": True, "source_problem": problem})
             return await self.app(scope, receive, send)
         token = service.api_token if service is not None else None
         console = path == CONSOLE or path.startswith(f"{CONSOLE}/")

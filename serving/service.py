@@ -6,9 +6,10 @@ passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
-- `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`, with
-  the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes)
-  and the last run of each scheduled job with its age (`serving.jobs`);
+- `/livez`, `/readyz` (503 with the reason until every task has a champion; 200 with a
+  `source_problem` while the event source cannot be read and its last good log is served),
+  `/metrics`, with the drift gauges of the latest `journeyguard monitor` of each task (re-read
+  when it changes) and the last run of each scheduled job with its age (`serving.jobs`);
 - `/console...`: the retention console (`serving.console`), HTML pages of the same data.
 
 An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
@@ -113,6 +114,7 @@ class JourneyService:
         self.champions = ChampionStore(list(self.settings.tasks), registry.tracking_uri(), path)
         self.champions.watch(every, on_change=_freeze_heap)
         self.customers = CustomerEvents(self.settings, every)
+        self.customers.watch()
         self.risk_lists = RiskLists(self.settings)
         self.console = ConsoleData(self.settings, self.customers, self.risk_lists)
         workspace = self.settings.workspace
@@ -129,6 +131,7 @@ class JourneyService:
         self.champions.stop()
         self.drift.stop()
         self.jobs.stop()
+        self.customers.stop()
 
     # Adaptive batching merges concurrent requests into one scoring call. BentoML sheds (503)
     # requests it predicts will take longer than max_latency_ms; 10 s sheds only under real
@@ -150,8 +153,14 @@ class JourneyService:
     def predict_customer(self, customer_id: str, as_of: AwareDatetime | None = None) -> JourneyRisk:
         """Risk of a customer whose events the service reads from the configured source."""
         from journeyguard.serving.predict import nanoseconds
+        from journeyguard.serving.sources import SourceUnreadable
 
-        snapshot = self.customers.snapshot(customer_id, nanoseconds(as_of or _now()))
+        try:
+            snapshot = self.customers.snapshot(customer_id, nanoseconds(as_of or _now()))
+        except SourceUnreadable as error:  # never read well since the start: nothing to serve
+            return JSONResponse(
+                {"error": f"the event source cannot be read: {error}"}, status_code=503
+            )
         if snapshot is None:
             return JSONResponse(
                 {"error": f"customer_id {customer_id!r} is not in the event source "

@@ -4,6 +4,7 @@ arrays, without validation or pandas, because they were validated when they were
 from __future__ import annotations
 
 from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.canonical import read_canonical
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, REQUIRED_COLUMNS
 from journeyguard.features.eventlog.log import EventLog
@@ -26,4 +27,14 @@ def read_if_canonical(source: SourceConfig, columns: list[str] | None = None) ->
     if columns is None:
         optional = [c for c in CANONICAL_COLUMNS if c not in REQUIRED_COLUMNS]
         columns = [*optional, *source.attributes.columns]
-    return read_canonical(source.path, columns=columns)
+    import pyarrow as pa
+
+    if not source.path.is_file():
+        raise LoadError(f"{source.path}: file not found")
+    try:
+        return read_canonical(source.path, columns=columns)
+    except (pa.ArrowException, OSError) as error:  # a file that is not Parquet, or cut short
+        # Only now: read imports pandas, which a canonical file is read without.
+        from journeyguard.features.sources.read import not_parquet
+
+        raise not_parquet(source.path, error) from None

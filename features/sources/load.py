@@ -1,8 +1,11 @@
 """Reading an event source into an `EventLog`, with validation that loses nothing.
 
-Rows that cannot be used are kept aside in a quarantine frame with a reason per row; exact
-duplicates are kept once (the first in source order) and the others quarantined as duplicates.
-A problem no row can escape (a mapped column absent, no usable rows) raises `LoadError`.
+Rows that cannot be used are kept aside in a quarantine frame with a reason per row: malformed
+rows of a CSV file (`sources.rows`), then empty ids or steps, bad or out-of-range timestamps,
+numbers that do not parse or are not finite and plausible (|x| <= NUMBER_LIMIT). Exact duplicates
+are kept once (the first in source order) and the others quarantined as duplicates. A problem
+no row can escape (a mapped column absent, an empty or unreadable file, no usable rows) raises
+`LoadError`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
     CUSTOMER_ID,
     EVENT,
+    NUMBER_LIMIT,
     OPTIONAL_NUMBER_COLUMNS,
     OPTIONAL_TEXT_COLUMNS,
     REQUIRED_COLUMNS,
@@ -29,12 +33,14 @@ from journeyguard.features.eventlog.frames import canonical_order, encode, log_f
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.canonical import read_if_canonical
 from journeyguard.features.sources.read import read_attribute_table, read_columns, source_columns
+from journeyguard.features.sources.rows import require_unique
 from journeyguard.features.sources.timestamps import parse_timestamps
 
 SOURCE_ROW = "source_row"
 REASON = "reason"
 DETAIL = "detail"
 DUPLICATE = "duplicate row"
+_LIMIT_TEXT = f"{NUMBER_LIMIT:.0e}".replace("e+", "e")  # "1e15"
 
 
 @dataclass(frozen=True)
@@ -98,17 +104,21 @@ def load_events(source: SourceConfig) -> LoadResult:
             )
         empty = pd.DataFrame({SOURCE_ROW: [], REASON: [], DETAIL: []})
         return LoadResult(canonical, empty, _summary(name, canonical.n_events, canonical, empty))
-    mapping = _column_mapping(source, source_columns(source))
-    raw = read_columns(source, list(dict.fromkeys(mapping.values())))
-    raw.index = pd.RangeIndex(1, len(raw) + 1, name=SOURCE_ROW)
+    available = source_columns(source)
+    mapping = _column_mapping(source, available)
+    require_unique(name, available, list(mapping.values()))
+    records = read_columns(source, list(dict.fromkeys(mapping.values())))
+    raw, malformed = records.frame, records.rejected.set_index(SOURCE_ROW)
+    rows_read = len(raw) + len(malformed)
     canonical, problems = _canonical_frame(raw, mapping, source)
     if source.attributes.path is not None:
         canonical = _join_attributes(canonical, source)
     usable = ~problems.flagged
     if not usable.any():
+        reasons = pd.concat([problems.table()[REASON], malformed[REASON]])
         raise LoadError(
-            f"{name}: no usable rows among {len(raw):,}; reasons: "
-            f"{problems.table()[REASON].value_counts().to_dict()}"
+            f"{name}: no usable rows among {rows_read:,}; reasons: "
+            f"{reasons.value_counts().to_dict()}"
         )
     ordered = encode(canonical[usable])
     ordered = ordered.iloc[canonical_order(ordered)]
@@ -121,8 +131,8 @@ def load_events(source: SourceConfig) -> LoadResult:
         pd.Series([f"same as row {row}" for row in first_row[repeat]], index=ordered.index[repeat]),
     )
     log = log_from_encoded(ordered[~repeat])
-    quarantine = _quarantine_frame(raw, problems)
-    return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
+    quarantine = _quarantine_frame(raw, problems, malformed)
+    return LoadResult(log, quarantine, _summary(name, rows_read, log, quarantine))
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
@@ -228,6 +238,13 @@ def _canonical_frame(
                 f"unparsable {column}",
                 f"column {mapping[column]!r}: expected a number, got " + got,
             )
+            absurd = numbers.notna() & ~(numbers.abs() <= NUMBER_LIMIT)  # infinities too
+            problems.flag(
+                absurd,
+                f"out-of-range {column}",
+                f"column {mapping[column]!r}: expected a finite number within "
+                f"±{_LIMIT_TEXT}, got " + raw.loc[absurd, mapping[column]].astype(str),
+            )
             canonical[column] = numbers
     for attribute in source.attributes.columns:
         if attribute in mapping:
@@ -323,8 +340,15 @@ def _comparable(column: pd.Series) -> np.ndarray:
     return column.to_numpy()
 
 
-def _quarantine_frame(raw: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
-    return problems.table().join(raw[problems.flagged]).rename_axis(SOURCE_ROW).reset_index()
+def _quarantine_frame(
+    raw: pd.DataFrame, problems: _Problems, malformed: pd.DataFrame
+) -> pd.DataFrame:
+    """Rows set aside, in source order: reason, detail and the raw values (none for a row
+    whose fields could not be told apart)."""
+    found = problems.table().join(raw[problems.flagged])
+    if len(malformed):
+        found = pd.concat([found, malformed]).sort_index()
+    return found.rename_axis(SOURCE_ROW).reset_index()
 
 
 def _summary(name: str, rows_read: int, log: EventLog, quarantine: pd.DataFrame) -> LoadSummary:

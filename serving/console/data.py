@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from journeyguard.features.eventlog.log import EventLog
     from journeyguard.serving.champions import Champion
     from journeyguard.serving.sources import CustomerEvents, RiskLists
+
+
+T = TypeVar("T")
 
 
 class ConsoleData:
@@ -48,7 +51,7 @@ class ConsoleData:
 
     def log(self) -> EventLog:
         """The service's cached event log (reloaded when its file changes)."""
-        return self._customers.log()
+        return _or_unavailable(self._customers.log)
 
     def risk_table(self, task: str) -> pd.DataFrame | None:
         """The task's latest risk list with spend, outreach and joined reasons; None when
@@ -132,7 +135,7 @@ class ConsoleData:
         from journeyguard.serving.predict import predict
 
         as_of = self.as_of()
-        snapshot = self._customers.snapshot(customer_id, as_of)
+        snapshot = _or_unavailable(lambda: self._customers.snapshot(customer_id, as_of))
         if snapshot is None:
             raise ConsoleError(404, f"no customer {customer_id!r} in the event log")
         journey = snapshot.log
@@ -161,3 +164,14 @@ class ConsoleData:
             "decisions": mine.to_dict("records"),
             "messages": self.messages(customer_id),
         }
+
+
+def _or_unavailable(read: Callable[[], T]) -> T:
+    """`read()`, or a 503 page when the event source was never read well (a source that
+    fails later keeps its last good log, so this is the first read failing)."""
+    from journeyguard.serving.sources import SourceUnreadable
+
+    try:
+        return read()
+    except SourceUnreadable as error:
+        raise ConsoleError(503, f"The event source cannot be read: {error}") from None

@@ -65,6 +65,25 @@ def test_hand_computed_features():
     assert b["events"] == 1 and np.isnan(b["gap_mean_hours"]) and b["last_2"] == -1
 
 
+def test_one_journeys_huge_numbers_never_reach_another_journeys_features():
+    # Sums run along the whole log: three 1e308 of journey a made b's total NaN (issue 18).
+    events = frame(
+        [
+            ("a", 1, "survey", "email", 1e308),
+            ("a", 2, "survey", "email", 1e308),
+            ("a", 3, "survey", "email", 1e308),
+            ("b", 5, "survey", "email", 3.0),
+        ]
+    )
+    events["value"] = [1e308, 1e308, 1e308, 5.0]
+    built = features_of(events, AS_OF)
+    alone = features_of(events[events["customer_id"] == "b"], AS_OF)
+    for column in ("monetary", "score_mean"):
+        assert np.isfinite(built[column]).all()
+        assert built[column].iloc[1] == alone[column].iloc[0]
+    assert built["monetary"].iloc[1] == 5.0 and built["score_mean"].iloc[1] == 3.0
+
+
 def test_feature_names_are_readable_and_stable():
     events = TINY.assign(event=TINY["event"].replace({"reassign": "Ticket Reassigned!"}))
     snapshots = Snapshots.at(log_from_frame(events), AS_OF)
