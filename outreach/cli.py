@@ -203,7 +203,8 @@ def counts_text(result: dict[str, Any]) -> str:
         f"{result['contact']:,} contact, {result['holdout']:,} holdout, "
         f"{result['suppressed']:,} suppressed; {result['already_decided']:,} decided before\n"
         f"  enqueued {result['enqueued']:,}; delivered {result['delivered']:,}, retrying "
-        f"{result['retrying']:,}, dead {result['dead']:,}; {result['pending']:,} pending"
+        f"{result['retrying']:,}, ambiguous {result['ambiguous']:,}, dead {result['dead']:,}; "
+        f"{result['pending']:,} pending"
     )
 
 

@@ -5,16 +5,16 @@ hand. In order, under the outbox lease "outreach-cycle" (a second cycle that fin
 nothing and says so):
 
 1. load the log and score it at `as_of` with the champion of every task an action uses;
-2. take the customer facts, the opted-out list, and from the outbox the window's start, the
-   contacts before the window (cooldown), the window's spending so far and the customers it
-   has decided already (a customer gets one decision per window: a rerun decides only the
-   newcomers, against the budget the window has left);
+2. take the customer facts, the opted-out list, and from the outbox the window's start, each
+   customer's contact of another window nearest to `as_of`, before or after it (cooldown), the
+   window's spending so far and the customers it has decided already (a customer gets one
+   decision per window: a rerun decides only the newcomers, against the budget it has left);
 3. `decide`, then `enqueue` the decisions and their messages in one transaction;
 4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
    retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
 5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
-   delivered message, which `journeyguard.features.cli.load_log` merges into the log (see
-   `outbox.sent_events`).
+   contact decision, delivered or not (intention to treat), which `load_log` merges into the
+   log (see `outbox.sent_events`).
 
 Never sent twice: the lease keeps two cycles from deciding one window at once (the budget would
 be given out twice), the outbox's keys make a rerun store and queue nothing new, and the
@@ -55,7 +55,7 @@ DISPATCH_BATCH = 200  # messages sent between two renewals of the lease
 RETRY_WAIT = datetime.timedelta(minutes=10)  # how long a cycle waits for retries falling due
 COUNT_KEYS = (
     "scored", "already_decided", "selected", "contact", "holdout", "suppressed", "enqueued",
-    "delivered", "retrying", "dead", "pending",
+    "delivered", "retrying", "ambiguous", "dead", "pending",
 )  # fmt: skip
 
 
@@ -128,7 +128,9 @@ def _decide_and_enqueue(
         customer_facts(log, as_of, settings.kpis.resolution),
         config,
         as_of=as_of,
-        last_contacted=outbox.last_contacted(engine, config.campaign, start.to_pydatetime()),
+        nearest_contact=outbox.nearest_contacts(
+            engine, config.campaign, as_of.to_pydatetime(), start.to_pydatetime()
+        ),
         opted_out=opted_out_ids(settings),
         spent=outbox.spent(engine, config.campaign, start.to_pydatetime()),
     )
@@ -151,7 +153,7 @@ def _send(
     "retrying" is what is left pending after failed attempts, for the next cycle."""
     config = settings.outreach
     timeout = config.timeout.total_seconds()
-    totals = {"delivered": 0, "dead": 0}
+    totals = {"delivered": 0, "ambiguous": 0, "dead": 0}
     deadline = lease.now() + RETRY_WAIT
     with httpx.Client(timeout=timeout) as client:
         for _ in range(config.max_attempts):  # a pass gives each message one more try at most
@@ -173,7 +175,7 @@ def _dispatch_due(
 ) -> dict[str, int]:
     """Sends what is due now in batches, renewing the cycle's lease between them."""
     config = settings.outreach
-    totals = {"delivered": 0, "dead": 0}
+    totals = {"delivered": 0, "ambiguous": 0, "dead": 0}
     while True:
         batch = dispatch(
             engine,
@@ -188,6 +190,7 @@ def _dispatch_due(
             limit=DISPATCH_BATCH,
         )
         totals["delivered"] += batch.delivered
+        totals["ambiguous"] += batch.ambiguous
         totals["dead"] += batch.dead
         if batch.attempted < DISPATCH_BATCH or not lease.renew():
             return totals
