@@ -1,8 +1,9 @@
 """One outreach cycle: score, decide, store, send, write back; safe to run twice or at once.
 
 `run_once` is what the scheduler runs every day and `journeyguard outreach run-once` runs by
-hand. In order, under the outbox lease "outreach-cycle" (a second cycle that finds it held does
-nothing and says so):
+hand. In order, under the outbox lease "outreach-cycle" (`outreach.lease`: renewed by a heartbeat
+while the cycle works, lost within its short time to live when the cycle dies; a second cycle
+that finds it held does nothing and says so):
 
 1. load the log and score it at `as_of` with the champion of every task an action uses;
 2. take the customer facts, the opted-out list, and from the outbox the window's start, each
@@ -25,11 +26,9 @@ from __future__ import annotations
 
 import datetime
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +46,10 @@ from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import outbox
 from journeyguard.outreach.dispatch import dispatch, webhook_target
 from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.lease import Lease, owner_name
 from journeyguard.outreach.policy import decide, summary, utc, window_start
 
 LEASE_NAME = "outreach-cycle"
-LEASE_TTL = datetime.timedelta(hours=1)  # outlasts scoring; renewed between dispatch batches
 DISPATCH_BATCH = 200  # messages sent between two renewals of the lease
 RETRY_WAIT = datetime.timedelta(minutes=10)  # how long a cycle waits for retries falling due
 COUNT_KEYS = (
@@ -91,7 +90,7 @@ def run_once(
         configured_url, configured_secret = webhook_target(settings.outreach, environ)
         url, secret = url or configured_url, secret or configured_secret
     engine = outbox.open_outbox(outbox.outbox_url(settings))
-    lease = _Lease(engine, worker or _worker_name(), now)
+    lease = Lease(engine, LEASE_NAME, worker or owner_name(), now)
     start = window_start(as_of, settings.outreach.window)
     result: dict[str, Any] = {
         "as_of": as_of.isoformat(),
@@ -101,12 +100,13 @@ def run_once(
     }
     try:
         if not lease.acquire():
-            return result | {"skipped": f"another cycle holds the lease ({lease.holder()})"}
+            return result | {"skipped": f"another cycle holds the lease ({_holder_text(engine)})"}
         try:
-            result |= _decide_and_enqueue(settings, engine, as_of, start, lease)
-            if result["skipped"] is None:
-                result |= _send(settings, engine, (url, secret), lease, sleep)
-                write_sent_events(settings, engine)
+            with lease.heartbeat():
+                result |= _decide_and_enqueue(settings, engine, as_of, start, lease)
+                if result["skipped"] is None:
+                    result |= _send(settings, engine, (url, secret), lease, sleep)
+                    write_sent_events(settings, engine)
         finally:
             lease.release()
         return result | {"pending": outbox.status_counts(engine)["pending"]}
@@ -115,7 +115,7 @@ def run_once(
 
 
 def _decide_and_enqueue(
-    settings: Config, engine: Engine, as_of: pd.Timestamp, start: pd.Timestamp, lease: _Lease
+    settings: Config, engine: Engine, as_of: pd.Timestamp, start: pd.Timestamp, lease: Lease
 ) -> dict[str, Any]:
     """Scores, decides the customers the window has not decided yet, and stores the result."""
     config = settings.outreach
@@ -144,7 +144,7 @@ def _send(
     settings: Config,
     engine: Engine,
     webhook: tuple[str, str],
-    lease: _Lease,
+    lease: Lease,
     sleep: Callable[[float], None],
 ) -> dict[str, int]:
     """Dispatches everything due, then waits for the retries that fall due within
@@ -170,7 +170,7 @@ def _dispatch_due(
     settings: Config,
     engine: Engine,
     webhook: tuple[str, str],
-    lease: _Lease,
+    lease: Lease,
     client: httpx.Client,
 ) -> dict[str, int]:
     """Sends what is due now in batches, renewing the cycle's lease between them."""
@@ -262,37 +262,7 @@ def write_sent_events(settings: Config, engine: Engine) -> Path:
     return path
 
 
-@dataclass
-class _Lease:
-    """The cycle's hold on the outbox lease, renewed at each step that must not overlap."""
-
-    engine: Engine
-    owner: str
-    now: Callable[[], datetime.datetime]
-    ttl: datetime.timedelta = LEASE_TTL
-
-    def acquire(self) -> bool:
-        """Takes the lease; False while another cycle holds it."""
-        return outbox.acquire_lease(
-            self.engine, LEASE_NAME, self.owner, now=self.now(), ttl=self.ttl
-        )
-
-    def renew(self) -> bool:
-        """Extends the lease (taking a lease one holds renews it); False if it was lost."""
-        return self.acquire()
-
-    def release(self) -> None:
-        outbox.release_lease(self.engine, LEASE_NAME, self.owner)
-
-    def holder(self) -> str:
-        """Who holds the lease and until when, for the message of a skipped cycle."""
-        table = outbox.leases
-        query = select(table.c.owner, table.c.until).where(table.c.name == LEASE_NAME)
-        with self.engine.connect() as connection:
-            row = connection.execute(query).one_or_none()
-        return "released since" if row is None else f"{row.owner} until {row.until.isoformat()}"
-
-
-def _worker_name() -> str:
-    """Unique per call: two cycles in one process must not share a lease owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def _holder_text(engine: Engine) -> str:
+    """Who holds the cycle's lease and until when, for the message of a skipped cycle."""
+    held = outbox.lease_holder(engine, LEASE_NAME)
+    return "released since" if held is None else f"{held[0]} until {held[1].isoformat()}"

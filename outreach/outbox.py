@@ -453,7 +453,16 @@ def acquire_lease(
         return bool(_insert_new(connection, leases, [row]))
 
 
-def release_lease(engine: Engine, name: str, owner: str) -> None:
-    """Gives the lease back early, if this owner still holds it."""
+def release_lease(engine: Engine, name: str, owner: str) -> bool:
+    """Gives the lease back, if this owner still holds it; False if it did not."""
     with engine.begin() as connection:
-        connection.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+        statement = delete(leases).where(leases.c.name == name, leases.c.owner == owner)
+        return connection.execute(statement).rowcount == 1
+
+
+def lease_holder(engine: Engine, name: str) -> tuple[str, datetime.datetime] | None:
+    """Who holds the named lease and until when; None when nobody does."""
+    query = select(leases.c.owner, leases.c.until).where(leases.c.name == name)
+    with engine.connect() as connection:
+        row = connection.execute(query).one_or_none()
+    return None if row is None else (row.owner, row.until)
