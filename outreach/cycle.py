@@ -36,7 +36,7 @@ import httpx
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from journeyguard.features.config.model import Config
+from journeyguard.features.config.model import Config, OutreachConfig
 from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.columns import CUSTOMER_ID
@@ -103,7 +103,7 @@ def run_once(
             return result | {"skipped": f"another cycle holds the lease ({_holder_text(engine)})"}
         try:
             with lease.heartbeat():
-                result |= _decide_and_enqueue(settings, engine, as_of, start, lease)
+                result |= _decide_and_enqueue(settings, engine, as_of, lease)
                 if result["skipped"] is None:
                     result |= _send(settings, engine, (url, secret), lease, sleep)
                     write_sent_events(settings, engine)
@@ -115,29 +115,58 @@ def run_once(
 
 
 def _decide_and_enqueue(
-    settings: Config, engine: Engine, as_of: pd.Timestamp, start: pd.Timestamp, lease: Lease
+    settings: Config, engine: Engine, as_of: pd.Timestamp, lease: Lease
 ) -> dict[str, Any]:
-    """Scores, decides the customers the window has not decided yet, and stores the result."""
-    config = settings.outreach
+    """Scores the log and stores the window's decisions (`decide_and_store`)."""
     log = load_log(settings)
-    scores = score_tasks(settings, log, as_of)
+    return decide_and_store(
+        settings.outreach,
+        engine,
+        score_tasks(settings, log, as_of),
+        customer_facts(log, as_of, settings.kpis.resolution),
+        opted_out_ids(settings),
+        as_of=as_of,
+        lease=lease,
+    )
+
+
+def decide_and_store(
+    config: OutreachConfig,
+    engine: Engine,
+    scores: pd.DataFrame,
+    facts: pd.DataFrame,
+    opted_out: frozenset[str],
+    *,
+    as_of: pd.Timestamp,
+    lease: Lease,
+) -> dict[str, Any]:
+    """Decides the customers the window of `as_of` has not decided yet, against the outbox's
+    cooldown and the budget the window has left, and stores the decisions and their messages
+    if `lease` is still held. Returns the counts of `summary`, "already_decided", "enqueued"
+    and "skipped"."""
+    start = window_start(as_of, config.window).to_pydatetime()
     ids = scores[CUSTOMER_ID].astype(str)
-    done = ids.isin(decided_customers(engine, config.campaign, start.to_pydatetime()))
+    done = ids.isin(decided_customers(engine, config.campaign, start))
     decisions = decide(
         scores[~done],
-        customer_facts(log, as_of, settings.kpis.resolution),
+        facts,
         config,
         as_of=as_of,
         nearest_contact=outbox.nearest_contacts(
-            engine, config.campaign, as_of.to_pydatetime(), start.to_pydatetime()
+            engine, config.campaign, as_of.to_pydatetime(), start
         ),
-        opted_out=opted_out_ids(settings),
-        spent=outbox.spent(engine, config.campaign, start.to_pydatetime()),
+        opted_out=opted_out,
+        spent=outbox.spent(engine, config.campaign, start),
     )
     counts = summary(decisions, ids.nunique()) | {"already_decided": ids[done].nunique()}
+    lost = counts | {"skipped": "lost the lease before storing the decisions"}
     if not lease.renew():  # taken over while scoring: the new holder decides this window
-        return counts | {"skipped": "lost the lease before storing the decisions"}
-    return counts | {"enqueued": outbox.enqueue(engine, decisions, now=lease.now())}
+        return lost
+    try:  # checked again as it stores: the lease may expire between the two
+        enqueued = outbox.enqueue(engine, decisions, now=lease.now(), lease=lease.key)
+    except outbox.LeaseLost:
+        return lost
+    return counts | {"enqueued": enqueued, "skipped": None}
 
 
 def _send(

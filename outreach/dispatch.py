@@ -11,8 +11,9 @@ still uses up its attempts instead of being retried forever.
 
 A failure is definite (refused, an error status, no connection made) or ambiguous: the request
 went out and then the answer timed out or the connection was lost, so the receiver may have it
-(a slow receiver that answers after the timeout has accepted the message). A message given up
-on after any ambiguous attempt is `ambiguous`, not `dead`: possibly delivered.
+(a slow receiver that answers after the timeout has accepted the message). So is an attempt
+whose dispatcher died before recording its outcome (the next claim finds its lease behind). A
+message given up on after any ambiguous attempt is `ambiguous`, not `dead`: possibly delivered.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def claim(
     `IN (... LIMIT 1)` subquery per row and so claim many rows.
     On PostgreSQL the race can also leave the loser with no row although others are due (the
     re-check drops the one row its LIMIT had picked), so a miss is retried while rows are due.
+    Taking over an expired lease marks the message possibly delivered: whoever held it never
+    recorded an outcome, and may have died after its request reached the receiver.
     """
     due = (
         (messages.c.status == "pending")
@@ -175,7 +178,13 @@ def claim(
     statement = (
         update(messages)
         .where(messages.c.idempotency_key == first.scalar_subquery(), due)
-        .values(lease_owner=worker, lease_until=now + lease, attempts=messages.c.attempts + 1)
+        .values(
+            lease_owner=worker,
+            lease_until=now + lease,
+            attempts=messages.c.attempts + 1,
+            # A lease left behind: its dispatcher died after claiming, perhaps after sending.
+            possibly_delivered=messages.c.possibly_delivered | messages.c.lease_owner.is_not(None),
+        )
         .returning(messages.c.idempotency_key, messages.c.payload, messages.c.attempts)
     )
     any_due = select(exists().where(due))

@@ -75,6 +75,11 @@ class Lease:
     ttl: datetime.timedelta = TTL
     _lost: threading.Event = field(default_factory=threading.Event, init=False)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(name, owner): what `outbox.enqueue` checks is still held as it stores."""
+        return self.name, self.owner
+
     def acquire(self) -> bool:
         """Takes the lease; False while another holder has it."""
         return outbox.acquire_lease(

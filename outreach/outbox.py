@@ -222,16 +222,41 @@ def _insert_new(connection: Connection, table: Table, rows: list[dict]) -> list:
     return list(connection.execute(statement, rows).scalars())
 
 
-def enqueue(engine: Engine, decisions_frame: pd.DataFrame, *, now: datetime.datetime) -> int:
+class LeaseLost(RuntimeError):
+    """A write made under a lease found it held by another owner (or expired): not written."""
+
+
+def enqueue(
+    engine: Engine,
+    decisions_frame: pd.DataFrame,
+    *,
+    now: datetime.datetime,
+    lease: tuple[str, str] | None = None,
+) -> int:
     """Stores every decision, and a pending message for each "contact", in one transaction.
 
     Rows already stored (same decision_key / idempotency_key) are skipped, so enqueuing a
     window twice queues nothing new. Returns the number of new messages.
+
+    With `lease` (name, owner), stores only while that owner holds that lease, checked in the
+    same transaction with the lease's row locked (raises LeaseLost otherwise): a cycle whose
+    lease expired while it decided must not store decisions made against a cooldown and a
+    budget that its successor may since have read and used.
     """
     decision_rows, message_rows = _rows(decisions_frame, now)
     with engine.begin() as connection:
+        if lease is not None:
+            _check_lease(connection, *lease, now=now)
         _insert_new(connection, decisions, decision_rows)
         return len(_insert_new(connection, messages, message_rows))
+
+
+def _check_lease(connection: Connection, name: str, owner: str, *, now: datetime.datetime) -> None:
+    query = select(leases.c.owner, leases.c.until).where(leases.c.name == name).with_for_update()
+    row = connection.execute(query).one_or_none()
+    if row is None or row.owner != owner or row.until < now:
+        holder = "nobody" if row is None else f"{row.owner} until {row.until.isoformat()}"
+        raise LeaseLost(f"lease {name!r} is not {owner}'s any more: {holder}")
 
 
 def _rows(frame: pd.DataFrame, now: datetime.datetime) -> tuple[list[dict], list[dict]]:

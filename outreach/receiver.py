@@ -144,8 +144,7 @@ class Receiver:
         """The answer to one POST: scripted, 401 for a bad signature, else 200 (recorded once);
         `HUNG_UP` to close the connection without an answer."""
         webhook_id = headers.get("webhook-id")
-        with self._lock:
-            canned = self._script.popleft() if self._script else None
+        canned = self.next_response(webhook_id)
         if canned is not None:
             time.sleep(canned.delay)
             if canned.status is not None:
@@ -157,6 +156,12 @@ class Receiver:
             status = HUNG_UP
         self._note(Request(webhook_id, headers, body, status))
         return status, {}
+
+    def next_response(self, webhook_id: str | None) -> CannedResponse | None:
+        """The scripted answer to this POST, None for normal service: the next of `fail_next`
+        (a subclass may choose otherwise, e.g. at random)."""
+        with self._lock:
+            return self._script.popleft() if self._script else None
 
     def _accept(self, webhook_id: str | None, headers: dict[str, str], body: bytes) -> bool:
         """Verifies the signature and records a message seen for the first time."""

@@ -188,6 +188,28 @@ def test_an_earlier_attempt_that_may_have_got_through_makes_a_later_failure_ambi
     assert (row.status, row.last_error) == ("ambiguous", "HTTP 410: endpoint gone")
 
 
+def test_a_dispatcher_that_died_after_sending_makes_a_later_failure_ambiguous(
+    engine, receiver, clock, make_decisions
+):
+    """The fault campaign's case: sent, received, then the dispatcher died before recording;
+    the next attempt's 410 must not make the message `dead`."""
+    enqueue(engine, make_decisions(["a"]), now=clock())
+
+    def die(key: str) -> None:
+        raise SystemExit(9)  # as a SIGKILL would: nothing recorded after the send
+
+    with pytest.raises(SystemExit):
+        run(engine, receiver, clock, worker="doomed", after_send=die)
+    assert len(receiver.received) == 1
+    clock.advance(61)  # its lease expires
+    receiver.fail_next(CannedResponse(410))
+    assert run(engine, receiver, clock, worker="rescuer") == DispatchResult(
+        ambiguous=1, attempted=1
+    )
+    (row,) = rows(engine).values()
+    assert (row.status, row.attempts, row.possibly_delivered) == ("ambiguous", 2, True)
+
+
 def test_a_receiver_that_never_answered_makes_a_message_dead(
     engine, receiver, clock, make_decisions
 ):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from journeyguard.outreach.outbox import (
+    LeaseLost,
     acquire_lease,
     decisions_frame,
     enqueue,
@@ -268,6 +269,21 @@ def test_expired_lease_goes_to_exactly_one_of_racing_owners(engine, clock):
     later = clock.advance(31)
     wins = race(6, lambda i: acquire_lease(engine, "cycle", f"owner{i}", now=later, ttl=ttl))
     assert wins.count(True) == 1
+
+
+def test_enqueue_under_a_lease_stores_only_while_it_is_held(engine, make_decisions, clock):
+    frame = make_decisions(["a"])
+    with pytest.raises(LeaseLost, match="nobody"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert acquire_lease(engine, "cycle", "me", now=clock(), ttl=DAY)
+    clock.advance(DAY.total_seconds() + 1)  # expired: another may have taken over meanwhile
+    with pytest.raises(LeaseLost, match="me until"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert acquire_lease(engine, "cycle", "other", now=clock(), ttl=DAY)
+    with pytest.raises(LeaseLost, match="other until"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert decisions_frame(engine).empty and status_counts(engine)["pending"] == 0
+    assert enqueue(engine, frame, now=clock(), lease=("cycle", "other")) == 1
 
 
 def test_release_lets_another_owner_in_at_once(engine, clock):
