@@ -64,7 +64,7 @@ TIMEOUT = 0.25  # seconds per HTTP attempt
 MESSAGE_LEASE = datetime.timedelta(seconds=1)  # a killed dispatcher's message waits this long
 CYCLE_TTL = datetime.timedelta(seconds=3)
 MAX_ATTEMPTS = 3  # few, so that faults often reach the last attempt
-DAYS, CUSTOMERS = 30, 60  # windows to choose from; the customers they draw on
+DAYS, CUSTOMERS = 400, 80  # windows to choose from (few repeat); the customers they draw on
 CONFIG = OutreachConfig(
     campaign="faults",
     actions={"call": ActionConfig(name="call", task="churn", min_risk=0.5, cost=1.0)},
@@ -84,9 +84,9 @@ RECEIVER_FAULTS = {
     "rate_429": CannedResponse(429, {"retry-after": "1"}),
 }
 KILL_POINTS = ("kill_before_send", "kill_after_send", "kill_in_transaction")
-ROUND_FAULTS = ("two_schedulers", "two_dispatchers", "window_out_of_order")
+ROUND_FAULTS = ("two_schedulers", "two_dispatchers", "window_out_of_order")  # scenarios
 RECEIVER_FAULT_SHARE = 0.4  # of requests
-KILL_SHARE = 0.4  # of processes
+KILL_SHARE = 0.5  # of processes
 TWO_AT_ONCE_SHARE = 0.3  # of rounds, for schedulers and for dispatchers each
 DRAIN_SECONDS = 120.0
 
@@ -232,7 +232,8 @@ class Campaign:
     stuck: int = 0  # processes still running after their round's time: killed, counted
 
     def injected(self, receiver: FaultyReceiver) -> int:
-        return len(receiver.faults) + len(self.kills) + len(self.round_faults)
+        """The faults so far: receiver failures and kills (not the rounds' scenarios)."""
+        return len(receiver.faults) + len(self.kills)
 
 
 def run_campaign(database: str, faults: int, seed: int, *, quiet: bool = False) -> dict:
@@ -371,6 +372,8 @@ def audit(engine: Any, receiver: FaultyReceiver, campaign: Campaign) -> dict:
         "requests": receiver.attempts,
         "statuses": outbox.status_counts(engine),
         "injected": campaign.injected(receiver),
+        "receiver_faults": len(receiver.faults),
+        "kills": len(campaign.kills),
         "lost": totals["lost"],
         "duplicated": totals["duplicated"],
         "dead_but_received": totals["dead_but_received"],
@@ -467,7 +470,8 @@ def report_text(result: dict, store: str) -> str:
         *("| " + " | ".join(str(row[c]) for c in header) + " |" for row in result["by_fault"]),
     ]
     summary = (
-        f"{store}: {result['injected']} faults in {result['rounds']} rounds, "
+        f"{store}: {result['injected']} faults ({result['receiver_faults']} by the receiver, "
+        f"{result['kills']} SIGKILLs) in {result['rounds']} rounds, "
         f"{result['seconds']} s; {result['contact_decisions']} contact decisions "
         f"({result['decisions']} decisions), {result['requests']} requests, "
         f"{result['received']} received; outbox {result['statuses']}\n"
