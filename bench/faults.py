@@ -18,8 +18,9 @@ fault-free dispatcher drains what is left and the outbox is audited against the 
     .venv/bin/python bench/faults.py --faults 1000 --store sqlite
     .venv/bin/python bench/faults.py --faults 1000 --store postgresql   # database wt_outbox
 
-Seeded (`--seed`): the plan of faults is the same each run, though which request meets which
-receiver fault depends on the order requests arrive in. Exit status 1 when anything was lost,
+The audit is `fault_audit.py`, beside this file. Seeded (`--seed`): the plan of faults is the
+same each run, though which request meets which receiver fault depends on the order requests
+arrive in. Exit status 1 when anything was lost,
 duplicated, dead but received, or sent inside the cooldown.
 """
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import itertools
 import json
 import logging
 import multiprocessing
@@ -39,7 +39,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,7 +46,8 @@ from typing import Any
 
 import httpx
 import pandas as pd
-from sqlalchemy import create_engine, event, select
+from fault_audit import Observed, audit, failed, report_text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 
 from journeyguard.features.config.model import ActionConfig, OutreachConfig
@@ -55,6 +55,7 @@ from journeyguard.outreach import outbox
 from journeyguard.outreach.cycle import LEASE_NAME, decide_and_store, utc_now
 from journeyguard.outreach.dispatch import dispatch
 from journeyguard.outreach.lease import Lease, break_lease, lease_state, owner_name
+from journeyguard.outreach.policy import window_start
 from journeyguard.outreach.receiver import CannedResponse, Receiver
 
 SECRET = "whsec_" + "ZmF1bHRzLWNhbXBhaWduLXNlY3JldC0zMi1ieXRlcyE="
@@ -156,6 +157,10 @@ class Killer:
             self.chance("kill_in_transaction", self.last_key if recording else None)
 
 
+def window_of(day: int) -> pd.Timestamp:
+    return window_start(as_of_of(day), CONFIG.window)
+
+
 def as_of_of(day: int) -> pd.Timestamp:
     return BASE + pd.Timedelta(days=day)
 
@@ -227,7 +232,7 @@ class Campaign:
     """The faults injected so far and what they touched."""
 
     kills: list[dict[str, Any]] = field(default_factory=list)
-    round_faults: list[tuple[str, int]] = field(default_factory=list)  # (kind, window day)
+    round_faults: list[tuple[str, pd.Timestamp]] = field(default_factory=list)  # kind, window
     rounds: int = 0
     stuck: int = 0  # processes still running after their round's time: killed, counted
 
@@ -253,7 +258,7 @@ def run_campaign(database: str, faults: int, seed: int, *, quiet: bool = False) 
             campaign.rounds += 1
             day = rng.randrange(DAYS)
             if day < latest_day:
-                campaign.round_faults.append(("window_out_of_order", day))
+                campaign.round_faults.append(("window_out_of_order", window_of(day)))
             latest_day = max(latest_day, day)
             plans = round_plans(rng, day, campaign)
             free_the_lease(engine)
@@ -276,7 +281,20 @@ def run_campaign(database: str, faults: int, seed: int, *, quiet: bool = False) 
                 print(f"round {campaign.rounds}: {campaign.injected(receiver)} faults", flush=True)
         receiver.enabled = False
         drained = drain(engine, receiver.url)
-        result = audit(engine, receiver, campaign)
+        seen = Observed(
+            received=list(receiver.received),
+            requests=receiver.attempts,
+            receiver_faults=list(receiver.faults),
+            kills=campaign.kills,
+            round_faults=campaign.round_faults,
+        )
+        result = audit(
+            engine,
+            seen,
+            campaign=CONFIG.campaign,
+            cooldown=CONFIG.cooldown,
+            kinds=(*sorted(RECEIVER_FAULTS), *KILL_POINTS, *ROUND_FAULTS),
+        )
     engine.dispose()
     return result | {
         "rounds": campaign.rounds,
@@ -291,9 +309,9 @@ def round_plans(rng: random.Random, day: int, campaign: Campaign) -> list[Plan]:
     schedulers = 2 if rng.random() < TWO_AT_ONCE_SHARE else 1
     dispatchers = 2 if rng.random() < TWO_AT_ONCE_SHARE else 0
     if schedulers == 2:
-        campaign.round_faults.append(("two_schedulers", day))
+        campaign.round_faults.append(("two_schedulers", window_of(day)))
     if dispatchers == 2:
-        campaign.round_faults.append(("two_dispatchers", day))
+        campaign.round_faults.append(("two_dispatchers", window_of(day)))
     roles = ["cycle"] * schedulers + ["dispatcher"] * dispatchers
     return [
         Plan(
@@ -338,149 +356,6 @@ def drain(engine: Any, url: str) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-def audit(engine: Any, receiver: FaultyReceiver, campaign: Campaign) -> dict:
-    """The outbox against the receiver: totals, and per fault kind the messages it touched."""
-    decisions = outbox.decisions_frame(engine, CONFIG.campaign)
-    contacts = decisions[decisions["decision"] == "contact"]
-    with engine.connect() as connection:
-        rows = connection.execute(select(outbox.messages)).all()
-    message_of = {row.decision_key: row for row in rows}
-    received_ids = {key for key, _ in receiver.received}
-    ids_by_decision: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for key, payload in receiver.received:
-        ids_by_decision[(payload["customer_id"], payload["window_start"])].add(key)
-    outcome: dict[str, str] = {}  # idempotency key (or decision key if none): its verdict
-    for decision in contacts.itertuples(index=False):
-        message = message_of.get(decision.decision_key)
-        if message is None:
-            outcome[decision.decision_key] = "lost"
-            continue
-        window = pd.Timestamp(decision.window_start).isoformat()
-        got = message.idempotency_key in received_ids
-        outcome[message.idempotency_key] = verdict(
-            message.status, got, len(ids_by_decision[(decision.customer_id, window)])
-        )
-    kinds = kinds_by_message(receiver, campaign, contacts, message_of)
-    table = fault_table(receiver, campaign, kinds, outcome)
-    totals = Counter(outcome.values())
-    return {
-        "contact_decisions": len(contacts),
-        "decisions": len(decisions),
-        "received": len(receiver.received),
-        "requests": receiver.attempts,
-        "statuses": outbox.status_counts(engine),
-        "injected": campaign.injected(receiver),
-        "receiver_faults": len(receiver.faults),
-        "kills": len(campaign.kills),
-        "lost": totals["lost"],
-        "duplicated": totals["duplicated"],
-        "dead_but_received": totals["dead_but_received"],
-        "ambiguous": totals["ambiguous_received"] + totals["ambiguous_not_received"],
-        "ambiguous_received": totals["ambiguous_received"],
-        "cooldown_breaches": cooldown_breaches(receiver),
-        "by_fault": table,
-    }
-
-
-def verdict(status: str, received: bool, webhook_ids: int) -> str:
-    """One message's verdict, the worst first."""
-    if status == "pending" or (status == "delivered" and not received):
-        return "lost"
-    if webhook_ids > 1:
-        return "duplicated"
-    if status == "dead":
-        return "dead_but_received" if received else "dead"
-    if status == "ambiguous":
-        return "ambiguous_received" if received else "ambiguous_not_received"
-    return "delivered"
-
-
-def kinds_by_message(
-    receiver: FaultyReceiver, campaign: Campaign, contacts: pd.DataFrame, message_of: dict
-) -> dict[str, set[str]]:
-    """The fault kinds each message met: its own requests' and kills', and its round's."""
-    kinds: dict[str, set[str]] = defaultdict(set)
-    for key, kind in receiver.faults:
-        kinds[key or "?"].add(kind)
-    for kill in campaign.kills:
-        if kill["key"]:
-            kinds[kill["key"]].add(kill["kind"])
-    by_window: dict[pd.Timestamp, list[str]] = defaultdict(list)
-    for decision in contacts.itertuples(index=False):
-        message = message_of.get(decision.decision_key)
-        by_window[pd.Timestamp(decision.window_start)].append(
-            message.idempotency_key if message is not None else decision.decision_key
-        )
-    for kind, day in campaign.round_faults:
-        start = as_of_of(day).floor("D")
-        for key in by_window.get(start, []):
-            kinds[key].add(kind)
-    return kinds
-
-
-OUTCOME_COLUMNS = (
-    "delivered", "ambiguous_received", "ambiguous_not_received", "dead", "lost", "duplicated",
-    "dead_but_received",
-)  # fmt: skip
-
-
-def fault_table(
-    receiver: FaultyReceiver, campaign: Campaign, kinds: dict[str, set[str]], outcome: dict
-) -> list[dict[str, Any]]:
-    """Per fault kind: how often injected, the messages it touched and how they ended."""
-    injected = Counter(kind for _, kind in receiver.faults)
-    injected.update(kill["kind"] for kill in campaign.kills)
-    injected.update(kind for kind, _ in campaign.round_faults)
-    rows = []
-    for kind in (*sorted(RECEIVER_FAULTS), *KILL_POINTS, *ROUND_FAULTS):
-        touched = [key for key, met in kinds.items() if kind in met and key in outcome]
-        ends = Counter(outcome[key] for key in touched)
-        rows.append(
-            {"fault": kind, "injected": injected[kind], "messages": len(touched)}
-            | {name: ends[name] for name in OUTCOME_COLUMNS}
-        )
-    return rows
-
-
-def cooldown_breaches(receiver: FaultyReceiver) -> int:
-    """Pairs of received messages to one customer, of two windows, closer than the cooldown."""
-    times: dict[str, set[pd.Timestamp]] = defaultdict(set)
-    for _, payload in receiver.received:
-        times[payload["customer_id"]].add(pd.Timestamp(payload["as_of"]))
-    cooldown = pd.Timedelta(CONFIG.cooldown)
-    breaches = 0
-    for moments in times.values():
-        ordered = sorted(moments)
-        breaches += sum(b - a < cooldown for a, b in itertools.pairwise(ordered))
-    return breaches
-
-
-def failed(result: dict) -> bool:
-    keys = ("lost", "duplicated", "dead_but_received", "cooldown_breaches", "stuck")
-    return any(result[key] for key in keys) or not result["drained"]
-
-
-def report_text(result: dict, store: str) -> str:
-    header = ["fault", "injected", "messages", *OUTCOME_COLUMNS]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(str(row[c]) for c in header) + " |" for row in result["by_fault"]),
-    ]
-    summary = (
-        f"{store}: {result['injected']} faults ({result['receiver_faults']} by the receiver, "
-        f"{result['kills']} SIGKILLs) in {result['rounds']} rounds, "
-        f"{result['seconds']} s; {result['contact_decisions']} contact decisions "
-        f"({result['decisions']} decisions), {result['requests']} requests, "
-        f"{result['received']} received; outbox {result['statuses']}\n"
-        f"lost {result['lost']}, duplicated {result['duplicated']}, dead but received "
-        f"{result['dead_but_received']}, ambiguous {result['ambiguous']} (received "
-        f"{result['ambiguous_received']}), cooldown breaches {result['cooldown_breaches']}, "
-        f"stuck processes {result['stuck']}, drained {result['drained']}"
-    )
-    return summary + "\n\n" + "\n".join(lines)
 
 
 @contextmanager

@@ -10,7 +10,8 @@ that finds it held does nothing and says so):
    customer's contact of another window nearest to `as_of`, before or after it (cooldown), the
    window's spending so far and the customers it has decided already (a customer gets one
    decision per window: a rerun decides only the newcomers, against the budget it has left);
-3. `decide`, then `enqueue` the decisions and their messages in one transaction;
+3. `decide`, then `enqueue` the decisions and their messages in one transaction, which also
+   checks that the lease is still this cycle's (a cycle that lost it stores nothing);
 4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
    retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
 5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
