@@ -130,6 +130,39 @@ def run_once_command(
 
 
 @app.command()
+def lease(
+    config: ConfigOption,
+    break_it: Annotated[
+        bool,
+        typer.Option("--break", help="Remove the lease if stale: expired, or its holder is gone."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --break: remove it even if the holder runs.")
+    ] = False,
+) -> None:
+    """Show who holds the outreach cycle's lease, and break a stale one."""
+    from journeyguard.outreach.cycle import LEASE_NAME, utc_now
+    from journeyguard.outreach.lease import break_lease, lease_state
+    from journeyguard.outreach.outbox import open_outbox, outbox_url
+
+    engine = open_outbox(outbox_url(load_config(config)))
+    now = utc_now()
+    try:
+        if not break_it:
+            typer.echo(lease_state(engine, LEASE_NAME, now).text(now))
+            return
+        try:
+            broken = break_lease(engine, LEASE_NAME, now, force=force)
+        except RuntimeError as error:
+            typer.secho(str(error), err=True)
+            raise typer.Exit(1) from None
+        done = "nothing to break" if broken.owner is None else f"broke it; {broken.owner} held it"
+        typer.echo(f"{broken.text(now)}\n{done}")
+    finally:
+        engine.dispose()
+
+
+@app.command()
 def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption = False) -> None:
     """Contacted against control customers, per action, once their outcome is known."""
     import pandas as pd
@@ -240,7 +273,8 @@ def counts_text(result: dict[str, Any]) -> str:
         f"{result['contact']:,} contact, {result['holdout']:,} holdout, "
         f"{result['suppressed']:,} suppressed; {result['already_decided']:,} decided before\n"
         f"  enqueued {result['enqueued']:,}; delivered {result['delivered']:,}, retrying "
-        f"{result['retrying']:,}, dead {result['dead']:,}; {result['pending']:,} pending"
+        f"{result['retrying']:,}, ambiguous {result['ambiguous']:,}, dead {result['dead']:,}; "
+        f"{result['pending']:,} pending"
     )
 
 

@@ -1,20 +1,22 @@
 """One outreach cycle: score, decide, store, send, write back; safe to run twice or at once.
 
 `run_once` is what the scheduler runs every day and `journeyguard outreach run-once` runs by
-hand. In order, under the outbox lease "outreach-cycle" (a second cycle that finds it held does
-nothing and says so):
+hand. In order, under the outbox lease "outreach-cycle" (`outreach.lease`: renewed by a heartbeat
+while the cycle works, lost within its short time to live when the cycle dies; a second cycle
+that finds it held does nothing and says so):
 
 1. load the log and score it at `as_of` with the champion of every task an action uses;
-2. take the customer facts, the opted-out list, and from the outbox the window's start, the
-   contacts before the window (cooldown), the window's spending so far and the customers it
-   has decided already (a customer gets one decision per window: a rerun decides only the
-   newcomers, against the budget the window has left);
-3. `decide`, then `enqueue` the decisions and their messages in one transaction;
+2. take the customer facts, the opted-out list, and from the outbox the window's start, each
+   customer's contact of another window nearest to `as_of`, before or after it (cooldown), the
+   window's spending so far and the customers it has decided already (a customer gets one
+   decision per window: a rerun decides only the newcomers, against the budget it has left);
+3. `decide`, then `enqueue` the decisions and their messages in one transaction, which also
+   checks that the lease is still this cycle's (a cycle that lost it stores nothing);
 4. `dispatch` what is due to the webhook, in batches, renewing the lease between them, and
    retries falling due within `RETRY_WAIT` (later ones wait for the next cycle);
 5. rewrite `<output dir>/outreach_events.parquet` from the outbox: one `outreach_sent` event per
-   delivered message, which `journeyguard.features.cli.load_log` merges into the log (see
-   `outbox.sent_events`).
+   contact decision, delivered or not (intention to treat), which `load_log` merges into the
+   log (see `outbox.sent_events`).
 
 Never sent twice: the lease keeps two cycles from deciding one window at once (the budget would
 be given out twice), the outbox's keys make a rerun store and queue nothing new, and the
@@ -25,11 +27,9 @@ from __future__ import annotations
 
 import datetime
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import httpx
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from journeyguard.features.config.model import Config
+from journeyguard.features.config.model import Config, OutreachConfig
 from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.columns import CUSTOMER_ID
@@ -47,15 +47,15 @@ from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import outbox
 from journeyguard.outreach.dispatch import dispatch, webhook_target
 from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.lease import Lease, owner_name
 from journeyguard.outreach.policy import decide, summary, utc, window_start
 
 LEASE_NAME = "outreach-cycle"
-LEASE_TTL = datetime.timedelta(hours=1)  # outlasts scoring; renewed between dispatch batches
 DISPATCH_BATCH = 200  # messages sent between two renewals of the lease
 RETRY_WAIT = datetime.timedelta(minutes=10)  # how long a cycle waits for retries falling due
 COUNT_KEYS = (
     "scored", "already_decided", "selected", "contact", "holdout", "suppressed", "enqueued",
-    "delivered", "retrying", "dead", "pending",
+    "delivered", "retrying", "ambiguous", "dead", "pending",
 )  # fmt: skip
 
 
@@ -91,7 +91,7 @@ def run_once(
         configured_url, configured_secret = webhook_target(settings.outreach, environ)
         url, secret = url or configured_url, secret or configured_secret
     engine = outbox.open_outbox(outbox.outbox_url(settings))
-    lease = _Lease(engine, worker or _worker_name(), now)
+    lease = Lease(engine, LEASE_NAME, worker or owner_name(), now)
     start = window_start(as_of, settings.outreach.window)
     result: dict[str, Any] = {
         "as_of": as_of.isoformat(),
@@ -101,12 +101,13 @@ def run_once(
     }
     try:
         if not lease.acquire():
-            return result | {"skipped": f"another cycle holds the lease ({lease.holder()})"}
+            return result | {"skipped": f"another cycle holds the lease ({_holder_text(engine)})"}
         try:
-            result |= _decide_and_enqueue(settings, engine, as_of, start, lease)
-            if result["skipped"] is None:
-                result |= _send(settings, engine, (url, secret), lease, sleep)
-                write_sent_events(settings, engine)
+            with lease.heartbeat():
+                result |= _decide_and_enqueue(settings, engine, as_of, lease)
+                if result["skipped"] is None:
+                    result |= _send(settings, engine, (url, secret), lease, sleep)
+                    write_sent_events(settings, engine)
         finally:
             lease.release()
         return result | {"pending": outbox.status_counts(engine)["pending"]}
@@ -115,34 +116,65 @@ def run_once(
 
 
 def _decide_and_enqueue(
-    settings: Config, engine: Engine, as_of: pd.Timestamp, start: pd.Timestamp, lease: _Lease
+    settings: Config, engine: Engine, as_of: pd.Timestamp, lease: Lease
 ) -> dict[str, Any]:
-    """Scores, decides the customers the window has not decided yet, and stores the result."""
-    config = settings.outreach
+    """Scores the log and stores the window's decisions (`decide_and_store`)."""
     log = load_log(settings)
-    scores = score_tasks(settings, log, as_of)
+    return decide_and_store(
+        settings.outreach,
+        engine,
+        score_tasks(settings, log, as_of),
+        customer_facts(log, as_of, settings.kpis.resolution),
+        opted_out_ids(settings),
+        as_of=as_of,
+        lease=lease,
+    )
+
+
+def decide_and_store(
+    config: OutreachConfig,
+    engine: Engine,
+    scores: pd.DataFrame,
+    facts: pd.DataFrame,
+    opted_out: frozenset[str],
+    *,
+    as_of: pd.Timestamp,
+    lease: Lease,
+) -> dict[str, Any]:
+    """Decides the customers the window of `as_of` has not decided yet, against the outbox's
+    cooldown and the budget the window has left, and stores the decisions and their messages
+    if `lease` is still held. Returns the counts of `summary`, "already_decided", "enqueued"
+    and "skipped"."""
+    start = window_start(as_of, config.window).to_pydatetime()
     ids = scores[CUSTOMER_ID].astype(str)
-    done = ids.isin(decided_customers(engine, config.campaign, start.to_pydatetime()))
+    done = ids.isin(decided_customers(engine, config.campaign, start))
     decisions = decide(
         scores[~done],
-        customer_facts(log, as_of, settings.kpis.resolution),
+        facts,
         config,
         as_of=as_of,
-        last_contacted=outbox.last_contacted(engine, config.campaign, start.to_pydatetime()),
-        opted_out=opted_out_ids(settings),
-        spent=outbox.spent(engine, config.campaign, start.to_pydatetime()),
+        nearest_contact=outbox.nearest_contacts(
+            engine, config.campaign, as_of.to_pydatetime(), start
+        ),
+        opted_out=opted_out,
+        spent=outbox.spent(engine, config.campaign, start),
     )
     counts = summary(decisions, ids.nunique()) | {"already_decided": ids[done].nunique()}
+    lost = counts | {"skipped": "lost the lease before storing the decisions"}
     if not lease.renew():  # taken over while scoring: the new holder decides this window
-        return counts | {"skipped": "lost the lease before storing the decisions"}
-    return counts | {"enqueued": outbox.enqueue(engine, decisions, now=lease.now())}
+        return lost
+    try:  # checked again as it stores: the lease may expire between the two
+        enqueued = outbox.enqueue(engine, decisions, now=lease.now(), lease=lease.key)
+    except outbox.LeaseLost:
+        return lost
+    return counts | {"enqueued": enqueued, "skipped": None}
 
 
 def _send(
     settings: Config,
     engine: Engine,
     webhook: tuple[str, str],
-    lease: _Lease,
+    lease: Lease,
     sleep: Callable[[float], None],
 ) -> dict[str, int]:
     """Dispatches everything due, then waits for the retries that fall due within
@@ -151,7 +183,7 @@ def _send(
     "retrying" is what is left pending after failed attempts, for the next cycle."""
     config = settings.outreach
     timeout = config.timeout.total_seconds()
-    totals = {"delivered": 0, "dead": 0}
+    totals = {"delivered": 0, "ambiguous": 0, "dead": 0}
     deadline = lease.now() + RETRY_WAIT
     with httpx.Client(timeout=timeout) as client:
         for _ in range(config.max_attempts):  # a pass gives each message one more try at most
@@ -168,12 +200,12 @@ def _dispatch_due(
     settings: Config,
     engine: Engine,
     webhook: tuple[str, str],
-    lease: _Lease,
+    lease: Lease,
     client: httpx.Client,
 ) -> dict[str, int]:
     """Sends what is due now in batches, renewing the cycle's lease between them."""
     config = settings.outreach
-    totals = {"delivered": 0, "dead": 0}
+    totals = {"delivered": 0, "ambiguous": 0, "dead": 0}
     while True:
         batch = dispatch(
             engine,
@@ -188,6 +220,7 @@ def _dispatch_due(
             limit=DISPATCH_BATCH,
         )
         totals["delivered"] += batch.delivered
+        totals["ambiguous"] += batch.ambiguous
         totals["dead"] += batch.dead
         if batch.attempted < DISPATCH_BATCH or not lease.renew():
             return totals
@@ -259,37 +292,7 @@ def write_sent_events(settings: Config, engine: Engine) -> Path:
     return path
 
 
-@dataclass
-class _Lease:
-    """The cycle's hold on the outbox lease, renewed at each step that must not overlap."""
-
-    engine: Engine
-    owner: str
-    now: Callable[[], datetime.datetime]
-    ttl: datetime.timedelta = LEASE_TTL
-
-    def acquire(self) -> bool:
-        """Takes the lease; False while another cycle holds it."""
-        return outbox.acquire_lease(
-            self.engine, LEASE_NAME, self.owner, now=self.now(), ttl=self.ttl
-        )
-
-    def renew(self) -> bool:
-        """Extends the lease (taking a lease one holds renews it); False if it was lost."""
-        return self.acquire()
-
-    def release(self) -> None:
-        outbox.release_lease(self.engine, LEASE_NAME, self.owner)
-
-    def holder(self) -> str:
-        """Who holds the lease and until when, for the message of a skipped cycle."""
-        table = outbox.leases
-        query = select(table.c.owner, table.c.until).where(table.c.name == LEASE_NAME)
-        with self.engine.connect() as connection:
-            row = connection.execute(query).one_or_none()
-        return "released since" if row is None else f"{row.owner} until {row.until.isoformat()}"
-
-
-def _worker_name() -> str:
-    """Unique per call: two cycles in one process must not share a lease owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def _holder_text(engine: Engine) -> str:
+    """Who holds the cycle's lease and until when, for the message of a skipped cycle."""
+    held = outbox.lease_holder(engine, LEASE_NAME)
+    return "released since" if held is None else f"{held[0]} until {held[1].isoformat()}"

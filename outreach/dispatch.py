@@ -8,6 +8,12 @@ outside any database transaction, so a slow receiver never holds a lock.
 
 `attempts` counts sends started (it grows at claim time): a message that kills its dispatcher
 still uses up its attempts instead of being retried forever.
+
+A failure is definite (refused, an error status, no connection made) or ambiguous: the request
+went out and then the answer timed out or the connection was lost, so the receiver may have it
+(a slow receiver that answers after the timeout has accepted the message). So is an attempt
+whose dispatcher died before recording its outcome (the next claim finds its lease behind). A
+message given up on after any ambiguous attempt is `ambiguous`, not `dead`: possibly delivered.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
-from sqlalchemy import Engine, Row, exists, or_, select, update
+from sqlalchemy import Engine, Row, case, exists, or_, select, update
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 GONE = 410
 CLAIM_TRIES = 20
+# Failures before any byte of the request left: the receiver cannot have the message.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +57,19 @@ class DispatchResult:
     retrying: int = 0
     dead: int = 0
     attempted: int = 0
+    ambiguous: int = 0
 
 
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of one send: delivered, retry (after `retry_after` seconds if the receiver
-    said so), or dead; with the error text of a failure."""
+    said so), or dead; with the error text of a failure, and whether the failed request may
+    have reached the receiver all the same."""
 
     outcome: Literal["delivered", "retry", "dead"]
     error: str | None = None
     retry_after: float | None = None
+    possibly_delivered: bool = False
 
 
 def dispatch(
@@ -110,7 +121,13 @@ def dispatch(
     finally:
         if owned:
             client.close()
-    return DispatchResult(counts["delivered"], counts["retry"], counts["dead"], counts["attempted"])
+    return DispatchResult(
+        counts["delivered"],
+        counts["retry"],
+        counts["dead"],
+        counts["attempted"],
+        counts["ambiguous"],
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,8 @@ def claim(
     `IN (... LIMIT 1)` subquery per row and so claim many rows.
     On PostgreSQL the race can also leave the loser with no row although others are due (the
     re-check drops the one row its LIMIT had picked), so a miss is retried while rows are due.
+    Taking over an expired lease marks the message possibly delivered: whoever held it never
+    recorded an outcome, and may have died after its request reached the receiver.
     """
     due = (
         (messages.c.status == "pending")
@@ -159,7 +178,13 @@ def claim(
     statement = (
         update(messages)
         .where(messages.c.idempotency_key == first.scalar_subquery(), due)
-        .values(lease_owner=worker, lease_until=now + lease, attempts=messages.c.attempts + 1)
+        .values(
+            lease_owner=worker,
+            lease_until=now + lease,
+            attempts=messages.c.attempts + 1,
+            # A lease left behind: its dispatcher died after claiming, perhaps after sending.
+            possibly_delivered=messages.c.possibly_delivered | messages.c.lease_owner.is_not(None),
+        )
         .returning(messages.c.idempotency_key, messages.c.payload, messages.c.attempts)
     )
     any_due = select(exists().where(due))
@@ -193,10 +218,18 @@ def send(
     }
     try:
         response = client.post(url, content=payload.encode(), headers=headers, timeout=timeout)
+    except NOT_SENT as error:
+        return Attempt("retry", f"not sent: {type(error).__name__}: {error}")
     except httpx.TimeoutException as error:
-        return Attempt("retry", f"timeout after {timeout} s ({type(error).__name__})")
+        return Attempt(
+            "retry", f"timeout after {timeout} s ({type(error).__name__})", possibly_delivered=True
+        )
     except httpx.TransportError as error:
-        return Attempt("retry", f"connection failed: {type(error).__name__}: {error}")
+        return Attempt(
+            "retry",
+            f"connection lost after sending: {type(error).__name__}: {error}",
+            possibly_delivered=True,
+        )
     return classify(response.status_code, response.headers, response.text, at=at)
 
 
@@ -256,11 +289,12 @@ def record(
     at: datetime.datetime,
 ) -> str:
     """Commits the outcome of one send and frees the lease; returns "delivered", "retry",
-    "dead", or "lost" when another dispatcher took the message over meanwhile.
+    "dead", "ambiguous", or "lost" when another dispatcher took the message over meanwhile.
 
     A delivery is recorded whoever holds the lease now (the receiver has it, whatever else
     happens); a failure only by the lease holder, so a late dispatcher cannot undo the work
-    of the one that took over.
+    of the one that took over. A message given up on is `ambiguous` when this attempt or an
+    earlier one may have reached the receiver (`possibly_delivered`), else `dead`.
     """
     outcome = attempt.outcome
     if outcome == "retry" and attempts >= retries.max_attempts:
@@ -272,16 +306,25 @@ def record(
     else:
         where.append(messages.c.lease_owner == worker)
         values["last_error"] = attempt.error
+        if attempt.possibly_delivered:
+            values["possibly_delivered"] = True
         if outcome == "dead":
-            values["status"] = "dead"
+            earlier = case((messages.c.possibly_delivered, "ambiguous"), else_="dead")
+            values["status"] = "ambiguous" if attempt.possibly_delivered else earlier
         else:
             wait = retries.wait(attempt, attempts)
             values["next_attempt_at"] = at + datetime.timedelta(seconds=wait)
+    statement = update(messages).where(*where).values(values).returning(messages.c.status)
     with engine.begin() as connection:
-        changed = connection.execute(update(messages).where(*where).values(values)).rowcount
+        changed = connection.execute(statement).scalar_one_or_none()
+    if changed is None:
+        return "lost"
     if outcome == "dead":
-        logger.warning("message %s is dead after %d attempts: %s", key, attempts, attempt.error)
-    return outcome if changed else "lost"
+        outcome = changed  # "dead", or "ambiguous" if some attempt may have got through
+        logger.warning(
+            "message %s is %s after %d attempts: %s", key, changed, attempts, attempt.error
+        )
+    return outcome
 
 
 def webhook_target(config: OutreachConfig, environ: Mapping[str, str]) -> tuple[str, str]:

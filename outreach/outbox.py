@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     inspect,
     select,
@@ -50,7 +52,9 @@ from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, TIME_DTYP
 from journeyguard.outreach.policy import CONTACT, DECISION_COLUMNS, DECISIONS
 
 UTC = datetime.UTC
-STATUSES = ("pending", "delivered", "dead")
+# ambiguous: given up on, but an attempt may have reached the receiver (it timed out, or the
+# connection was lost, after the request was sent); dead: given up on, never received.
+STATUSES = ("pending", "delivered", "ambiguous", "dead")
 SENT_EVENT = "outreach_sent"
 SQLITE_BUSY_SECONDS = 30
 _AFTER = pd.Timedelta(microseconds=1)  # the least an event can follow the decision causing it
@@ -113,6 +117,8 @@ messages = Table(
     Column("delivered_at", UtcDateTime),
     Column("lease_owner", String(200)),
     Column("lease_until", UtcDateTime),
+    # Some attempt ended after the request went out but before an answer came back.
+    Column("possibly_delivered", Boolean, nullable=False, server_default=false()),
     Index("ix_messages_due", "status", "next_attempt_at"),
 )
 
@@ -167,7 +173,18 @@ def open_outbox(url: str) -> Engine:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
         metadata.create_all(connection)
+        _add_new_columns(connection)
     return engine
+
+
+def _add_new_columns(connection: Connection) -> None:
+    """Adds the columns this version added to an outbox made by an older one (CREATE TABLE
+    leaves an existing table as it is)."""
+    present = {column["name"] for column in inspect(connection).get_columns(messages.name)}
+    if "possibly_delivered" not in present:
+        connection.exec_driver_sql(
+            "ALTER TABLE messages ADD COLUMN possibly_delivered BOOLEAN NOT NULL DEFAULT false"
+        )
 
 
 def _take_write_lock_on_begin(engine: Engine) -> None:
@@ -205,16 +222,41 @@ def _insert_new(connection: Connection, table: Table, rows: list[dict]) -> list:
     return list(connection.execute(statement, rows).scalars())
 
 
-def enqueue(engine: Engine, decisions_frame: pd.DataFrame, *, now: datetime.datetime) -> int:
+class LeaseLost(RuntimeError):
+    """A write made under a lease found it held by another owner (or expired): not written."""
+
+
+def enqueue(
+    engine: Engine,
+    decisions_frame: pd.DataFrame,
+    *,
+    now: datetime.datetime,
+    lease: tuple[str, str] | None = None,
+) -> int:
     """Stores every decision, and a pending message for each "contact", in one transaction.
 
     Rows already stored (same decision_key / idempotency_key) are skipped, so enqueuing a
     window twice queues nothing new. Returns the number of new messages.
+
+    With `lease` (name, owner), stores only while that owner holds that lease, checked in the
+    same transaction with the lease's row locked (raises LeaseLost otherwise): a cycle whose
+    lease expired while it decided must not store decisions made against a cooldown and a
+    budget that its successor may since have read and used.
     """
     decision_rows, message_rows = _rows(decisions_frame, now)
     with engine.begin() as connection:
+        if lease is not None:
+            _check_lease(connection, *lease, now=now)
         _insert_new(connection, decisions, decision_rows)
         return len(_insert_new(connection, messages, message_rows))
+
+
+def _check_lease(connection: Connection, name: str, owner: str, *, now: datetime.datetime) -> None:
+    query = select(leases.c.owner, leases.c.until).where(leases.c.name == name).with_for_update()
+    row = connection.execute(query).one_or_none()
+    if row is None or row.owner != owner or row.until < now:
+        holder = "nobody" if row is None else f"{row.owner} until {row.until.isoformat()}"
+        raise LeaseLost(f"lease {name!r} is not {owner}'s any more: {holder}")
 
 
 def _rows(frame: pd.DataFrame, now: datetime.datetime) -> tuple[list[dict], list[dict]]:
@@ -287,22 +329,34 @@ def _missing_to_none(value: Any) -> Any:
     return value
 
 
-def last_contacted(
-    engine: Engine, campaign: str, before: datetime.datetime
+def nearest_contacts(
+    engine: Engine, campaign: str, as_of: datetime.datetime, window_start: datetime.datetime
 ) -> dict[str, datetime.datetime]:
-    """Per customer, the latest `as_of` of a contact of the campaign before `before` (cooldown)."""
-    latest = func.max(decisions.c.as_of)
-    query = (
-        select(decisions.c.customer_id, latest)
-        .where(
-            decisions.c.campaign == campaign,
-            decisions.c.decision == CONTACT,
-            decisions.c.as_of < before,
-        )
-        .group_by(decisions.c.customer_id)
+    """Per customer, the `as_of` of the campaign's contact decision nearest to `as_of`, before
+    or after it, in any window but the one starting at `window_start` (the cooldown).
+
+    Both sides, because windows need not run in time order (a backfill, a rerun of a missed
+    day): a window run after a later one must see that later contact too, or it contacts the
+    customer again inside the cooldown.
+    """
+    contact = (
+        decisions.c.campaign == campaign,
+        decisions.c.decision == CONTACT,
+        decisions.c.window_start != window_start,
     )
+    customer = decisions.c.customer_id
+    before = select(customer, func.max(decisions.c.as_of)).where(
+        *contact, decisions.c.as_of <= as_of
+    )
+    after = select(customer, func.min(decisions.c.as_of)).where(*contact, decisions.c.as_of > as_of)
+    nearest: dict[str, datetime.datetime] = {}
     with engine.connect() as connection:
-        return {customer: when for customer, when in connection.execute(query)}
+        for query in (before, after):
+            for who, when in connection.execute(query.group_by(customer)):
+                known = nearest.get(who)
+                if known is None or abs(when - as_of) < abs(known - as_of):
+                    nearest[who] = when
+    return nearest
 
 
 def spent(engine: Engine, campaign: str, window_start: datetime.datetime) -> tuple[int, float]:
@@ -332,31 +386,39 @@ def status_counts(engine: Engine) -> dict[str, int]:
 
 
 def sent_events(engine: Engine, campaign: str) -> pd.DataFrame:
-    """The campaign's delivered messages as events of the log (customer_id, timestamp, event
-    "outreach_sent", action), so the next scoring sees who was contacted and when.
+    """One `outreach_sent` event per contact decision of the campaign (customer_id, timestamp,
+    event, action), so the next scoring sees who was contacted and when.
+
+    Decisions, not deliveries (intention to treat): a customer decided "contact" is in the
+    contacted group whatever became of the message, so an ambiguous delivery (the receiver
+    may have it) or a failed one never moves a customer between the contacted and the control
+    groups, and the features, the report and the console agree on who was treated.
 
     An event sits on the log's clock: at its decision's `as_of` plus the time delivery took
-    after the decision was stored (at least a microsecond, so a score at `as_of` never sees
-    the consequence of its own decision). In production `as_of` is the moment of the run and
-    this is about the delivery time; when the log runs behind the wall clock (the demo's
-    simulated year, a backfill) wall-clock times would land months after the log's end and
-    drag every "as of the last event" with them.
+    after the decision was stored (nothing for a message not delivered; at least a
+    microsecond, so a score at `as_of` never sees the consequence of its own decision). In
+    production `as_of` is the moment of the run and this is about the delivery time; when the
+    log runs behind the wall clock (the demo's simulated year, a backfill) wall-clock times
+    would land months after the log's end and drag every "as of the last event" with them.
     """
     query = (
         select(
-            messages.c.customer_id,
-            messages.c.action,
+            decisions.c.customer_id,
+            decisions.c.action,
+            decisions.c.as_of,
             messages.c.created_at,
             messages.c.delivered_at,
-            decisions.c.as_of,
         )
-        .join(decisions, decisions.c.decision_key == messages.c.decision_key)
-        .where(messages.c.status == "delivered", decisions.c.campaign == campaign)
-        .order_by(messages.c.delivered_at, messages.c.idempotency_key)
+        .outerjoin(messages, messages.c.decision_key == decisions.c.decision_key)
+        .where(decisions.c.decision == CONTACT, decisions.c.campaign == campaign)
+        .order_by(decisions.c.as_of, decisions.c.decision_key)
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    delay = pd.Series([r.delivered_at - r.created_at for r in rows], dtype="timedelta64[ns]")
+    delay = pd.Series(
+        [r.delivered_at - r.created_at if r.delivered_at else _AFTER for r in rows],
+        dtype="timedelta64[ns]",
+    )
     as_of = pd.Series([r.as_of for r in rows], dtype=object)
     times = pd.to_datetime(as_of, utc=True).astype(TIME_DTYPE) + delay.clip(lower=_AFTER)
     return pd.DataFrame(
@@ -416,7 +478,16 @@ def acquire_lease(
         return bool(_insert_new(connection, leases, [row]))
 
 
-def release_lease(engine: Engine, name: str, owner: str) -> None:
-    """Gives the lease back early, if this owner still holds it."""
+def release_lease(engine: Engine, name: str, owner: str) -> bool:
+    """Gives the lease back, if this owner still holds it; False if it did not."""
     with engine.begin() as connection:
-        connection.execute(delete(leases).where(leases.c.name == name, leases.c.owner == owner))
+        statement = delete(leases).where(leases.c.name == name, leases.c.owner == owner)
+        return connection.execute(statement).rowcount == 1
+
+
+def lease_holder(engine: Engine, name: str) -> tuple[str, datetime.datetime] | None:
+    """Who holds the named lease and until when; None when nobody does."""
+    query = select(leases.c.owner, leases.c.until).where(leases.c.name == name)
+    with engine.connect() as connection:
+        row = connection.execute(query).one_or_none()
+    return None if row is None else (row.owner, row.until)

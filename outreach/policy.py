@@ -8,7 +8,8 @@ candidate customer comes out, each with its reason in words. The rules, in order
    Of the actions a customer qualifies for, the one not blocked by an open case comes first,
    then the lowest `priority` number, then the higher risk. Customers qualifying for nothing
    are no decisions; `summary` only counts them.
-2. Suppression: opted out; contacted within the cooldown; an open case blocks the action.
+2. Suppression: opted out; contacted within the cooldown (before or after `as_of`: windows may
+   run out of order); an open case blocks the action.
 3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk,
    or value at risk: risk x expected spend, where the scores carry it; risk where they do not),
    highest first, then customer id, take the day's budget (less what `spent` says this window
@@ -100,7 +101,7 @@ def decide(
     settings: OutreachConfig,
     *,
     as_of: pd.Timestamp,
-    last_contacted: Mapping[str, datetime.datetime],
+    nearest_contact: Mapping[str, datetime.datetime],
     opted_out: set[str] | frozenset[str],
     spent: tuple[int, float] = (0, 0.0),
 ) -> pd.DataFrame:
@@ -108,8 +109,9 @@ def decide(
     docstring for the rules).
 
     `scores` is the long table of `training.score.score_log` over all tasks (one row per
-    customer and task); `facts` that of `outreach.facts.customer_facts`; `last_contacted` the
-    last contact of each customer (naive times are UTC); `spent` the contacts and money this
+    customer and task); `facts` that of `outreach.facts.customer_facts`; `nearest_contact` the
+    contact of each customer nearest to `as_of`, before or after it, in another window (naive
+    times are UTC); `spent` the contacts and money this
     window already used. Holdouts need no entry there: the control group is persistent and not
     in a cooldown, so a rerun ranks them again and they take their places again.
     Columns: `DECISION_COLUMNS`.
@@ -117,7 +119,7 @@ def decide(
     as_of = utc(as_of)
     chosen = _choose(_candidates(_with_facts(scores, facts), settings.actions))
     ranked = _rank(chosen, settings.actions)
-    blocked = _suppression(ranked, settings.cooldown, as_of, last_contacted, opted_out)
+    blocked = _suppression(ranked, settings.cooldown, as_of, nearest_contact, opted_out)
     eligible = blocked.isna().to_numpy()
     fits = np.zeros(len(ranked), dtype=bool)
     fits[eligible] = _within_budget(ranked["cost"].to_numpy()[eligible], settings, spent)
@@ -240,7 +242,7 @@ def _suppression(
     ranked: pd.DataFrame,
     cooldown: datetime.timedelta,
     as_of: pd.Timestamp,
-    last_contacted: Mapping[str, datetime.datetime],
+    nearest_contact: Mapping[str, datetime.datetime],
     opted_out: set[str] | frozenset[str],
 ) -> pd.Series:
     """Why each customer may not be contacted, None where it may. The weightiest reason wins:
@@ -249,10 +251,11 @@ def _suppression(
     blocked = ranked["blocked"].to_numpy(bool)
     reasons[blocked] = "an open case blocks " + ranked.loc[blocked, "action"]
     contacted = pd.to_datetime(
-        pd.Series([last_contacted.get(c) for c in ranked[CUSTOMER_ID]], dtype=object), utc=True
+        pd.Series([nearest_contact.get(c) for c in ranked[CUSTOMER_ID]], dtype=object), utc=True
     )
     since = as_of - contacted
-    cooling = (since < pd.Timedelta(cooldown)).to_numpy()  # NaT: never contacted, False
+    # A contact after as_of counts as much as one before it (windows may run out of order).
+    cooling = (since.abs() < pd.Timedelta(cooldown)).to_numpy()  # NaT: never contacted, False
     reasons[cooling] = [
         f"contacted {_since_text(s)}; cooldown {_duration_text(pd.Timedelta(cooldown))}"
         for s in since[cooling]

@@ -26,16 +26,20 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 POLL_SECONDS = 0.05  # how soon stop() is noticed (the stdlib default, 0.5 s, slows tests)
+HUNG_UP = 0  # the status of a request whose connection was closed without an answer
 
 
 @dataclass(frozen=True)
 class CannedResponse:
     """One scripted answer: wait `delay` seconds, then answer `status` with `headers` without
-    recording anything; with `status=None`, handle the request normally after the delay."""
+    recording anything; with `status=None`, handle the request normally after the delay. With
+    `hang_up`, close the connection instead of answering (after recording the message when
+    `status` is None: the sender cannot tell whether it got through)."""
 
     status: int | None = 500
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hang_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Request:
     webhook_id: str | None
     headers: dict[str, str]
     body: bytes
-    status: int
+    status: int  # HUNG_UP when the connection was closed instead
 
 
 class Receiver:
@@ -137,18 +141,27 @@ class Receiver:
         self.stop()
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str]]:
-        """The answer to one POST: scripted, 401 for a bad signature, else 200 (recorded once)."""
+        """The answer to one POST: scripted, 401 for a bad signature, else 200 (recorded once);
+        `HUNG_UP` to close the connection without an answer."""
         webhook_id = headers.get("webhook-id")
-        with self._lock:
-            canned = self._script.popleft() if self._script else None
+        canned = self.next_response(webhook_id)
         if canned is not None:
             time.sleep(canned.delay)
             if canned.status is not None:
-                self._note(Request(webhook_id, headers, body, canned.status))
-                return canned.status, dict(canned.headers)
+                status = HUNG_UP if canned.hang_up else canned.status
+                self._note(Request(webhook_id, headers, body, status))
+                return status, dict(canned.headers)
         status = 200 if self._accept(webhook_id, headers, body) else 401
+        if canned is not None and canned.hang_up:
+            status = HUNG_UP
         self._note(Request(webhook_id, headers, body, status))
         return status, {}
+
+    def next_response(self, webhook_id: str | None) -> CannedResponse | None:
+        """The scripted answer to this POST, None for normal service: the next of `fail_next`
+        (a subclass may choose otherwise, e.g. at random)."""
+        with self._lock:
+            return self._script.popleft() if self._script else None
 
     def _accept(self, webhook_id: str | None, headers: dict[str, str], body: bytes) -> bool:
         """Verifies the signature and records a message seen for the first time."""
@@ -196,6 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {key.lower(): value for key, value in self.headers.items()}
         status, extra = self.server.receiver.handle(headers, body)
+        if status == HUNG_UP:
+            self.close_connection = True
+            return
         self.send_response(status)
         for key, value in extra.items():
             self.send_header(key, value)

@@ -1,11 +1,14 @@
 """Did the outreach work? Contacted customers against the control group, once outcomes are known.
 
 Pure: decisions (as the outbox stores them) and the event log in, one row per action out.
-A customer counts once per action, at its first contact or holdout decision: a control-group
-customer is held out again in every window it qualifies in, a contacted one only once per
-cooldown, and counting every decision would weigh the groups differently and count one person
-as many independent trials. The outcome is the one the action's task predicts (churn for a
-discount), labelled by `features.labels` over the task's horizon after the decision's as_of.
+Decisions, not deliveries (intention to treat): a customer decided "contact" is contacted
+whatever became of the message (delivered, ambiguous, dead), so a lost answer never moves a
+customer to the control group. A customer counts once per action, at its first contact or
+holdout decision: a control-group customer is held out again in every window it qualifies in,
+a contacted one only once per cooldown, and counting every decision would weigh the groups
+differently and count one person as many independent trials. The outcome is the one the
+action's task predicts (churn for a discount), labelled by `features.labels` over the task's
+horizon after the decision's as_of.
 """
 
 from __future__ import annotations

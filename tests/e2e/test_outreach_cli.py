@@ -99,6 +99,6 @@ def test_without_a_webhook_run_once_exits_2_naming_the_settings(
 def test_outreach_lists_its_commands() -> None:
     output = invoke("--help")
     listing = output[output.index("Commands") :]  # not the description: "scheduled", ...
-    for command in ("schedule", "run-once", "report", "receive"):
+    for command in ("schedule", "run-once", "report", "receive", "lease"):
         # A row of the listing starts with the name, a whole word: not "scheduled", "receiver".
         assert re.search(rf"^\W*{re.escape(command)}\s", listing, re.MULTILINE), listing

@@ -9,7 +9,12 @@ only the log use `untrained`, and do not wait for the training.
 from __future__ import annotations
 
 import datetime
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
@@ -25,7 +30,8 @@ from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.frames import log_to_frame, read_log
 from journeyguard.features.sources.log import load_log
 from journeyguard.outreach.cli import effect
-from journeyguard.outreach.cycle import LEASE_NAME, opted_out_ids, run_once
+from journeyguard.outreach.cycle import LEASE_NAME, opted_out_ids, run_once, utc_now
+from journeyguard.outreach.lease import break_lease, lease_state
 from journeyguard.outreach.outbox import acquire_lease, decisions_frame, messages, open_outbox
 from journeyguard.outreach.outbox import outbox_url as database_of
 from journeyguard.outreach.policy import in_holdout
@@ -37,6 +43,7 @@ from tests.workspace import (
 )
 
 HOUR = datetime.timedelta(hours=1)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -286,3 +293,61 @@ def test_retries_due_soon_are_sent_within_the_cycle_later_ones_by_the_next(
     assert len(waits) == 2 and 29 <= sum(waits) <= 30
     assert (second["enqueued"], second["delivered"], second["pending"]) == (0, 1, 0)
     assert len(receiver.received) == first["contact"] == receiver.attempts - 3
+
+
+KILLED_CYCLE = """
+import sys
+import pandas as pd
+from journeyguard.features.config.reader import load_config
+from journeyguard.outreach.cycle import run_once, utc_now
+path, url, secret, as_of = sys.argv[1:]
+run_once(load_config(path), as_of=pd.Timestamp(as_of), now=utc_now, url=url, secret=secret)
+"""
+
+
+def test_after_a_cycle_is_killed_its_stale_lease_is_broken_and_the_rerun_sends(
+    workspace: Workspace, tracking: str, tmp_path: Path
+) -> None:
+    """Issue 18, row 7: kill -9 in the middle of sending used to skip every rerun for an hour."""
+    settings = load_config(workspace.config(tmp_path))
+    engine = open_outbox(database_of(settings))
+    claimed = select(messages.c.idempotency_key).where(messages.c.lease_owner.is_not(None))
+    with Receiver(SECRET) as receiver:
+        receiver.fail_next(CannedResponse(503, delay=3.0))  # holds the cycle in its first send
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_CYCLE, str(settings.path), receiver.url, SECRET,
+             AS_OF.isoformat()],
+            cwd=REPO,
+            env=os.environ | {"PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while not _one(engine, claimed) and child.poll() is None:
+                assert time.monotonic() < deadline, "the cycle never started sending"
+                time.sleep(0.05)
+            (in_flight,) = _all(engine, claimed)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+        state = lease_state(engine, LEASE_NAME, utc_now())
+        assert state.stale and state.holder_runs is False and not state.expired
+        break_lease(engine, LEASE_NAME, utc_now(), force=False)
+        rerun = run_once(settings, as_of=AS_OF, now=utc_now, url=receiver.url, secret=SECRET)
+    assert rerun["skipped"] is None and rerun["enqueued"] == 0
+    decided = decisions_frame(engine, "retention")
+    contact = int((decided["decision"] == "contact").sum())
+    # All but the message the killed cycle had claimed: its claim holds for a minute more.
+    assert rerun["delivered"] == contact - 1 and rerun["pending"] == 1
+    assert in_flight not in {key for key, _ in receiver.received}
+    assert len(receiver.received) == len(set(receiver.seen_ids) - {in_flight}) == contact - 1
+    engine.dispose()
+
+
+def _one(engine, query):
+    with engine.connect() as connection:
+        return connection.execute(query).first()
+
+
+def _all(engine, query):
+    with engine.connect() as connection:
+        return connection.execute(query).scalars().all()

@@ -86,8 +86,15 @@ def test_receiver_down_then_up_delivers_everything_once(engine, receiver, clock,
     enqueue(engine, make_decisions([f"c{i}" for i in range(5)]), now=clock())
     receiver.stop()
     assert run(engine, receiver, clock) == DispatchResult(retrying=5, attempted=5)
-    assert status_counts(engine) == {"pending": 5, "delivered": 0, "dead": 0, "retrying": 5}
-    assert all("connection failed" in r.last_error for r in rows(engine).values())
+    assert status_counts(engine) == {
+        "pending": 5,
+        "delivered": 0,
+        "ambiguous": 0,
+        "dead": 0,
+        "retrying": 5,
+    }
+    assert all(r.last_error.startswith("not sent: ConnectError") for r in rows(engine).values())
+    assert not any(r.possibly_delivered for r in rows(engine).values())
     receiver.start()  # the same port again
     clock.advance(1)
     assert run(engine, receiver, clock) == DispatchResult(delivered=5, attempted=5)
@@ -146,6 +153,73 @@ def test_a_slow_receiver_times_out_and_the_retry_is_recorded_once(
     assert len(receiver.received) == 1
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        CannedResponse(status=None, delay=0.6),  # accepted, answered after the timeout
+        CannedResponse(status=None, hang_up=True),  # accepted, then the connection dropped
+    ],
+    ids=["late", "hung_up"],
+)
+def test_a_last_attempt_that_may_have_got_through_is_ambiguous_not_dead(
+    engine, receiver, clock, make_decisions, fault
+):
+    """Issue 18, row 9: the receiver has the message although the sender saw no answer."""
+    enqueue(engine, make_decisions(["a"]), now=clock())
+    receiver.fail_next(fault)
+    result = run(engine, receiver, clock, timeout=0.2, max_attempts=1)
+    assert result == DispatchResult(ambiguous=1, attempted=1)
+    wait_until(lambda: len(receiver.received) == 1)
+    (row,) = rows(engine).values()
+    assert (row.status, row.possibly_delivered) == ("ambiguous", True)
+    assert status_counts(engine)["ambiguous"] == 1
+    assert sent_events(engine, "retention")["customer_id"].tolist() == ["a"]
+
+
+def test_an_earlier_attempt_that_may_have_got_through_makes_a_later_failure_ambiguous(
+    engine, receiver, clock, make_decisions
+):
+    enqueue(engine, make_decisions(["a"]), now=clock())
+    receiver.fail_next(CannedResponse(status=None, delay=0.6), CannedResponse(410))
+    assert run(engine, receiver, clock, timeout=0.2).retrying == 1
+    clock.advance(60)
+    assert run(engine, receiver, clock, timeout=0.2) == DispatchResult(ambiguous=1, attempted=1)
+    (row,) = rows(engine).values()
+    assert (row.status, row.last_error) == ("ambiguous", "HTTP 410: endpoint gone")
+
+
+def test_a_dispatcher_that_died_after_sending_makes_a_later_failure_ambiguous(
+    engine, receiver, clock, make_decisions
+):
+    """The fault campaign's case: sent, received, then the dispatcher died before recording;
+    the next attempt's 410 must not make the message `dead`."""
+    enqueue(engine, make_decisions(["a"]), now=clock())
+
+    def die(key: str) -> None:
+        raise SystemExit(9)  # as a SIGKILL would: nothing recorded after the send
+
+    with pytest.raises(SystemExit):
+        run(engine, receiver, clock, worker="doomed", after_send=die)
+    assert len(receiver.received) == 1
+    clock.advance(61)  # its lease expires
+    receiver.fail_next(CannedResponse(410))
+    assert run(engine, receiver, clock, worker="rescuer") == DispatchResult(
+        ambiguous=1, attempted=1
+    )
+    (row,) = rows(engine).values()
+    assert (row.status, row.attempts, row.possibly_delivered) == ("ambiguous", 2, True)
+
+
+def test_a_receiver_that_never_answered_makes_a_message_dead(
+    engine, receiver, clock, make_decisions
+):
+    enqueue(engine, make_decisions(["a"]), now=clock())
+    receiver.stop()  # nothing listens: refused before anything was sent
+    assert run(engine, receiver, clock, max_attempts=1) == DispatchResult(dead=1, attempted=1)
+    (row,) = rows(engine).values()
+    assert (row.status, row.possibly_delivered) == ("dead", False)
+
+
 def wait_until(condition, seconds: float = 5.0) -> None:
     done = threading.Event()
     deadline = datetime.datetime.now(UTC) + datetime.timedelta(seconds=seconds)
@@ -175,7 +249,13 @@ def test_gone_is_dead_at_once(engine, receiver, clock, make_decisions):
     assert run(engine, receiver, clock) == DispatchResult(dead=1, attempted=1)
     (row,) = rows(engine).values()
     assert (row.status, row.last_error) == ("dead", "HTTP 410: endpoint gone")
-    assert status_counts(engine) == {"pending": 0, "delivered": 0, "dead": 1, "retrying": 0}
+    assert status_counts(engine) == {
+        "pending": 0,
+        "delivered": 0,
+        "ambiguous": 0,
+        "dead": 1,
+        "retrying": 0,
+    }
 
 
 def test_a_wrong_secret_is_refused(engine, receiver, clock, make_decisions):

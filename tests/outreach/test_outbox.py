@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from journeyguard.outreach.outbox import (
+    LeaseLost,
     acquire_lease,
     decisions_frame,
     enqueue,
-    last_contacted,
     messages,
+    nearest_contacts,
     open_outbox,
     payload_text,
     release_lease,
@@ -26,6 +27,11 @@ from journeyguard.outreach.outbox import (
     spent,
     status_counts,
 )
+from journeyguard.outreach.policy import decide
+from tests.outreach.test_policy import DISCOUNT
+from tests.outreach.test_policy import facts as policy_facts
+from tests.outreach.test_policy import outreach as policy_outreach
+from tests.outreach.test_policy import scores as policy_scores
 
 UTC = datetime.UTC
 DAY = datetime.timedelta(days=1)
@@ -61,7 +67,13 @@ def test_enqueue_stores_every_decision_and_a_message_per_contact(engine, make_de
     assert [r.customer_id for r in rows] == ["a", "b"]
     assert [r.payload for r in rows] == [payload_text(p) for p in frame["payload"][:2]]
     assert {(r.status, r.attempts, r.next_attempt_at) for r in rows} == {("pending", 0, clock())}
-    assert status_counts(engine) == {"pending": 2, "delivered": 0, "dead": 0, "retrying": 0}
+    assert status_counts(engine) == {
+        "pending": 2,
+        "delivered": 0,
+        "ambiguous": 0,
+        "dead": 0,
+        "retrying": 0,
+    }
 
 
 def test_enqueue_twice_for_one_window_queues_nothing_new(engine, make_decisions, clock):
@@ -79,7 +91,7 @@ def test_times_come_back_as_aware_utc(engine, make_decisions, clock):
     assert str(stored["as_of"].dtype) == "datetime64[ns, UTC]"
     assert stored["as_of"][0] == pd.Timestamp(clock())
     assert stored["created_at"][0] == pd.Timestamp(clock())
-    (when,) = last_contacted(engine, "retention", clock() + DAY).values()
+    (when,) = nearest_contacts(engine, "retention", clock() + DAY, clock() + DAY).values()
     assert when == clock()
     assert when.tzinfo is not None and when.utcoffset() == datetime.timedelta(0)
 
@@ -99,15 +111,43 @@ def test_enqueue_refuses_a_bad_frame_and_writes_nothing(engine, make_decisions, 
     assert status_counts(engine)["pending"] == 0
 
 
-def test_last_contacted_is_the_latest_contact_strictly_before(engine, make_decisions, clock):
+def test_nearest_contacts_look_both_ways_and_skip_the_own_window(engine, make_decisions, clock):
     day1, day2, day3 = clock(), clock() + DAY, clock() + 2 * DAY
     enqueue(engine, make_decisions(["a", "b"], as_of=day1), now=day1)
-    enqueue(engine, make_decisions(["a"], as_of=day2), now=day2)
+    enqueue(engine, make_decisions(["a"], as_of=day3), now=day3)
     enqueue(engine, make_decisions(["c"], as_of=day2, decision="holdout"), now=day2)
     enqueue(engine, make_decisions(["b"], as_of=day2, campaign="winback"), now=day2)
-    assert last_contacted(engine, "retention", day3) == {"a": day2, "b": day1}
-    assert last_contacted(engine, "retention", day2) == {"a": day1, "b": day1}
-    assert last_contacted(engine, "retention", day1) == {}
+
+    def nearest(as_of: datetime.datetime) -> dict:
+        return nearest_contacts(engine, "retention", as_of, window_of(as_of))
+
+    assert nearest(day3 + DAY) == {"a": day3, "b": day1}
+    assert nearest(day2) == {"a": day1, "b": day1}  # equally near: the earlier one
+    assert nearest(day1) == {"a": day3}  # its own window left out, a later one seen
+    assert nearest(day1 - DAY) == {"a": day1, "b": day1}
+
+
+def test_a_window_run_after_a_later_one_keeps_the_cooldown(engine, make_decisions, clock):
+    """Issue 18, row 8: the later window's contacts suppress the earlier window's customers."""
+    later = clock() + 6 * DAY
+    enqueue(engine, make_decisions(["a", "b"], as_of=later), now=later)
+    earlier = pd.Timestamp(clock())
+    table = policy_scores([("a", "churn", 0.9), ("c", "churn", 0.9)]).assign(as_of=earlier)
+    decisions = decide(
+        table,
+        policy_facts({"a": (200.0, False), "c": (200.0, False)}),
+        policy_outreach(DISCOUNT),
+        as_of=earlier,
+        nearest_contact=nearest_contacts(engine, "retention", clock(), window_of(clock())),
+        opted_out=frozenset(),
+    )
+    decided = dict(zip(decisions["customer_id"], decisions["decision"], strict=True))
+    assert decided == {"a": "suppressed", "c": "contact"}
+
+
+def window_of(moment: datetime.datetime) -> datetime.datetime:
+    """The window start `make_decisions` gives a decision at `moment` (days)."""
+    return pd.Timestamp(moment).floor("D").to_pydatetime()
 
 
 def test_spent_counts_the_contacts_of_the_window(engine, make_decisions, clock):
@@ -120,18 +160,22 @@ def test_spent_counts_the_contacts_of_the_window(engine, make_decisions, clock):
 
 
 def test_no_sent_events_yet_is_an_empty_frame_with_the_columns(engine, make_decisions, clock):
-    enqueue(engine, make_decisions(["a"]), now=clock())
+    enqueue(engine, make_decisions(["a"], decision="holdout"), now=clock())
     events = sent_events(engine, "retention")
     assert list(events.columns) == ["customer_id", "timestamp", "event", "action"]
     assert events.empty and str(events["timestamp"].dtype) == "datetime64[ns, UTC]"
 
 
-def test_sent_events_sit_at_as_of_plus_the_delivery_delay(engine, make_decisions, clock):
+def test_sent_events_are_the_contact_decisions_at_as_of_plus_the_delivery_delay(
+    engine, make_decisions, clock
+):
     """On the log's clock: a decision made as of a month ago and delivered 90 s after it was
-    stored is an event a month ago plus 90 s; only the campaign's delivered messages count."""
+    stored is an event a month ago plus 90 s. Every contact decision of the campaign is an
+    event, delivered or not (intention to treat): b's message is not delivered (yet)."""
     month_ago = clock() - 30 * DAY
     enqueue(engine, make_decisions(["a", "b"], as_of=month_ago), now=clock())
     enqueue(engine, make_decisions(["c"], as_of=month_ago, campaign="winback"), now=clock())
+    enqueue(engine, make_decisions(["d"], as_of=month_ago, decision="holdout"), now=clock())
     delivered = clock() + datetime.timedelta(seconds=90)
     with engine.begin() as connection:
         connection.execute(
@@ -148,8 +192,39 @@ def test_sent_events_sit_at_as_of_plus_the_delivery_delay(engine, make_decisions
             "timestamp": pd.Timestamp(month_ago) + pd.Timedelta(seconds=90),
             "event": "outreach_sent",
             "action": "call_back",
-        }
+        },
+        {
+            "customer_id": "b",
+            "timestamp": pd.Timestamp(month_ago) + pd.Timedelta(microseconds=1),
+            "event": "outreach_sent",
+            "action": "call_back",
+        },
     ]
+
+
+@pytest.mark.parametrize("status", ["ambiguous", "dead"])
+def test_an_undelivered_contact_stays_a_contact_in_the_written_back_events(
+    engine, make_decisions, clock, status
+):
+    """Issue 18, row 9: a message the receiver may have (ambiguous), or never got (dead),
+    leaves its customer in the contacted group (intention to treat)."""
+    enqueue(engine, make_decisions(["a"]), now=clock())
+    with engine.begin() as connection:
+        connection.execute(messages.update().values(status=status))
+    assert sent_events(engine, "retention")["customer_id"].tolist() == ["a"]
+
+
+def test_an_outbox_of_an_older_version_gains_the_new_column(outbox_url, make_decisions, clock):
+    engine = open_outbox(outbox_url)
+    enqueue(engine, make_decisions(["a"]), now=clock())
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE messages DROP COLUMN possibly_delivered")
+    engine.dispose()
+    engine = open_outbox(outbox_url)  # as the new version opens the old outbox
+    with engine.connect() as connection:
+        flags = connection.execute(select(messages.c.possibly_delivered)).scalars().all()
+    engine.dispose()
+    assert flags == [False]
 
 
 @settings(
@@ -194,6 +269,21 @@ def test_expired_lease_goes_to_exactly_one_of_racing_owners(engine, clock):
     later = clock.advance(31)
     wins = race(6, lambda i: acquire_lease(engine, "cycle", f"owner{i}", now=later, ttl=ttl))
     assert wins.count(True) == 1
+
+
+def test_enqueue_under_a_lease_stores_only_while_it_is_held(engine, make_decisions, clock):
+    frame = make_decisions(["a"])
+    with pytest.raises(LeaseLost, match="nobody"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert acquire_lease(engine, "cycle", "me", now=clock(), ttl=DAY)
+    clock.advance(DAY.total_seconds() + 1)  # expired: another may have taken over meanwhile
+    with pytest.raises(LeaseLost, match="me until"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert acquire_lease(engine, "cycle", "other", now=clock(), ttl=DAY)
+    with pytest.raises(LeaseLost, match="other until"):
+        enqueue(engine, frame, now=clock(), lease=("cycle", "me"))
+    assert decisions_frame(engine).empty and status_counts(engine)["pending"] == 0
+    assert enqueue(engine, frame, now=clock(), lease=("cycle", "other")) == 1
 
 
 def test_release_lets_another_owner_in_at_once(engine, clock):

@@ -74,13 +74,13 @@ def facts(rows: dict[str, tuple[float, bool]]) -> pd.DataFrame:
     return frame.rename_axis("customer_id")
 
 
-def run(table, known, config, *, last_contacted=None, opted_out=frozenset(), **options):
+def run(table, known, config, *, nearest_contact=None, opted_out=frozenset(), **options):
     return decide(
         table,
         known,
         config,
         as_of=options.pop("as_of", AS_OF),
-        last_contacted=last_contacted or {},
+        nearest_contact=nearest_contact or {},
         opted_out=opted_out,
         **options,
     )
@@ -174,11 +174,27 @@ def test_cooldown_suppresses_recent_contacts_only():
         "recent": datetime.datetime(2024, 2, 27, 6, 0),  # naive: UTC
         "long_ago": (AS_OF - 15 * DAY).to_pydatetime(),
     }
-    decisions = run(table, known, outreach(DISCOUNT), last_contacted=contacted)
+    decisions = run(table, known, outreach(DISCOUNT), nearest_contact=contacted)
     assert by_customer(decisions) == {
         "recent": ("discount", "suppressed", "contacted 3 days ago; cooldown 14 days"),
         "long_ago": ("discount", "contact", "churn risk 90 % >= 60 %; spend 200.00 >= 100.00"),
         "new": ("discount", "contact", "churn risk 90 % >= 60 %; spend 200.00 >= 100.00"),
+    }
+
+
+def test_cooldown_looks_after_as_of_too():
+    # A window run after a later one (a backfill): the later contact is as near as an earlier.
+    table = scores([("soon_after", "churn", 0.9), ("long_after", "churn", 0.9)])
+    known = facts({c: (200.0, False) for c in ("soon_after", "long_after")})
+    contacted = {"soon_after": AS_OF + 6 * DAY, "long_after": AS_OF + 15 * DAY}
+    decisions = run(table, known, outreach(DISCOUNT), nearest_contact=contacted)
+    assert by_customer(decisions) == {
+        "soon_after": (
+            "discount",
+            "suppressed",
+            "contacted 6 days after this as_of; cooldown 14 days",
+        ),
+        "long_after": ("discount", "contact", "churn risk 90 % >= 60 %; spend 200.00 >= 100.00"),
     }
 
 
@@ -190,7 +206,7 @@ def test_opted_out_is_never_contacted_and_outweighs_other_reasons():
         known,
         outreach(DISCOUNT),
         opted_out={"gone"},
-        last_contacted={"gone": AS_OF - DAY},
+        nearest_contact={"gone": AS_OF - DAY},
     )
     assert by_customer(decisions)["gone"] == ("discount", "suppressed", "opted out")
     assert by_customer(decisions)["stays"][1] == "contact"
@@ -401,7 +417,7 @@ def qualifying_customers(table: pd.DataFrame, known: pd.DataFrame, config) -> se
 def test_policy_invariants(inputs):
     table, known, config, contacted, opted_out, spent = inputs
     decisions = run(
-        table, known, config, last_contacted=contacted, opted_out=opted_out, spent=spent
+        table, known, config, nearest_contact=contacted, opted_out=opted_out, spent=spent
     )
     assert decisions["customer_id"].is_unique
     assert set(decisions["customer_id"]) == qualifying_customers(table, known, config)
