@@ -24,6 +24,7 @@ from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError
 from journeyguard.outreach.cycle import run_once, utc_now
 from journeyguard.outreach.outbox import open_outbox, outbox_url
+from journeyguard.outreach.timetable import cron_trigger
 
 JOB_ID = "outreach-cycle"
 
@@ -33,7 +34,7 @@ def trigger(settings: Config) -> CronTrigger:
     here, by the scheduler that runs it, so reading a config never imports APScheduler."""
     expression = settings.outreach.schedule
     try:
-        return CronTrigger.from_crontab(expression, timezone="UTC")
+        return cron_trigger(expression)  # crontab's weekdays, Sunday 0 (not APScheduler 3's)
     except ValueError as error:
         raise ConfigError(
             f"{settings.path}: outreach: schedule: expected a cron expression (minute hour day "

@@ -42,6 +42,14 @@ def test_the_trigger_fires_at_the_configured_time_in_utc(untrained: Workspace, t
     assert fire.get_next_fire_time(None, at(2025, 3, 30, 7, 0)) == at(2025, 3, 31, 6, 0)
 
 
+def test_a_weekday_counts_as_crontab_counts_it_sunday_zero(tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[source]\npath = "e.csv"\n[outreach]\nschedule = "0 6 * * 0"\n')
+    fire = trigger(load_config(config))
+    # Thursday 2025-03-06: the next Sunday is the 9th (APScheduler 3's own crontab: Monday).
+    assert fire.get_next_fire_time(None, at(2025, 3, 6, 12, 0)) == at(2025, 3, 9, 6, 0)
+
+
 def test_a_schedule_that_is_not_cron_is_rejected_with_the_file_and_key(tmp_path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[source]\npath = "e.csv"\n[outreach]\nschedule = "every morning"\n')
