@@ -80,6 +80,7 @@ class UpliftRun:
     deciles: pd.DataFrame
     curve: pd.DataFrame
     risk_qini: float  # ranking the test rows by risk instead
+    risk: np.ndarray  # the test rows' risk: P(no good outcome) without the action
     risk_deciles: pd.DataFrame
     predictions: pd.DataFrame  # test rows: customer_id, uplift, treated, outcome
 
@@ -88,7 +89,7 @@ class UpliftRun:
         return self.split == "test"
 
 
-def test_split(rows: ExperimentRows, experiment: ExperimentConfig, task: TaskConfig) -> np.ndarray:
+def split_rows(rows: ExperimentRows, experiment: ExperimentConfig, task: TaskConfig) -> np.ndarray:
     """Rule 1: 'train', 'gap' or 'test' per row."""
     if experiment.split == "hash":
         bucket = np.array([zlib.crc32(f"uplift:{c}".encode()) % 100 for c in rows.customer_ids])
@@ -104,7 +105,7 @@ def train_uplift(
     rows: ExperimentRows, experiment: ExperimentConfig, task: TaskConfig, *, seed: int = 0
 ) -> UpliftRun:
     """Rules 1-5 on the experiment's rows."""
-    split = test_split(rows, experiment, task)
+    split = split_rows(rows, experiment, task)
     train, test = split == "train", split == "test"
     for part, mask in (("training", train), ("test", test)):
         arms = rows.treated[mask]
@@ -183,6 +184,7 @@ def train_uplift(
             risk=qini_curve(good_t, treated_t, risk)["qini"]
         ),
         risk_qini=metrics["risk_qini"],
+        risk=risk,
         risk_deciles=uplift_by_decile(good_t, treated_t, risk),
         predictions=pd.DataFrame(
             {
@@ -221,7 +223,7 @@ def choose(
     """Rule 4: the winner's name and why, in words."""
     qini = {name: qini_coefficient(good, treated, s) for name, s in scores.items()}
     best = max(qini, key=lambda name: (qini[name], -COMPLEXITY.index(name)))
-    for name in COMPLEXITY:
+    for name in sorted(scores, key=COMPLEXITY.index):
         if name == best:
             break
         error = qini_difference_error(good, treated, scores[best], scores[name], seed=seed)
