@@ -47,6 +47,7 @@ from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import outbox
 from journeyguard.outreach.dispatch import dispatch, webhook_target
 from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.gains import uplift_gains
 from journeyguard.outreach.policy import decide, summary, utc, window_start
 
 LEASE_NAME = "outreach-cycle"
@@ -97,6 +98,7 @@ def run_once(
         "as_of": as_of.isoformat(),
         "window_start": start.isoformat(),
         "skipped": None,
+        "ranking": {},
         **dict.fromkeys(COUNT_KEYS, 0),
     }
     try:
@@ -123,6 +125,7 @@ def _decide_and_enqueue(
     scores = score_tasks(settings, log, as_of)
     ids = scores[CUSTOMER_ID].astype(str)
     done = ids.isin(decided_customers(engine, config.campaign, start.to_pydatetime()))
+    gains, ranking = uplift_gains(settings, log, as_of, scores[~done])
     decisions = decide(
         scores[~done],
         customer_facts(log, as_of, settings.kpis.resolution),
@@ -131,8 +134,10 @@ def _decide_and_enqueue(
         last_contacted=outbox.last_contacted(engine, config.campaign, start.to_pydatetime()),
         opted_out=opted_out_ids(settings),
         spent=outbox.spent(engine, config.campaign, start.to_pydatetime()),
+        gains=gains,
     )
     counts = summary(decisions, ids.nunique()) | {"already_decided": ids[done].nunique()}
+    counts["ranking"] = ranking  # how each action ranked by gain did rank, in words
     if not lease.renew():  # taken over while scoring: the new holder decides this window
         return counts | {"skipped": "lost the lease before storing the decisions"}
     return counts | {"enqueued": outbox.enqueue(engine, decisions, now=lease.now())}

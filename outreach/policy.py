@@ -9,16 +9,22 @@ candidate customer comes out, each with its reason in words. The rules, in order
    then the lowest `priority` number, then the higher risk. Customers qualifying for nothing
    are no decisions; `summary` only counts them.
 2. Suppression: opted out; contacted within the cooldown; an open case blocks the action.
-3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk,
-   or value at risk: risk x expected spend, where the scores carry it; risk where they do not),
-   highest first, then customer id, take the day's budget (less what `spent` says this window
-   already used) in rank order; the rest are suppressed. The budget is a prefix of the
-   ranking: the first customer who does not fit ends it, so no cheaper customer further down
-   jumps the queue.
+3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk;
+   value at risk: risk x expected spend, where the scores carry it; the expected gain of the
+   action, `uplift` (the incremental probability of the good outcome, from the action's uplift
+   champion) or `uplift_value` (uplift x the customer's expected spend, or spend so far where
+   that is unknown, minus the action's cost); risk where the number is unknown, and for an
+   action without an uplift champion, saying so), highest first, then customer id, take the
+   day's budget (less what `spent` says this window already used) in rank order; the rest are
+   suppressed. The budget is a prefix of the ranking: the first customer who does not fit ends
+   it, so no cheaper customer further down jumps the queue.
 4. Holdout. Customers of the persistent control group inside the budget are not contacted.
    They take their budget place as if contacted (a message and the action's cost), so the
    contacted and the control customers come from the same ranked population and compare
-   fairly; yet they cost nothing, so the money actually spent stays within the budget.
+   fairly; yet they cost nothing, so the money actually spent stays within the budget. An
+   action ranked by gain draws its control group from every eligible customer instead, before
+   the budget (they take no place): a control group of only the top of the uplift ranking
+   would teach the next uplift model nothing about the rest.
 
 Every decision carries a `decision_key` (campaign, customer, window) and every contact an
 `idempotency_key` (campaign, customer, action, window): the same inputs always give the same
@@ -50,6 +56,7 @@ DECISION_COLUMNS = (
 _TEXT_COLUMNS = ("decision_key", "campaign", "customer_id", "action", "task", "decision", "reason")
 SCORE_COLUMNS = (CUSTOMER_ID, "task", "risk")
 _REASON_COLUMN = re.compile(r"^reason_(\d+)$")
+GAIN_RANKINGS = ("uplift", "uplift_value")
 _MONEY_TOLERANCE = 1e-9  # relative: sums of costs such as 0.1 are not exact in binary
 
 
@@ -103,6 +110,7 @@ def decide(
     last_contacted: Mapping[str, datetime.datetime],
     opted_out: set[str] | frozenset[str],
     spent: tuple[int, float] = (0, 0.0),
+    gains: Mapping[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
     """The window's decisions, one per candidate customer, in rank order (see the module's
     docstring for the rules).
@@ -111,24 +119,34 @@ def decide(
     customer and task); `facts` that of `outreach.facts.customer_facts`; `last_contacted` the
     last contact of each customer (naive times are UTC); `spent` the contacts and money this
     window already used. Holdouts need no entry there: the control group is persistent and not
-    in a cooldown, so a rerun ranks them again and they take their places again.
+    in a cooldown, so a rerun ranks them again and they take their places again. `gains` holds,
+    per action with an uplift champion, each customer's predicted uplift (indexed by id).
     Columns: `DECISION_COLUMNS`.
     """
     as_of = utc(as_of)
-    chosen = _choose(_candidates(_with_facts(scores, facts), settings.actions))
+    with_facts = _with_facts(scores, facts)
+    chosen = _choose(_candidates(with_facts, settings.actions, gains or {}))
     ranked = _rank(chosen, settings.actions)
     blocked = _suppression(ranked, settings.cooldown, as_of, last_contacted, opted_out)
     eligible = blocked.isna().to_numpy()
+    ids = ranked[CUSTOMER_ID]
+    # Rule 4 for actions ranked by gain: the control group of everyone eligible, before the budget.
+    spread = eligible & ranked["by_gain"].to_numpy(bool)
+    everywhere = np.zeros(len(ranked), dtype=bool)
+    everywhere[spread] = in_holdout(ids[spread], settings.campaign, settings.holdout)
+    compete = eligible & ~everywhere
     fits = np.zeros(len(ranked), dtype=bool)
-    fits[eligible] = _within_budget(ranked["cost"].to_numpy()[eligible], settings, spent)
+    fits[compete] = _within_budget(ranked["cost"].to_numpy()[compete], settings, spent)
+    in_budget = fits & ~spread
     control = np.zeros(len(ranked), dtype=bool)
-    control[fits] = in_holdout(ranked[CUSTOMER_ID][fits], settings.campaign, settings.holdout)
-    conditions = [~eligible, ~fits, control]
-    decision = np.select(conditions, [SUPPRESSED, SUPPRESSED, HOLDOUT], CONTACT)
+    control[in_budget] = in_holdout(ids[in_budget], settings.campaign, settings.holdout)
+    conditions = [~eligible, everywhere, ~fits, control]
+    decision = np.select(conditions, [SUPPRESSED, HOLDOUT, SUPPRESSED, HOLDOUT], CONTACT)
     reason = np.select(
         conditions,
         [
             blocked.to_numpy(dtype=object),
+            _constant(len(ranked), _holdout_everywhere_text(settings.holdout)),
             _constant(len(ranked), "over the daily budget (" + _budget_text(settings, spent) + ")"),
             _constant(len(ranked), _holdout_text(settings.holdout)),
         ],
@@ -178,28 +196,55 @@ def _with_facts(scores: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _candidates(scores: pd.DataFrame, actions: Mapping[str, ActionConfig]) -> pd.DataFrame:
+def _candidates(
+    scores: pd.DataFrame, actions: Mapping[str, ActionConfig], gains: Mapping[str, pd.Series]
+) -> pd.DataFrame:
     """One row per customer and action it qualifies for, with the rule in words."""
-    parts = [_qualifying(scores, action) for action in actions.values()]
+    parts = [_qualifying(scores, action, gains.get(action.name)) for action in actions.values()]
     if not parts:
-        return _qualifying(scores.iloc[:0], ActionConfig(name="", task="", min_risk=0.0))
+        nothing = ActionConfig(name="", task="", min_risk=0.0)
+        return _qualifying(scores.iloc[:0], nothing, None)
     return pd.concat(parts, ignore_index=True)
 
 
-def _qualifying(scores: pd.DataFrame, action: ActionConfig) -> pd.DataFrame:
+def _qualifying(scores: pd.DataFrame, action: ActionConfig, gain: pd.Series | None) -> pd.DataFrame:
     keep = (scores["task"] == action.task) & (scores["risk"] >= action.min_risk)
     if action.min_value is not None:
         keep &= scores["value"] >= action.min_value
     if action.requires_open_case:
         keep &= scores["open_case"]
     rows = scores[keep]
+    uplift = (
+        np.full(len(rows), np.nan)
+        if gain is None
+        else gain.rename(index=str).reindex(rows[CUSTOMER_ID]).to_numpy(np.float64)
+    )
+    worth = _worth(rows)
+    expected = uplift * worth - action.cost if action.rank_by == "uplift_value" else uplift
+    by_gain = action.rank_by in GAIN_RANKINGS and gain is not None
+    rules = [
+        _rule_text(action, r, v) + _gain_text(action, gain is not None, u, w)
+        for r, v, u, w in zip(rows["risk"], rows["value"], uplift, worth, strict=True)
+    ]
     return rows.assign(
         action=action.name,
         priority=action.priority,
         cost=float(action.cost),
         blocked=rows["open_case"].to_numpy(bool) & action.blocked_by_open_case,
-        rule=[_rule_text(action, r, v) for r, v in zip(rows["risk"], rows["value"], strict=True)],
+        by_gain=by_gain,
+        expected_gain=expected if by_gain else np.nan,
+        rule=rules,
     )
+
+
+def _worth(rows: pd.DataFrame) -> np.ndarray:
+    """What a customer is worth to `uplift_value`: the expected spend over the task's horizon
+    where the scores carry it, else the spend so far."""
+    spend = rows["value"].to_numpy(np.float64)
+    if "expected_value" not in rows:
+        return spend
+    expected = rows["expected_value"].to_numpy(np.float64)
+    return np.where(np.isfinite(expected), expected, spend)
 
 
 def _rule_text(action: ActionConfig, risk: float, value: float) -> str:
@@ -210,6 +255,23 @@ def _rule_text(action: ActionConfig, risk: float, value: float) -> str:
     if action.requires_open_case:
         parts.append("a case is open")
     return "; ".join(parts)
+
+
+def _gain_text(action: ActionConfig, champion: bool, uplift: float, worth: float) -> str:
+    """The expected gain, for an action ranked by it: "; expected gain +4.2 points of the good
+    outcome", or with value "; expected gain 2.60 (+4.2 points x 300.00 - cost 10.00)"; or why
+    the action still ranks by risk."""
+    if action.rank_by not in GAIN_RANKINGS:
+        return ""
+    if not champion:
+        return f"; ranked by risk: {action.name} has no uplift champion yet"
+    if not np.isfinite(uplift):
+        return "; ranked by risk: no uplift predicted for this customer"
+    points = f"{uplift * 100:+.1f} points of the good outcome"
+    if action.rank_by == "uplift":
+        return f"; expected gain {points}"
+    gain = uplift * worth - action.cost
+    return f"; expected gain {gain:.2f} ({points} x value {worth:.2f} - cost {action.cost:.2f})"
 
 
 def _choose(candidates: pd.DataFrame) -> pd.DataFrame:
@@ -223,11 +285,13 @@ def _choose(candidates: pd.DataFrame) -> pd.DataFrame:
 
 def _rank(chosen: pd.DataFrame, actions: Mapping[str, ActionConfig]) -> pd.DataFrame:
     """The order the budget is given out in: priority, then the action's `rank_by` (highest
-    first), then id. Value at risk falls back to risk where it is unknown."""
+    first), then id. Value at risk and the expected gain fall back to risk where unknown."""
     by_value = chosen["action"].map(lambda name: actions[name].rank_by == "value_at_risk")
     at_stake = chosen.get("value_at_risk", pd.Series(np.nan, index=chosen.index))
     known = by_value.to_numpy(bool) & np.isfinite(at_stake.to_numpy(np.float64))
     rank = np.where(known, at_stake.to_numpy(np.float64), chosen["risk"].to_numpy(np.float64))
+    gain = chosen["expected_gain"].to_numpy(np.float64)
+    rank = np.where(np.isfinite(gain), gain, rank)
     return (
         chosen.assign(_rank=rank)
         .sort_values(["priority", "_rank", CUSTOMER_ID], ascending=[True, False, True])
@@ -371,6 +435,13 @@ def _percent(share: float) -> str:
 
 def _holdout_text(share: float) -> str:
     return f"control group: {share * 100:g} % of customers, not contacted"
+
+
+def _holdout_everywhere_text(share: float) -> str:
+    return (
+        f"control group: {share * 100:g} % of every eligible customer, not contacted (the "
+        "action ranks by expected gain: its control spans the whole ranking)"
+    )
 
 
 def _budget_text(settings: OutreachConfig, spent: tuple[int, float]) -> str:

@@ -1,0 +1,50 @@
+"""The expected gain of each action ranked by it: its uplift champion's prediction for every
+scored customer at `as_of`, from the same path features as the risk (events up to `as_of`).
+
+An action whose `rank_by` is "uplift" or "uplift_value" uses the champion of its experiment
+(`Config.experiment_of`); without one it gets no entry, and the policy ranks it by risk and
+says so in every decision's reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from journeyguard.features.config.model import Config
+from journeyguard.features.eventlog.columns import CUSTOMER_ID
+from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.outreach.policy import GAIN_RANKINGS
+
+
+def uplift_gains(
+    settings: Config, log: EventLog, as_of: pd.Timestamp, scores: pd.DataFrame
+) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Per action ranked by gain with an uplift champion, each scored customer's predicted
+    uplift (indexed by customer_id); and per such action, how it ranks, in words."""
+    from journeyguard.training.uplift_champion import load_uplift_champion
+
+    gains, ranking = {}, {}
+    for name, action in settings.outreach.actions.items():
+        if action.rank_by not in GAIN_RANKINGS:
+            continue
+        experiment = settings.experiment_of(name).name
+        champion = load_uplift_champion(experiment)
+        if champion is None:
+            ranking[name] = f"by risk: no champion of journeyguard-uplift-{experiment} yet"
+            continue
+        model, logged = champion
+        ids = scores.loc[scores["task"] == action.task, CUSTOMER_ID].astype(str).unique()
+        gains[name] = pd.Series(_predict(model, log, as_of, ids), index=ids, dtype=np.float64)
+        ranking[name] = f"by {action.rank_by}: {logged.model_name} v{logged.version}"
+    return gains, ranking
+
+
+def _predict(model, log: EventLog, as_of: pd.Timestamp, ids: np.ndarray) -> np.ndarray:
+    """The model's uplift of each customer in `ids` seen at `as_of` (NaN if not in the log)."""
+    snapshots = Snapshots.at(log, as_of)
+    position = pd.Index(snapshots.customer_ids.astype(str)).get_indexer(pd.Index(ids))
+    found = position >= 0
+    result = np.full(len(ids), np.nan)
+    if found.any():
+        result[found] = model.uplift(snapshots.subset(position[found]))
+    return result
