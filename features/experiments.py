@@ -3,12 +3,16 @@ control, when, and what happened next.
 
 Each journey counts once, at its first treatment or control moment (a customer held out again
 and again, or contacted twice, is one trial, as in the outreach effect report). Its features
-are those of the events strictly before that moment, so the treatment event itself (or a
-step named after the arm) never tells the model who was treated; its outcome is the
-experiment's task, labelled over the task's horizon from the moment (`features.labels`).
-Unlike a risk snapshot, an outcome that happened before the moment does not leave the row out
-(a visit or a purchase recurs: the question is whether one follows the action); a horizon
-running past the data does, counted in `excluded`.
+are those of the journey at that moment, with the moment itself as one neutral `OFFER` event:
+the arm's own events become that step for both arms and lose the column that narrowed them, so
+the features never tell who was treated, yet keep what the event carried (the attributes of a
+campaign's export). An experiment whose arms are not events (the outbox's decisions) gets the
+same `OFFER` event added at each moment, and so does a customer scored later for the action
+(`with_offers`): training and scoring see the same shape. The outcome is the experiment's task,
+labelled over the task's horizon after the moment (`features.labels`). Unlike a risk snapshot,
+an outcome that happened before the moment does not leave the row out (a visit or a purchase
+recurs: the question is whether one follows the action); a horizon running past the data does,
+counted in `excluded`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ import numpy as np
 import pandas as pd
 
 from journeyguard.features.config.model import ExperimentConfig, Match, TaskConfig
-from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, TIMESTAMP
+from journeyguard.features.eventlog.frames import concat_logs, log_from_frame
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 from journeyguard.features.labels import label_snapshots, matching_events
+
+OFFER = "(offer)"  # the neutral step of the moment a customer is treated or held out
 
 
 @dataclass(frozen=True)
@@ -116,10 +124,46 @@ def experiment_rows(
     keep = ~outcomes.censored
     excluded = {"not_in_log": int((~found).sum()), "censored": int(outcomes.censored.sum())}
     y = outcomes.positive[keep].astype(np.int8)
-    # Just before the moment: the arm's own event is never a feature.
-    snapshots = Snapshots(log, journeys[keep].astype(np.int64), moments[keep] - 1)
+    seen = (
+        with_offers(log, log.journey_ids[journeys[keep]].astype(str), moments[keep])
+        if experiment.outbox
+        else neutral_log(log, experiment)
+    )
+    position = pd.Index(seen.journey_ids.astype(str))
+    codes = position.get_indexer(pd.Index(log.journey_ids[journeys[keep]].astype(str)))
+    snapshots = Snapshots(seen, codes.astype(np.int64), moments[keep])
     good = y if experiment.goal == "increase" else (1 - y).astype(np.int8)
     return ExperimentRows(snapshots, moments[keep], treated[keep], y, good, excluded)
+
+
+def neutral_log(log: EventLog, experiment: ExperimentConfig) -> EventLog:
+    """The log with every treatment and control event turned into the `OFFER` step, and the
+    column narrowing an arm blanked on them: both arms look alike."""
+    assert experiment.treatment is not None and experiment.control is not None
+    arm = arm_events(log, experiment.treatment) | arm_events(log, experiment.control)
+    steps = np.array(sorted({*log.steps.tolist(), OFFER}), dtype=object)
+    step_codes = np.searchsorted(steps, log.steps)[log.step_codes].astype(np.int32)
+    step_codes[arm] = int(np.searchsorted(steps, OFFER))
+    columns = dict(log.columns)
+    for match in (experiment.treatment, experiment.control):
+        column = columns.get(match.column) if match.column else None
+        if isinstance(column, Coded):
+            columns[match.column] = Coded(np.where(arm, -1, column.codes), column.categories)
+        elif column is not None:
+            columns[match.column] = np.where(arm, np.nan, column)
+    return EventLog(log.journey_ids, log.offsets, steps, step_codes, log.times, columns)
+
+
+def with_offers(log: EventLog, customer_ids: np.ndarray, moments: np.ndarray) -> EventLog:
+    """The log with an `OFFER` event for each customer at its moment (int64 ns)."""
+    offers = pd.DataFrame(
+        {
+            CUSTOMER_ID: np.asarray(customer_ids).astype(str),
+            TIMESTAMP: pd.to_datetime(np.asarray(moments, dtype=np.int64), unit="ns", utc=True),
+            EVENT: OFFER,
+        }
+    )
+    return concat_logs(log, log_from_frame(offers))
 
 
 def _describe(match: Match) -> str:

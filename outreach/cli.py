@@ -115,7 +115,8 @@ def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
         messages = status_counts(engine)
     finally:
         engine.dispose()
-    table = effect_report(decisions, load_log(settings), settings.tasks, as_of=as_of)
+    log = load_log(settings)
+    table = effect_report(decisions, log, settings.tasks, as_of=as_of)
     return {
         "as_of": as_of.isoformat(),
         "campaign": settings.outreach.campaign,
@@ -126,7 +127,42 @@ def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
             {key: _plain(value) for key, value in row.items()}
             for row in table.to_dict(orient="records")
         ],
+        "uplift": uplift_section(settings, decisions, log, as_of),
     }
+
+
+def uplift_section(
+    settings: Config, decisions: pd.DataFrame, log: EventLog, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """Per action with an uplift champion: the measured customers ranked by its predicted
+    uplift at their decision against ranked by their risk then (`report.uplift_evidence`)."""
+    from journeyguard.outreach.gains import predicted_at_decisions
+    from journeyguard.outreach.report import measured, uplift_evidence
+
+    result: dict[str, Any] = {}
+    for action, rows in measured(decisions, log, settings.tasks, as_of=as_of).items():
+        if action not in settings.outreach.actions or rows.empty:
+            continue
+        predicted = predicted_at_decisions(
+            settings, log, action, rows["customer_id"].to_numpy(), rows["as_of"].to_numpy()
+        )
+        if predicted is None:
+            experiment = settings.experiment_of(action).name
+            result[action] = {"model": None, "reason": f"no uplift champion of {experiment} yet"}
+            continue
+        uplift, model = predicted
+        evidence = uplift_evidence(rows, uplift, settings.experiment_of(action).goal)
+        result[action] = {"model": model, **_json_ready(evidence)}
+    return result
+
+
+def _json_ready(value: Any) -> Any:
+    """Nested dicts and lists with plain numbers, NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return _plain(value)
 
 
 @app.command()
@@ -243,7 +279,36 @@ def report_text(result: dict[str, Any]) -> str:
             "excluded": [r["excluded"] for r in result["actions"]],
         }
     )
-    return "\n".join([*lines, table.to_string(index=False)])
+    return "\n".join([*lines, table.to_string(index=False), *_uplift_lines(result)])
+
+
+def _uplift_lines(result: dict[str, Any]) -> list[str]:
+    """Per action: ranking by predicted uplift against ranking by risk, on the same customers."""
+    lines = []
+    for action, entry in result.get("uplift", {}).items():
+        if entry.get("model") is None:
+            lines.append(f"{action}: {entry['reason']}")
+            continue
+        realised = entry["realised"]
+        lines += [
+            f"{action} ({entry['model']}, {entry['rows']:,} customers, good outcome: "
+            f"{'the outcome' if entry['goal'] == 'increase' else 'no outcome'}): realised "
+            f"uplift {_signed(realised['effect'])}; Qini by predicted uplift "
+            f"{_signed(entry['qini'], '.4f')}, by risk {_signed(entry['risk_qini'], '.4f')}",
+            "  decile   by uplift: predicted  realised   |   by risk: realised",
+        ]
+        for up, risk in zip(entry["deciles"], entry["risk_deciles"], strict=True):
+            lines.append(
+                f"  {up['decile']:>6}   {_signed(up['predicted']):>19}  "
+                f"{_signed(up['effect']):>8}   |   {_signed(risk['effect']):>17}"
+            )
+    return lines
+
+
+def _signed(value: float | None, spec: str = "+.1%") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return format(value, spec if spec.startswith("+") else "+" + spec)
 
 
 def _group(n: int, rate: float | None) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.columns import CUSTOMER_ID
 from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.experiments import with_offers
 from journeyguard.outreach.policy import GAIN_RANKINGS
 
 
@@ -40,11 +41,33 @@ def uplift_gains(
 
 
 def _predict(model, log: EventLog, as_of: pd.Timestamp, ids: np.ndarray) -> np.ndarray:
-    """The model's uplift of each customer in `ids` seen at `as_of` (NaN if not in the log)."""
-    snapshots = Snapshots.at(log, as_of)
-    position = pd.Index(snapshots.customer_ids.astype(str)).get_indexer(pd.Index(ids))
-    found = position >= 0
+    """The model's uplift of each customer in `ids` seen at `as_of` with the action offered
+    then (an `OFFER` event, as its experiment's rows saw theirs); NaN if not in the log."""
+    known = np.isin(ids, log.journey_ids.astype(str))
     result = np.full(len(ids), np.nan)
-    if found.any():
-        result[found] = model.uplift(snapshots.subset(position[found]))
+    if not known.any():
+        return result
+    moment = np.full(int(known.sum()), pd.Timestamp(as_of).value, dtype=np.int64)
+    offered = with_offers(log, ids[known], moment)
+    codes = pd.Index(offered.journey_ids.astype(str)).get_indexer(pd.Index(ids[known]))
+    result[known] = model.uplift(Snapshots(offered, codes.astype(np.int64), moment))
     return result
+
+
+def predicted_at_decisions(
+    settings: Config, log: EventLog, action: str, customer_ids: np.ndarray, as_of: np.ndarray
+) -> tuple[np.ndarray, str] | None:
+    """The uplift the action's champion predicts for each customer at its decision time (ns),
+    and the champion's name; None without a champion."""
+    from journeyguard.training.uplift_champion import load_uplift_champion
+
+    experiment = settings.experiment_of(action).name
+    champion = load_uplift_champion(experiment)
+    if champion is None:
+        return None
+    model, logged = champion
+    ids = np.asarray(customer_ids).astype(str)
+    offered = with_offers(log, ids, as_of)
+    codes = pd.Index(offered.journey_ids.astype(str)).get_indexer(pd.Index(ids))
+    uplift = model.uplift(Snapshots(offered, codes.astype(np.int64), np.asarray(as_of)))
+    return uplift, f"{logged.model_name} v{logged.version}"

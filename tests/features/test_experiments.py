@@ -90,18 +90,18 @@ def test_an_unknown_experiment_names_the_known_ones(tmp_path):
 def _log():
     t0 = pd.Timestamp("2024-06-01", tz="UTC")
     rows = [
-        ("A", t0 - pd.Timedelta(days=3), "purchase", None),
-        ("A", t0, "campaign", "email"),
-        ("A", t0 + pd.Timedelta(days=2), "visit", None),
-        ("A", t0 + pd.Timedelta(days=5), "campaign", "none"),  # a later event: not its arm
-        ("B", t0 - pd.Timedelta(days=1), "purchase", None),
-        ("B", t0 + pd.Timedelta(hours=1), "campaign", "none"),
-        ("C", t0 - pd.Timedelta(days=1), "visit", None),
-        ("C", t0 + pd.Timedelta(hours=2), "campaign", "email"),
-        ("Z", t0 + pd.Timedelta(days=40), "purchase", None),  # the data runs past the windows
+        ("A", t0 - pd.Timedelta(days=3), "purchase", None, "gold"),
+        ("A", t0, "campaign", "email", "gold"),
+        ("A", t0 + pd.Timedelta(days=2), "visit", None, "gold"),
+        ("A", t0 + pd.Timedelta(days=5), "campaign", "none", "gold"),  # later: not its arm
+        ("B", t0 - pd.Timedelta(days=1), "purchase", None, "blue"),
+        ("B", t0 + pd.Timedelta(hours=1), "campaign", "none", "blue"),
+        ("C", t0 - pd.Timedelta(days=1), "visit", None, "blue"),
+        ("C", t0 + pd.Timedelta(hours=2), "campaign", "email", "blue"),
+        ("Z", t0 + pd.Timedelta(days=40), "purchase", None, None),  # the data runs past
     ]
-    frame = pd.DataFrame(rows, columns=["customer_id", "timestamp", "event", "cell"])
-    return log_from_frame(frame)
+    columns = ["customer_id", "timestamp", "event", "cell", "tier"]
+    return log_from_frame(pd.DataFrame(rows, columns=columns))
 
 
 def test_rows_take_each_journeys_first_arm_and_label_from_its_moment(tmp_path):
@@ -113,12 +113,25 @@ def test_rows_take_each_journeys_first_arm_and_label_from_its_moment(tmp_path):
     assert rows.treated.tolist() == [True, False, True]
     # C visited before its e-mail: still a row (visits recur), with no visit after it.
     assert rows.y.tolist() == [1, 0, 0] and rows.good.tolist() == [1, 0, 0]
-    # Features see only the events before the moment: never the arm's own event.
+
+
+def test_the_arms_look_alike_to_the_features_but_keep_what_their_event_carries(tmp_path):
+    settings = config(tmp_path, EMAIL)
+    log = _log()
+    email = settings.experiment("email")
+    rows = experiment_rows(log, email, settings.task("visit"), arms_from_log(log, email))
     everything = Snapshots.at(log, log.last_time)  # a vocabulary that knows the campaign step
     features = PathFeatures(min_count=1).fit(everything).transform(rows.snapshots)
-    assert features["events"].tolist() == [1, 1, 1]
-    assert features["count__visit"].tolist() == [0, 0, 1]
+    # The moment is one neutral offer event: never the arm's step nor its cell ...
+    assert features["events"].tolist() == [2, 2, 2]
     assert features["count__campaign"].tolist() == [0, 0, 0]
+    assert features["attr__cell"].isna().all()
+    assert features["count__visit"].tolist() == [0, 0, 1]  # ... nor the outcome after it
+    # ... but the attributes the events carry are seen: B (control) and C (treated) share
+    # their tier, A has its own.
+    tier = features["attr__tier"]
+    assert tier.notna().all() and tier[1] == tier[2] != tier[0]
+    assert features["last_1"].nunique() == 1  # the offer, for both arms
 
 
 def test_events_matching_both_arms_are_refused(tmp_path):
