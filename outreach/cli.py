@@ -106,6 +106,7 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
 
 def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
     """The stored decisions and messages in numbers, and the effect report of each action."""
+    from journeyguard.outreach.gains import uplift_by_action
     from journeyguard.outreach.outbox import decisions_frame, open_outbox, outbox_url, status_counts
     from journeyguard.outreach.report import effect_report
 
@@ -127,42 +128,8 @@ def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
             {key: _plain(value) for key, value in row.items()}
             for row in table.to_dict(orient="records")
         ],
-        "uplift": uplift_section(settings, decisions, log, as_of),
+        "uplift": uplift_by_action(settings, decisions, log, as_of),
     }
-
-
-def uplift_section(
-    settings: Config, decisions: pd.DataFrame, log: EventLog, as_of: pd.Timestamp
-) -> dict[str, Any]:
-    """Per action with an uplift champion: the measured customers ranked by its predicted
-    uplift at their decision against ranked by their risk then (`report.uplift_evidence`)."""
-    from journeyguard.outreach.gains import predicted_at_decisions
-    from journeyguard.outreach.report import measured, uplift_evidence
-
-    result: dict[str, Any] = {}
-    for action, rows in measured(decisions, log, settings.tasks, as_of=as_of).items():
-        if action not in settings.outreach.actions or rows.empty:
-            continue
-        predicted = predicted_at_decisions(
-            settings, log, action, rows["customer_id"].to_numpy(), rows["as_of"].to_numpy()
-        )
-        if predicted is None:
-            experiment = settings.experiment_of(action).name
-            result[action] = {"model": None, "reason": f"no uplift champion of {experiment} yet"}
-            continue
-        uplift, model = predicted
-        evidence = uplift_evidence(rows, uplift, settings.experiment_of(action).goal)
-        result[action] = {"model": model, **_json_ready(evidence)}
-    return result
-
-
-def _json_ready(value: Any) -> Any:
-    """Nested dicts and lists with plain numbers, NaN as None."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return _plain(value)
 
 
 @app.command()

@@ -1,11 +1,14 @@
-"""The expected gain of each action ranked by it: its uplift champion's prediction for every
-scored customer at `as_of`, from the same path features as the risk (events up to `as_of`).
+"""Uplift predictions for outreach: the expected gain of each action ranked by it (its uplift
+champion's prediction for every scored customer at `as_of`, from the same path features as the
+risk, events up to `as_of`), and the uplift at past decisions for the report.
 
 An action whose `rank_by` is "uplift" or "uplift_value" uses the champion of its experiment
 (`Config.experiment_of`); without one it gets no entry, and the policy ranks it by risk and
 says so in every decision's reason."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ from journeyguard.features.eventlog.columns import CUSTOMER_ID
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.experiments import with_offers
 from journeyguard.outreach.policy import GAIN_RANKINGS
+from journeyguard.outreach.report import measured, uplift_evidence
 
 
 def uplift_gains(
@@ -71,3 +75,37 @@ def predicted_at_decisions(
     codes = pd.Index(offered.journey_ids.astype(str)).get_indexer(pd.Index(ids))
     uplift = model.uplift(Snapshots(offered, codes.astype(np.int64), np.asarray(as_of)))
     return uplift, f"{logged.model_name} v{logged.version}"
+
+
+def uplift_by_action(
+    settings: Config, decisions: pd.DataFrame, log: EventLog, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    """Per action with an uplift champion: the customers the effect report measures, ranked
+    by the uplift its champion predicts at their decision against ranked by their risk then
+    (`report.uplift_evidence`), in plain JSON types; per action without one, why not."""
+    result: dict[str, Any] = {}
+    for action, rows in measured(decisions, log, settings.tasks, as_of=as_of).items():
+        if action not in settings.outreach.actions or rows.empty:
+            continue
+        predicted = predicted_at_decisions(
+            settings, log, action, rows[CUSTOMER_ID].to_numpy(), rows["as_of"].to_numpy()
+        )
+        if predicted is None:
+            experiment = settings.experiment_of(action).name
+            result[action] = {"model": None, "reason": f"no uplift champion of {experiment} yet"}
+            continue
+        uplift, model = predicted
+        evidence = uplift_evidence(rows, uplift, settings.experiment_of(action).goal)
+        result[action] = {"model": model, **_json_ready(evidence)}
+    return result
+
+
+def _json_ready(value: Any) -> Any:
+    """Nested dicts and lists with plain Python numbers, NaN as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    return None if isinstance(value, float) and np.isnan(value) else value
