@@ -82,8 +82,11 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
     assert actions == ["discount", "follow_up"]
     assert all(row["waiting"] == 0 for row in report["actions"])
     assert any(row["contacted_n"] > 0 and row["holdout_n"] > 0 for row in report["actions"])
+    # No uplift champion yet: each measured action says so instead of ranking by uplift.
+    assert report["uplift"] and all(e["model"] is None for e in report["uplift"].values())
     text = invoke("report", "--config", str(config), "--as-of", "2025-12-31")
     assert "difference (95 % CI)" in text
+    assert "no uplift champion of" in text
     assert all(any(line.lstrip().startswith(a) for line in text.splitlines()) for a in actions)
 
 
