@@ -4,7 +4,8 @@ control, when, and what happened next.
 Each journey counts once, at its first treatment or control moment (a customer held out again
 and again, or contacted twice, is one trial, as in the outreach effect report). Its features
 are those of the journey at that moment, with the moment itself as one neutral `OFFER` event:
-the arm's own events become that step for both arms and lose the column that narrowed them, so
+the arm's own events become that step for both arms and the column that narrowed them is
+blanked (on every event: a per-journey attribute would repeat the arm), so
 the features never tell who was treated, yet keep what the event carried (the attributes of a
 campaign's export). An experiment whose arms are not events (the outbox's decisions) gets the
 same `OFFER` event added at each moment, and so does a customer scored later for the action
@@ -138,7 +139,7 @@ def experiment_rows(
 
 def neutral_log(log: EventLog, experiment: ExperimentConfig) -> EventLog:
     """The log with every treatment and control event turned into the `OFFER` step, and the
-    column narrowing an arm blanked on them: both arms look alike."""
+    column narrowing an arm blanked: both arms look alike."""
     assert experiment.treatment is not None and experiment.control is not None
     arm = arm_events(log, experiment.treatment) | arm_events(log, experiment.control)
     steps = np.array(sorted({*log.steps.tolist(), OFFER}), dtype=object)
@@ -146,11 +147,12 @@ def neutral_log(log: EventLog, experiment: ExperimentConfig) -> EventLog:
     step_codes[arm] = int(np.searchsorted(steps, OFFER))
     columns = dict(log.columns)
     for match in (experiment.treatment, experiment.control):
+        # Blanked on every event: a per-journey attribute repeats the arm on earlier ones too.
         column = columns.get(match.column) if match.column else None
         if isinstance(column, Coded):
-            columns[match.column] = Coded(np.where(arm, -1, column.codes), column.categories)
+            columns[match.column] = Coded(np.full_like(column.codes, -1), column.categories)
         elif column is not None:
-            columns[match.column] = np.where(arm, np.nan, column)
+            columns[match.column] = np.full_like(column, np.nan)
     return EventLog(log.journey_ids, log.offsets, steps, step_codes, log.times, columns)
 
 

@@ -67,7 +67,8 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
         first = as_json(invoke("run-once", "--config", str(config), "--as-of", AS_OF, "--json"))
         sent = receiver.attempts
         second = invoke("run-once", "--config", str(config), "--as-of", AS_OF)
-    assert set(first) == {"as_of", "window_start", "skipped", *COUNT_KEYS}
+    assert set(first) == {"as_of", "window_start", "skipped", "ranking", *COUNT_KEYS}
+    assert first["ranking"] == {}  # no action ranks by gain here
     assert first["as_of"] == "2025-09-01T00:00:00+00:00" and first["skipped"] is None
     assert first["enqueued"] == first["contact"] == first["delivered"] == len(receiver.received)
     assert first["contact"] > 0 and sent == first["delivered"]

@@ -90,7 +90,7 @@ def test_an_unknown_experiment_names_the_known_ones(tmp_path):
 def _log():
     t0 = pd.Timestamp("2024-06-01", tz="UTC")
     rows = [
-        ("A", t0 - pd.Timedelta(days=3), "purchase", None, "gold"),
+        ("A", t0 - pd.Timedelta(days=3), "purchase", "email", "gold"),  # the arm, repeated
         ("A", t0, "campaign", "email", "gold"),
         ("A", t0 + pd.Timedelta(days=2), "visit", None, "gold"),
         ("A", t0 + pd.Timedelta(days=5), "campaign", "none", "gold"),  # later: not its arm
