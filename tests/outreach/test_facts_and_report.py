@@ -13,6 +13,7 @@ from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.simulate import simulate
 from journeyguard.features.stats import newcombe_interval
+from journeyguard.outreach.experiments import arms_from_decisions
 from journeyguard.outreach.facts import customer_facts
 from journeyguard.outreach.report import REPORT_COLUMNS, effect_report, measured, uplift_evidence
 
@@ -260,3 +261,15 @@ def test_uplift_evidence_ranks_the_same_customers_by_uplift_and_by_risk():
     assert evidence["realised"]["effect"] == pytest.approx(0.4)  # 80 % stay against 40 %
     assert evidence["qini"] > evidence["risk_qini"]
     assert len(evidence["deciles"]) == len(evidence["risk_deciles"]) == 10
+
+
+def test_the_outbox_decisions_of_an_action_are_an_experiment_of_first_decisions():
+    arms = arms_from_decisions(DECISIONS, "discount")
+    first = dict(zip(arms.customer_ids, zip(arms.treated, arms.moments, strict=True), strict=True))
+    assert "s1" not in first  # suppressed: in neither arm
+    assert "e1" not in first  # another action's
+    assert first["k0"][0] and not first["h0"][0]
+    assert first["h0"][1] == (T0 + 0 * DAY).value  # held out on day 0 and day 2: the first
+    assert len(arms.customer_ids) == len(set(arms.customer_ids))
+    with pytest.raises(ValueError, match="no contact or holdout decision of the action 'x'"):
+        arms_from_decisions(DECISIONS, "x")
