@@ -11,9 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from journeyguard.features.cli import app
+from journeyguard.features.config.reader import load_config
+from journeyguard.features.sources.log import load_log
+from journeyguard.outreach.gains import uplift_gains
+from journeyguard.outreach.policy import decide
 from journeyguard.training import registry
 from journeyguard.training.uplift_metrics import gain_captured
-from tests.training.experiment_log import CONFIG, experiment_log
+from tests.training.experiment_log import CAMPAIGN, CONFIG, experiment_log
 from tests.workspace import empty_store
 
 runner = CliRunner()
@@ -64,8 +68,37 @@ def test_uplift_train_learns_who_the_email_helps_and_registers_a_champion(experi
     assert "promoted to champion" in again.stdout
 
 
+def test_an_action_ranks_by_the_gain_its_uplift_champion_predicts(experiment):
+    config, truth = experiment
+    settings = load_config(config)
+    log = load_log(settings)
+    scores = pd.DataFrame({"customer_id": truth["customer_id"], "task": "visit", "risk": 0.5})
+    as_of = CAMPAIGN - pd.Timedelta(hours=1)
+    before = uplift_gains(settings, log, as_of, scores)
+    assert before == ({}, {"mail": "by risk: no champion of journeyguard-uplift-email yet"})
+    trained = runner.invoke(
+        app, ["uplift", "train", "--config", str(config), "--experiment", "email"]
+    )
+    assert trained.exit_code == 0, trained.output
+    gains, ranking = uplift_gains(settings, log, as_of, scores)
+    assert ranking == {"mail": "by uplift: journeyguard-uplift-email v1"}
+    planted = truth.set_index("customer_id")["planted_uplift"]
+    predicted = gains["mail"]
+    # Those the e-mail helps (+25 points) are predicted well above those it harms.
+    assert predicted[planted > 0.2].mean() > predicted[planted < 0].mean() + 0.1
+    facts = pd.DataFrame({"value": 0.0, "open_case": False}, index=scores["customer_id"])
+    decisions = decide(
+        scores, facts, settings.outreach, as_of=as_of, last_contacted={}, opted_out=set(),
+        gains=gains,
+    )  # fmt: skip
+    contacted = decisions[decisions["decision"] == "contact"]
+    assert contacted["reason"].str.contains("expected gain").all()
+    top = contacted["customer_id"].head(len(contacted) // 5)
+    assert planted[top].mean() > planted.mean() + 0.05
+
+
 def test_an_unknown_experiment_exits_2_naming_the_known_ones(experiment):
     config, _ = experiment
     result = runner.invoke(app, ["uplift", "train", "--config", str(config), "--experiment", "x"])
     assert result.exit_code == 2
-    assert "no experiment 'x'" in result.output and "['email']" in result.output
+    assert "no experiment 'x'" in result.output and "['email', 'mail']" in result.output

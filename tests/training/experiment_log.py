@@ -39,6 +39,15 @@ treatment = { event = ["campaign_email"], column = "cell", values = ["email"] }
 control = { event = ["campaign_email"], column = "cell", values = ["none"] }
 outcome = "visit"
 goal = "increase"
+action = "mail"
+
+[outreach]
+holdout = 0.2
+
+[outreach.actions.mail]
+task = "visit"
+min_risk = 0.0
+rank_by = "uplift"
 """
 
 
