@@ -71,7 +71,7 @@ def train_and_register_uplift(
             artifacts=_artifacts(run, Path(folder)),
             input_example=features.head(5),
         )
-    champion_score = _champion_score(experiment, uri, run)
+    champion_score, unusable = _champion_score(experiment, uri, run)
     promoted, rule = registry.promote(
         config.model_task,
         logged,
@@ -80,6 +80,8 @@ def train_and_register_uplift(
         metric=PROMOTION_METRIC,
         uri=uri,
     )
+    if unusable:
+        rule = f"{rule} (the champion could not be scored with this code: {unusable})"
     if predictions_out is not None:
         write_table(run.predictions, predictions_out)
     return summary(run) | {
@@ -96,14 +98,18 @@ def load_uplift_champion(experiment: str) -> tuple[UpliftModel, Any] | None:
     return registry.load_uplift_model(experiment, registry.CHAMPION, uri=registry.tracking_uri())
 
 
-def _champion_score(experiment: str, uri: str, run: UpliftRun) -> float | None:
-    """The champion's Qini on this run's test rows (None when there is no champion)."""
-    champion = registry.load_uplift_model(experiment, registry.CHAMPION, uri=uri)
-    if champion is None:
-        return None
-    test = run.test
-    uplift = champion[0].uplift(run.rows.snapshots.subset(test))
-    return qini_coefficient(run.rows.good[test], run.rows.treated[test], uplift)
+def _champion_score(experiment: str, uri: str, run: UpliftRun) -> tuple[float | None, str]:
+    """The champion's Qini on this run's test rows, or None and why it has none: no champion,
+    or one this code cannot load or score (then the new model replaces it)."""
+    try:
+        champion = registry.load_uplift_model(experiment, registry.CHAMPION, uri=uri)
+        if champion is None:
+            return None, ""
+        test = run.test
+        uplift = champion[0].uplift(run.rows.snapshots.subset(test))
+    except Exception as error:  # any failure of an old pickle: report it, do not crash
+        return None, f"{type(error).__name__}: {error}"
+    return qini_coefficient(run.rows.good[test], run.rows.treated[test], uplift), ""
 
 
 def _params(run: UpliftRun, settings: Config) -> dict[str, Any]:
