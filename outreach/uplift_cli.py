@@ -35,8 +35,8 @@ def train(
     experiment: Annotated[
         str,
         typer.Option(
-            help="An [experiments.<name>] of the config, or an outreach action (its outbox "
-            "contact and holdout decisions)."
+            help="The name of an experiments table of the config, or of an outreach action "
+            "(its outbox contact and holdout decisions)."
         ),
     ],
     predictions_out: Annotated[
@@ -51,8 +51,8 @@ def train(
 ) -> None:
     """Train the experiment's uplift learners (two-model and transformed outcome, each with
     the logistic model and LightGBM), choose on validation, evaluate on the test rows (Qini,
-    deciles, average effect), register journeyguard-uplift-<experiment> and promote it if its
-    Qini beats the champion's on the same rows."""
+    deciles, average effect), register journeyguard-uplift-<experiment> and promote it when its
+    Qini is at least the champion's on the same rows."""
     from journeyguard.outreach.experiments import outbox_arms
     from journeyguard.training.uplift_champion import train_and_register_uplift
 
