@@ -14,7 +14,14 @@ from journeyguard.features.cli import app
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.sources.log import load_log
 from journeyguard.outreach.gains import uplift_gains
-from journeyguard.outreach.policy import decide
+from journeyguard.outreach.outbox import enqueue, open_outbox, outbox_url
+from journeyguard.outreach.policy import (
+    DECISION_COLUMNS,
+    decide,
+    decision_key,
+    idempotency_key,
+    window_start,
+)
 from journeyguard.training import registry
 from journeyguard.training.uplift_metrics import gain_captured
 from tests.training.experiment_log import CAMPAIGN, CONFIG, experiment_log
@@ -95,6 +102,49 @@ def test_an_action_ranks_by_the_gain_its_uplift_champion_predicts(experiment):
     assert contacted["reason"].str.contains("expected gain").all()
     top = contacted["customer_id"].head(len(contacted) // 5)
     assert planted[top].mean() > planted.mean() + 0.05
+
+
+def test_an_action_learns_from_its_own_outbox_decisions(experiment, tmp_path):
+    config, truth = experiment
+    # An action's own decisions read as an experiment; visits are what the e-mail is for.
+    extra = '[experiments.mail_outbox]\noutbox = true\naction = "mail"\ngoal = "increase"\n'
+    config.write_text(config.read_text() + extra)
+    settings = load_config(config)
+    # The outbox decided an hour before the e-mails went out: contacted are those e-mailed.
+    as_of = CAMPAIGN - pd.Timedelta(hours=1)
+    start = window_start(as_of, settings.outreach.window)
+    rows = []
+    for customer, treated in zip(truth["customer_id"], truth["treated"], strict=True):
+        contact = bool(treated)
+        rows.append(
+            {
+                "decision_key": decision_key("retention", customer, start),
+                "idempotency_key": idempotency_key("retention", customer, "mail", start)
+                if contact
+                else None,
+                "campaign": "retention", "window_start": start, "customer_id": customer,
+                "action": "mail", "task": "visit", "risk": 0.5,
+                "decision": "contact" if contact else "holdout", "reason": "by hand",
+                "cost": 0.0, "as_of": as_of,
+                "payload": {"customer_id": customer, "action": "mail"} if contact else None,
+            }
+        )  # fmt: skip
+    engine = open_outbox(outbox_url(settings))
+    enqueue(engine, pd.DataFrame(rows, columns=DECISION_COLUMNS), now=as_of.to_pydatetime())
+    engine.dispose()
+    out = tmp_path / "mail.parquet"
+    result = runner.invoke(
+        app,
+        ["uplift", "train", "--config", str(config), "--experiment", "mail_outbox", "--json",
+         "--predictions-out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model_name"] == "journeyguard-uplift-mail_outbox"
+    assert report["rows"]["train"] + report["rows"]["test"] == len(truth)
+    assert report["average_effect"]["effect_low"] > 0
+    predictions = pd.read_parquet(out).merge(truth, on="customer_id")
+    assert (predictions["treated_x"] == predictions["treated_y"].astype(int)).all()
 
 
 def test_an_unknown_experiment_exits_2_naming_the_known_ones(experiment):
