@@ -17,7 +17,7 @@ from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.columns import CUSTOMER_ID
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.experiments import with_offers
-from journeyguard.outreach.policy import GAIN_RANKINGS
+from journeyguard.outreach.expected_gain import GAIN_RANKINGS
 from journeyguard.outreach.report import measured, uplift_evidence
 
 

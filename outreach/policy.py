@@ -45,6 +45,7 @@ import pandas as pd
 
 from journeyguard.features.config.model import ActionConfig, OutreachConfig, nanoseconds
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, TIME_DTYPE
+from journeyguard.outreach.expected_gain import GAIN_RANKINGS, gain_text, worth
 from journeyguard.outreach.facts import FACT_COLUMNS
 
 CONTACT, HOLDOUT, SUPPRESSED = "contact", "holdout", "suppressed"
@@ -56,7 +57,6 @@ DECISION_COLUMNS = (
 _TEXT_COLUMNS = ("decision_key", "campaign", "customer_id", "action", "task", "decision", "reason")
 SCORE_COLUMNS = (CUSTOMER_ID, "task", "risk")
 _REASON_COLUMN = re.compile(r"^reason_(\d+)$")
-GAIN_RANKINGS = ("uplift", "uplift_value")
 _MONEY_TOLERANCE = 1e-9  # relative: sums of costs such as 0.1 are not exact in binary
 
 
@@ -219,12 +219,12 @@ def _qualifying(scores: pd.DataFrame, action: ActionConfig, gain: pd.Series | No
         if gain is None
         else gain.rename(index=str).reindex(rows[CUSTOMER_ID]).to_numpy(np.float64)
     )
-    worth = _worth(rows)
-    expected = uplift * worth - action.cost if action.rank_by == "uplift_value" else uplift
+    value = worth(rows)
+    expected = uplift * value - action.cost if action.rank_by == "uplift_value" else uplift
     by_gain = action.rank_by in GAIN_RANKINGS and gain is not None
     rules = [
-        _rule_text(action, r, v) + _gain_text(action, gain is not None, u, w)
-        for r, v, u, w in zip(rows["risk"], rows["value"], uplift, worth, strict=True)
+        _rule_text(action, r, v) + gain_text(action, gain is not None, u, w)
+        for r, v, u, w in zip(rows["risk"], rows["value"], uplift, value, strict=True)
     ]
     return rows.assign(
         action=action.name,
@@ -237,16 +237,6 @@ def _qualifying(scores: pd.DataFrame, action: ActionConfig, gain: pd.Series | No
     )
 
 
-def _worth(rows: pd.DataFrame) -> np.ndarray:
-    """What a customer is worth to `uplift_value`: the expected spend over the task's horizon
-    where the scores carry it, else the spend so far."""
-    spend = rows["value"].to_numpy(np.float64)
-    if "expected_value" not in rows:
-        return spend
-    expected = rows["expected_value"].to_numpy(np.float64)
-    return np.where(np.isfinite(expected), expected, spend)
-
-
 def _rule_text(action: ActionConfig, risk: float, value: float) -> str:
     """Why a customer qualifies: "churn risk 82 % >= 60 %; spend 240.00 >= 100.00"."""
     parts = [f"{action.task} risk {_percent(risk)} >= {_percent(action.min_risk)}"]
@@ -255,23 +245,6 @@ def _rule_text(action: ActionConfig, risk: float, value: float) -> str:
     if action.requires_open_case:
         parts.append("a case is open")
     return "; ".join(parts)
-
-
-def _gain_text(action: ActionConfig, champion: bool, uplift: float, worth: float) -> str:
-    """The expected gain, for an action ranked by it: "; expected gain +4.2 points of the good
-    outcome", or with value "; expected gain 2.60 (+4.2 points x 300.00 - cost 10.00)"; or why
-    the action still ranks by risk."""
-    if action.rank_by not in GAIN_RANKINGS:
-        return ""
-    if not champion:
-        return f"; ranked by risk: {action.name} has no uplift champion yet"
-    if not np.isfinite(uplift):
-        return "; ranked by risk: no uplift predicted for this customer"
-    points = f"{uplift * 100:+.1f} points of the good outcome"
-    if action.rank_by == "uplift":
-        return f"; expected gain {points}"
-    gain = uplift * worth - action.cost
-    return f"; expected gain {gain:.2f} ({points} x value {worth:.2f} - cost {action.cost:.2f})"
 
 
 def _choose(candidates: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from scipy.special import gammaincinv
 
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.sources.campaign import CAMPAIGN_STEPS, Campaign, Planted
 
 STEPS = (
     "order_placed", "order_shipped", "delivery_delayed", "delivered", "onboarding_started",
@@ -34,7 +35,6 @@ STEPS = (
     "ticket_resolved", "chat_started", "refund_requested", "refund_approved", "refund_denied",
     "csat_submitted", "nps_submitted", "repeat_purchase",
 )  # fmt: skip
-CAMPAIGN_STEPS = ("discount_sent", "discount_holdout")  # the treatment and control events
 ALL_STEPS = STEPS + CAMPAIGN_STEPS
 CHANNELS = ("web", "email", "phone", "chat", "team_billing", "team_logistics", "team_technical")
 WEB, EMAIL, PHONE, CHAT = range(4)  # codes of the contact channels in CHANNELS
@@ -85,45 +85,6 @@ Array = np.ndarray
 Rng = np.random.Generator
 
 
-@dataclass(frozen=True)
-class Campaign:
-    """A discount e-mail campaign planted in the simulation, randomised, with a known effect.
-
-    Every `week_days` for `weeks` waves from day `start_day`, each customer not yet in the
-    campaign whose current purchase cycle (from its order to the next, or to `RECENT_DAYS`
-    after its last event when it churns or waits longer) holds the wave enters it: a random
-    `holdout` share gets `discount_holdout` (control), the rest `discount_sent`. Customers who
-    churned before the first wave enter it then too (lapsed). The discount moves the churn
-    log-odds of the cycle it falls in (one random draw decides both potential outcomes):
-    - `HELPS` for consumers reached during the cycle or within `RECENT_DAYS` of its last event
-      whose cycle had no refund denied (recently active, price-sensitive);
-    - nothing for a customer whose refund was denied (gone whatever we do), for a consumer
-      reached later than that, and for the lapsed;
-    - `ANNOYS` for business customers (an unwanted discount e-mail).
-    """
-
-    start_day: float = 180.0
-    weeks: int = 8
-    week_days: float = 7.0
-    holdout: float = 0.10
-
-    HELPS = -1.5
-    ANNOYS = 0.8
-    RECENT_DAYS = 21.0
-
-    def waves(self) -> Array:
-        """Wave times in hours from the window's start."""
-        return 24.0 * (self.start_day + self.week_days * np.arange(self.weeks))
-
-    def effect(
-        self, consumer: Array, refund_denied: Array, wave: Array, last_event: Array
-    ) -> Array:
-        """The planted change of the churn log-odds if treated."""
-        recent = wave <= last_event + 24.0 * self.RECENT_DAYS
-        helps = consumer & ~refund_denied & recent
-        return np.where(helps, self.HELPS, np.where(consumer, 0.0, self.ANNOYS))
-
-
 _EXTRA_COLUMNS = {"case": -1, "channel": -1, "value": np.nan, "score": np.nan}  # -1: none
 Flags = dict[str, Array]  # per-customer bools of one cycle, keyed like CHURN_EFFECTS
 
@@ -163,7 +124,7 @@ def simulate(
     max_logit = np.full(n_customers, -np.inf)
     who = np.arange(n_customers)
     begin = rng.uniform(0.0, FIRST_ORDER_SPAN * horizon, n_customers)
-    planted = _Planted(campaign, n_customers) if campaign is not None else None
+    planted = Planted(campaign, n_customers, EMAIL) if campaign is not None else None
     for cycle in range(MAX_CYCLES):
         if who.size == 0:
             break
@@ -172,7 +133,9 @@ def simulate(
         draw = rng.random(who.size)
         gap = rng.exponential(REPEAT_GAP_MEAN_DAYS * 24.0, who.size)
         if planted is not None:
-            logit = planted.treat(journeys, who, begin, end, gap, segment[who], flags, logit)
+            consumer = segment[who] == SEGMENTS.index("consumer")
+            denied = flags["refund_denied"]
+            logit = planted.treat(journeys, who, (begin, end, gap), consumer, denied, logit)
         churns = draw < _sigmoid(logit)
         max_logit[who] = np.maximum(max_logit[who], logit)
         # A churn decided after a cycle the window cut short is never seen: that is censoring.
@@ -191,7 +154,7 @@ def simulate(
     end_ts = start_ts + pd.Timedelta(days=days)
     truth = _truth(seed, n_customers, start_ts, end_ts, events, customers, late_share)
     if planted is not None:
-        customers = planted.truth_columns(customers, start_ns)
+        customers = planted.truth_columns(customers, start_ns, SECOND_NS)
         truth["campaign"] = planted.describe(start_ts)
     return Simulation(events=events, customers=customers, truth=truth)
 
@@ -383,86 +346,6 @@ class _Journeys:
                  score=nps[promoted])  # fmt: skip
         latest = [after, np.where(rated, csat_at, 0.0), np.where(promoted, nps_at, 0.0)]
         return rated & (csat <= 2), np.maximum.reduce(latest)
-
-
-class _Planted:
-    """The campaign as it unfolds: who entered it, when, in which arm, and its planted effect
-    (on the churn log-odds, and as the gain in the probability of staying)."""
-
-    def __init__(self, campaign: Campaign, n: int) -> None:
-        self.campaign = campaign
-        self.wave = np.full(n, np.nan)  # hours from the start; NaN: never in the campaign
-        self.treated = np.zeros(n, dtype=bool)
-        self.effect = np.zeros(n)
-        self.gain = np.zeros(n)  # P(stay | treated) - P(stay | control) in that cycle
-        self.last_event = np.full(n, np.nan)
-
-    def treat(
-        self,
-        journeys: _Journeys,
-        who: Array,
-        begin: Array,
-        end: Array,
-        gap: Array,
-        segment: Array,
-        flags: Flags,
-        logit: Array,
-    ) -> Array:
-        """The churn log-odds of this cycle, moved for the treated it reaches."""
-        waves = self.campaign.waves()
-        week = 24.0 * self.campaign.week_days
-        k = np.clip(np.ceil((begin - waves[0]) / week), 0, None).astype(np.int64)
-        reach = np.minimum(gap, 24.0 * self.campaign.RECENT_DAYS)
-        enters = (k < len(waves)) & np.isnan(self.wave[who])
-        wave = np.where(enters, waves[np.minimum(k, len(waves) - 1)], np.nan)
-        enters &= wave < end + reach
-        treated = journeys.rng.random(who.size) >= self.campaign.holdout
-        consumer = segment == SEGMENTS.index("consumer")
-        effect = self.campaign.effect(consumer, flags["refund_denied"], wave, end)
-        self._enter(journeys, who[enters], wave[enters], treated[enters])
-        self.effect[who[enters]] = effect[enters]
-        self.gain[who[enters]] = _sigmoid(logit[enters]) - _sigmoid(logit[enters] + effect[enters])
-        return logit + np.where(enters & treated, effect, 0.0)
-
-    def reach_lapsed(self, journeys: _Journeys, churned: Array) -> None:
-        """Customers who churned before the first wave enter it then: no effect."""
-        first = self.campaign.waves()[0]
-        lapsed = np.flatnonzero(churned & np.isnan(self.wave) & (self.last_event < first))
-        treated = journeys.rng.random(lapsed.size) >= self.campaign.holdout
-        self._enter(journeys, lapsed, np.full(lapsed.size, first), treated)
-
-    def _enter(self, journeys: _Journeys, who: Array, wave: Array, treated: Array) -> None:
-        self.wave[who], self.treated[who] = wave, treated
-        journeys.add(who[treated], wave[treated], "discount_sent", channel=EMAIL)
-        journeys.add(who[~treated], wave[~treated], "discount_holdout", channel=EMAIL)
-
-    def truth_columns(self, customers: pd.DataFrame, start_ns: int) -> pd.DataFrame:
-        """The customers' table with the campaign's truth: arm, time, planted effect, gain."""
-        entered = ~np.isnan(self.wave)
-        at = start_ns + np.rint(np.nan_to_num(self.wave) * 3600.0).astype(np.int64) * SECOND_NS
-        return customers.assign(
-            campaign_arm=pd.array(
-                np.where(entered, np.where(self.treated, "treatment", "control"), None),
-                dtype="str",
-            ),
-            campaign_at=pd.to_datetime(at, unit="ns", utc=True).where(entered),
-            planted_effect_logit=self.effect,
-            planted_gain=self.gain,
-        )
-
-    def describe(self, start: pd.Timestamp) -> dict:
-        c = self.campaign
-        waves = [(start + pd.Timedelta(hours=float(h))).isoformat() for h in c.waves()]
-        return {
-            "description": Campaign.__doc__.strip(),
-            "waves": waves,
-            "holdout": c.holdout,
-            "effects_logit": {"helps": c.HELPS, "annoys": c.ANNOYS},
-            "recent_days": c.RECENT_DAYS,
-            "entered": int((~np.isnan(self.wave)).sum()),
-            "treated": int(self.treated.sum()),
-            "planted_gain_mean": round(float(self.gain[~np.isnan(self.wave)].mean()), 4),
-        }
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.sources.simulate import CAMPAIGN_STEPS, Campaign, simulate
+from journeyguard.features.sources.campaign import CAMPAIGN_STEPS, Campaign
+from journeyguard.features.sources.simulate import simulate
 
 
 def test_without_a_campaign_the_log_has_no_campaign_steps_nor_truth():
