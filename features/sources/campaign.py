@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CAMPAIGN_STEPS = ("discount_sent", "discount_holdout")  # the treatment and control events
+DISCOUNT_STEPS = ("discount_sent", "discount_holdout")  # the treatment and control events
+FOLLOW_UP_STEPS = ("follow_up_sent", "follow_up_holdout")
+CAMPAIGN_STEPS = DISCOUNT_STEPS + FOLLOW_UP_STEPS
 Array = np.ndarray
 
 
@@ -32,16 +34,24 @@ class Campaign:
     - nothing for a customer whose refund was denied (gone whatever we do), for a consumer
       reached later than that, and for the lapsed;
     - `ANNOYS` for business customers (an unwanted discount e-mail).
+
+    With `follow_ups`, each customer's first support ticket of the campaign's weeks also gets
+    a proactive follow-up a minute after its latest step (before it can escalate), or is held
+    out (`follow_up_sent` / `follow_up_holdout`, the ticket's case and team): it lowers the
+    escalation log-odds by `FOLLOW_UP_HELPS` for a ticket bounced between teams (ping-pong),
+    and does nothing for the others (`PlantedFollowUps`).
     """
 
     start_day: float = 180.0
     weeks: int = 8
     week_days: float = 7.0
     holdout: float = 0.10
+    follow_ups: bool = False
 
     HELPS = -1.5
     ANNOYS = 0.8
     RECENT_DAYS = 21.0
+    FOLLOW_UP_HELPS = -1.5
 
     def waves(self) -> Array:
         """Wave times in hours from the window's start."""
@@ -132,7 +142,51 @@ class Planted:
             "entered": int((~np.isnan(self.wave)).sum()),
             "treated": int(self.treated.sum()),
             "planted_gain_mean": round(float(self.gain[~np.isnan(self.wave)].mean()), 4),
+            "follow_ups": c.follow_ups,
+            "follow_up_helps_logit": c.FOLLOW_UP_HELPS,
         }
+
+
+class PlantedFollowUps:
+    """The follow-ups as they unfold, per customer: when its first campaign ticket got one (or
+    was held out), and the planted effect on that ticket's escalation. The arms come from a
+    generator of their own, so planting follow-ups leaves the simulator's other draws alone."""
+
+    def __init__(self, campaign: Campaign, n: int, seed: int) -> None:
+        self.campaign = campaign
+        self.rng = np.random.default_rng([seed, 19])
+        self.at = np.full(n, np.nan)  # hours from the start; NaN: no follow-up decision
+        self.treated = np.zeros(n, dtype=bool)
+        self.gain = np.zeros(n)  # P(escalation | held out) - P(escalation | followed up)
+
+    def treat(self, journeys: Any, tickets: Any, at: Array, pingpong: Array, logit: Array) -> Array:
+        """The escalation log-odds of these tickets, moved for those followed up."""
+        c = self.campaign
+        start = 24.0 * c.start_day
+        moment = at + 1.0 / 60.0
+        owner = tickets.owner
+        enters = (moment >= start) & (moment < start + 24.0 * c.week_days * c.weeks)
+        enters &= np.isnan(self.at[owner])
+        treated = self.rng.random(at.size) >= c.holdout
+        effect = np.where(pingpong, c.FOLLOW_UP_HELPS, 0.0)
+        self.at[owner[enters]] = moment[enters]
+        self.treated[owner[enters]] = treated[enters]
+        self.gain[owner[enters]] = (_sigmoid(logit) - _sigmoid(logit + effect))[enters]
+        journeys.emit(tickets, enters & treated, moment, "follow_up_sent")
+        journeys.emit(tickets, enters & ~treated, moment, "follow_up_holdout")
+        return logit + np.where(enters & treated, effect, 0.0)
+
+    def truth_columns(self, customers: pd.DataFrame, start_ns: int, second: int) -> pd.DataFrame:
+        entered = ~np.isnan(self.at)
+        at = start_ns + np.rint(np.nan_to_num(self.at) * 3600.0).astype(np.int64) * second
+        return customers.assign(
+            follow_up_arm=pd.array(
+                np.where(entered, np.where(self.treated, "treatment", "control"), None),
+                dtype="str",
+            ),
+            follow_up_at=pd.to_datetime(at, unit="ns", utc=True).where(entered),
+            follow_up_gain=self.gain,
+        )
 
 
 def _sigmoid(x: Array) -> Array:

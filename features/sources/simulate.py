@@ -27,7 +27,12 @@ from scipy.special import gammaincinv
 
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.frames import log_from_frame
-from journeyguard.features.sources.campaign import CAMPAIGN_STEPS, Campaign, Planted
+from journeyguard.features.sources.campaign import (
+    CAMPAIGN_STEPS,
+    Campaign,
+    Planted,
+    PlantedFollowUps,
+)
 
 STEPS = (
     "order_placed", "order_shipped", "delivery_delayed", "delivered", "onboarding_started",
@@ -119,7 +124,12 @@ def simulate(
     horizon = days * 24.0
     segment = (rng.random(n_customers) < BUSINESS_SHARE).astype(np.int64)
     country = rng.choice(len(COUNTRIES), n_customers, p=COUNTRY_SHARES)
-    journeys = _Journeys(rng, late_share)
+    follow_ups = (
+        PlantedFollowUps(campaign, n_customers, seed)
+        if campaign is not None and campaign.follow_ups
+        else None
+    )
+    journeys = _Journeys(rng, late_share, follow_ups)
     churned = np.zeros(n_customers, dtype=bool)
     max_logit = np.full(n_customers, -np.inf)
     who = np.arange(n_customers)
@@ -155,6 +165,8 @@ def simulate(
     truth = _truth(seed, n_customers, start_ts, end_ts, events, customers, late_share)
     if planted is not None:
         customers = planted.truth_columns(customers, start_ns, SECOND_NS)
+        if follow_ups is not None:
+            customers = follow_ups.truth_columns(customers, start_ns, SECOND_NS)
         truth["campaign"] = planted.describe(start_ts)
     return Simulation(events=events, customers=customers, truth=truth)
 
@@ -182,9 +194,12 @@ class _Journeys:
     per step to a log; holds the one generator (draws happen in a fixed order) and the number
     of tickets opened so far."""
 
-    def __init__(self, rng: Rng, late_share: float = P_DELAY) -> None:
+    def __init__(
+        self, rng: Rng, late_share: float = P_DELAY, follow_ups: PlantedFollowUps | None = None
+    ) -> None:
         self.rng = rng
         self.late_share = late_share
+        self.follow_ups = follow_ups
         self.parts: list[tuple] = []
         self.tickets = 0
 
@@ -299,6 +314,8 @@ class _Journeys:
         at = np.where(reopen, reopened_at, at)
         effects = {PINGPONG: pingpong, "ticket_reopened": reopen, "delivery_delayed": late}
         logit = ESCALATION_BASE_LOGIT + sum(ESCALATION_EFFECTS[k] * effects[k] for k in effects)
+        if self.follow_ups is not None:
+            logit = self.follow_ups.treat(self, tk, at, pingpong, logit)
         escalated = self.rng.random(m) < _sigmoid(logit)
         at = np.where(escalated, at + self.gamma("ticket>escalated", m), at)
         self.emit(tk, escalated, at, "escalated")

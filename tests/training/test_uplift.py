@@ -94,3 +94,35 @@ def test_the_uplift_ranking_recovers_the_planted_responders_and_risk_does_not(ca
     assert by_uplift > 0.4 and by_uplift > by_risk + 0.3
     assert run.metrics["qini"] > run.metrics["risk_qini"]
     assert run.deciles["effect"].iloc[:3].mean() > run.deciles["effect"].iloc[-3:].mean()
+
+
+def test_the_uplift_ranking_finds_the_ping_pong_tickets_a_follow_up_helps(tmp_path):
+    (tmp_path / "jg.toml").write_text(FOLLOW_UP_CONFIG)
+    settings = load_config(tmp_path / "jg.toml")
+    simulation = simulate(8_000, seed=3, campaign=Campaign(holdout=0.5, follow_ups=True))
+    log = log_from_frame(simulation.events)
+    experiment, task = settings.experiment("follow_up"), settings.task("escalation")
+    rows = experiment_rows(log, experiment, task, arms_from_log(log, experiment))
+    run = train_uplift(rows, experiment, task, seed=0)
+    truth = simulation.customers.set_index("customer_id")
+    gain = truth.loc[rows.customer_ids[run.test], "follow_up_gain"].to_numpy()
+    assert (gain[gain != 0] > 0).all()  # only ping-pong tickets are helped, none harmed
+    uplift = run.predictions["uplift"].to_numpy()
+    assert gain_captured(uplift, gain, share=0.2) > 0.6  # random ranking: about 0.2
+
+
+FOLLOW_UP_CONFIG = """
+[source]
+path = "events.parquet"
+
+[tasks.escalation]
+label = "occurs"
+match = { event = ["escalated"] }
+horizon = "14d"
+snapshots = { every = "1d" }
+
+[experiments.follow_up]
+treatment = { event = ["follow_up_sent"] }
+control = { event = ["follow_up_holdout"] }
+outcome = "escalation"
+"""
