@@ -46,3 +46,17 @@ def test_the_planted_effect_helps_recent_consumers_and_annoys_business_customers
     assert (gain[effect == Campaign.HELPS] > 0).all() and (gain[effect == 0.0] == 0).all()
     # Those whose refund was denied in the cycle the discount reached are never helped.
     assert (effect == Campaign.HELPS).sum() > 0.3 * len(entered)
+
+
+def test_follow_ups_are_planted_on_tickets_with_their_truth_beside():
+    alone = simulate(1_500, seed=8, campaign=Campaign())
+    both = simulate(1_500, seed=8, campaign=Campaign(holdout=0.3, follow_ups=True))
+    assert "follow_up_arm" not in alone.customers
+    customers, events = both.customers, both.events
+    sent = events[events["event"].isin(["follow_up_sent", "follow_up_holdout"])]
+    assert sent["customer_id"].is_unique and sent["case_id"].notna().all()
+    entered = customers.set_index("customer_id").loc[sent["customer_id"]]
+    arm = sent["event"].map({"follow_up_sent": "treatment", "follow_up_holdout": "control"})
+    assert arm.tolist() == entered["follow_up_arm"].tolist()
+    assert (entered["follow_up_gain"][~entered["had_pingpong"].to_numpy()] == 0).all()
+    assert (entered["follow_up_gain"] >= 0).all() and (entered["follow_up_gain"] > 0).any()
