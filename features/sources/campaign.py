@@ -150,7 +150,8 @@ class Planted:
 class PlantedFollowUps:
     """The follow-ups as they unfold, per customer: when its first campaign ticket got one (or
     was held out), and the planted effect on that ticket's escalation. The arms come from a
-    generator of their own, so planting follow-ups leaves the simulator's other draws alone."""
+    generator of their own: drawing them shifts none of the simulator's own draws (though the
+    escalations they prevent change what follows)."""
 
     def __init__(self, campaign: Campaign, n: int, seed: int) -> None:
         self.campaign = campaign
