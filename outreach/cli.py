@@ -259,7 +259,7 @@ def _uplift_lines(result: dict[str, Any]) -> list[str]:
         realised = entry["realised"]
         lines += [
             f"{action} ({entry['model']}, {entry['rows']:,} customers, good outcome: "
-            f"{'the outcome' if entry['goal'] == 'increase' else 'no outcome'}): realised "
+            f"{'' if entry['goal'] == 'increase' else 'no '}{entry['outcome']}): realised "
             f"uplift {_signed(realised['effect'])}; Qini by predicted uplift "
             f"{_signed(entry['qini'], '.4f')}, by risk {_signed(entry['risk_qini'], '.4f')}",
             "  decile   by uplift: predicted  realised   |   by risk: realised",

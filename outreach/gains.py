@@ -95,8 +95,9 @@ def uplift_by_action(
             result[action] = {"model": None, "reason": f"no uplift champion of {experiment} yet"}
             continue
         uplift, model = predicted
-        evidence = uplift_evidence(rows, uplift, settings.experiment_of(action).goal)
-        result[action] = {"model": model, **_json_ready(evidence)}
+        experiment = settings.experiment_of(action)
+        evidence = uplift_evidence(rows, uplift, experiment.goal)
+        result[action] = {"model": model, "outcome": experiment.outcome, **_json_ready(evidence)}
     return result
 
 

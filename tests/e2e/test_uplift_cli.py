@@ -108,7 +108,8 @@ def test_an_action_learns_from_its_own_outbox_decisions(experiment, tmp_path):
     config, truth = experiment
     # An action's own decisions read as an experiment; visits are what the e-mail is for.
     extra = '[experiments.mail_outbox]\noutbox = true\naction = "mail"\ngoal = "increase"\n'
-    config.write_text(config.read_text() + extra)
+    ranked = 'rank_by = "uplift"\nuplift_experiment = "mail_outbox"'
+    config.write_text(config.read_text().replace('rank_by = "uplift"', ranked) + extra)
     settings = load_config(config)
     # The outbox decided an hour before the e-mails went out: contacted are those e-mailed.
     as_of = CAMPAIGN - pd.Timedelta(hours=1)
@@ -145,6 +146,20 @@ def test_an_action_learns_from_its_own_outbox_decisions(experiment, tmp_path):
     assert report["average_effect"]["effect_low"] > 0
     predictions = pd.read_parquet(out).merge(truth, on="customer_id")
     assert (predictions["treated_x"] == predictions["treated_y"].astype(int)).all()
+
+    # The report measures the same decisions, ranked by the champion's uplift and by risk.
+    later = (CAMPAIGN + pd.Timedelta(days=29)).isoformat()
+    shown = runner.invoke(
+        app, ["outreach", "report", "--config", str(config), "--as-of", later, "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    mail = json.loads(shown.stdout)["uplift"]["mail"]
+    assert mail["model"] == "journeyguard-uplift-mail_outbox v1"
+    assert mail["rows"] == len(truth) and mail["realised"]["effect_low"] > 0
+    assert len(mail["deciles"]) == len(mail["risk_deciles"]) == 10
+    assert mail["deciles"][0]["effect"] > mail["deciles"][-1]["effect"]
+    text = runner.invoke(app, ["outreach", "report", "--config", str(config), "--as-of", later])
+    assert "Qini by predicted uplift" in text.stdout and "by risk" in text.stdout
 
 
 def test_an_unknown_experiment_exits_2_naming_the_known_ones(experiment):
