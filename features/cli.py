@@ -106,12 +106,31 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same log.")] = 0,
     start: Annotated[str, typer.Option(help="First day of the simulated window.")] = "2025-01-01",
     days: Annotated[int, typer.Option(min=30, help="Length of the window in days.")] = 365,
+    campaign: Annotated[
+        bool,
+        typer.Option(
+            "--campaign",
+            help="Plant a randomised discount campaign (8 weekly waves from day 180, 10 % "
+            "held out) whose effect differs by customer; its truth goes beside the log.",
+        ),
+    ] = False,
+    follow_ups: Annotated[
+        bool,
+        typer.Option(
+            "--follow-ups",
+            help="With --campaign: also follow up each customer's first ticket of the campaign "
+            "weeks (10 % held out); it helps tickets bounced between teams.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate post-purchase journeys with a known, planted truth."""
+    from journeyguard.features.sources.simulate import Campaign, write_simulation
     from journeyguard.features.sources.simulate import simulate as run_simulation
-    from journeyguard.features.sources.simulate import write_simulation
 
-    simulation = run_simulation(customers, seed, start=start, days=days)
+    if follow_ups and not campaign:
+        raise typer.BadParameter("goes with --campaign", param_hint="--follow-ups")
+    planted = Campaign(follow_ups=follow_ups) if campaign else None
+    simulation = run_simulation(customers, seed, start=start, days=days, campaign=planted)
     written = write_simulation(simulation, out)
     typer.echo(f"simulated {len(simulation.events):,} events of {customers:,} customers")
     for kind, path in written.items():

@@ -176,6 +176,7 @@ def report(config: ConfigOption, as_of: AsOfOption = None, as_json: JsonOption =
 
 def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
     """The stored decisions and messages in numbers, and the effect report of each action."""
+    from journeyguard.outreach.gains import uplift_by_action
     from journeyguard.outreach.outbox import decisions_frame, open_outbox, outbox_url, status_counts
     from journeyguard.outreach.report import effect_report
 
@@ -185,7 +186,8 @@ def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
         messages = status_counts(engine)
     finally:
         engine.dispose()
-    table = effect_report(decisions, load_log(settings), settings.tasks, as_of=as_of)
+    log = load_log(settings)
+    table = effect_report(decisions, log, settings.tasks, as_of=as_of)
     return {
         "as_of": as_of.isoformat(),
         "campaign": settings.outreach.campaign,
@@ -196,6 +198,7 @@ def effect(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
             {key: _plain(value) for key, value in row.items()}
             for row in table.to_dict(orient="records")
         ],
+        "uplift": uplift_by_action(settings, decisions, log, as_of),
     }
 
 
@@ -314,7 +317,36 @@ def report_text(result: dict[str, Any]) -> str:
             "excluded": [r["excluded"] for r in result["actions"]],
         }
     )
-    return "\n".join([*lines, table.to_string(index=False)])
+    return "\n".join([*lines, table.to_string(index=False), *_uplift_lines(result)])
+
+
+def _uplift_lines(result: dict[str, Any]) -> list[str]:
+    """Per action: ranking by predicted uplift against ranking by risk, on the same customers."""
+    lines = []
+    for action, entry in result.get("uplift", {}).items():
+        if entry.get("model") is None:
+            lines.append(f"{action}: {entry['reason']}")
+            continue
+        realised = entry["realised"]
+        lines += [
+            f"{action} ({entry['model']}, {entry['rows']:,} customers, good outcome: "
+            f"{'' if entry['goal'] == 'increase' else 'no '}{entry['outcome']}): realised "
+            f"uplift {_signed(realised['effect'])}; Qini by predicted uplift "
+            f"{_signed(entry['qini'], '.4f')}, by risk {_signed(entry['risk_qini'], '.4f')}",
+            "  decile   by uplift: predicted  realised   |   by risk: realised",
+        ]
+        for up, risk in zip(entry["deciles"], entry["risk_deciles"], strict=True):
+            lines.append(
+                f"  {up['decile']:>6}   {_signed(up['predicted']):>19}  "
+                f"{_signed(up['effect']):>8}   |   {_signed(risk['effect']):>17}"
+            )
+    return lines
+
+
+def _signed(value: float | None, spec: str = "+.1%") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return format(value, spec if spec.startswith("+") else "+" + spec)
 
 
 def _group(n: int, rate: float | None) -> str:

@@ -47,6 +47,7 @@ from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import outbox
 from journeyguard.outreach.dispatch import dispatch, webhook_target
 from journeyguard.outreach.facts import customer_facts
+from journeyguard.outreach.gains import uplift_gains
 from journeyguard.outreach.lease import Lease, owner_name
 from journeyguard.outreach.policy import decide, summary, utc, window_start
 
@@ -97,6 +98,7 @@ def run_once(
         "as_of": as_of.isoformat(),
         "window_start": start.isoformat(),
         "skipped": None,
+        "ranking": {},
         **dict.fromkeys(COUNT_KEYS, 0),
     }
     try:
@@ -120,15 +122,19 @@ def _decide_and_enqueue(
 ) -> dict[str, Any]:
     """Scores the log and stores the window's decisions (`decide_and_store`)."""
     log = load_log(settings)
-    return decide_and_store(
+    scores = score_tasks(settings, log, as_of)
+    gains, ranking = uplift_gains(settings, log, as_of, scores)
+    counts = decide_and_store(
         settings.outreach,
         engine,
-        score_tasks(settings, log, as_of),
+        scores,
         customer_facts(log, as_of, settings.kpis.resolution),
         opted_out_ids(settings),
         as_of=as_of,
         lease=lease,
+        gains=gains,
     )
+    return counts | {"ranking": ranking}  # how each action ranked by gain did rank, in words
 
 
 def decide_and_store(
@@ -140,9 +146,11 @@ def decide_and_store(
     *,
     as_of: pd.Timestamp,
     lease: Lease,
+    gains: Mapping[str, pd.Series] | None = None,
 ) -> dict[str, Any]:
     """Decides the customers the window of `as_of` has not decided yet, against the outbox's
-    cooldown and the budget the window has left, and stores the decisions and their messages
+    cooldown and the budget the window has left (`gains`: the predicted uplift of each action
+    ranked by gain, as `policy.decide` takes it), and stores the decisions and their messages
     if `lease` is still held. Returns the counts of `summary`, "already_decided", "enqueued"
     and "skipped"."""
     start = window_start(as_of, config.window).to_pydatetime()
@@ -158,6 +166,7 @@ def decide_and_store(
         ),
         opted_out=opted_out,
         spent=outbox.spent(engine, config.campaign, start),
+        gains=gains,
     )
     counts = summary(decisions, ids.nunique()) | {"already_decided": ids[done].nunique()}
     lost = counts | {"skipped": "lost the lease before storing the decisions"}

@@ -10,16 +10,22 @@ candidate customer comes out, each with its reason in words. The rules, in order
    are no decisions; `summary` only counts them.
 2. Suppression: opted out; contacted within the cooldown (before or after `as_of`: windows may
    run out of order); an open case blocks the action.
-3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk,
-   or value at risk: risk x expected spend, where the scores carry it; risk where they do not),
-   highest first, then customer id, take the day's budget (less what `spent` says this window
-   already used) in rank order; the rest are suppressed. The budget is a prefix of the
-   ranking: the first customer who does not fit ends it, so no cheaper customer further down
-   jumps the queue.
+3. Budget. The eligible customers, ranked by priority, then by their action's `rank_by` (risk;
+   value at risk: risk x expected spend, where the scores carry it; the expected gain of the
+   action, `uplift` (the incremental probability of the good outcome, from the action's uplift
+   champion) or `uplift_value` (uplift x the customer's expected spend, or spend so far where
+   that is unknown, minus the action's cost); risk where the number is unknown, and for an
+   action without an uplift champion, saying so), highest first, then customer id, take the
+   day's budget (less what `spent` says this window already used) in rank order; the rest are
+   suppressed. The budget is a prefix of the ranking: the first customer who does not fit ends
+   it, so no cheaper customer further down jumps the queue.
 4. Holdout. Customers of the persistent control group inside the budget are not contacted.
    They take their budget place as if contacted (a message and the action's cost), so the
    contacted and the control customers come from the same ranked population and compare
-   fairly; yet they cost nothing, so the money actually spent stays within the budget.
+   fairly; yet they cost nothing, so the money actually spent stays within the budget. An
+   action ranked by gain draws its control group from every eligible customer instead, before
+   the budget (they take no place): a control group of only the top of the uplift ranking
+   would teach the next uplift model nothing about the rest.
 
 Every decision carries a `decision_key` (campaign, customer, window) and every contact an
 `idempotency_key` (campaign, customer, action, window): the same inputs always give the same
@@ -40,6 +46,7 @@ import pandas as pd
 
 from journeyguard.features.config.model import ActionConfig, OutreachConfig, nanoseconds
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, TIME_DTYPE
+from journeyguard.outreach.expected_gain import GAIN_RANKINGS, gain_text, worth
 from journeyguard.outreach.facts import FACT_COLUMNS
 
 CONTACT, HOLDOUT, SUPPRESSED = "contact", "holdout", "suppressed"
@@ -104,6 +111,7 @@ def decide(
     nearest_contact: Mapping[str, datetime.datetime],
     opted_out: set[str] | frozenset[str],
     spent: tuple[int, float] = (0, 0.0),
+    gains: Mapping[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
     """The window's decisions, one per candidate customer, in rank order (see the module's
     docstring for the rules).
@@ -113,24 +121,34 @@ def decide(
     contact of each customer nearest to `as_of`, before or after it, in another window (naive
     times are UTC); `spent` the contacts and money this
     window already used. Holdouts need no entry there: the control group is persistent and not
-    in a cooldown, so a rerun ranks them again and they take their places again.
+    in a cooldown, so a rerun ranks them again and they take their places again. `gains` holds,
+    per action with an uplift champion, each customer's predicted uplift (indexed by id).
     Columns: `DECISION_COLUMNS`.
     """
     as_of = utc(as_of)
-    chosen = _choose(_candidates(_with_facts(scores, facts), settings.actions))
+    with_facts = _with_facts(scores, facts)
+    chosen = _choose(_candidates(with_facts, settings.actions, gains or {}))
     ranked = _rank(chosen, settings.actions)
     blocked = _suppression(ranked, settings.cooldown, as_of, nearest_contact, opted_out)
     eligible = blocked.isna().to_numpy()
+    ids = ranked[CUSTOMER_ID]
+    # Rule 4 for actions ranked by gain: the control group of everyone eligible, before the budget.
+    spread = eligible & ranked["by_gain"].to_numpy(bool)
+    everywhere = np.zeros(len(ranked), dtype=bool)
+    everywhere[spread] = in_holdout(ids[spread], settings.campaign, settings.holdout)
+    compete = eligible & ~everywhere
     fits = np.zeros(len(ranked), dtype=bool)
-    fits[eligible] = _within_budget(ranked["cost"].to_numpy()[eligible], settings, spent)
+    fits[compete] = _within_budget(ranked["cost"].to_numpy()[compete], settings, spent)
+    in_budget = fits & ~spread
     control = np.zeros(len(ranked), dtype=bool)
-    control[fits] = in_holdout(ranked[CUSTOMER_ID][fits], settings.campaign, settings.holdout)
-    conditions = [~eligible, ~fits, control]
-    decision = np.select(conditions, [SUPPRESSED, SUPPRESSED, HOLDOUT], CONTACT)
+    control[in_budget] = in_holdout(ids[in_budget], settings.campaign, settings.holdout)
+    conditions = [~eligible, everywhere, ~fits, control]
+    decision = np.select(conditions, [SUPPRESSED, HOLDOUT, SUPPRESSED, HOLDOUT], CONTACT)
     reason = np.select(
         conditions,
         [
             blocked.to_numpy(dtype=object),
+            _constant(len(ranked), _holdout_everywhere_text(settings.holdout)),
             _constant(len(ranked), "over the daily budget (" + _budget_text(settings, spent) + ")"),
             _constant(len(ranked), _holdout_text(settings.holdout)),
         ],
@@ -180,27 +198,44 @@ def _with_facts(scores: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _candidates(scores: pd.DataFrame, actions: Mapping[str, ActionConfig]) -> pd.DataFrame:
+def _candidates(
+    scores: pd.DataFrame, actions: Mapping[str, ActionConfig], gains: Mapping[str, pd.Series]
+) -> pd.DataFrame:
     """One row per customer and action it qualifies for, with the rule in words."""
-    parts = [_qualifying(scores, action) for action in actions.values()]
+    parts = [_qualifying(scores, action, gains.get(action.name)) for action in actions.values()]
     if not parts:
-        return _qualifying(scores.iloc[:0], ActionConfig(name="", task="", min_risk=0.0))
+        nothing = ActionConfig(name="", task="", min_risk=0.0)
+        return _qualifying(scores.iloc[:0], nothing, None)
     return pd.concat(parts, ignore_index=True)
 
 
-def _qualifying(scores: pd.DataFrame, action: ActionConfig) -> pd.DataFrame:
+def _qualifying(scores: pd.DataFrame, action: ActionConfig, gain: pd.Series | None) -> pd.DataFrame:
     keep = (scores["task"] == action.task) & (scores["risk"] >= action.min_risk)
     if action.min_value is not None:
         keep &= scores["value"] >= action.min_value
     if action.requires_open_case:
         keep &= scores["open_case"]
     rows = scores[keep]
+    uplift = (
+        np.full(len(rows), np.nan)
+        if gain is None
+        else gain.rename(index=str).reindex(rows[CUSTOMER_ID]).to_numpy(np.float64)
+    )
+    value = worth(rows)
+    expected = uplift * value - action.cost if action.rank_by == "uplift_value" else uplift
+    by_gain = action.rank_by in GAIN_RANKINGS and gain is not None
+    rules = [
+        _rule_text(action, r, v) + gain_text(action, gain is not None, u, w)
+        for r, v, u, w in zip(rows["risk"], rows["value"], uplift, value, strict=True)
+    ]
     return rows.assign(
         action=action.name,
         priority=action.priority,
         cost=float(action.cost),
         blocked=rows["open_case"].to_numpy(bool) & action.blocked_by_open_case,
-        rule=[_rule_text(action, r, v) for r, v in zip(rows["risk"], rows["value"], strict=True)],
+        by_gain=by_gain,
+        expected_gain=expected if by_gain else np.nan,
+        rule=rules,
     )
 
 
@@ -225,11 +260,13 @@ def _choose(candidates: pd.DataFrame) -> pd.DataFrame:
 
 def _rank(chosen: pd.DataFrame, actions: Mapping[str, ActionConfig]) -> pd.DataFrame:
     """The order the budget is given out in: priority, then the action's `rank_by` (highest
-    first), then id. Value at risk falls back to risk where it is unknown."""
+    first), then id. Value at risk and the expected gain fall back to risk where unknown."""
     by_value = chosen["action"].map(lambda name: actions[name].rank_by == "value_at_risk")
     at_stake = chosen.get("value_at_risk", pd.Series(np.nan, index=chosen.index))
     known = by_value.to_numpy(bool) & np.isfinite(at_stake.to_numpy(np.float64))
     rank = np.where(known, at_stake.to_numpy(np.float64), chosen["risk"].to_numpy(np.float64))
+    gain = chosen["expected_gain"].to_numpy(np.float64)
+    rank = np.where(np.isfinite(gain), gain, rank)
     return (
         chosen.assign(_rank=rank)
         .sort_values(["priority", "_rank", CUSTOMER_ID], ascending=[True, False, True])
@@ -374,6 +411,13 @@ def _percent(share: float) -> str:
 
 def _holdout_text(share: float) -> str:
     return f"control group: {share * 100:g} % of customers, not contacted"
+
+
+def _holdout_everywhere_text(share: float) -> str:
+    return (
+        f"control group: {share * 100:g} % of every eligible customer, not contacted (the "
+        "action ranks by expected gain: its control spans the whole ranking)"
+    )
 
 
 def _budget_text(settings: OutreachConfig, spent: tuple[int, float]) -> str:

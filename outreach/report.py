@@ -24,6 +24,12 @@ from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.labels import label_snapshots
 from journeyguard.features.stats import newcombe_interval
 from journeyguard.outreach.policy import CONTACT, HOLDOUT, utc
+from journeyguard.training.uplift_metrics import (
+    average_effect,
+    qini_coefficient,
+    qini_curve,
+    uplift_by_decile,
+)
 
 REPORT_COLUMNS = (
     "action", "task", "contacted_n", "contacted_rate", "holdout_n", "holdout_rate",
@@ -146,3 +152,58 @@ def _task(tasks: Mapping[str, TaskConfig], name: str) -> TaskConfig:
 
 def _rate(positives: int, n: int) -> float:
     return positives / n if n else np.nan
+
+
+def measured(
+    decisions: pd.DataFrame,
+    log: EventLog,
+    tasks: Mapping[str, TaskConfig],
+    *,
+    as_of: pd.Timestamp,
+) -> dict[str, pd.DataFrame]:
+    """Per action, the customers `effect_report` measures: customer_id, as_of (of the first
+    decision, ns), risk (at that decision), contacted, positive (the task's outcome after it)."""
+    first = _first_decisions(decisions)
+    measured_until = utc(as_of).value
+    if log.n_events:
+        measured_until = min(measured_until, log.last_time)
+    tables = {}
+    for (action, task_name), group in first.groupby(["action", "task"], sort=True):
+        task = _task(tasks, task_name)
+        decided = group["as_of_ns"].to_numpy(np.int64)
+        closed = decided + nanoseconds(task.horizon) <= measured_until
+        journeys = _journey_codes(log, group[CUSTOMER_ID].to_numpy()[closed])
+        known = journeys >= 0
+        at = decided[closed][known]
+        positive, counted = _outcomes(log, task, journeys[known], at, measured_until)
+        rows = group[closed][known][counted]
+        tables[action] = pd.DataFrame(
+            {
+                CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(),
+                "as_of": at[counted],
+                "risk": pd.to_numeric(rows["risk"]).to_numpy(np.float64),
+                "contacted": (rows["decision"] == CONTACT).to_numpy(),
+                "positive": positive[counted],
+            }
+        )
+    return tables
+
+
+def uplift_evidence(rows: pd.DataFrame, uplift: np.ndarray, goal: str) -> dict[str, object]:
+    """What ranking by predicted uplift gains against ranking by risk on the same measured
+    customers: the realised effect on the good outcome overall and by decile of each ranking,
+    the Qini coefficient and curve of each."""
+    good = rows["positive"].to_numpy(bool)
+    good = good if goal == "increase" else ~good
+    treated, risk = rows["contacted"].to_numpy(bool), rows["risk"].to_numpy(np.float64)
+    by_risk = qini_curve(good, treated, risk)["qini"]
+    return {
+        "rows": len(rows),
+        "goal": goal,
+        "realised": average_effect(good, treated),
+        "qini": qini_coefficient(good, treated, uplift),
+        "risk_qini": qini_coefficient(good, treated, risk),
+        "deciles": uplift_by_decile(good, treated, uplift).to_dict(orient="records"),
+        "risk_deciles": uplift_by_decile(good, treated, risk).to_dict(orient="records"),
+        "qini_curve": qini_curve(good, treated, uplift).assign(risk=by_risk).to_dict("list"),
+    }

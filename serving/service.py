@@ -252,6 +252,14 @@ class JourneyService:
 
         return FileResponse(report_file(self.console, request.query_params), media_type="text/html")
 
+    @risk_app.get(f"{CONSOLE}/uplift", include_in_schema=False)
+    def console_uplift(self) -> HTMLResponse:
+        """Per outreach action, realised uplift by decile of its uplift champion's ranking
+        against ranking by risk, and the Qini curves of both."""
+        from journeyguard.serving.console.views import uplift_html
+
+        return HTMLResponse(uplift_html(self.console))
+
     @risk_app.get(f"{CONSOLE}/models", include_in_schema=False)
     def console_models(self) -> HTMLResponse:
         """Champion and challenger of each task with their test metrics and runs, and the

@@ -198,9 +198,15 @@ def best_iteration(scorer: LightGBMScorer) -> int:
     return int(classifier.best_iteration_ or classifier.n_estimators)
 
 
-def logistic_scorer(features: pd.DataFrame, y: np.ndarray, c: float, seed: int) -> LogisticScorer:
+def logistic_scorer(
+    features: pd.DataFrame,
+    y: np.ndarray,
+    c: float,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> LogisticScorer:
     """A logistic regression with L2 strength `c` on the standardised features, a missing
-    value counting as the median of these rows."""
+    value counting as the median of these rows; `weights` weigh the rows' losses."""
     matrix = as_matrix(features, list(features.columns))
     missing = np.isnan(matrix)
     with np.errstate(all="ignore"):  # a column never seen has no median: 0
@@ -209,7 +215,7 @@ def logistic_scorer(features: pd.DataFrame, y: np.ndarray, c: float, seed: int) 
     mean, scale = filled.mean(axis=0), filled.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=c, max_iter=2_000, random_state=seed)
-    model.fit((filled - mean) / scale, y)
+    model.fit((filled - mean) / scale, y, sample_weight=weights)
     coef, intercept = model.coef_[0].copy(), float(model.intercept_[0])
     return LogisticScorer(medians, mean, scale, coef, intercept, detail=f"C={c:g}")
 

@@ -76,3 +76,15 @@ def lift(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, title: str) -
     axes.axhline(1.0, color="#999999", linestyle="--")
     labels = ("share of journeys targeted, riskiest first", "lift", title)
     return _finish(plt, figure, axes, labels, path)
+
+
+def qini(curve: pd.DataFrame, path: Path, title: str) -> Path:
+    """The Qini curve of the uplift ranking, of the risk ranking, and of random targeting."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(curve["share"], curve["qini"], label="by predicted uplift")
+    if "risk" in curve:
+        axes.plot(curve["share"], curve["risk"], label="by risk")
+    axes.plot(curve["share"], curve["random"], color="#999999", linestyle="--", label="random")
+    labels = ("share of customers targeted", "added good outcomes per customer", title)
+    return _finish(plt, figure, axes, labels, path)

@@ -28,8 +28,10 @@ from mlflow.types import ColSpec, Schema
 
 from journeyguard.features.errors import ConfigError
 from journeyguard.training.models import JourneyModel
+from journeyguard.training.uplift_learners import UpliftModel
 
 MODEL_PREFIX = "journeyguard-"  # registered model and experiment name: journeyguard-<task>
+UPLIFT_PREFIX = "uplift-"  # an experiment's uplift models: journeyguard-uplift-<experiment>
 CHAMPION, CHALLENGER = "champion", "challenger"
 CONTRIBUTION = "contribution__"
 _SQLITE = "sqlite:///"
@@ -152,10 +154,34 @@ def log_model(
     """Logs one run of `model.task` (params, metrics, tags, artifact files keyed by their path
     in the run, e.g. "plots/calibration.png") with the model, registered as a new version of
     `journeyguard-<task>` that takes the alias `challenger`."""
-    client, task = _client(uri), model.task
-    python_model = JourneyPyfunc(model)
+    return _log_run(
+        model.task,
+        JourneyPyfunc(model),
+        input_example[model.feature_names],
+        uri=uri,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        artifacts=artifacts,
+    )
+
+
+def _log_run(
+    task: str,
+    python_model: mlflow.pyfunc.PythonModel,
+    features: pd.DataFrame,
+    *,
+    uri: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, Path],
+) -> LoggedModel:
+    """Logs one run in the experiment `journeyguard-<task>` and registers its pyfunc as a new
+    version of the model of that name, with the alias `challenger`."""
+    client = _client(uri)
     # Every column as float64: integer columns in a signature reject missing values later.
-    example = input_example[model.feature_names].head(5).astype("float64")
+    example = features.head(5).astype("float64")
     inferred = infer_signature(example, python_model.predict(None, example))
     # A column with a missing value in the example would be "optional" (may be absent): all
     # features are required; missing values stay allowed in a double column.
@@ -262,9 +288,21 @@ def promote(
 def champion_versions(uri: str) -> dict[str, dict[str, Any]]:
     """Per task: the registered model's name and, for `champion` and `challenger`, the version,
     run id, run metrics and tags (None where the alias is not set)."""
+    return _versions(uri, uplift=False)
+
+
+def uplift_champion_versions(uri: str) -> dict[str, dict[str, Any]]:
+    """`champion_versions` of the uplift models, keyed by experiment."""
+    found = _versions(uri, uplift=True)
+    return {name.removeprefix(UPLIFT_PREFIX): entry for name, entry in found.items()}
+
+
+def _versions(uri: str, *, uplift: bool) -> dict[str, dict[str, Any]]:
     client, result = _client(uri), {}
     for registered in client.search_registered_models(f"name LIKE '{MODEL_PREFIX}%'"):
         task = registered.name[len(MODEL_PREFIX) :]
+        if task.startswith(UPLIFT_PREFIX) != uplift:
+            continue
         entry: dict[str, Any] = {"model_name": registered.name}
         for alias in (CHAMPION, CHALLENGER):
             version = _alias_version(client, task, alias)
@@ -284,6 +322,53 @@ def champion_versions(uri: str) -> dict[str, dict[str, Any]]:
             }
         result[task] = entry
     return result
+
+
+class UpliftPyfunc(mlflow.pyfunc.PythonModel):
+    """An `UpliftModel` as an MLflow pyfunc: feature rows in, `uplift` out."""
+
+    def __init__(self, model: UpliftModel) -> None:
+        self.model = model
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return pd.DataFrame({"uplift": self.model.uplift_features(pd.DataFrame(model_input))})
+
+
+def log_uplift_model(
+    model: UpliftModel,
+    *,
+    uri: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, Path],
+    input_example: pd.DataFrame,
+) -> LoggedModel:
+    """One run of an experiment's uplift training, its model registered as a new version of
+    `journeyguard-uplift-<experiment>` that takes the alias `challenger`."""
+    return _log_run(
+        UPLIFT_PREFIX + model.experiment,
+        UpliftPyfunc(model),
+        input_example[model.feature_names],
+        uri=uri,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        artifacts=artifacts,
+    )
+
+
+def load_uplift_model(
+    experiment: str, alias: str, *, uri: str
+) -> tuple[UpliftModel, LoggedModel] | None:
+    """The `UpliftModel` of `journeyguard-uplift-<experiment>@<alias>`, None when none."""
+    client, task = _reader(uri), UPLIFT_PREFIX + experiment
+    version = _alias_version(client, task, alias)
+    if version is None:
+        return None
+    logged = _logged(task, version)
+    location = client.get_model_version_download_uri(logged.model_name, str(logged.version))
+    return mlflow.pyfunc.load_model(location).unwrap_python_model().model, logged
 
 
 def log_monitoring(

@@ -138,7 +138,35 @@ class ActionConfig:
     blocked_by_open_case: bool = False  # never while a case is open (e.g. a discount)
     priority: int = 100  # lower first, when one customer qualifies for several
     message: dict[str, str] = field(default_factory=dict)  # extra fields of the message
-    rank_by: Literal["risk", "value_at_risk"] = "risk"  # who of a priority gets the budget first
+    # Who of a priority gets the budget first: the risk, the value at risk, or the expected gain
+    # of the action (uplift, or uplift x value - cost) once it has an uplift champion.
+    rank_by: Literal["risk", "value_at_risk", "uplift", "uplift_value"] = "risk"
+    uplift_experiment: str | None = None  # whose uplift champion; default: see Config.experiment_of
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A randomised experiment to learn an action's uplift from (`journeyguard uplift train`).
+
+    Read from the log: each journey's first `treatment` or `control` event is its moment (a
+    `Match` whose `events` and `column` values must both hold when both are given); or, with
+    `outbox`, from the outreach outbox's contact and holdout decisions of `action`. The outcome
+    is the task `outcome`, counted over its horizon from that moment; `goal` says whether the
+    action should make it more likely ("increase") or less ("reduce", e.g. churn)."""
+
+    name: str
+    outcome: str  # a task of the config
+    treatment: Match | None = None
+    control: Match | None = None
+    action: str | None = None  # the outreach action the experiment stands for
+    outbox: bool = False  # the outbox's own decisions of `action`, not the log's events
+    goal: Literal["increase", "reduce"] = "reduce"
+    split: Literal["hash", "time"] = "hash"  # the test part: by journey hash, or the latest fifth
+
+    @property
+    def model_task(self) -> str:
+        """The name its models are registered under: journeyguard-uplift-<name>."""
+        return f"uplift-{self.name}"
 
 
 @dataclass(frozen=True)
@@ -238,6 +266,7 @@ class Config:
     kpis: KpiConfig = KpiConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    experiments: dict[str, ExperimentConfig] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -255,6 +284,29 @@ class Config:
                 f"tasks: {sorted(self.tasks)}"
             )
         return self.tasks[name]
+
+    def experiment(self, name: str) -> ExperimentConfig:
+        """`[experiments.<name>]`, or for an outreach action without one of that name, the
+        outbox's own contact and holdout decisions of the action."""
+        if name in self.experiments:
+            return self.experiments[name]
+        if name in self.outreach.actions:
+            action = self.outreach.actions[name]
+            return ExperimentConfig(name, action.task, action=name, outbox=True)
+        known = sorted(set(self.experiments) | set(self.outreach.actions))
+        raise ConfigError(
+            f"{self.path}: no experiment {name!r}{did_you_mean(name, known)}; experiments "
+            f"([experiments.*], and each outreach action's own holdout): {known}"
+        )
+
+    def experiment_of(self, action: str) -> ExperimentConfig:
+        """The experiment whose uplift champion ranks `action`: its `uplift_experiment`, else
+        the one experiment that names the action, else the action's own outbox decisions."""
+        chosen = self.outreach.actions[action].uplift_experiment
+        if chosen is not None:
+            return self.experiment(chosen)
+        naming = [e for e in self.experiments.values() if e.action == action]
+        return naming[0] if len(naming) == 1 else self.experiment(action)
 
 
 def nanoseconds(duration: datetime.timedelta) -> int:

@@ -18,6 +18,7 @@ from journeyguard.features.config.model import (
     AnalysisConfig,
     AttributeSource,
     Config,
+    ExperimentConfig,
     KpiConfig,
     Match,
     MonitoringConfig,
@@ -54,7 +55,7 @@ def load_config(path: str | Path) -> Config:
 
 _TOP_KEYS = {
     "source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring",
-    "schedule",
+    "schedule", "experiments",
 }  # fmt: skip
 
 
@@ -75,6 +76,12 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     serving = _parse_serving(reader, table.get("serving", {}))
     outreach = _parse_outreach(reader, table.get("outreach", {}), tasks)
     _check_case_actions(reader, outreach, kpis.resolution)
+    experiments_table = reader.table(table.get("experiments", {}), "experiments", None)
+    experiments = {
+        name: _parse_experiment(reader, name, body, tasks, outreach)
+        for name, body in experiments_table.items()
+    }
+    _check_uplift_actions(reader, outreach, experiments)
     return Config(
         path=path,
         source=source,
@@ -86,6 +93,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         kpis=kpis,
         monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
         schedule=_parse_schedule(reader, table.get("schedule", {})),
+        experiments=experiments,
     )
 
 
@@ -289,9 +297,9 @@ _OUTREACH_KEYS = {
 _MOVED_OUTREACH_KEYS = ("opens_case", "closes_case")  # cases are defined once, by the KPI
 _ACTION_KEYS = {
     "task", "min_risk", "cost", "min_value", "requires_open_case", "blocked_by_open_case",
-    "priority", "message", "rank_by",
+    "priority", "message", "rank_by", "uplift_experiment",
 }  # fmt: skip
-RANK_BY = ("risk", "value_at_risk")
+RANK_BY = ("risk", "value_at_risk", "uplift", "uplift_value")
 
 
 def _parse_outreach(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> OutreachConfig:
@@ -371,7 +379,88 @@ def _parse_action(
         priority=reader.positive_int(table, "priority", where, 100),
         message={key: str(value) for key, value in message.items()},
         rank_by=reader.choice(table, "rank_by", where, RANK_BY, "risk"),
+        uplift_experiment=reader.string(table, "uplift_experiment", where),
     )
+
+
+_EXPERIMENT_KEYS = {"outcome", "treatment", "control", "action", "outbox", "goal", "split"}
+
+
+def _parse_experiment(
+    reader: _Reader,
+    name: str,
+    body: Any,
+    tasks: dict[str, TaskConfig],
+    outreach: OutreachConfig,
+) -> ExperimentConfig:
+    where = f"experiments.{name}"
+    table = reader.table(body, where, _EXPERIMENT_KEYS)
+    action = reader.string(table, "action", where)
+    if action is not None and action not in outreach.actions:
+        raise reader.error(
+            where,
+            f"action: expected one of the outreach actions {sorted(outreach.actions)}, "
+            f"got {action!r}{did_you_mean(action, outreach.actions)}",
+        )
+    outbox = reader.boolean(table, "outbox", where, False)
+    arms = {"treatment", "control"} & set(table)
+    if outbox and (arms or action is None):
+        raise reader.error(
+            where, "with `outbox = true`, name the `action` and leave out treatment and control"
+        )
+    if not outbox and arms != {"treatment", "control"}:
+        raise reader.error(
+            where,
+            "give `treatment` and `control`, each { event = [...] } optionally narrowed by "
+            '{ column = "...", values = [...] } (or `outbox = true` with an `action`)',
+        )
+    outcome = reader.string(table, "outcome", where)
+    if outcome is None and action is not None:
+        outcome = outreach.actions[action].task
+    if outcome not in tasks:
+        raise reader.error(
+            where,
+            f"outcome: expected one of the config's tasks {sorted(tasks)} (its horizon counts "
+            f"from each treatment or control event), got {outcome!r}",
+        )
+    return ExperimentConfig(
+        name=name,
+        outcome=outcome,
+        treatment=None if outbox else _parse_arm(reader, table["treatment"], f"{where}.treatment"),
+        control=None if outbox else _parse_arm(reader, table["control"], f"{where}.control"),
+        action=action,
+        outbox=outbox,
+        goal=reader.choice(table, "goal", where, ("increase", "reduce"), "reduce"),
+        split=reader.choice(table, "split", where, ("hash", "time"), "hash"),
+    )
+
+
+def _parse_arm(reader: _Reader, body: Any, where: str) -> Match:
+    """An arm's events: steps, a column's values, or steps narrowed by a column's values."""
+    table = reader.table(body, where, {"event", "column", "values"})
+    events = tuple(reader.strings(table, "event", where))
+    column = reader.string(table, "column", where)
+    values = tuple(str(v) for v in table.get("values", []))
+    if not events and not column:
+        raise reader.error(where, "give `event = [...]`, or `column` with `values`, or both")
+    if bool(column) != bool(values):
+        raise reader.error(where, "give `column` and its `values` together")
+    return Match(events, column, values)
+
+
+def _check_uplift_actions(
+    reader: _Reader, outreach: OutreachConfig, experiments: dict[str, ExperimentConfig]
+) -> None:
+    """An action's `uplift_experiment` must name an experiment of the config or an action."""
+    known = set(experiments) | set(outreach.actions)
+    for name, action in outreach.actions.items():
+        chosen = action.uplift_experiment
+        if chosen is not None and chosen not in known:
+            raise reader.error(
+                f"outreach.actions.{name}",
+                f"uplift_experiment: expected one of {sorted(known)}, got {chosen!r}"
+                f"{did_you_mean(chosen, known)}",
+            )
 
 
 def _parse_kpis(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> KpiConfig:

@@ -3,8 +3,8 @@
 Outreach write-back: when the workspace's `outreach_events` file exists, its events join the log.
 The outreach cycle rewrites that file from its outbox after every run, one `outreach_sent` event
 (with the message's `action` as an attribute) per contact decision, delivered or not (intention
-to treat), so later scoring, analysis and retraining see who was chosen for treatment and when. Without the file the log is the source's, unchanged,
-at the cost of one file check.
+to treat), so later scoring, analysis and retraining see who was chosen for treatment and when.
+Without the file the log is the source's, unchanged, at the cost of one file check.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ the customer churns with probability sigmoid(base + planted effects of that cycl
 a repeat purchase after an exponential gap starts the next cycle. The data ends at the window
 end: customers still active then are censored, not churned.
 
+With a `Campaign`, a randomised discount campaign is planted too, with effects that differ by
+customer (see `Campaign`), its truth beside each customer.
+
 All customers move through each step at once (arrays per step; loops only over cycles and
 steps), drawing from one `np.random.default_rng(seed)` in a fixed order, so a seed fixes the
 output exactly.
@@ -24,6 +27,12 @@ from scipy.special import gammaincinv
 
 from journeyguard.features.eventlog.canonical import write_canonical
 from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.sources.campaign import (
+    CAMPAIGN_STEPS,
+    Campaign,
+    Planted,
+    PlantedFollowUps,
+)
 
 STEPS = (
     "order_placed", "order_shipped", "delivery_delayed", "delivered", "onboarding_started",
@@ -31,6 +40,7 @@ STEPS = (
     "ticket_resolved", "chat_started", "refund_requested", "refund_approved", "refund_denied",
     "csat_submitted", "nps_submitted", "repeat_purchase",
 )  # fmt: skip
+ALL_STEPS = STEPS + CAMPAIGN_STEPS
 CHANNELS = ("web", "email", "phone", "chat", "team_billing", "team_logistics", "team_technical")
 WEB, EMAIL, PHONE, CHAT = range(4)  # codes of the contact channels in CHANNELS
 TEAMS = (4, 5, 6)  # codes of the support teams in CHANNELS
@@ -78,6 +88,8 @@ SECOND_NS = 1_000_000_000
 
 Array = np.ndarray
 Rng = np.random.Generator
+
+
 _EXTRA_COLUMNS = {"case": -1, "channel": -1, "value": np.nan, "score": np.nan}  # -1: none
 Flags = dict[str, Array]  # per-customer bools of one cycle, keyed like CHURN_EFFECTS
 
@@ -98,9 +110,11 @@ def simulate(
     start: str = "2025-01-01",
     days: int = 365,
     late_share: float = P_DELAY,
+    campaign: Campaign | None = None,
 ) -> Simulation:
     """Simulates `n_customers` journeys over `days` days from `start` (UTC); a seed fixes all.
-    `late_share`, the share of late deliveries, changes the mix (e.g. to test drift checks)."""
+    `late_share`, the share of late deliveries, changes the mix (e.g. to test drift checks);
+    `campaign` plants a randomised discount campaign with known effects."""
     if n_customers < 1 or days < 1:
         raise ValueError(f"need n_customers >= 1 and days >= 1; got {n_customers}, {days}")
     if not 0.0 <= late_share <= 1.0:
@@ -110,23 +124,38 @@ def simulate(
     horizon = days * 24.0
     segment = (rng.random(n_customers) < BUSINESS_SHARE).astype(np.int64)
     country = rng.choice(len(COUNTRIES), n_customers, p=COUNTRY_SHARES)
-    journeys = _Journeys(rng, late_share)
+    follow_ups = (
+        PlantedFollowUps(campaign, n_customers, seed)
+        if campaign is not None and campaign.follow_ups
+        else None
+    )
+    journeys = _Journeys(rng, late_share, follow_ups)
     churned = np.zeros(n_customers, dtype=bool)
     max_logit = np.full(n_customers, -np.inf)
     who = np.arange(n_customers)
     begin = rng.uniform(0.0, FIRST_ORDER_SPAN * horizon, n_customers)
+    planted = Planted(campaign, n_customers, EMAIL) if campaign is not None else None
     for cycle in range(MAX_CYCLES):
         if who.size == 0:
             break
         flags, end = journeys.cycle(who, begin, segment[who], first=cycle == 0)
         logit = CHURN_BASE_LOGIT + sum(CHURN_EFFECTS[key] * flags[key] for key in CHURN_EFFECTS)
-        churns = rng.random(who.size) < _sigmoid(logit)
+        draw = rng.random(who.size)
         gap = rng.exponential(REPEAT_GAP_MEAN_DAYS * 24.0, who.size)
+        if planted is not None:
+            consumer = segment[who] == SEGMENTS.index("consumer")
+            denied = flags["refund_denied"]
+            logit = planted.treat(journeys, who, (begin, end, gap), consumer, denied, logit)
+        churns = draw < _sigmoid(logit)
         max_logit[who] = np.maximum(max_logit[who], logit)
         # A churn decided after a cycle the window cut short is never seen: that is censoring.
         churned[who[churns & (end < horizon)]] = True
         stays = ~churns & (end + gap < horizon)
+        if planted is not None:
+            planted.last_event[who] = end
         who, begin = who[stays], (end + gap)[stays]
+    if planted is not None:
+        planted.reach_lapsed(journeys, churned)
     start_ns = start_ts.value
     rows = _sorted_rows(journeys, start_ns, start_ns + int(horizon * 3600) * SECOND_NS)
     ids = _ids("C", n_customers)
@@ -134,6 +163,11 @@ def simulate(
     customers = _customers_frame(rows, ids, segment, country, churned, max_logit)
     end_ts = start_ts + pd.Timedelta(days=days)
     truth = _truth(seed, n_customers, start_ts, end_ts, events, customers, late_share)
+    if planted is not None:
+        customers = planted.truth_columns(customers, start_ns, SECOND_NS)
+        if follow_ups is not None:
+            customers = follow_ups.truth_columns(customers, start_ns, SECOND_NS)
+        truth["campaign"] = planted.describe(start_ts)
     return Simulation(events=events, customers=customers, truth=truth)
 
 
@@ -160,9 +194,12 @@ class _Journeys:
     per step to a log; holds the one generator (draws happen in a fixed order) and the number
     of tickets opened so far."""
 
-    def __init__(self, rng: Rng, late_share: float = P_DELAY) -> None:
+    def __init__(
+        self, rng: Rng, late_share: float = P_DELAY, follow_ups: PlantedFollowUps | None = None
+    ) -> None:
         self.rng = rng
         self.late_share = late_share
+        self.follow_ups = follow_ups
         self.parts: list[tuple] = []
         self.tickets = 0
 
@@ -170,7 +207,7 @@ class _Journeys:
         """Logs `step` for customers `who` at `hours`; case, channel, value, score optional."""
         extra = [columns.pop(name, default) for name, default in _EXTRA_COLUMNS.items()]
         assert not columns, f"unknown event columns {sorted(columns)}"
-        self.parts.append((who, hours, STEPS.index(step), *extra))
+        self.parts.append((who, hours, ALL_STEPS.index(step), *extra))
 
     def columns(self) -> list[Array]:
         """who, hours, step, case, channel, value, score: the whole log, scalars broadcast."""
@@ -277,6 +314,8 @@ class _Journeys:
         at = np.where(reopen, reopened_at, at)
         effects = {PINGPONG: pingpong, "ticket_reopened": reopen, "delivery_delayed": late}
         logit = ESCALATION_BASE_LOGIT + sum(ESCALATION_EFFECTS[k] * effects[k] for k in effects)
+        if self.follow_ups is not None:
+            logit = self.follow_ups.treat(self, tk, at, pingpong, logit)
         escalated = self.rng.random(m) < _sigmoid(logit)
         at = np.where(escalated, at + self.gamma("ticket>escalated", m), at)
         self.emit(tk, escalated, at, "escalated")
@@ -384,7 +423,7 @@ def _events_frame(
         {
             "customer_id": _text(who, ids),
             "timestamp": pd.to_datetime(rows["ns"], unit="ns", utc=True),
-            "event": _text(rows["step"], STEPS),
+            "event": _text(rows["step"], ALL_STEPS),
             "case_id": _text(rows["case"], _ids("T", n_cases)),
             "channel": _text(rows["channel"], CHANNELS),
             "value": rows["value"],

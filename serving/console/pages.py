@@ -429,3 +429,31 @@ def age_text(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)} {unit}"
     return f"{int(seconds)} s"
+
+
+def qini_chart(curve: Mapping[str, list] | None, size: int = 220) -> dict[str, Any] | None:
+    """SVG polylines of a Qini curve by predicted uplift, by risk and at random (x: the share
+    targeted, y: the good outcomes added per customer), scaled to a `size` square."""
+    if not curve:
+        return None
+    pad = 8
+    values = [v for key in ("qini", "risk", "random") for v in curve.get(key, []) if v is not None]
+    low, high = min([0.0, *values]), max([0.0, *values])
+    span = (high - low) or 1.0
+
+    inner = size - 2 * pad
+
+    def y_of(value: float) -> float:
+        return size - pad - (value - low) / span * inner
+
+    def points(key: str) -> str:
+        pairs = zip(curve["share"], curve.get(key, []), strict=False)
+        return " ".join(f"{pad + x * inner:.1f},{y_of(y):.1f}" for x, y in pairs if y is not None)
+
+    zero = y_of(0.0)
+    return {
+        "size": size,
+        "pad": pad,
+        "zero": zero,
+        **{k: points(k) for k in ("qini", "risk", "random")},
+    }

@@ -122,6 +122,24 @@ def models_html(
     return render("models", active="models", rows=rows, uri=uri, serving=serving, jobs=jobs)
 
 
+def uplift_html(data: ConsoleData) -> str:
+    """The uplift page: per outreach action, its measured customers ranked by the uplift its
+    champion predicted at their decision against by their risk then (the same numbers as
+    `journeyguard outreach report`), with the Qini curves of both."""
+    import pandas as pd
+
+    from journeyguard.outreach.gains import uplift_by_action
+
+    decisions = data.decisions()
+    as_of = pd.Timestamp(data.log().last_time, tz="UTC")
+    found = {} if decisions.empty else uplift_by_action(data.settings, decisions, data.log(), as_of)
+    actions = [
+        {"action": name, **entry, "chart": pages.qini_chart(entry.get("qini_curve"))}
+        for name, entry in found.items()
+    ]
+    return render("uplift", active="uplift", actions=actions, as_of=as_of.isoformat())
+
+
 def login_html(next_path: str, message: str | None = None) -> str:
     return render("login", active="", next=safe_next(next_path), message=message)
 

@@ -67,7 +67,8 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
         first = as_json(invoke("run-once", "--config", str(config), "--as-of", AS_OF, "--json"))
         sent = receiver.attempts
         second = invoke("run-once", "--config", str(config), "--as-of", AS_OF)
-    assert set(first) == {"as_of", "window_start", "skipped", *COUNT_KEYS}
+    assert set(first) == {"as_of", "window_start", "skipped", "ranking", *COUNT_KEYS}
+    assert first["ranking"] == {}  # no action ranks by gain here
     assert first["as_of"] == "2025-09-01T00:00:00+00:00" and first["skipped"] is None
     assert first["enqueued"] == first["contact"] == first["delivered"] == len(receiver.received)
     assert first["contact"] > 0 and sent == first["delivered"]
@@ -82,8 +83,11 @@ def test_run_once_sends_then_a_rerun_sends_nothing_and_the_report_measures(
     assert actions == ["discount", "follow_up"]
     assert all(row["waiting"] == 0 for row in report["actions"])
     assert any(row["contacted_n"] > 0 and row["holdout_n"] > 0 for row in report["actions"])
+    # No uplift champion yet: each measured action says so instead of ranking by uplift.
+    assert report["uplift"] and all(e["model"] is None for e in report["uplift"].values())
     text = invoke("report", "--config", str(config), "--as-of", "2025-12-31")
     assert "difference (95 % CI)" in text
+    assert "no uplift champion of" in text
     assert all(any(line.lstrip().startswith(a) for line in text.splitlines()) for a in actions)
 
 

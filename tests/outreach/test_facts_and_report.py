@@ -13,8 +13,9 @@ from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.simulate import simulate
 from journeyguard.features.stats import newcombe_interval
+from journeyguard.outreach.experiments import arms_from_decisions
 from journeyguard.outreach.facts import customer_facts
-from journeyguard.outreach.report import REPORT_COLUMNS, effect_report
+from journeyguard.outreach.report import REPORT_COLUMNS, effect_report, measured, uplift_evidence
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 DAY = pd.Timedelta(days=1)
@@ -240,3 +241,42 @@ def test_effect_report_names_what_it_lacks():
         effect_report(DECISIONS.drop(columns="decision"), REPORT_LOG, TASKS, as_of=T0)
     empty = effect_report(DECISIONS.iloc[:0], REPORT_LOG, TASKS, as_of=T0)
     assert empty.empty and list(empty.columns) == list(REPORT_COLUMNS)
+
+
+def test_measured_customers_match_the_effect_report_and_carry_their_risk():
+    with_risk = DECISIONS.assign(risk=np.linspace(0.9, 0.1, len(DECISIONS)))
+    tables = measured(with_risk, REPORT_LOG, TASKS, as_of=T0 + 60 * DAY)
+    report = effect_report(with_risk, REPORT_LOG, TASKS, as_of=T0 + 60 * DAY).set_index("action")
+    for action, rows in tables.items():
+        assert rows["contacted"].sum() == report.loc[action, "contacted_n"]
+        assert (~rows["contacted"]).sum() == report.loc[action, "holdout_n"]
+        positive = rows.loc[rows["contacted"], "positive"].mean()
+        assert positive == pytest.approx(report.loc[action, "contacted_rate"])
+    discount = tables["discount"]
+    assert discount["risk"].between(0.1, 0.9).all()
+
+
+def test_uplift_evidence_ranks_the_same_customers_by_uplift_and_by_risk():
+    discount = measured(DECISIONS.assign(risk=0.5), REPORT_LOG, TASKS, as_of=T0 + 60 * DAY)[
+        "discount"
+    ]
+    # Churn (the task's outcome) is what the discount should reduce: contacted ones who stayed
+    # (no churn) rank first by an uplift that knows it.
+    knows = np.where(discount["contacted"] & ~discount["positive"], 1.0, 0.0)
+    evidence = uplift_evidence(discount, knows, goal="reduce")
+    assert evidence["rows"] == 20
+    assert evidence["realised"]["effect"] == pytest.approx(0.4)  # 80 % stay against 40 %
+    assert evidence["qini"] > evidence["risk_qini"]
+    assert len(evidence["deciles"]) == len(evidence["risk_deciles"]) == 10
+
+
+def test_the_outbox_decisions_of_an_action_are_an_experiment_of_first_decisions():
+    arms = arms_from_decisions(DECISIONS, "discount")
+    first = dict(zip(arms.customer_ids, zip(arms.treated, arms.moments, strict=True), strict=True))
+    assert "s1" not in first  # suppressed: in neither arm
+    assert "e1" not in first  # another action's
+    assert first["k0"][0] and not first["h0"][0]
+    assert first["h0"][1] == (T0 + 0 * DAY).value  # held out on day 0 and day 2: the first
+    assert len(arms.customer_ids) == len(set(arms.customer_ids))
+    with pytest.raises(ValueError, match="no contact or holdout decision of the action 'x'"):
+        arms_from_decisions(DECISIONS, "x")

@@ -437,3 +437,63 @@ def test_policy_invariants(inputs):
     over_budget = decisions["reason"].str.startswith("over the daily budget").to_numpy()
     if over_budget.any() and reached.any():  # the budget is a prefix of the ranking
         assert np.flatnonzero(reached.to_numpy()).max() < np.flatnonzero(over_budget).min()
+
+
+def test_rank_by_uplift_gives_the_budget_to_whom_the_action_helps_and_says_how_much():
+    table = scores([("doomed", "churn", 0.95), ("helped", "churn", 0.7), ("fine", "churn", 0.65)])
+    known = facts({c: (200.0, False) for c in ("doomed", "helped", "fine")})
+    by_gain = dataclasses.replace(DISCOUNT, rank_by="uplift")
+    gains = {"discount": pd.Series({"doomed": 0.0, "helped": 0.12, "fine": 0.01})}
+    decisions = run(table, known, outreach(by_gain, budget_count=1), gains=gains)
+    assert decisions["customer_id"].tolist() == ["helped", "fine", "doomed"]
+    assert decisions["decision"].tolist() == ["contact", "suppressed", "suppressed"]
+    assert decisions["reason"].iloc[0] == (
+        "churn risk 70 % >= 60 %; spend 200.00 >= 100.00; "
+        "expected gain +12.0 points of the good outcome"
+    )
+
+
+def test_rank_by_uplift_value_weighs_the_gain_by_what_the_customer_is_worth_less_the_cost():
+    table = scores([("small", "churn", 0.8), ("large", "churn", 0.8)])
+    table["expected_value"] = [100.0, float("nan")]  # unknown: the spend so far counts
+    known = facts({"small": (150.0, False), "large": (1_000.0, False)})
+    by_value = dataclasses.replace(DISCOUNT, rank_by="uplift_value")
+    gains = {"discount": pd.Series({"small": 0.2, "large": 0.05})}
+    decisions = run(table, known, outreach(by_value), gains=gains)
+    assert decisions["customer_id"].tolist() == ["large", "small"]  # 40.00 before 10.00
+    assert (
+        decisions["reason"]
+        .iloc[0]
+        .endswith(
+            "expected gain 40.00 (+5.0 points of the good outcome x value 1000.00 - cost 10.00)"
+        )
+    )
+
+
+def test_without_an_uplift_champion_an_action_ranks_by_risk_and_says_so():
+    table = scores([("a", "churn", 0.9), ("b", "churn", 0.7)])
+    known = facts({"a": (200.0, False), "b": (200.0, False)})
+    by_gain = dataclasses.replace(DISCOUNT, rank_by="uplift")
+    decisions = run(table, known, outreach(by_gain))
+    assert decisions["customer_id"].tolist() == ["a", "b"]
+    assert (
+        decisions["reason"]
+        .str.endswith("; ranked by risk: discount has no uplift champion yet")
+        .all()
+    )
+
+
+def test_an_action_ranked_by_gain_draws_its_control_group_from_everyone_eligible():
+    ids = [f"c{i}" for i in range(300)]
+    table = scores([(c, "churn", 0.9) for c in ids])
+    known = facts(dict.fromkeys(ids, (200.0, False)))
+    gains = {"discount": pd.Series({c: 1.0 - i / 1000 for i, c in enumerate(ids)})}
+    by_gain = dataclasses.replace(DISCOUNT, rank_by="uplift")
+    decisions = run(table, known, outreach(by_gain, budget_count=20, holdout=0.2), gains=gains)
+    control = decisions.loc[decisions["decision"] == "holdout", "customer_id"]
+    # The control group is the campaign's hash over all 300, not over the top 20 only.
+    expected = [c for c, held in zip(ids, in_holdout(ids, "retention", 0.2), strict=True) if held]
+    assert sorted(control) == sorted(expected) and len(control) > 20
+    contacted = decisions.loc[decisions["decision"] == "contact", "customer_id"].tolist()
+    assert contacted == [c for c in ids if c not in set(expected)][:20]
+    assert "spans the whole ranking" in decisions.loc[control.index[0], "reason"]

@@ -298,3 +298,10 @@ def test_the_csv_export_never_writes_a_cell_a_spreadsheet_would_run():
     assert written[0]["reasons"] == "'=cmd|' /C calc'!A0" and written[5]["reasons"] == "'-"
     assert {r["outreach_reason"] for r in written} == {"'@risk"}
     assert written[1]["reasons"] == "a; b" and written[5]["risk"] == "-0.0"  # numbers stay numbers
+
+
+def test_uplift_page_answers_and_says_when_nothing_is_measured_yet(client, seeded):
+    response = client.get("/console/uplift", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert 'href="/console/uplift"' in response.text
+    assert "No contact or holdout decision has a known outcome yet." in response.text
