@@ -95,7 +95,7 @@ def test_an_action_ranks_by_the_gain_its_uplift_champion_predicts(experiment):
     assert predicted[planted > 0.2].mean() > predicted[planted < 0].mean() + 0.1
     facts = pd.DataFrame({"value": 0.0, "open_case": False}, index=scores["customer_id"])
     decisions = decide(
-        scores, facts, settings.outreach, as_of=as_of, last_contacted={}, opted_out=set(),
+        scores, facts, settings.outreach, as_of=as_of, nearest_contact={}, opted_out=set(),
         gains=gains,
     )  # fmt: skip
     contacted = decisions[decisions["decision"] == "contact"]
