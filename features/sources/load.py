@@ -79,6 +79,7 @@ class LoadResult:
     log: EventLog
     quarantine: pd.DataFrame
     summary: LoadSummary
+    source_rows: np.ndarray | None = None  # each event's source row (1-based), in log order
 
 
 def load_events(source: SourceConfig) -> LoadResult:
@@ -97,7 +98,8 @@ def load_events(source: SourceConfig) -> LoadResult:
                 )
             )
         empty = pd.DataFrame({SOURCE_ROW: [], REASON: [], DETAIL: []})
-        return LoadResult(canonical, empty, _summary(name, canonical.n_events, canonical, empty))
+        summary = _summary(name, canonical.n_events, canonical, empty)
+        return LoadResult(canonical, empty, summary, np.arange(1, canonical.n_events + 1))
     mapping = _column_mapping(source, source_columns(source))
     raw = read_columns(source, list(dict.fromkeys(mapping.values())))
     raw.index = pd.RangeIndex(1, len(raw) + 1, name=SOURCE_ROW)
@@ -122,7 +124,8 @@ def load_events(source: SourceConfig) -> LoadResult:
     )
     log = log_from_encoded(ordered[~repeat])
     quarantine = _quarantine_frame(raw, problems)
-    return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
+    summary = _summary(name, len(raw), log, quarantine)
+    return LoadResult(log, quarantine, summary, ordered.index[~repeat].to_numpy(np.int64))
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
