@@ -234,7 +234,8 @@ def _merge_new_rows(
     )
     if len(quarantine):
         os.replace(_partial(path), path)
-    reason = f"the source grew by {loaded.summary.rows_read:,} rows"
+    new = loaded.summary.rows_read
+    reason = f"the source grew by {new:,} row{'' if new == 1 else 's'}"
     added = merged.log.n_events - stored.n_events
     return _result(
         "appended", reason, folder, written, loaded.summary.rows_read, added, started, merged.log
