@@ -31,8 +31,10 @@ def write_canonical(log: EventLog, path: str | Path) -> None:
             else pa.array(column, from_pandas=True)
         )
     table = pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
-    # One row group: each group would repeat the whole journey-id dictionary.
-    pq.write_table(table, path, row_group_size=max(log.n_events, 1))
+    # One row group: each group would repeat the whole journey-id dictionary. Only the text is
+    # dictionary-encoded: trying it on times and numbers, nearly all distinct, doubles the write.
+    text = [name for name, array in arrays.items() if isinstance(array, pa.DictionaryArray)]
+    pq.write_table(table, path, row_group_size=max(log.n_events, 1), use_dictionary=text)
 
 
 def read_canonical(path: str | Path, columns: list[str] | None = None) -> EventLog | None:

@@ -2,12 +2,12 @@
 
 A watermark records the file as it was read: its size, modification time, rows, and digests of
 its start and of the end of what was read (CSV: the first and the last 64 KiB of bytes; Parquet,
-which a writer rewrites whole: the first and the last row's values). A file whose size and time
-are unchanged is current without reading it. A file that only grew (a daily export adding rows,
-CSV appended to, Parquet rewritten with more rows) keeps both digests; its new rows are the
-ones after the watermark. Anything else counts as changed. The digests cost a few reads, not a
-pass over the file, so an edit in the middle of a grown file is not seen: `ingest --full`
-rebuilds from scratch.
+which a writer rewrites whole: the first 64 rows' values and the last 64 rows' times). A file
+whose size and time are unchanged is current without reading it. A file that only grew (a daily
+export adding rows, CSV appended to, Parquet rewritten with more rows) keeps both digests; its
+new rows are the ones after the watermark, read from the row groups that hold them. Anything
+else counts as changed. The digests cost a few reads, not a pass over the file, so an edit in
+the middle of a grown file is not seen: `ingest --full` rebuilds from scratch.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from journeyguard.features.config.model import SourceConfig
-from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
+from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, TIMESTAMP
 
 EDGE_BYTES = 64 * 1024  # bytes of a CSV file's start and end that its digests cover
+EDGE_ROWS = 64  # rows of a Parquet file's start and end that its digests cover
 
 Change = Literal["current", "grown", "changed"]
 
@@ -51,7 +52,7 @@ def watermark(source: SourceConfig, rows: int, stat: os.stat_result) -> Watermar
     """The watermark of a file read whole when it had `stat` and `rows` data rows."""
     assert source.path is not None
     if is_parquet(source):
-        head, tail = _row_digests(source, [0, rows - 1]) if rows else ("", "")
+        head, tail = _row_digests(source, rows) if rows else ("", "")
     else:
         head, tail = _byte_digests(source.path, stat.st_size)
     return Watermark(rows, stat.st_size, stat.st_mtime_ns, head, tail)
@@ -67,7 +68,7 @@ def change_since(source: SourceConfig, mark: Watermark) -> Change:
         rows = _parquet_rows(source.path)
         if rows <= mark.rows or not mark.rows:
             return "changed"
-        same = _row_digests(source, [0, mark.rows - 1]) == (mark.head, mark.tail)
+        same = _row_digests(source, mark.rows) == (mark.head, mark.tail)
     else:
         if stat.st_size <= mark.size or not _ends_a_line(source.path, mark.size):
             return "changed"
@@ -131,23 +132,31 @@ def _parquet_rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _row_digests(source: SourceConfig, rows: list[int]) -> tuple[str, str]:
-    """Digests of the values of the given rows (each read from its row group alone)."""
-    digests = []
-    for row in rows:
-        table = _parquet_rows_from(source, row, stop=row + 1)
-        digests.append(_digest(repr(table.to_pylist()).encode()))
-    return digests[0], digests[1]
-
-
-def _parquet_rows_from(source: SourceConfig, start: int, stop: int | None = None) -> Any:
-    """Rows `start:stop` of the used columns, reading only the row groups that hold them."""
-    import pyarrow as pa
+def _row_digests(source: SourceConfig, rows: int) -> tuple[str, str]:
+    """Digests of the first rows' values and of the last `rows`' times: a few pages of one
+    cheap column, where reading every column of a large row group costs a pass over it."""
     import pyarrow.parquet as pq
 
     assert source.path is not None
     file = pq.ParquetFile(source.path)
     columns = _used_columns(source, file.schema_arrow.names)
+    first = next(file.iter_batches(batch_size=EDGE_ROWS, columns=columns)).slice(0, rows)
+    times = [source.source_column(TIMESTAMP)]
+    last = _parquet_rows_from(source, max(rows - EDGE_ROWS, 0), rows, times)
+    return _digest(repr(first.to_pylist()).encode()), _digest(repr(last.to_pylist()).encode())
+
+
+def _parquet_rows_from(
+    source: SourceConfig, start: int, stop: int | None = None, columns: list[str] | None = None
+) -> Any:
+    """Rows `start:stop` of `columns` (default: the used ones), reading only the row groups
+    that hold them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert source.path is not None
+    file = pq.ParquetFile(source.path)
+    columns = columns or _used_columns(source, file.schema_arrow.names)
     stop = file.metadata.num_rows if stop is None else stop
     groups, first, at = [], None, 0
     for index in range(file.metadata.num_row_groups):

@@ -37,67 +37,68 @@ def merge_events(
     """The log of `stored` and `new` events as one load would give it; every `new_rows` is
     after every `stored_rows` in the source."""
     _check_columns(stored, new)
-    journey_ids, old_journeys, new_journeys = _unify(
-        stored.journey_ids, stored.journey_codes, new.journey_ids, new.journey_codes
-    )
-    steps, old_steps, new_steps = _unify(stored.steps, stored.step_codes, new.steps, new.step_codes)
-    columns: dict[str, tuple[Column, np.ndarray, np.ndarray]] = {}
-    for name, old in stored.columns.items():
-        columns[name] = _unified_column(old, new.columns[name])
-
+    journey_ids, old_journey_map, new_journey_map = _union(stored.journey_ids, new.journey_ids)
     touched = np.zeros(len(journey_ids), dtype=bool)
+    new_journeys = new_journey_map[new.journey_codes]
     touched[new_journeys] = True
-    old_touched = np.flatnonzero(touched[old_journeys])
+    old_of = np.arange(stored.n_journeys) if old_journey_map is None else old_journey_map
+    old_touched = _rows_of(stored.offsets, np.flatnonzero(touched[old_of]))
+
     # The touched journeys' stored and new events, sorted by the keys of a full load.
-    journeys = np.concatenate([old_journeys[old_touched], new_journeys])
+    journeys = np.concatenate([old_of[stored.journey_codes[old_touched]], new_journeys])
     rows = np.concatenate([stored_rows[old_touched], new_rows]).astype(np.int64)
-    keys = [
-        journeys,
-        np.concatenate([stored.times[old_touched], new.times]),
-        np.concatenate([old_steps[old_touched], new_steps]),
-    ]
-    values = {}
-    for name, (_, old_values, new_values) in columns.items():
-        values[name] = np.concatenate([old_values[old_touched], new_values])
-        keys.append(_sort_key(values[name]))
+    steps, old_steps, new_steps = _unify(stored.steps, stored.step_codes, new.steps, new.step_codes)
+    full = {"times": (stored.times, new.times), "steps": (old_steps, new_steps)}
+    categories: dict[str, np.ndarray] = {}
+    for name, old in stored.columns.items():
+        categories[name], *full[name] = _unified_column(old, new.columns[name])
+    subset = {key: np.concatenate([old[old_touched], added]) for key, (old, added) in full.items()}
+    keys = [journeys, *(_sort_key(values) for values in subset.values())]
     order = np.lexsort([rows, *reversed(keys)])
     repeat = _repeats([key[order] for key in keys])
     run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
     kept = order[~repeat]
 
-    counts = np.bincount(old_journeys, minlength=len(journey_ids))
+    counts = np.zeros(len(journey_ids), dtype=np.int64)
+    counts[old_of] = np.diff(stored.offsets)
     counts[touched] = 0
     counts += np.bincount(journeys[kept], minlength=len(journey_ids))
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    old_kept = np.flatnonzero(~touched[old_journeys])
-    # A kept journey's events keep their places within it; only its start moves.
-    within = old_kept - stored.offsets[stored.journey_codes[old_kept]]
-    old_at = offsets[old_journeys[old_kept]] + within
-    new_at = offsets[journeys[kept]] + _ranks_within(journeys[kept])
+    # Where each merged journey's events come from: its stored events when untouched, else its
+    # block of the sorted touched events (after the stored events in `pick`'s sources).
+    source_start = np.zeros(len(journey_ids), dtype=np.int64)
+    source_start[old_of] = stored.offsets[:-1]
+    block_start = np.searchsorted(journeys[kept], np.flatnonzero(touched))
+    source_start[touched] = stored.n_events + block_start
+    gather = np.repeat(source_start - offsets[:-1], counts) + np.arange(offsets[-1])
 
-    def place(old: np.ndarray, touched_values: np.ndarray) -> np.ndarray:
-        out = np.empty(offsets[-1], dtype=np.result_type(old, touched_values))
-        out[old_at] = old[old_kept]
-        out[new_at] = touched_values[kept]
-        return out
+    def pick(old: np.ndarray, touched_values: np.ndarray) -> np.ndarray:
+        return np.concatenate([old, touched_values[kept].astype(old.dtype)])[gather]
 
     merged = EventLog(
         journey_ids=journey_ids,
         offsets=offsets,
         steps=steps,
-        step_codes=place(old_steps, keys[2]).astype(np.int32),
-        times=place(stored.times, keys[1]),
+        step_codes=pick(old_steps, subset["steps"]).astype(np.int32),
+        times=pick(stored.times, subset["times"]),
         columns={
-            name: _placed(place, column, old_values, values[name])
-            for name, (column, old_values, _) in columns.items()
+            name: _picked(pick, categories[name], full[name][0], subset[name])
+            for name in stored.columns
         },
     )
     return Merged(
         log=merged,
-        source_rows=place(stored_rows.astype(np.int64), rows),
+        source_rows=pick(stored_rows.astype(np.int64), rows),
         duplicates=rows[order[repeat]],
         first_rows=rows[order[run_start[repeat]]],
     )
+
+
+def _rows_of(offsets: np.ndarray, journeys: np.ndarray) -> np.ndarray:
+    """The row indices of the given journeys, in order."""
+    lengths = offsets[journeys + 1] - offsets[journeys]
+    starts = np.repeat(offsets[journeys] - np.cumsum(lengths) + lengths, lengths)
+    return starts + np.arange(int(lengths.sum()))
 
 
 def _check_columns(stored: EventLog, new: EventLog) -> None:
@@ -107,45 +108,49 @@ def _check_columns(stored: EventLog, new: EventLog) -> None:
         raise IncompatibleColumns(f"stored columns {kinds} (text: True), new {new_kinds}")
 
 
+def _union(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Sorted categories of both sides, the old ones' codes in it (None: unchanged, as when
+    every new category sorts after the old ones) and the new ones' codes in it."""
+    at = np.searchsorted(old, new)
+    known = at < len(old)
+    known[known] = old[at[known]] == new[known]
+    extra = new[~known]
+    if not len(extra):
+        return old, None, at
+    inserted = np.searchsorted(old, extra)
+    union = np.insert(old, inserted, extra)
+    old_map = None
+    if inserted[0] < len(old):
+        old_map = np.arange(len(old)) + np.searchsorted(inserted, np.arange(len(old)), "right")
+    return union, old_map, np.searchsorted(union, new)
+
+
 def _unify(
     old_categories: np.ndarray, old_codes: np.ndarray, categories: np.ndarray, codes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted categories of both sides, and both sides' codes into them (-1 stays missing)."""
-    at = np.searchsorted(old_categories, categories)
-    known = at < len(old_categories)
-    known[known] = old_categories[at[known]] == categories[known]
-    extra = categories[~known]
-    if len(extra):
-        inserted = np.searchsorted(old_categories, extra)
-        union = np.insert(old_categories, inserted, extra)
-        shift = np.searchsorted(inserted, np.arange(len(old_categories)), side="right")
-        old_codes = _recoded(old_codes, np.arange(len(old_categories)) + shift)
-    else:
-        union = old_categories
-    return union, old_codes, _recoded(codes, np.searchsorted(union, categories))
+    """The union of categories, and both sides' codes into it (-1 stays missing)."""
+    union, old_map, new_map = _union(old_categories, categories)
+    old_codes = old_codes if old_map is None else _recoded(old_codes, old_map)
+    return union, old_codes, _recoded(codes, new_map)
 
 
 def _recoded(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     recoded = mapping[np.maximum(codes, 0)] if len(mapping) else np.zeros_like(codes)
-    return np.where(codes >= 0, recoded, -1).astype(np.int64)
+    return np.where(codes >= 0, recoded, -1).astype(codes.dtype)
 
 
-def _unified_column(old: Column, new: Column) -> tuple[Column, np.ndarray, np.ndarray]:
-    """(the merged column's shape: Coded with the union's categories or a float array, the old
-    values, the new values): codes for text, floats for numbers."""
+def _unified_column(old: Column, new: Column) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(the merged categories, or None for numbers; the old values; the new values)."""
     if isinstance(old, Coded):
         assert isinstance(new, Coded)
-        categories, old_codes, new_codes = _unify(
-            old.categories, old.codes, new.categories, new.codes
-        )
-        return Coded(np.empty(0, np.int32), categories), old_codes, new_codes
-    return old, np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
+        return _unify(old.categories, old.codes, new.categories, new.codes)
+    return None, np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
 
 
-def _placed(place, column: Column, old_values: np.ndarray, values: np.ndarray) -> Column:
-    if isinstance(column, Coded):
-        return Coded(place(old_values, values).astype(np.int32), column.categories)
-    return place(old_values, values)
+def _picked(pick, categories: np.ndarray | None, old: np.ndarray, subset: np.ndarray) -> Column:
+    if categories is not None:
+        return Coded(pick(old, subset).astype(np.int32), categories)
+    return pick(old, subset)
 
 
 def _sort_key(values: np.ndarray) -> np.ndarray:
@@ -163,11 +168,3 @@ def _repeats(sorted_keys: list[np.ndarray]) -> np.ndarray:
     for key in sorted_keys:
         same &= key[1:] == key[:-1]
     return np.concatenate(([False], same)) if n else np.zeros(0, dtype=bool)
-
-
-def _ranks_within(groups: np.ndarray) -> np.ndarray:
-    """Each element's position among the equal elements of a sorted array."""
-    if not len(groups):
-        return groups
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    return np.arange(len(groups)) - np.repeat(starts, np.diff(np.r_[starts, len(groups)]))
