@@ -44,11 +44,13 @@ JOURNEYGUARD = "journeyguard"  # `analyze` of a canonical file, in the checks
 JG_STORE = "jg store"  # the warehouse export as the source, its ingested store current
 JG_FIRST = "jg first run"  # the same, the store removed before each run: ingest included
 JG_CANONICAL = "jg canonical"  # the canonical file as the source
+JG_BEFORE = "jg before"  # --journeyguard-before over the export (validated on every run)
 PM4PY = "pm4py"
 RETENTIONEERING = "retentioneering"
 COMPETITOR_ENV = {"RETENTIONEERING_NO_TRACK": "1"}  # retentioneering 5 reports usage otherwise
 SHOWN_DIFFERENCES = 10
-TARGET_SPEEDUP = {JG_STORE: 20.0, JG_FIRST: 6.0, JG_CANONICAL: 10.0}  # vs the faster competitor
+# vs the faster competitor; the runs before the store are shown against the 6x of a first run
+TARGET_SPEEDUP = {JG_STORE: 20.0, JG_FIRST: 6.0, JG_CANONICAL: 10.0, JG_BEFORE: 6.0}
 
 Pair = tuple[str, str]
 
@@ -93,6 +95,7 @@ class Setting:
     max_steps: int
     analyze: bool
     competitors: list[str]
+    before: Path | None = None
 
     @property
     def logs(self) -> Path:
@@ -201,6 +204,17 @@ def export_commands(setting: Setting, export: Path, label: str) -> dict[str, lis
         out = jg_out_dir(setting, name)
         tools[tool] = [
             str(setting.journeyguard),
+            "analyze",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ]
+    if setting.before is not None:
+        config = common.write_config(export, setting.results / "configs" / f"{label}-before.toml")
+        out = jg_out_dir(setting, f"{label}-jg-before")
+        tools[JG_BEFORE] = [
+            str(setting.before),
             "analyze",
             "--config",
             str(config),
@@ -543,7 +557,7 @@ def print_same_analysis(setting: Setting, label: str, export_label: str) -> None
         return transitions, variants, other["medians"]  # not the meta: it names the source
 
     canonical = essence(jg_out_dir(setting, label))
-    for tool in (JG_STORE, JG_FIRST):
+    for tool in (JG_STORE, JG_FIRST, *([JG_BEFORE] if setting.before else [])):
         same = essence(jg_out_dir(setting, f"{export_label}-{tool.replace(' ', '-')}")) == canonical
         print(f"  {'PASS' if same else 'FAIL'} {tool}: the same analysis as the canonical file")
 
@@ -569,6 +583,7 @@ def main(argv: list[str] | None = None) -> None:
         max_steps=args.max_steps,
         analyze=analyze_available(args.journeyguard),
         competitors=[PM4PY] if args.skip_retentioneering else [PM4PY, RETENTIONEERING],
+        before=args.journeyguard_before,
     )
     events = common.ensure_simulated_log(
         setting.journeyguard,
@@ -587,6 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     all_commands = export_commands(setting, export, f"export-{args.customers}")
     all_commands[JG_CANONICAL] = commands(setting, events, label)[JOURNEYGUARD]
     jg_tools = [JG_STORE, JG_FIRST, JG_CANONICAL] if setting.analyze else []
+    jg_tools += [JG_BEFORE] if setting.before is not None else []
     chosen = jg_tools + setting.competitors
     if not setting.analyze:
         print(f"NOTE: `{setting.journeyguard} analyze` does not exist yet: competitors only")

@@ -48,6 +48,12 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
         help="the journeyguard command (default: beside this Python)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where data and logs go")
+    parser.add_argument(
+        "--journeyguard-before",
+        type=Path,
+        default=None,
+        help="another journeyguard (an older commit) timed beside, on the same input",
+    )
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
