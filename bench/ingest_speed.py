@@ -44,10 +44,10 @@ def stored(out: Path) -> tuple[Any, Any, str]:
     """The store's log, source rows and quarantine text, to compare two stores."""
     import numpy as np
 
-    from journeyguard.features.eventlog.canonical import read_canonical
+    from journeyguard.features.eventlog.canonical import read_canonical_arrow
 
     manifest = json.loads((out / "store" / "manifest.json").read_text())
-    log = read_canonical(out / "store" / manifest["log"])
+    log = read_canonical_arrow(out / "store" / manifest["log"])
     return log, np.load(out / "store" / manifest["rows"]), (out / "quarantine.csv").read_text()
 
 

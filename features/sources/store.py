@@ -1,7 +1,8 @@
 """The ingested log store: a file source validated once, kept canonical under the output folder.
 
 `ingest` validates the configured file (`sources.load`) into the workspace's `store` folder: the
-log in canonical form (sorted, dictionary-encoded Parquet that reads straight into arrays), each
+log in canonical form (sorted and dictionary-encoded, in an uncompressed Arrow file that is
+written and memory-mapped back at the speed of a copy), each
 event's source row, and a manifest naming the source, a digest of its mapping and a watermark
 (`sources.growth`); rejected rows go to the workspace's quarantine. Then, in this order:
 
@@ -35,7 +36,10 @@ import numpy as np
 
 from journeyguard.features.config.model import Config, SourceConfig
 from journeyguard.features.errors import LoadError
-from journeyguard.features.eventlog.canonical import read_canonical, write_canonical
+from journeyguard.features.eventlog.canonical import (
+    read_canonical_arrow,
+    write_canonical_arrow,
+)
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.growth import (
     Watermark,
@@ -44,7 +48,7 @@ from journeyguard.features.sources.growth import (
     write_new_rows,
 )
 
-STORE_VERSION = 1  # part of the mapping digest: a store of another layout is rebuilt
+STORE_VERSION = 2  # part of the mapping digest: a store of another layout is rebuilt
 MANIFEST = "manifest.json"
 
 Action = Literal["current", "appended", "ingested"]
@@ -305,8 +309,8 @@ def _write_store(
     """Writes a new generation and its manifest; removes the generations before the last."""
     previous = _read_manifest(folder)
     generation = (previous or {}).get("generation", 0) + 1
-    log_name, rows_name = f"log-{generation}.parquet", f"rows-{generation}.npy"
-    write_canonical(log, _partial(folder / log_name))
+    log_name, rows_name = f"log-{generation}.arrow", f"rows-{generation}.npy"
+    write_canonical_arrow(log, _partial(folder / log_name))
     os.replace(_partial(folder / log_name), folder / log_name)
     with _partial(folder / rows_name).open("wb") as file:
         np.save(file, rows.astype(np.int64))
@@ -326,7 +330,7 @@ def _write_store(
     _partial(folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(_partial(folder / MANIFEST), folder / MANIFEST)
     for old in range(1, generation - 1):  # keep the one before: a reader may be on it
-        (folder / f"log-{old}.parquet").unlink(missing_ok=True)
+        (folder / f"log-{old}.arrow").unlink(missing_ok=True)
         (folder / f"rows-{old}.npy").unlink(missing_ok=True)
     return manifest
 
@@ -341,7 +345,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def _read_log(folder: Path, manifest: dict[str, Any], columns: list[str] | None) -> EventLog | None:
     try:
-        return read_canonical(folder / manifest["log"], columns=columns)
+        return read_canonical_arrow(folder / manifest["log"], columns=columns)
     except FileNotFoundError:
         return None
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyguard.features.config.reader import parse_config
-from journeyguard.features.eventlog.canonical import read_canonical
+from journeyguard.features.eventlog.canonical import read_canonical_arrow
 from journeyguard.features.eventlog.log import Coded, EventLog
 from journeyguard.features.sources.load import load_events
 from journeyguard.features.sources.log import load_log
@@ -50,7 +50,7 @@ def stored(settings_) -> tuple[EventLog, np.ndarray, str]:
     """The store's log, its events' source rows, and the quarantine file's text."""
     folder = settings_.workspace.store
     manifest = json.loads((folder / "manifest.json").read_text())
-    log = read_canonical(folder / manifest["log"])
+    log = read_canonical_arrow(folder / manifest["log"])
     assert log is not None
     quarantine = settings_.workspace.quarantine.read_text()
     return log, np.load(folder / manifest["rows"]), quarantine
