@@ -128,7 +128,11 @@ def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog
                 return log
     result = ingest(settings)
     _say(f"{result.action} into {folder}: {result.reason} ({result.seconds:.2f} s)")
-    assert result.log is not None
+    if result.log is None:  # another process brought it up to date while this one waited
+        log = _read_log(folder, _read_manifest(folder) or {}, columns)
+        if log is None:
+            raise LoadError(f"{folder}: the ingested store vanished while it was read")
+        return log
     return _only(result.log, columns)
 
 
@@ -346,7 +350,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 def _read_log(folder: Path, manifest: dict[str, Any], columns: list[str] | None) -> EventLog | None:
     try:
         return read_canonical_arrow(folder / manifest["log"], columns=columns)
-    except FileNotFoundError:
+    except (FileNotFoundError, KeyError):
         return None
 
 

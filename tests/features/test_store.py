@@ -186,3 +186,19 @@ def test_a_database_source_has_no_store(tmp_path):
     )
     with pytest.raises(Exception, match="only file sources"):
         ingest(settings_)
+
+
+def test_commands_that_find_the_store_stale_together_all_get_the_log(tmp_path):
+    """Service workers reloading at once: one appends, the others wait on the lock and then
+    read what it wrote."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = tmp_path / "events.csv"
+    write_csv(source, [("a", "2024-01-01T00:00Z", "visit", "1", "s1")])
+    settings_ = config(tmp_path, source, "out")
+    ingest(settings_)
+    with source.open("a") as file:
+        file.write("b,2024-01-02T00:00Z,order,2,s2\n")
+    with ThreadPoolExecutor(4) as pool:
+        logs = list(pool.map(lambda _: load_log(settings_), range(4)))
+    assert [log.n_events for log in logs] == [2, 2, 2, 2]
