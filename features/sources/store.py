@@ -12,6 +12,9 @@ event's source row, and a manifest naming the source, a digest of its mapping an
 3. anything else (no store, another mapping, a changed file, an append a full load could read
    differently, `full=True`) is ingested again from scratch.
 
+A source already in canonical form (what `journeyguard simulate` writes) needs no store: every
+command reads it directly, and `ingest` says so and writes nothing.
+
 Every write goes to a new generation of files and the manifest is replaced last, so a reader
 sees one whole store or the one before; a lock keeps two ingests from running together.
 """
@@ -37,10 +40,12 @@ import numpy as np
 from journeyguard.features.config.model import Config, SourceConfig
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.canonical import (
+    read_canonical,
     read_canonical_arrow,
     write_canonical_arrow,
 )
 from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.sources.canonical import is_canonical_source
 from journeyguard.features.sources.growth import (
     Watermark,
     change_since,
@@ -51,7 +56,7 @@ from journeyguard.features.sources.growth import (
 STORE_VERSION = 2  # part of the mapping digest: a store of another layout is rebuilt
 MANIFEST = "manifest.json"
 
-Action = Literal["current", "appended", "ingested"]
+Action = Literal["current", "appended", "ingested", "canonical"]
 
 
 @dataclass(frozen=True)
@@ -93,9 +98,13 @@ def ingest(settings: Config, *, full: bool = False) -> IngestResult:
     source = settings.source
     if source.path is None:
         raise LoadError(f"{source.display_name}: only file sources are ingested into a store")
+    if not source.path.is_file():
+        raise LoadError(f"{source.path}: file not found")
     folder = settings.workspace.store
-    folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    if is_canonical_source(source):
+        return _canonical(settings, started)
+    folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
         manifest = _read_manifest(folder)
         mapping = mapping_digest(source)
@@ -153,6 +162,25 @@ def mapping_digest(source: SourceConfig) -> str:
 
 class _NeedsFullIngest(Exception):
     """An append that only a full ingest can do right; the message says why."""
+
+
+def _canonical(settings: Config, started: float) -> IngestResult:
+    """A canonical source needs no store: every command reads it directly."""
+    assert settings.source.path is not None
+    log = read_canonical(settings.source.path, columns=[])
+    assert log is not None
+    return IngestResult(
+        action="canonical",
+        reason="the source is in canonical form: commands read it directly, no store needed",
+        store=settings.source.path,
+        rows_read=0,
+        rows_total=log.n_events,
+        events=log.n_events,
+        journeys=log.n_journeys,
+        new_events=0,
+        quarantined={},
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _unchanged(folder: Path, manifest: dict[str, Any], started: float) -> IngestResult:

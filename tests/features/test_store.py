@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeyguard.features.config.reader import parse_config
+from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.canonical import read_canonical_arrow
 from journeyguard.features.eventlog.log import Coded, EventLog
 from journeyguard.features.sources.load import load_events
@@ -184,7 +185,7 @@ def test_a_database_source_has_no_store(tmp_path):
     settings_ = parse_config(
         {"source": {"url": "sqlite:///x.db", "table": "events"}}, tmp_path / "c.toml"
     )
-    with pytest.raises(Exception, match="only file sources"):
+    with pytest.raises(LoadError, match="only file sources"):
         ingest(settings_)
 
 
@@ -202,3 +203,24 @@ def test_commands_that_find_the_store_stale_together_all_get_the_log(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         logs = list(pool.map(lambda _: load_log(settings_), range(4)))
     assert [log.n_events for log in logs] == [2, 2, 2, 2]
+
+
+def test_a_canonical_source_needs_no_store(tmp_path):
+    from journeyguard.features.eventlog.canonical import write_canonical
+
+    source = tmp_path / "events.csv"
+    write_csv(source, [("a", "2024-01-01T00:00Z", "visit", "1", "s1")])
+    log = load_events(config(tmp_path, source, "csv").source).log
+    write_canonical(log, tmp_path / "events.parquet")
+    settings_ = parse_config(
+        {"source": {"path": str(tmp_path / "events.parquet")}, "output": {"dir": "out"}},
+        tmp_path / "c.toml",
+    )
+    result = ingest(settings_)
+    assert (result.action, result.events, result.journeys) == ("canonical", 1, 1)
+    assert not settings_.workspace.store.exists()
+
+
+def test_a_missing_source_file_is_named(tmp_path):
+    with pytest.raises(LoadError, match=r"nothing\.csv: file not found"):
+        ingest(config(tmp_path, tmp_path / "nothing.csv", "out"))
