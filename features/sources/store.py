@@ -128,9 +128,15 @@ def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog
     which on stderr. `columns` limits the optional columns (default: all)."""
     folder = settings.workspace.store
     manifest = _read_manifest(folder)
-    if manifest is not None and manifest["mapping"] == mapping_digest(settings.source):
+    source = settings.source
+    assert source.path is not None
+    if (
+        manifest is not None
+        and source.path.is_file()  # else `ingest` names the missing file
+        and manifest["mapping"] == mapping_digest(source)
+    ):
         mark = Watermark(**manifest["watermark"])
-        if change_since(settings.source, mark) == "current":
+        if change_since(source, mark) == "current":
             log = _read_log(folder, manifest, columns)
             if log is not None:
                 _say(f"the ingested store {folder} ({log.n_events:,} events), source unchanged")

@@ -224,3 +224,13 @@ def test_a_canonical_source_needs_no_store(tmp_path):
 def test_a_missing_source_file_is_named(tmp_path):
     with pytest.raises(LoadError, match=r"nothing\.csv: file not found"):
         ingest(config(tmp_path, tmp_path / "nothing.csv", "out"))
+
+
+def test_a_source_removed_after_its_ingest_is_named(tmp_path):
+    source = tmp_path / "events.csv"
+    write_csv(source, [("a", "2024-01-01T00:00Z", "visit", "1", "s1")])
+    settings_ = config(tmp_path, source, "out")
+    load_log(settings_)
+    source.unlink()
+    with pytest.raises(LoadError, match=r"events\.csv: file not found"):
+        load_log(settings_)
