@@ -21,16 +21,12 @@ sees one whole store or the one before; a lock keeps two ingests from running to
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import fcntl
 import hashlib
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -41,20 +37,23 @@ from journeyguard.features.config.model import Config, SourceConfig
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.canonical import (
     read_canonical,
-    read_canonical_arrow,
-    write_canonical_arrow,
 )
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.canonical import is_canonical_source
+from journeyguard.features.sources.generations import (
+    STORE_VERSION,
+    locked,
+    partial,
+    read_manifest,
+    read_stored_log,
+    write_generation,
+)
 from journeyguard.features.sources.growth import (
     Watermark,
     change_since,
     watermark,
     write_new_rows,
 )
-
-STORE_VERSION = 2  # part of the mapping digest: a store of another layout is rebuilt
-MANIFEST = "manifest.json"
 
 Action = Literal["current", "appended", "ingested", "canonical"]
 
@@ -105,8 +104,8 @@ def ingest(settings: Config, *, full: bool = False) -> IngestResult:
     if is_canonical_source(source):
         return _canonical(settings, started)
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder):
-        manifest = _read_manifest(folder)
+    with locked(folder):
+        manifest = read_manifest(folder)
         mapping = mapping_digest(source)
         if full or manifest is None or manifest["mapping"] != mapping:
             reason = "asked for" if full else "no store yet" if manifest is None else "new mapping"
@@ -127,7 +126,7 @@ def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog
     """The log of the store when it is current, else after `ingest` brought it up to date; says
     which on stderr. `columns` limits the optional columns (default: all)."""
     folder = settings.workspace.store
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     source = settings.source
     assert source.path is not None
     if (
@@ -137,14 +136,14 @@ def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog
     ):
         mark = Watermark(**manifest["watermark"])
         if change_since(source, mark) == "current":
-            log = _read_log(folder, manifest, columns)
+            log = read_stored_log(folder, manifest, columns)
             if log is not None:
                 _say(f"the ingested store {folder} ({log.n_events:,} events), source unchanged")
                 return log
     result = ingest(settings)
     _say(f"{result.action} into {folder}: {result.reason} ({result.seconds:.2f} s)")
     if result.log is None:  # another process brought it up to date while this one waited
-        log = _read_log(folder, _read_manifest(folder) or {}, columns)
+        log = read_stored_log(folder, read_manifest(folder) or {}, columns)
         if log is None:
             raise LoadError(f"{folder}: the ingested store vanished while it was read")
         return log
@@ -209,11 +208,11 @@ def _full(settings: Config, mapping: str, reason: str, started: float) -> Ingest
     assert loaded.source_rows is not None
     folder = settings.workspace.store
     quarantine = settings.workspace.quarantine
-    write_quarantine(loaded.quarantine, _partial(quarantine))
+    write_quarantine(loaded.quarantine, partial(quarantine))
     mark = watermark(source, loaded.summary.rows_read, before)
     counts = dict(loaded.summary.quarantined)
-    manifest = _write_store(folder, loaded.log, loaded.source_rows, mapping, mark, counts)
-    os.replace(_partial(quarantine), quarantine)
+    manifest = write_generation(folder, loaded.log, loaded.source_rows, mapping, mark, counts)
+    os.replace(partial(quarantine), quarantine)
     rows = loaded.summary.rows_read
     return _result(
         "ingested", reason, folder, manifest, rows, loaded.log.n_events, started, loaded.log
@@ -226,7 +225,7 @@ def _append(
     source = settings.source
     assert source.path is not None
     folder = settings.workspace.store
-    stored = _read_log(folder, manifest, None)
+    stored = read_stored_log(folder, manifest, None)
     if stored is None:
         raise _NeedsFullIngest("the stored log is missing")
     before = source.path.stat()
@@ -271,11 +270,11 @@ def _merge_new_rows(
     new_mark = watermark(source, mark.rows + loaded.summary.rows_read, before)
     path = settings.workspace.quarantine
     _append_quarantine(path, quarantine)
-    written = _write_store(
+    written = write_generation(
         folder, merged.log, merged.source_rows, manifest["mapping"], new_mark, counts
     )
     if len(quarantine):
-        os.replace(_partial(path), path)
+        os.replace(partial(path), path)
     new = loaded.summary.rows_read
     reason = f"the source grew by {new:,} row{'' if new == 1 else 's'}"
     added = merged.log.n_events - stored.n_events
@@ -327,65 +326,13 @@ def _append_quarantine(path: Path, rows: Any) -> None:
     if not len(rows):
         return
     if path.is_file():
-        shutil.copyfile(path, _partial(path))
-        rows.to_csv(_partial(path), mode="a", header=False, index=False)
+        shutil.copyfile(path, partial(path))
+        rows.to_csv(partial(path), mode="a", header=False, index=False)
     else:
-        rows.to_csv(_partial(path), index=False)
+        rows.to_csv(partial(path), index=False)
 
 
 # -- files --------------------------------------------------------------------------------------
-
-
-def _write_store(
-    folder: Path,
-    log: EventLog,
-    rows: np.ndarray,
-    mapping: str,
-    mark: Watermark,
-    quarantined: dict[str, int],
-) -> dict[str, Any]:
-    """Writes a new generation and its manifest; removes the generations before the last."""
-    previous = _read_manifest(folder)
-    generation = (previous or {}).get("generation", 0) + 1
-    log_name, rows_name = f"log-{generation}.arrow", f"rows-{generation}.npy"
-    write_canonical_arrow(log, _partial(folder / log_name))
-    os.replace(_partial(folder / log_name), folder / log_name)
-    with _partial(folder / rows_name).open("wb") as file:
-        np.save(file, rows.astype(np.int64))
-    os.replace(_partial(folder / rows_name), folder / rows_name)
-    manifest = {
-        "version": STORE_VERSION,
-        "generation": generation,
-        "mapping": mapping,
-        "watermark": mark.to_dict(),
-        "log": log_name,
-        "rows": rows_name,
-        "events": log.n_events,
-        "journeys": log.n_journeys,
-        "quarantined": dict(sorted(quarantined.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-    _partial(folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(_partial(folder / MANIFEST), folder / MANIFEST)
-    for old in range(1, generation - 1):  # keep the one before: a reader may be on it
-        (folder / f"log-{old}.arrow").unlink(missing_ok=True)
-        (folder / f"rows-{old}.npy").unlink(missing_ok=True)
-    return manifest
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return manifest if manifest.get("version") == STORE_VERSION else None
-
-
-def _read_log(folder: Path, manifest: dict[str, Any], columns: list[str] | None) -> EventLog | None:
-    try:
-        return read_canonical_arrow(folder / manifest["log"], columns=columns)
-    except (FileNotFoundError, KeyError):
-        return None
 
 
 def _result(
@@ -418,20 +365,6 @@ def _only(log: EventLog, columns: list[str] | None) -> EventLog:
     if columns is None:
         return log
     return replace(log, columns={k: v for k, v in log.columns.items() if k in columns})
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with (folder / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _say(message: str) -> None:
