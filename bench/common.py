@@ -48,6 +48,12 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
         help="the journeyguard command (default: beside this Python)",
     )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where data and logs go")
+    parser.add_argument(
+        "--journeyguard-before",
+        type=Path,
+        default=None,
+        help="another journeyguard (an older commit) timed beside, on the same input",
+    )
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -293,3 +299,45 @@ def write_record(results: Path, name: str, body: dict[str, Any]) -> Path:
     path = results / f"{name}-{stamp}.json"
     path.write_text(json.dumps(body, indent=2, default=str))
     return path
+
+
+# -- the log as a warehouse exports it ----------------------------------------------------------
+
+
+def warehouse_export(events: Path, out: Path, seed: int = 0, last_day_at_end: bool = False) -> Path:
+    """The canonical log `events` as a plain Parquet file, the way a warehouse exports it: text
+    as plain strings (no dictionary), rows in random order (`seed`), no canonical mark. With
+    `last_day_at_end`, the rows of the last UTC day come after all the others (a daily export
+    that grew by one day, in a row group of its own); the file without them is `out` with
+    `.history` before its suffix.
+    Written once; an existing file is reused."""
+    history = out.with_name(f"{out.stem}.history{out.suffix}")
+    if out.exists() and (history.exists() or not last_day_at_end):
+        return out
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(events)
+    plain = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        plain[name] = column
+    table = pa.table(plain)  # without the canonical mark in the schema's metadata
+    table = table.take(np.random.default_rng(seed).permutation(table.num_rows))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if last_day_at_end:
+        day = pc.floor_temporal(table.column("timestamp"), unit="day")
+        last = pc.equal(day, pc.max(day))
+        older = table.filter(pc.invert(last))
+        pq.write_table(older, history)
+        # An exporter that appends a day adds its rows as row groups of their own.
+        with pq.ParquetWriter(out, older.schema) as writer:
+            writer.write_table(older)
+            writer.write_table(table.filter(last))
+        return out
+    pq.write_table(table, out)
+    return out

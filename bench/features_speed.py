@@ -40,6 +40,8 @@ from journeyguard.features.eventlog.frames import read_log
 
 COMMAND = "command"
 CORE = "core"
+STORE = "store"  # the command with the warehouse export as the source, its store current
+BEFORE = "before"  # --journeyguard-before's command on the export (validated on every run)
 TARGET_CUSTOMERS = 100_000  # about 1.6M events: the size the issue's targets are about
 TARGET_SECONDS = 3.0
 TARGET_BYTES = 2_000_000_000  # 2 GB = 1907 MiB
@@ -179,7 +181,32 @@ def commands(args: argparse.Namespace, events: Path, customers: int) -> dict[str
     core_command = [sys.executable, str(Path(__file__).resolve()), "--core", str(events)]
     core_command += ["--as-of", args.as_of, "--repeats", str(args.repeats)]
     chosen = {CORE: core_command}
-    return chosen if args.skip_command else {COMMAND: command, **chosen}
+    if args.skip_command:
+        return chosen
+    export = common.warehouse_export(events, events.with_name(f"export-{customers}-seed1.parquet"))
+    on_export = {STORE: args.journeyguard}
+    if args.journeyguard_before is not None:
+        on_export[BEFORE] = args.journeyguard_before
+    for kind, program in on_export.items():
+        work = results / "features-work" / f"{kind}-{customers}"
+        extra = f"[output]\ndir = {json.dumps(str(work))}\n"
+        export_config = common.write_config(
+            export,
+            results / "configs" / f"features-{kind}-{customers}.toml",
+            common.ATTRIBUTES,
+            extra,
+        )
+        chosen[kind] = [
+            str(program),
+            "features",
+            "--config",
+            str(export_config),
+            "--as-of",
+            args.as_of,
+            "--out",
+            str(results / f"features-{kind}-{customers}.parquet"),
+        ]
+    return {COMMAND: command, **chosen}
 
 
 def measured(kind: str, customers: int, command: list[str], log: Path, round_: int) -> Run:
@@ -360,6 +387,30 @@ def print_targets(summary: dict[int, dict[str, Any]]) -> None:
         print(f"  {label}: {shown}, {'met' if value < limit else 'NOT met'}")
 
 
+def print_sources(runs: list[Run], results: Path) -> None:
+    """The command on each input: the canonical file, the export's store, the export with the
+    code before the store; and whether their features files are equal."""
+    import pandas as pd
+
+    print("\nThe command by input (median, min-max s, peak MiB)")
+    for customers in dict.fromkeys(run.customers for run in runs):
+        base = results / f"features-{customers}.parquet"
+        for kind in (COMMAND, STORE, BEFORE):
+            ok = [
+                r for r in runs if r.kind == kind and r.customers == customers and not r.returncode
+            ]
+            if not ok:
+                continue
+            row = common.time_and_peak([r.wall_s for r in ok], [r.mib for r in ok])
+            out = base if kind == COMMAND else results / f"features-{kind}-{customers}.parquet"
+            same = kind == COMMAND or pd.read_parquet(out).equals(pd.read_parquet(base))
+            print(
+                f"  {customers:>9,} {kind:<8}{row['median_s']:7.2f} ({row['min_s']:.2f}-"
+                f"{row['max_s']:.2f}){row['peak_mib']:8.0f}  "
+                f"{'same features' if same else 'DIFFERENT features'}"
+            )
+
+
 def save(args: argparse.Namespace, runs: list[Run], summary: dict[int, dict[str, Any]]) -> Path:
     """Writes everything measured to bench/results/features_speed-*.json."""
     body = {
@@ -388,12 +439,15 @@ def main(argv: list[str] | None = None) -> None:
             args.journeyguard, data, customers, args.seed, args.fresh_data
         )
         tools = commands(args, events, customers)
+        if STORE in tools:  # the store the timed runs find current
+            common.run_measured(STORE, tools[STORE], logs / f"features-{customers}-ingest.log")
         print(f"{args.rounds} rounds of {', '.join(tools)} on {events.name}", flush=True)
         found = run_rounds(logs, customers, tools, args.rounds)
         runs += found
         summary[customers] = summarize(found, event_count(events))
 
     print_table(summary, args.as_of)
+    print_sources(runs, args.results)
     print(f"\nrecorded in {save(args, runs, summary)}")
 
 

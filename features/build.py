@@ -104,7 +104,13 @@ class _Prefixes:
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
         that code: running counts along the events of a codes x events table (a few codes
-        at a time on large logs), not one pass per code."""
+        at a time on large logs), not one pass per code; one count of the prefixes' events
+        when no two prefixes share one."""
+        owned = self._owned(codes, wanted)
+        if owned is not None:
+            snapshot, column, _ = owned
+            flat = np.bincount(snapshot * len(wanted) + column, minlength=self._cells(wanted))
+            return flat.reshape(len(self.start), len(wanted))
         result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
         for chunk, columns in self._chunks(codes, wanted):
             running = np.zeros((len(chunk), len(codes) + 1), dtype=np.int32)
@@ -115,6 +121,12 @@ class _Prefixes:
     def latest_of_each(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), the index of the latest event of its
         prefix with that code, -1 if none."""
+        owned = self._owned(codes, wanted)
+        if owned is not None:
+            snapshot, column, index = owned
+            flat = np.full(self._cells(wanted), -1, dtype=np.int64)
+            np.maximum.at(flat, snapshot * len(wanted) + column, index)
+            return flat.reshape(len(self.start), len(wanted))
         result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
         index = np.arange(len(codes))
         for chunk, columns in self._chunks(codes, wanted):
@@ -122,6 +134,36 @@ class _Prefixes:
             result[:, columns] = np.maximum.accumulate(flagged, axis=1)[:, self.last].T
         inside = (result >= self.start[:, None]) & (self.events > 0)[:, None]
         return np.where(inside, result, -1)
+
+    def _cells(self, wanted: np.ndarray) -> int:
+        return len(self.start) * len(wanted)
+
+    def _owned(
+        self, codes: np.ndarray, wanted: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """When no two prefixes share an event (one snapshot per journey, as at one `as_of`):
+        the snapshot, the wanted column and the index of every prefix event with a wanted
+        code. None otherwise (snapshots of one journey at several times overlap)."""
+        owner = self._owners
+        if owner is None or len(np.unique(wanted)) != len(wanted) or not len(wanted):
+            return None
+        snapshot, index = owner
+        lookup = np.full(int(max(wanted.max(), codes.max(initial=0))) + 2, -1, dtype=np.int64)
+        lookup[wanted] = np.arange(len(wanted))
+        column = lookup[np.where(codes[index] >= 0, codes[index], -1)]
+        keep = column >= 0
+        return snapshot[keep], column[keep], index[keep]
+
+    @functools.cached_property
+    def _owners(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(snapshot, event index) of every event inside a prefix, when prefixes are disjoint
+        and in log order; None otherwise."""
+        if len(self.start) > 1 and (self.start[1:] < self.stop[:-1]).any():
+            return None
+        lengths = self.events
+        first = np.repeat(self.start - np.cumsum(lengths) + lengths, lengths)
+        index = first + np.arange(int(lengths.sum()))
+        return np.repeat(np.arange(len(self.start)), lengths), index
 
     @staticmethod
     def _chunks(codes: np.ndarray, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, slice]]:

@@ -169,6 +169,21 @@ def validate_source(settings: Config, quarantine: Path | None = None) -> dict[st
 
 
 @app.command()
+def ingest(
+    config: ConfigOption,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ingest from scratch even if the source only grew.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Validate the file source once into the output folder's store (appending new rows)."""
+    from journeyguard.features.sources.store import ingest as ingest_source
+
+    result = ingest_source(load_config(config), full=full)
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text())
+
+
+@app.command()
 def analyze(
     config: ConfigOption,
     out: Annotated[Path, typer.Option(help="Folder for analysis.json and report.html.")],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.build import build_features
+from journeyguard.features.build import feature_columns
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import (
@@ -100,8 +100,7 @@ def features_at(
     and the features, the vocabulary learned from those same events."""
     snapshots = Snapshots.at(log, as_of)
     vocabulary = learn_vocabulary(snapshots, **(transformer_params or {}))
-    features = build_features(snapshots, vocabulary)  # PathFeatures' code, without scikit-learn
-    keys = pd.DataFrame(
-        {"customer_id": snapshots.customer_ids.astype(str), "as_of": pd.Timestamp(as_of)}
-    )
-    return pd.concat([keys, features], axis=1)
+    # PathFeatures' code, without scikit-learn; one frame of keys and features, one copy.
+    features = feature_columns(snapshots, vocabulary)
+    keys = {"customer_id": snapshots.customer_ids.astype(str), "as_of": pd.Timestamp(as_of)}
+    return pd.DataFrame(keys | features, index=pd.RangeIndex(len(snapshots)))

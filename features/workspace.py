@@ -1,6 +1,7 @@
 """The output folder: every path the stages write under it and read back, named once.
 
-The stages hand results to each other through these files (the ingested log's quarantine,
+The stages hand results to each other through these files (the ingested log store and its
+quarantine,
 analysis, datasets, risk lists, monitor results, the outbox, the outreach write-back), so one
 class owns the layout and every package asks it.
 """
@@ -23,6 +24,11 @@ class Workspace:
     def quarantine(self) -> Path:
         """Rows the source's validation rejected, with their reasons (CSV)."""
         return self.root / "quarantine.csv"
+
+    @property
+    def store(self) -> Path:
+        """The ingested log store: the file source validated once, canonical (`sources.store`)."""
+        return self.root / "store"
 
     @property
     def outreach_events(self) -> Path:

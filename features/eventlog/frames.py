@@ -125,17 +125,27 @@ def canonical_order(events: pd.DataFrame) -> np.ndarray:
     times = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
     if _strictly_ordered(journeys, times):
         return np.arange(len(events))
+    # Journey and time decide almost every pair; only the rows that share both with another
+    # row need the other columns, so those are sorted apart and put back in place.
+    order = np.lexsort((times, journeys))
+    sorted_journeys, sorted_times = journeys[order], times[order]
+    same = (sorted_journeys[1:] == sorted_journeys[:-1]) & (sorted_times[1:] == sorted_times[:-1])
+    tied = np.r_[same, False] | np.r_[False, same]
+    if not tied.any():
+        return order
+    rows = order[tied]
+    run = np.cumsum(tied & ~np.r_[False, same])[tied]  # one id per (journey, time) shared
     keys = []
     for column in reversed(events.columns):
-        series = events[column]
+        if column in (CUSTOMER_ID, TIMESTAMP):
+            continue
+        series = events[column].iloc[rows]
         if isinstance(series.dtype, pd.CategoricalDtype):
             keys.append(series.cat.codes.to_numpy())
-        elif column == TIMESTAMP:
-            keys.append(times)
         else:
             keys.append(pd.factorize(series, sort=True)[0])
-    # lexsort's last key is the primary one: customer_id, then timestamp, then the rest.
-    return np.lexsort(keys)
+    order[tied] = rows[np.lexsort([*keys, run])]
+    return order
 
 
 def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
@@ -150,7 +160,7 @@ def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
 def _sorted_categorical(column: pd.Series) -> pd.Categorical:
     """Dictionary-encodes text with sorted categories, none unused: codes are deterministic."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        encoded = column.cat.remove_unused_categories()
+        encoded = _without_unused_categories(column)
         if not pd.api.types.is_string_dtype(encoded.cat.categories):
             encoded = encoded.cat.rename_categories(encoded.cat.categories.astype(str))
         if not encoded.cat.categories.is_monotonic_increasing:
@@ -161,3 +171,18 @@ def _sorted_categorical(column: pd.Series) -> pd.Categorical:
     if not categorical.categories.is_monotonic_increasing:  # numbers sort apart from their text
         categorical = categorical.reorder_categories(sorted(categorical.categories))
     return categorical
+
+
+def _without_unused_categories(column: pd.Series) -> pd.Series:
+    """`cat.remove_unused_categories()` by one count of the codes (pandas finds the used ones
+    with a sort of every row: most of `encode` on millions of events)."""
+    codes = column.cat.codes.to_numpy()
+    categories = column.cat.categories
+    used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+    if used.all():
+        return column
+    renumber = np.cumsum(used) - 1
+    kept = pd.Categorical.from_codes(
+        np.where(codes >= 0, renumber[np.maximum(codes, 0)], -1), categories[used]
+    )
+    return pd.Series(kept, index=column.index, name=column.name)

@@ -1,9 +1,12 @@
-"""Event sources: reading files and databases, validation, quarantine, timestamps, the simulator."""
+"""Event sources: reading files and databases, validation, quarantine, timestamps, the ingested
+store, the simulator."""
 
 from journeyguard.features.exports import lazy_exports
 
 _PUBLIC = {
-    "load_log": "load",
+    "load_log": "log",
+    "ingest": "store",
+    "IngestResult": "store",
     "load_events": "load",
     "write_quarantine": "load",
     "LoadResult": "load",

@@ -85,6 +85,7 @@ class LoadResult:
     log: EventLog
     quarantine: pd.DataFrame
     summary: LoadSummary
+    source_rows: np.ndarray | None = None  # each event's source row (1-based), in log order
 
 
 def load_events(source: SourceConfig) -> LoadResult:
@@ -103,12 +104,13 @@ def load_events(source: SourceConfig) -> LoadResult:
                 )
             )
         empty = pd.DataFrame({SOURCE_ROW: [], REASON: [], DETAIL: []})
-        return LoadResult(canonical, empty, _summary(name, canonical.n_events, canonical, empty))
+        summary = _summary(name, canonical.n_events, canonical, empty)
+        return LoadResult(canonical, empty, summary, np.arange(1, canonical.n_events + 1))
     available = source_columns(source)
     mapping = _column_mapping(source, available)
     require_unique(name, available, list(mapping.values()))
     records = read_columns(source, list(dict.fromkeys(mapping.values())))
-    raw, malformed = records.frame, records.rejected.set_index(SOURCE_ROW)
+    raw, malformed = records.frame, records.rejected.set_index(SOURCE_ROW)  # raw: by source row
     rows_read = len(raw) + len(malformed)
     canonical, problems = _canonical_frame(raw, mapping, source)
     if source.attributes.path is not None:
@@ -132,7 +134,8 @@ def load_events(source: SourceConfig) -> LoadResult:
     )
     log = log_from_encoded(ordered[~repeat])
     quarantine = _quarantine_frame(raw, problems, malformed)
-    return LoadResult(log, quarantine, _summary(name, rows_read, log, quarantine))
+    summary = _summary(name, rows_read, log, quarantine)
+    return LoadResult(log, quarantine, summary, ordered.index[~repeat].to_numpy(np.int64))
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:

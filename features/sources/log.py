@@ -18,11 +18,16 @@ from journeyguard.features.sources.canonical import read_if_canonical
 
 
 def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
-    """The configured source's log: straight from a canonical file (validated when written),
-    otherwise loaded with validation, its rejected rows written to the workspace's quarantine.
-    `columns` limits the optional columns of both (`action` included)."""
+    """The configured source's log: straight from a canonical file (validated when written); for
+    another file, from the ingested store (`sources.store`), brought up to date first when the
+    file changed; a database source loaded with validation. Rejected rows go to the workspace's
+    quarantine. `columns` limits the optional columns (`action` included)."""
     log = read_if_canonical(settings.source, columns=columns)
-    if log is None:
+    if log is None and settings.source.path is not None:
+        from journeyguard.features.sources.store import ingested_log
+
+        log = ingested_log(settings, columns)
+    elif log is None:
         from journeyguard.features.sources.load import load_events, write_quarantine
 
         loaded = load_events(settings.source)

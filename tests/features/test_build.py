@@ -180,3 +180,16 @@ def test_critical_items_and_routes_are_learned_from_labels(batch):
     assert set(learned.routes) == {"positive", "negative"} and learned.routes["positive"]
     rows = PathFeatures().fit(snapshots, y).transform(snapshots)
     assert (rows.loc[y, "critical__items"] >= 1).all()
+
+
+def test_snapshots_at_one_as_of_equal_the_overlapping_path(batch):
+    """Snapshots at one as_of count their prefixes' events in one pass; repeated snapshots of
+    a journey overlap and take the running tables. Both give every row the same features."""
+    _, transformer, matrix, snapshots, _ = batch
+    twice = Snapshots(
+        snapshots.log,
+        np.repeat(snapshots.journeys, 2),
+        np.repeat(snapshots.as_of, 2),
+    )
+    overlapping = transformer.transform(twice)
+    pd.testing.assert_frame_equal(overlapping.iloc[::2].reset_index(drop=True), matrix)

@@ -351,3 +351,43 @@ def _one(engine, query):
 def _all(engine, query):
     with engine.connect() as connection:
         return connection.execute(query).scalars().all()
+
+
+def test_a_cycle_over_a_warehouse_export_uses_the_store_and_decides_the_same(
+    cycles: Cycles, workspace: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The same log exported as a warehouse does (plain text, rows shuffled) is ingested into
+    the store by the cycle's first load, and the cycle decides exactly as over the canonical
+    file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(workspace.events)
+    plain = pa.table(
+        {
+            name: column.cast(column.type.value_type)
+            if pa.types.is_dictionary(column.type)
+            else column
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    export = tmp_path / "export.parquet"
+    pq.write_table(plain.take(np.random.default_rng(0).permutation(plain.num_rows)), export)
+    config = workspace.config(tmp_path / "out")
+    config.write_text(config.read_text().replace(str(workspace.events), str(export)))
+    settings = load_config(config)
+    with pytest.MonkeyPatch.context() as patch, Receiver(SECRET) as receiver:
+        patch.setenv("MLFLOW_TRACKING_URI", workspace.tracking_uri)
+        first = run_once(settings, as_of=AS_OF, now=Clock(), url=receiver.url, secret=SECRET)
+    assert "ingested into" in capsys.readouterr().err
+    counts = ("scored", "selected", "contact", "holdout", "suppressed", "delivered")
+    assert {k: first[k] for k in counts} == {k: cycles.first[k] for k in counts}
+    engine = open_outbox(database_of(settings))
+    decisions = decisions_frame(engine, "retention")
+    engine.dispose()
+    columns = ["customer_id", "action", "decision"]
+    ordered = decisions[columns].sort_values(columns).reset_index(drop=True)
+    expected = cycles.decisions[columns].sort_values(columns).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ordered, expected)
+    load_log(settings)
+    assert "source unchanged" in capsys.readouterr().err

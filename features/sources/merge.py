@@ -1,0 +1,170 @@
+"""Merging newly validated events into a stored canonical log, by the rules of a full load.
+
+A full load (`sources.load`) sorts every usable row by journey, time, then every other column,
+ties by source row, and keeps the first of each run of exact duplicates. New rows come after
+every stored row in the source, so merging them by the same keys and dropping a new row equal to
+the row before it gives the log one load of all the rows would give. Only the journeys the new
+rows touch are sorted again; the others' events move in one pass, so a day's events cost the
+day plus a copy of the log, never a sort of the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from journeyguard.features.eventlog.log import Coded, Column, EventLog
+
+
+class IncompatibleColumns(ValueError):
+    """The new events' columns differ from the stored ones in name or kind (text or number):
+    a load of all the rows could type them differently, so only a full load can tell."""
+
+
+@dataclass(frozen=True)
+class Merged:
+    log: EventLog
+    source_rows: np.ndarray  # each event's row in the source, in log order
+    duplicates: np.ndarray  # source rows of new events equal to an earlier event, dropped
+    first_rows: np.ndarray  # the earlier event's source row, for each of `duplicates`
+
+
+def merge_events(
+    stored: EventLog, stored_rows: np.ndarray, new: EventLog, new_rows: np.ndarray
+) -> Merged:
+    """The log of `stored` and `new` events as one load would give it; every `new_rows` is
+    after every `stored_rows` in the source."""
+    _check_columns(stored, new)
+    journey_ids, old_journey_map, new_journey_map = _union(stored.journey_ids, new.journey_ids)
+    touched = np.zeros(len(journey_ids), dtype=bool)
+    new_journeys = new_journey_map[new.journey_codes]
+    touched[new_journeys] = True
+    old_of = np.arange(stored.n_journeys) if old_journey_map is None else old_journey_map
+    old_touched = _rows_of(stored.offsets, np.flatnonzero(touched[old_of]))
+
+    # The touched journeys' stored and new events, sorted by the keys of a full load.
+    journeys = np.concatenate([old_of[stored.journey_codes[old_touched]], new_journeys])
+    rows = np.concatenate([stored_rows[old_touched], new_rows]).astype(np.int64)
+    steps, old_steps, new_steps = _unify(stored.steps, stored.step_codes, new.steps, new.step_codes)
+    full = {"times": (stored.times, new.times), "steps": (old_steps, new_steps)}
+    categories: dict[str, np.ndarray] = {}
+    for name, old in stored.columns.items():
+        categories[name], *full[name] = _unified_column(old, new.columns[name])
+    subset = {key: np.concatenate([old[old_touched], added]) for key, (old, added) in full.items()}
+    keys = [journeys, *(_sort_key(values) for values in subset.values())]
+    order = np.lexsort([rows, *reversed(keys)])
+    repeat = _repeats([key[order] for key in keys])
+    run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
+    kept = order[~repeat]
+
+    counts = np.zeros(len(journey_ids), dtype=np.int64)
+    counts[old_of] = np.diff(stored.offsets)
+    counts[touched] = 0
+    counts += np.bincount(journeys[kept], minlength=len(journey_ids))
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    # Where each merged journey's events come from: its stored events when untouched, else its
+    # block of the sorted touched events (after the stored events in `pick`'s sources).
+    source_start = np.zeros(len(journey_ids), dtype=np.int64)
+    source_start[old_of] = stored.offsets[:-1]
+    block_start = np.searchsorted(journeys[kept], np.flatnonzero(touched))
+    source_start[touched] = stored.n_events + block_start
+    gather = np.repeat(source_start - offsets[:-1], counts) + np.arange(offsets[-1])
+
+    def pick(old: np.ndarray, touched_values: np.ndarray) -> np.ndarray:
+        return np.concatenate([old, touched_values[kept].astype(old.dtype)])[gather]
+
+    merged = EventLog(
+        journey_ids=journey_ids,
+        offsets=offsets,
+        steps=steps,
+        step_codes=pick(old_steps, subset["steps"]).astype(np.int32),
+        times=pick(stored.times, subset["times"]),
+        columns={
+            name: _picked(pick, categories[name], full[name][0], subset[name])
+            for name in stored.columns
+        },
+    )
+    return Merged(
+        log=merged,
+        source_rows=pick(stored_rows.astype(np.int64), rows),
+        duplicates=rows[order[repeat]],
+        first_rows=rows[order[run_start[repeat]]],
+    )
+
+
+def _rows_of(offsets: np.ndarray, journeys: np.ndarray) -> np.ndarray:
+    """The row indices of the given journeys, in order."""
+    lengths = offsets[journeys + 1] - offsets[journeys]
+    starts = np.repeat(offsets[journeys] - np.cumsum(lengths) + lengths, lengths)
+    return starts + np.arange(int(lengths.sum()))
+
+
+def _check_columns(stored: EventLog, new: EventLog) -> None:
+    kinds = {name: isinstance(column, Coded) for name, column in stored.columns.items()}
+    new_kinds = {name: isinstance(column, Coded) for name, column in new.columns.items()}
+    if kinds != new_kinds:
+        raise IncompatibleColumns(f"stored columns {kinds} (text: True), new {new_kinds}")
+
+
+def _union(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Sorted categories of both sides, the old ones' codes in it (None: unchanged, as when
+    every new category sorts after the old ones) and the new ones' codes in it."""
+    at = np.searchsorted(old, new)
+    known = at < len(old)
+    known[known] = old[at[known]] == new[known]
+    extra = new[~known]
+    if not len(extra):
+        return old, None, at
+    inserted = np.searchsorted(old, extra)
+    union = np.insert(old, inserted, extra)
+    old_map = None
+    if inserted[0] < len(old):
+        old_map = np.arange(len(old)) + np.searchsorted(inserted, np.arange(len(old)), "right")
+    return union, old_map, np.searchsorted(union, new)
+
+
+def _unify(
+    old_categories: np.ndarray, old_codes: np.ndarray, categories: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The union of categories, and both sides' codes into it (-1 stays missing)."""
+    union, old_map, new_map = _union(old_categories, categories)
+    old_codes = old_codes if old_map is None else _recoded(old_codes, old_map)
+    return union, old_codes, _recoded(codes, new_map)
+
+
+def _recoded(codes: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    recoded = mapping[np.maximum(codes, 0)] if len(mapping) else np.zeros_like(codes)
+    return np.where(codes >= 0, recoded, -1).astype(codes.dtype)
+
+
+def _unified_column(old: Column, new: Column) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(the merged categories, or None for numbers; the old values; the new values)."""
+    if isinstance(old, Coded):
+        assert isinstance(new, Coded)
+        return _unify(old.categories, old.codes, new.categories, new.codes)
+    return None, np.asarray(old, dtype=np.float64), np.asarray(new, dtype=np.float64)
+
+
+def _picked(pick, categories: np.ndarray | None, old: np.ndarray, subset: np.ndarray) -> Column:
+    if categories is not None:
+        return Coded(pick(old, subset).astype(np.int32), categories)
+    return pick(old, subset)
+
+
+def _sort_key(values: np.ndarray) -> np.ndarray:
+    """Integers ordered as a full load orders the column: codes as they are (missing first),
+    numbers by rank with missing first (`canonical_order` factorizes them sorted)."""
+    if values.dtype.kind == "f":
+        return pd.factorize(values, sort=True)[0]
+    return values
+
+
+def _repeats(sorted_keys: list[np.ndarray]) -> np.ndarray:
+    """Rows equal in every key to the row before them."""
+    n = len(sorted_keys[0])
+    same = np.ones(max(n - 1, 0), dtype=bool)
+    for key in sorted_keys:
+        same &= key[1:] == key[:-1]
+    return np.concatenate(([False], same)) if n else np.zeros(0, dtype=bool)
