@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from journeyguard.features.config.model import Config
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.log import load_log
+from journeyguard.features.sources.store import ingest
 from journeyguard.outreach import outbox, runs
 from journeyguard.outreach.timetable import (
     JOBS,
@@ -54,17 +55,22 @@ Step = Callable[[Config, pd.Timestamp], dict[str, Any]]
 
 
 def ingest_append(settings: Config, as_of: pd.Timestamp) -> dict[str, Any]:
-    """The ingest job's work: today it validates the source into the log (`load_log`).
+    """The ingest job's work: a file source's rows after the last ingest's watermark into the
+    ingested store (`sources.ingest`: an append, or a full ingest when the file changed
+    otherwise); a database source has no store, so it is validated as a load (`load_log`)."""
+    if settings.source.path is None:
+        log = load_log(settings)
+        return {"action": "loaded", "events": log.n_events, "journeys": log.n_journeys}
+    result = ingest(settings).to_dict()
+    return {key: result[key] for key in INGEST_COUNTS}
 
-    The one place to point at the ingested store's append (issue 17, `journeyguard ingest`)
-    when it lands: then only the rows after the last ingest's watermark are validated.
-    """
-    log = load_log(settings)
-    return {"events": log.n_events, "journeys": log.n_journeys}
+
+INGEST_COUNTS = ("action", "rows_read", "events", "journeys", "new_events", "quarantined")
 
 
 def source_log(settings: Config, as_of: pd.Timestamp) -> EventLog:
-    """The log the other jobs read: the configured source's (`load_log`)."""
+    """The log the other jobs read: the configured source's (`load_log`, from the ingested
+    store when it is current)."""
     return load_log(settings)
 
 

@@ -10,14 +10,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import ref_to_obj
 
-from journeyguard.features.config.reader import load_config
+from journeyguard.features.config.reader import load_config, parse_config
 from journeyguard.outreach import runs
 from journeyguard.outreach.outbox import acquire_lease, open_outbox
-from journeyguard.outreach.pipeline import Pipeline, early_retrains, run_job
+from journeyguard.outreach.pipeline import Pipeline, early_retrains, ingest_append, run_job
 from journeyguard.outreach.pipeline_scheduler import (
     build_pipeline_scheduler,
     run_scheduled,
@@ -193,3 +194,24 @@ def test_the_outreach_job_without_actions_is_skipped_not_failed(
     assert outcome.outcome == "skipped" and "no [outreach.actions]" in outcome.counts["skipped"]
     assert outcome.follow_ups == []  # nothing to retry
     engine.dispose()
+
+
+def test_the_ingest_job_appends_the_rows_a_grown_source_gained(tmp_path: Path) -> None:
+    source = tmp_path / "events.csv"
+    header, first = "id,when,what", "a,2024-01-01T00:00Z,order"
+    source.write_text(f"{header}\n{first}\n")
+    raw = {
+        "source": {"path": str(source), "columns": {"customer_id": "id", "timestamp": "when",
+                                                     "event": "what"}},
+        "output": {"dir": str(tmp_path / "out")},
+    }  # fmt: skip
+    settings = parse_config(raw, tmp_path / "c.toml")
+    as_of = pd.Timestamp("2024-01-03", tz="UTC")
+    assert ingest_append(settings, as_of)["action"] == "ingested"
+    with source.open("a") as grown:
+        grown.write("b,2024-01-02T00:00Z,order\nb,not a time,order\n")
+    appended = ingest_append(settings, as_of)
+    assert appended["action"] == "appended" and appended["rows_read"] == 2
+    assert appended["new_events"] == 1 and appended["events"] == 2
+    assert sum(appended["quarantined"].values()) == 1
+    assert ingest_append(settings, as_of)["action"] == "current"
