@@ -55,7 +55,6 @@ class JobGauges:
     def __init__(self, settings: Config, now: Callable[[], datetime.datetime]) -> None:
         self.settings = settings
         self.now = now
-        self._engine = None
         self._stop = threading.Event()  # replaced by `watch`'s
 
     def refresh(self) -> dict[str, tuple[float, float, float]]:
@@ -63,14 +62,19 @@ class JobGauges:
         from journeyguard.outreach.outbox import open_outbox_to_read
         from journeyguard.outreach.runs import has_runs_table, last_runs
 
+        # Opened for each read: an SQLite outbox replaced on disk (restored, recreated) would
+        # leave a kept connection reading the old file for good.
+        engine = None
         try:
-            if self._engine is None:
-                self._engine = open_outbox_to_read(self.settings)
-            if self._engine is None or not has_runs_table(self._engine):
+            engine = open_outbox_to_read(self.settings)
+            if engine is None or not has_runs_table(engine):
                 return {}
-            values = gauge_values(last_runs(self._engine), self.now())
+            values = gauge_values(last_runs(engine), self.now())
         except (OSError, SQLAlchemyError):  # a database away for now: keep the values, retry
             return {}
+        finally:
+            if engine is not None:
+                engine.dispose()
         for job, (stamp, age, success) in values.items():
             JOB_LAST_RUN.labels(job).set(stamp)
             JOB_AGE.labels(job).set(age)
@@ -83,5 +87,3 @@ class JobGauges:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._engine is not None:
-            self._engine.dispose()

@@ -44,6 +44,7 @@ class ConsoleData:
         self._tables: dict[str, tuple[tuple, pd.DataFrame]] = {}
         self._decisions: tuple[Any, pd.DataFrame] | None = None
         self._engine: Engine | None = None
+        self._engine_identity: tuple[int, int] | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -81,9 +82,25 @@ class ConsoleData:
         """The outbox of the configured campaign, read only; None while none exists."""
         from journeyguard.outreach.outbox import open_outbox_to_read
 
+        identity = self._outbox_identity()
+        if self._engine is not None and identity != self._engine_identity:
+            self._engine.dispose()  # the SQLite file was replaced or removed: not the same outbox
+            self._engine = None
         if self._engine is None:
             self._engine = open_outbox_to_read(self.settings)
+            self._engine_identity = identity
         return self._engine
+
+    def _outbox_identity(self) -> tuple[int, int] | None:
+        """Which SQLite outbox file is there now (device, inode); None without one, or for a
+        server database."""
+        if self.settings.outreach.database is not None:
+            return None
+        try:
+            stat = self.settings.workspace.outbox.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_dev, stat.st_ino)
 
     def decisions(self) -> pd.DataFrame:
         """The configured campaign's decisions; re-read when the SQLite file changes, or every
