@@ -19,9 +19,12 @@ from pydantic import (
     Discriminator,
     Field,
     FiniteFloat,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Tag,
     with_config,
 )
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 # Hard ceilings whatever the configuration says: a request beyond them is refused outright.
@@ -33,9 +36,26 @@ MAX_EVENTS = 100_000
 EARLIEST, LATEST = datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC)
 
 
-# Checked by pydantic's own (compiled) bounds: a Python validator per event cost a fifth of
-# a large batch's time.
-Moment = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST)]
+class _TextOnly:
+    """Accepts text only, then validates it as the annotated type: a number (a Unix time)
+    carries no offset, and pydantic would take it as UTC. A compiled chain, not a Python
+    validator (one per event cost a fifth of a large batch's time)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        text = core_schema.custom_error_schema(
+            core_schema.str_schema(strict=True),
+            custom_error_type="datetime_text",
+            custom_error_message="expected ISO 8601 text with a UTC offset, such as "
+            "2025-05-01T10:00:00Z; a number (a Unix time) carries no offset",
+        )
+        return core_schema.chain_schema([text, handler(source)])
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        return {"type": "string", "format": "date-time"}
+
+
+# Checked by pydantic's own (compiled) bounds.
+Moment = Annotated[AwareDatetime, Field(ge=EARLIEST, le=LATEST), _TextOnly()]
 
 
 Step = Annotated[str, Field(min_length=1)]
