@@ -16,6 +16,7 @@ from journeyguard.serving.sessions import SESSION_COOKIE, Sessions
 PROBES = ("/livez", "/healthz", "/readyz")
 CONSOLE = "/console"
 CONSOLE_OPEN = ("/console/login", "/console/logout")  # reachable without a token
+INDEX = "/"  # a redirect to the console, open like the console's login
 MODEL_ENDPOINTS = ("/predict", "/predict_customer")
 
 
@@ -42,7 +43,7 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         token = service.api_token if service is not None else None
         console = path == CONSOLE or path.startswith(f"{CONSOLE}/")
-        if not token or path in CONSOLE_OPEN:
+        if not token or path in CONSOLE_OPEN or path == INDEX:
             pass
         elif console:
             if not (_bearer_matches(scope, token) or _session_valid(scope, service.sessions)):

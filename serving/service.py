@@ -37,6 +37,7 @@ from starlette.responses import (
     Response,
 )
 
+from journeyguard.features.config.model import ServingConfig
 from journeyguard.serving.console.errors import ConsoleError
 from journeyguard.serving.drift import DriftGauges
 from journeyguard.serving.guard import (
@@ -48,6 +49,8 @@ from journeyguard.serving.guard import (
 )
 from journeyguard.serving.headers import SecurityHeadersMiddleware
 from journeyguard.serving.limits import BodyLimitMiddleware
+from journeyguard.serving.openapi import openapi_spec
+from journeyguard.serving.overload import AdmissionMiddleware, log_client_errors_in_one_line
 from journeyguard.serving.responses import shown
 from journeyguard.serving.route_labels import bound_traffic_labels
 from journeyguard.serving.schemas import MAX_JOURNEYS, CustomerIn, JourneyIn, JourneyRisk, Strict
@@ -126,6 +129,7 @@ class JourneyService:
         from journeyguard.training import registry
 
         gc.set_threshold(*_COLLECTOR_THRESHOLDS)
+        log_client_errors_in_one_line()
         path = os.environ.get(CONFIG_VARIABLE)
         if not path:
             raise RuntimeError(f"set {CONFIG_VARIABLE} to a configuration file (or use serve)")
@@ -137,6 +141,7 @@ class JourneyService:
             Sessions(self.api_token, lifetime, sessions_file) if self.api_token else None
         )
         self.login_throttle = LoginThrottle()
+        self.openapi = openapi_spec(PredictRequest, self.settings.serving.max_journeys)
         every = self.settings.serving.reload_every.total_seconds()
         self.champions = ChampionStore(list(self.settings.tasks), registry.tracking_uri(), path)
         self.champions.watch(every, on_change=_freeze_heap)
@@ -218,6 +223,22 @@ class JourneyService:
             )
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
         return {"task": task, "count": len(rows), "rows": rows}
+
+    # Replace BentoML's own index page (it loads Google Tag Manager) and its OpenAPI document
+    # (a 500 here): a redirect, and the document of `serving.openapi`.
+
+    @risk_app.get("/", include_in_schema=False)
+    def index(self) -> RedirectResponse:
+        return RedirectResponse(CONSOLE, status_code=303)
+
+    @risk_app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(self) -> JSONResponse:
+        """The OpenAPI 3.1 document of /predict, /predict_customer and /risk_list."""
+        return JSONResponse(self.openapi)
+
+    @risk_app.get("/docs.json", include_in_schema=False)
+    def openapi_document_at_bentoml_path(self) -> JSONResponse:
+        return JSONResponse(self.openapi)
 
     # The retention console (serving.console): HTML over the same sources as the endpoints
     # above. Each route hands the query to a view function; a `ConsoleError` becomes a page.
@@ -337,6 +358,14 @@ async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
     return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
 
 
+def _max_in_flight_bytes() -> int:
+    """The running service's `serving.max_in_flight_bytes` (the default while it starts)."""
+    try:
+        return bentoml.get_current_service().settings.serving.max_in_flight_bytes
+    except (bentoml.exceptions.BentoMLException, AttributeError):
+        return ServingConfig().max_in_flight_bytes
+
+
 def _freeze_heap() -> None:
     """Moves everything alive now (the models) out of the garbage collector's sight: parsing a
     large request creates objects by the thousand, and every collection they trigger would
@@ -360,6 +389,7 @@ async def _json_response(cls: type, answer: Any, serde: Any) -> Response:
 bound_traffic_labels()
 JourneyService.add_asgi_middleware(SecurityHeadersMiddleware)  # on every answer, even a 401
 JourneyService.add_asgi_middleware(GuardMiddleware)  # the token before anything is read
+JourneyService.add_asgi_middleware(AdmissionMiddleware, max_in_flight_bytes=_max_in_flight_bytes)
 JourneyService.add_asgi_middleware(BodyLimitMiddleware)
 for _api in JourneyService.apis.values():
     # BentoML works out the media type from the output model's JSON schema, made anew on

@@ -267,7 +267,8 @@ def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
 def _parse_serving(reader: _Reader, table: Any) -> ServingConfig:
     where = "serving"
     keys = {
-        "api_token", "max_journeys", "max_events", "max_body_bytes", "reload_every",
+        "api_token", "max_journeys", "max_events", "max_body_bytes", "max_in_flight_bytes",
+        "reload_every",
         "session_lifetime", "secure_cookie",
     }  # fmt: skip
     table = reader.table(table, where, keys)
@@ -289,6 +290,9 @@ def _parse_serving(reader: _Reader, table: Any) -> ServingConfig:
         max_journeys=reader.positive_int(table, "max_journeys", where, default.max_journeys),
         max_events=reader.positive_int(table, "max_events", where, default.max_events),
         max_body_bytes=reader.positive_int(table, "max_body_bytes", where, default.max_body_bytes),
+        max_in_flight_bytes=reader.positive_int(
+            table, "max_in_flight_bytes", where, default.max_in_flight_bytes
+        ),
         reload_every=duration("reload_every"),
         session_lifetime=duration("session_lifetime"),
         secure_cookie=reader.boolean(table, "secure_cookie", where, default.secure_cookie),

@@ -273,6 +273,13 @@ def test_malformed_json_answers_400(client, content):
     assert response.status_code == 400, response.text
 
 
+def test_a_body_that_is_not_json_answers_415(client):
+    """A form body used to answer 500 (found by schemathesis)."""
+    headers = {**AUTH, "content-type": "multipart/form-data"}
+    response = client.post("/predict_customer", content=b'{"customer_id": "C"}', headers=headers)
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
+
+
 def test_the_token_guards_everything_but_the_probes(client):
     body = {"journeys": [GOOD]}
     assert client.post("/predict", json=body).status_code == 401
