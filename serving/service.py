@@ -6,6 +6,8 @@ passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
+- `GET /openapi.json` (and `/docs.json`): their OpenAPI document (`serving.openapi`); `/`
+  redirects to the console;
 - `/livez`, `/readyz` (503 with the reason until every task has a champion), `/metrics`, with
   the drift gauges of the latest `journeyguard monitor` of each task (re-read when it changes);
 - `/console...`: the retention console (`serving.console`), HTML pages of the same data.
