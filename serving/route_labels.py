@@ -23,6 +23,7 @@ ROUTES = frozenset(
         "/predict_customer",
         "/risk_list",
         "/openapi.json",
+        "/docs.json",
         "/livez",
         "/healthz",
         "/readyz",

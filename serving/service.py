@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 import bentoml
 import pydantic_core
 from fastapi import FastAPI, Form, HTTPException, Query, Request
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AwareDatetime
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
@@ -53,9 +53,10 @@ from journeyguard.serving.headers import SecurityHeadersMiddleware
 from journeyguard.serving.limits import BodyLimitMiddleware
 from journeyguard.serving.openapi import openapi_spec
 from journeyguard.serving.overload import AdmissionMiddleware, log_client_errors_in_one_line
+from journeyguard.serving.predict_request import PredictRequest
 from journeyguard.serving.responses import shown
 from journeyguard.serving.route_labels import bound_traffic_labels
-from journeyguard.serving.schemas import MAX_JOURNEYS, CustomerIn, JourneyIn, JourneyRisk, Strict
+from journeyguard.serving.schemas import CustomerIn, JourneyIn, JourneyRisk
 from journeyguard.serving.sessions import SESSION_COOKIE, LoginThrottle, Sessions
 
 SERVICE_NAME = "journeyguard"
@@ -81,41 +82,6 @@ LATENCY = bentoml.metrics.Histogram(
 )
 
 risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-
-
-def _count_within_limit(journeys: Any) -> Any:
-    """The configured number of journeys (`serving.max_journeys`), counted before any journey
-    is validated: a request over it is refused for that alone, at once."""
-    limit = bentoml.get_current_service().settings.serving.max_journeys
-    if isinstance(journeys, list) and len(journeys) > limit:
-        raise ValueError(
-            f"at most {limit} journeys per request (serving.max_journeys); "
-            f"got {len(journeys)}: split the batch"
-        )
-    return journeys
-
-
-def _within_limits(journeys: list[JourneyIn]) -> list[JourneyIn]:
-    """The configured size limit of each journey (`serving.max_events`)."""
-    limits = bentoml.get_current_service().settings.serving
-    if not journeys:
-        raise ValueError("expected at least one journey")
-    for position, journey in enumerate(journeys):
-        if journey.event_count > limits.max_events:
-            raise ValueError(
-                f"journeys[{position}] has {journey.event_count} events; at most "
-                f"{limits.max_events} per journey (serving.max_events)"
-            )
-    return journeys
-
-
-class PredictRequest(Strict):
-    journeys: Annotated[
-        list[JourneyIn],
-        BeforeValidator(_count_within_limit),
-        Field(max_length=MAX_JOURNEYS),
-        AfterValidator(_within_limits),
-    ]
 
 
 @bentoml.service(name=SERVICE_NAME, traffic={"timeout": 30})

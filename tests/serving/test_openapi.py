@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from journeyguard.serving.openapi import openapi_spec
-from journeyguard.serving.service import PredictRequest
+from journeyguard.serving.predict_request import PredictRequest
 from tests.serving.conftest import AUTH, TOKEN, Workspace, served
 
 EXAMPLES = 30  # per operation; deterministic (tests/conftest.py's hypothesis profile)
