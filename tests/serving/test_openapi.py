@@ -7,13 +7,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import positive_data_acceptance
 
 from journeyguard.serving.openapi import openapi_spec
 from journeyguard.serving.predict_request import PredictRequest
 from tests.serving.conftest import AUTH, TOKEN, Workspace, served
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is a dev extra")
+positive_data_acceptance = schemathesis.checks.positive_data_acceptance
 
 EXAMPLES = 30  # per operation; deterministic (tests/conftest.py's hypothesis profile)
 
