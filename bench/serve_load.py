@@ -13,6 +13,16 @@ Starts the server on a free port, waits until it is ready, warms it up, then:
 2. batches: `--concurrency` clients each posting batches of `--batch-size` journeys of 30
    events, once with the events as objects and once as columns (`EventColumns`); journeys
    per second of each.
+
+With `--overload F` it measures overload instead (issue 18, row 10): the capacity in requests
+of `--overload-journeys` journeys (closed loop, 4 clients), then an open loop of such requests
+at F times that rate for `--seconds`, while single-journey probes (5 a second) run on until
+`--recovery-seconds` after it ends. It prints the statuses, how many 503s carried
+`Retry-After`, the latency of accepted requests, and the recovery: the probes' median
+before the overload, and their p99 in each 5-second window after it ends.
+
+    .venv/bin/python bench/serve_load.py --overload 3 --seconds 15
+    .venv/bin/python bench/serve_load.py --overload 3 --seconds 15 --config C  # another config
 """
 
 from __future__ import annotations
@@ -161,6 +171,7 @@ async def batches(base: str, body: bytes, size: int, count: int, concurrency: in
     import httpx
 
     durations: list[float] = []
+    retries: list[int] = []
     # Each batch on a new connection (a connect on loopback costs ~0.1 ms beside a 3-4 MB
     # body). The server's worker processes share the listening socket and a connection
     # stays with the worker that accepted it: kept alive, a random split of the clients
@@ -174,6 +185,11 @@ async def batches(base: str, body: bytes, size: int, count: int, concurrency: in
             for _ in range(n):
                 started = time.perf_counter()
                 response = await client.post("/predict", content=body, headers=headers)
+                while response.status_code == 503 and "retry-after" in response.headers:
+                    # Shed (serving.max_in_flight_bytes): retry as a client should.
+                    retries.append(1)
+                    await asyncio.sleep(float(response.headers["retry-after"]))
+                    response = await client.post("/predict", content=body, headers=headers)
                 assert response.status_code == 200, response.text[:500]
                 durations.append(time.perf_counter() - started)
 
@@ -187,7 +203,85 @@ async def batches(base: str, body: bytes, size: int, count: int, concurrency: in
         "concurrency": concurrency,
         "journeys_per_second": round(count * size / elapsed),
         "median_batch_ms": round(1000 * statistics.median(durations), 1),
+        "retried_after_503": len(retries),
     }
+
+
+async def overload(
+    base: str, big: bytes, probe: bytes, rate: float, seconds: float, recovery_seconds: float
+) -> dict:
+    """Big requests at `rate` for `seconds`, and probes from before until after them."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
+    headers = {"content-type": "application/json"}
+    big_answers: list[tuple[int, float, bool]] = []  # status, latency, has Retry-After
+    probes: list[tuple[float, float]] = []  # sent at (from the start), latency
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+
+        async def post(body: bytes, scheduled: float) -> tuple[int, float, bool]:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                response = await client.post("/predict", content=body, headers=headers)
+                status, retry = response.status_code, "retry-after" in response.headers
+            except httpx.HTTPError:
+                status, retry = 0, False
+            return status, time.perf_counter() - scheduled, retry
+
+        async def one_big(scheduled: float) -> None:
+            big_answers.append(await post(big, scheduled))
+
+        async def one_probe(scheduled: float) -> None:
+            _, latency, _ = await post(probe, scheduled)
+            probes.append((scheduled - begin, latency))
+
+        lead = 3.0  # probes before the overload: the baseline
+        begin = time.perf_counter() + 0.2
+        total = int(rate * seconds)
+        tasks = [one_big(begin + lead + i / rate) for i in range(total)]
+        span = lead + seconds + recovery_seconds
+        tasks += [one_probe(begin + i / 5) for i in range(int(span * 5))]
+        await asyncio.gather(*tasks)
+    end = lead + seconds
+    baseline = statistics.median(latency for sent, latency in probes if sent < lead)
+    after: dict[int, list[float]] = {}  # probes' latencies by 5-second window after the end
+    for sent, latency in probes:
+        if sent >= end:
+            after.setdefault(int((sent - end) // 5) * 5, []).append(latency)
+    probe_p99 = {
+        f"{start}-{start + 5}s": round(1000 * sorted(v)[min(len(v) - 1, int(0.99 * len(v)))])
+        for start, v in sorted(after.items())
+    }
+    statuses: dict[int, int] = {}
+    for status, _, _ in big_answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    accepted = sorted(latency for status, latency, _ in big_answers if status == 200)
+    shed = [retry for status, _, retry in big_answers if status == 503]
+
+    def quantile(values: list[float], q: float) -> float | None:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
+
+    return {
+        "requests": total,
+        "rate": round(rate, 2),
+        "statuses": statuses,
+        "503_with_retry_after": sum(shed),
+        "accepted_p50_s": quantile(accepted, 0.5),
+        "accepted_p99_s": quantile(accepted, 0.99),
+        "accepted_max_s": quantile(accepted, 1.0),
+        "probe_baseline_ms": round(1000 * baseline, 1),
+        "probe_p99_ms_after_the_overload": probe_p99,
+    }
+
+
+def run_overload(base: str, args: argparse.Namespace, sample: list[dict]) -> None:
+    big = json.dumps({"journeys": sample[: args.overload_journeys]}).encode()
+    probe = json.dumps({"journeys": [sample[0]]}).encode()
+    capacity = asyncio.run(batches(base, big, args.overload_journeys, 12, 4))
+    rate = args.overload * capacity["journeys_per_second"] / args.overload_journeys
+    print("capacity:", json.dumps(capacity))
+    result = overload(base, big, probe, rate, args.seconds, args.recovery_seconds)
+    print(f"overload at {args.overload}x capacity:", json.dumps(asyncio.run(result)))
 
 
 def main() -> None:
@@ -199,9 +293,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--url", help="an already running service instead of starting one")
+    parser.add_argument("--overload", type=float, help="measure overload at this x capacity")
+    parser.add_argument("--overload-journeys", type=int, default=500)
+    parser.add_argument("--recovery-seconds", type=float, default=30.0)
     args = parser.parse_args()
 
-    sample = journeys(args.config, max(args.batch_size, 500))
+    sample = journeys(args.config, max(args.batch_size, args.overload_journeys, 500))
     singles = [json.dumps({"journeys": [j]}).encode() for j in sample[:500]]
     layouts = {
         "objects": json.dumps({"journeys": sample[: args.batch_size]}).encode(),
@@ -221,6 +318,8 @@ def main() -> None:
         if server is not None:
             wait_ready(base, server)
         asyncio.run(open_loop(base, singles, 20, 3))  # warm-up
+        if args.overload:
+            return run_overload(base, args, sample)
         latency = asyncio.run(open_loop(base, singles, args.rate, args.seconds))
         print("single journeys of 30 events:", json.dumps(latency))
         for layout, batch in layouts.items():

@@ -55,6 +55,11 @@ class Workspace:
         """Prometheus' multiprocess folder of the service's workers."""
         return self.root / "serving-metrics"
 
+    @property
+    def console_sessions(self) -> Path:
+        """The console's session generation: logging out moves it on (serving.sessions)."""
+        return self.root / "console-session-generation"
+
     def analysis(self, task: str) -> Path:
         """The folder of a task's analysis.json, variants.csv and report.html."""
         return self.root / "analysis" / task

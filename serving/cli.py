@@ -27,11 +27,28 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = False,
+    allow_no_token: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-token",
+            help="Serve on an address other than loopback without an API token (anyone who "
+            "reaches it reads every endpoint).",
+        ),
+    ] = False,
 ) -> None:
     """Serve /predict, /predict_customer and /risk_list with the champion of every task."""
+    from journeyguard.serving.guard import api_token, exposure_problem
     from journeyguard.serving.service import CONFIG_VARIABLE, SERVICE_NAME
 
     settings = load_config(config)  # a bad file fails here, with its message, not in a worker
+    try:
+        token = api_token(settings.serving.api_token, os.environ)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if problem := exposure_problem(host, token):
+        if not allow_no_token:
+            raise typer.BadParameter(problem, param_hint="--host")
+        typer.secho(f"WARNING: serving {host} with no API token: open to anyone", err=True)
     metrics_dir = settings.workspace.serving_metrics
     # Files of an earlier run's processes would add their counts to this run's.
     shutil.rmtree(metrics_dir, ignore_errors=True)

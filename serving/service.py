@@ -6,6 +6,8 @@ passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `POST /predict`: journeys in, risks of every task out (adaptive batching across requests);
 - `POST /predict_customer`: a customer id in, its journey read from the configured source;
 - `GET /risk_list?task=&limit=&min_risk=`: the latest list `journeyguard score` wrote;
+- `GET /openapi.json` (and `/docs.json`): their OpenAPI document (`serving.openapi`); `/`
+  redirects to the console;
 - `/livez`, `/readyz` (503 with the reason until every task has a champion; 200 with a
   `source_problem` while the event source cannot be read and its last good log is served),
   `/metrics`, with the drift gauges of the latest `journeyguard monitor` of each task (re-read
@@ -13,22 +15,24 @@ passing the configuration file in `JOURNEYGUARD_CONFIG`. Endpoints:
 - `/console...`: the retention console (`serving.console`), HTML pages of the same data.
 
 An API token (config `serving.api_token` or `JOURNEYGUARD_API_TOKEN`) guards every endpoint
-but the probes, as a bearer token or, for the console's browser, the `journeyguard_token`
-cookie that `/console/login` sets.
+but the probes, as a bearer token or, for the console's browser, the signed session cookie
+that `/console/login` sets (`serving.sessions`).
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import math
 import os
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import bentoml
 import pydantic_core
 from fastapi import FastAPI, Form, HTTPException, Query, Request
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AwareDatetime
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
@@ -37,15 +41,29 @@ from starlette.responses import (
     Response,
 )
 
+from journeyguard.features.config.model import ServingConfig
 from journeyguard.serving.console.errors import ConsoleError
 from journeyguard.serving.drift import DriftGauges
-from journeyguard.serving.guard import CONSOLE, TOKEN_COOKIE, GuardMiddleware, token_matches
+from journeyguard.serving.guard import (
+    CONSOLE,
+    GuardMiddleware,
+    api_token,
+    session_cookie,
+    token_matches,
+)
+from journeyguard.serving.headers import SecurityHeadersMiddleware
 from journeyguard.serving.jobs import JobGauges
-from journeyguard.serving.schemas import CustomerIn, JourneyIn, JourneyRisk, Strict
+from journeyguard.serving.limits import BodyLimitMiddleware
+from journeyguard.serving.openapi import openapi_spec
+from journeyguard.serving.overload import AdmissionMiddleware, log_client_errors_in_one_line
+from journeyguard.serving.predict_request import PredictRequest
+from journeyguard.serving.responses import shown
+from journeyguard.serving.route_labels import bound_traffic_labels
+from journeyguard.serving.schemas import CustomerIn, JourneyIn, JourneyRisk
+from journeyguard.serving.sessions import SESSION_COOKIE, LoginThrottle, Sessions
 
 SERVICE_NAME = "journeyguard"
 CONFIG_VARIABLE = "JOURNEYGUARD_CONFIG"
-TOKEN_VARIABLE = "JOURNEYGUARD_API_TOKEN"
 
 # A 1,000-journey request makes containers by the ten thousand (60,000 with events as
 # objects), freed by reference counting as soon as it is answered. At Python's default
@@ -69,29 +87,6 @@ LATENCY = bentoml.metrics.Histogram(
 risk_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
-def _within_limits(journeys: list[JourneyIn]) -> list[JourneyIn]:
-    """The configured size limits of the running service (`[serving]`)."""
-    limits = bentoml.get_current_service().settings.serving
-    if len(journeys) > limits.max_journeys:
-        raise ValueError(
-            f"at most {limits.max_journeys} journeys per request (serving.max_journeys); "
-            f"got {len(journeys)}: split the batch"
-        )
-    if not journeys:
-        raise ValueError("expected at least one journey")
-    for position, journey in enumerate(journeys):
-        if journey.event_count > limits.max_events:
-            raise ValueError(
-                f"journeys[{position}] has {journey.event_count} events; at most "
-                f"{limits.max_events} per journey (serving.max_events)"
-            )
-    return journeys
-
-
-class PredictRequest(Strict):
-    journeys: Annotated[list[JourneyIn], AfterValidator(_within_limits)]
-
-
 @bentoml.service(name=SERVICE_NAME, traffic={"timeout": 30})
 @bentoml.asgi_app(risk_app, path="/")
 class JourneyService:
@@ -105,11 +100,19 @@ class JourneyService:
         from journeyguard.training import registry
 
         gc.set_threshold(*_COLLECTOR_THRESHOLDS)
+        log_client_errors_in_one_line()
         path = os.environ.get(CONFIG_VARIABLE)
         if not path:
             raise RuntimeError(f"set {CONFIG_VARIABLE} to a configuration file (or use serve)")
         self.settings = load_config(path)
-        self.api_token = self.settings.serving.api_token or os.environ.get(TOKEN_VARIABLE)
+        self.api_token = api_token(self.settings.serving.api_token, os.environ)
+        lifetime = self.settings.serving.session_lifetime.total_seconds()
+        sessions_file = self.settings.workspace.console_sessions
+        self.sessions = (
+            Sessions(self.api_token, lifetime, sessions_file) if self.api_token else None
+        )
+        self.login_throttle = LoginThrottle()
+        self.openapi = openapi_spec(PredictRequest, self.settings.serving.max_journeys)
         every = self.settings.serving.reload_every.total_seconds()
         self.champions = ChampionStore(list(self.settings.tasks), registry.tracking_uri(), path)
         self.champions.watch(every, on_change=_freeze_heap)
@@ -163,8 +166,7 @@ class JourneyService:
             )
         if snapshot is None:
             return JSONResponse(
-                {"error": f"customer_id {customer_id!r} is not in the event source "
-                 f"{self.settings.source.display_name}"},
+                {"error": f"customer_id {shown(customer_id)} is not in the event source"},
                 status_code=404,
             )  # fmt: skip
         champions = self.champions.current()
@@ -193,16 +195,32 @@ class JourneyService:
         """The riskiest customers of the latest scored list (or those with the most value at
         risk), with their reasons."""
         if task not in self.settings.tasks:
-            raise HTTPException(404, f"no task {task!r}; tasks: {sorted(self.settings.tasks)}")
+            raise HTTPException(404, f"no task {shown(task)}; tasks: {sorted(self.settings.tasks)}")
         table = self.risk_lists.top(task, limit, min_risk, sort)
         if table is None:
             raise HTTPException(
                 404,
-                f"no scored list for {task!r} at {self.risk_lists.path(task)}: run "
-                f"`journeyguard score --config {self.settings.path} --task {task} --as-of ...`",
+                f"no scored list for {task!r} yet: run `journeyguard score "
+                f"--config {self.settings.path.name} --task {task} --as-of ...`",
             )
         rows = json.loads(table.to_json(orient="records", date_format="iso"))
         return {"task": task, "count": len(rows), "rows": rows}
+
+    # Replace BentoML's own index page (it loads Google Tag Manager) and its OpenAPI document
+    # (a 500 here): a redirect, and the document of `serving.openapi`.
+
+    @risk_app.get("/", include_in_schema=False)
+    def index(self) -> RedirectResponse:
+        return RedirectResponse(CONSOLE, status_code=303)
+
+    @risk_app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(self) -> JSONResponse:
+        """The OpenAPI 3.1 document of /predict, /predict_customer and /risk_list."""
+        return JSONResponse(self.openapi)
+
+    @risk_app.get("/docs.json", include_in_schema=False)
+    def openapi_document_at_bentoml_path(self) -> JSONResponse:
+        return JSONResponse(self.openapi)
 
     # The retention console (serving.console): HTML over the same sources as the endpoints
     # above. Each route hands the query to a view function; a `ConsoleError` becomes a page.
@@ -223,7 +241,8 @@ class JourneyService:
         disposition = f'attachment; filename="{name}"'
         return Response(text, media_type="text/csv", headers={"content-disposition": disposition})
 
-    @risk_app.get(f"{CONSOLE}/customer/{{customer_id}}", include_in_schema=False)
+    # `:path`: an id may hold a slash (quoted as %2F in links, which the server decodes).
+    @risk_app.get(f"{CONSOLE}/customer/{{customer_id:path}}", include_in_schema=False)
     def console_customer(self, customer_id: str) -> HTMLResponse:
         """One customer's journey, risks now and over time, and outreach."""
         from journeyguard.serving.console.views import customer_html
@@ -281,22 +300,46 @@ class JourneyService:
 
     @risk_app.post(f"{CONSOLE}/login", include_in_schema=False)
     def console_login(
-        self, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = CONSOLE
+        self,
+        request: Request,
+        token: Annotated[str, Form()] = "",
+        next: Annotated[str, Form()] = CONSOLE,
     ) -> Response:
-        """Checks the token and keeps it in an HttpOnly cookie, so pages need no header."""
+        """Checks the token and answers with a signed session cookie (never the token), so
+        pages need no header; wrong tokens are throttled per client."""
         from journeyguard.serving.console.views import login_html, safe_next
 
-        if self.api_token and not token_matches(token, self.api_token):
+        if self.sessions is None:
+            return RedirectResponse(safe_next(next), status_code=303)
+        now, client = time.time(), request.client.host if request.client else "unknown"
+        if (wait := self.login_throttle.retry_after(client, now)) is not None:
+            message = f"Too many wrong tokens: try again in {math.ceil(wait)} s."
+            headers = {"retry-after": str(math.ceil(wait))}
+            return HTMLResponse(login_html(next, message), status_code=429, headers=headers)
+        if not token_matches(token, self.api_token):
+            self.login_throttle.failed(client, now)
             return HTMLResponse(login_html(next, "That is not the API token."), status_code=401)
         response = RedirectResponse(safe_next(next), status_code=303)
-        if self.api_token:
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(
+            SESSION_COOKIE,
+            self.sessions.issue(now),
+            max_age=int(self.sessions.lifetime_seconds),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https" or self.settings.serving.secure_cookie,
+            path="/",
+        )
         return response
 
     @risk_app.get(f"{CONSOLE}/logout", include_in_schema=False)
-    def console_logout(self) -> Response:
+    def console_logout(self, request: Request) -> Response:
+        """Ends every console session (one token, one identity) when a valid one asks: a
+        stolen cookie stops working too; a request without one only clears its own."""
+        cookie = session_cookie(request.scope)
+        if self.sessions is not None and cookie and self.sessions.valid(cookie, time.time()):
+            self.sessions.end_all()
         response = RedirectResponse(f"{CONSOLE}/login", status_code=303)
-        response.delete_cookie(TOKEN_COOKIE, path="/")
+        response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
 
@@ -306,6 +349,14 @@ async def _console_error(request: Request, error: ConsoleError) -> HTMLResponse:
     from journeyguard.serving.console.views import error_html
 
     return HTMLResponse(error_html(error.status, error.message), status_code=error.status)
+
+
+def _max_in_flight_bytes() -> int:
+    """The running service's `serving.max_in_flight_bytes` (the default while it starts)."""
+    try:
+        return bentoml.get_current_service().settings.serving.max_in_flight_bytes
+    except (bentoml.exceptions.BentoMLException, AttributeError):
+        return ServingConfig().max_in_flight_bytes
 
 
 def _freeze_heap() -> None:
@@ -328,7 +379,11 @@ async def _json_response(cls: type, answer: Any, serde: Any) -> Response:
     return Response(pydantic_core.to_json(answer), media_type="application/json")
 
 
-JourneyService.add_asgi_middleware(GuardMiddleware)
+bound_traffic_labels()
+JourneyService.add_asgi_middleware(SecurityHeadersMiddleware)  # on every answer, even a 401
+JourneyService.add_asgi_middleware(GuardMiddleware)  # the token before anything is read
+JourneyService.add_asgi_middleware(AdmissionMiddleware, max_in_flight_bytes=_max_in_flight_bytes)
+JourneyService.add_asgi_middleware(BodyLimitMiddleware)
 for _api in JourneyService.apis.values():
     # BentoML works out the media type from the output model's JSON schema, made anew on
     # every call (a third of a request's time under load, py-spy): say it once.

@@ -122,7 +122,11 @@ class ServingConfig:
     api_token: str | None = None  # else JOURNEYGUARD_API_TOKEN; none: no token needed
     max_journeys: int = 1_000  # per request
     max_events: int = 10_000  # per journey
+    max_body_bytes: int = 64 * 1024 * 1024  # per request, refused (413) before it is parsed
+    max_in_flight_bytes: int = 6 * 1024 * 1024  # bodies scored at once per worker, else 503
     reload_every: datetime.timedelta = datetime.timedelta(seconds=30)  # champion check
+    session_lifetime: datetime.timedelta = datetime.timedelta(hours=12)  # console login
+    secure_cookie: bool = False  # Secure console cookie even over http (behind a TLS proxy)
 
 
 @dataclass(frozen=True)

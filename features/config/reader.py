@@ -278,15 +278,36 @@ def _parse_analysis(reader: _Reader, table: Any) -> AnalysisConfig:
 
 def _parse_serving(reader: _Reader, table: Any) -> ServingConfig:
     where = "serving"
-    table = reader.table(table, where, {"api_token", "max_journeys", "max_events", "reload_every"})
+    keys = {
+        "api_token", "max_journeys", "max_events", "max_body_bytes", "max_in_flight_bytes",
+        "reload_every",
+        "session_lifetime", "secure_cookie",
+    }  # fmt: skip
+    table = reader.table(table, where, keys)
     default = ServingConfig()
+    token = reader.string(table, "api_token", where)
+    if token is not None and not token.strip():
+        # An empty token used to turn the check off without a word.
+        raise reader.error(
+            where, "api_token: empty; give the token, or remove the key to serve without one"
+        )
+
+    def duration(key: str) -> datetime.timedelta:
+        if key not in table:
+            return getattr(default, key)
+        return reader.duration(table[key], f"{where}.{key}")
+
     return ServingConfig(
-        api_token=reader.string(table, "api_token", where) or None,
+        api_token=token,
         max_journeys=reader.positive_int(table, "max_journeys", where, default.max_journeys),
         max_events=reader.positive_int(table, "max_events", where, default.max_events),
-        reload_every=reader.duration(table["reload_every"], f"{where}.reload_every")
-        if "reload_every" in table
-        else default.reload_every,
+        max_body_bytes=reader.positive_int(table, "max_body_bytes", where, default.max_body_bytes),
+        max_in_flight_bytes=reader.positive_int(
+            table, "max_in_flight_bytes", where, default.max_in_flight_bytes
+        ),
+        reload_every=duration("reload_every"),
+        session_lifetime=duration("session_lifetime"),
+        secure_cookie=reader.boolean(table, "secure_cookie", where, default.secure_cookie),
     )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from journeyguard.serving.console import pages
 from journeyguard.serving.console.errors import ConsoleError
+from journeyguard.serving.responses import shown
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -154,7 +155,7 @@ class ConsoleData:
         as_of = self.as_of()
         snapshot = _or_unavailable(lambda: self._customers.snapshot(customer_id, as_of))
         if snapshot is None:
-            raise ConsoleError(404, f"no customer {customer_id!r} in the event log")
+            raise ConsoleError(404, f"no customer {shown(customer_id)} in the event log")
         journey = snapshot.log
         risks = (
             predict(snapshot, [customer_id], champions, self.settings.tasks)[0]["risks"]

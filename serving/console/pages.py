@@ -20,6 +20,7 @@ import pandas as pd
 from journeyguard.features.eventlog.columns import CASE_ID, CHANNEL, VALUE
 from journeyguard.features.eventlog.log import Coded, EventLog
 from journeyguard.serving.console.errors import ConsoleError
+from journeyguard.serving.responses import shown
 from journeyguard.serving.sources import ranked
 from journeyguard.training.score import BANDS
 
@@ -59,7 +60,7 @@ def task_of(params: Mapping[str, str], tasks: Sequence[str]) -> str:
     """The request's `task` (the first task by default); `ConsoleError(400)` for an unknown one."""
     task = params.get("task") or (tasks[0] if tasks else "")
     if task not in tasks:
-        raise ConsoleError(400, f"no task {task!r}: choose one of {', '.join(tasks)}")
+        raise ConsoleError(400, f"no task {shown(task)}: choose one of {', '.join(tasks)}")
     return task
 
 
@@ -67,15 +68,17 @@ def list_query(params: Mapping[str, str], tasks: Sequence[str]) -> ListQuery:
     """The `ListQuery` of a request's query parameters; `ConsoleError(400)` naming the bad one."""
     unknown = sorted(set(params) - {"task", "band", "reason", "sort", "page", "per_page"})
     if unknown:
-        raise ConsoleError(400, f"unknown parameter {unknown[0]!r}: use task, band, reason, "
+        raise ConsoleError(400, f"unknown parameter {shown(unknown[0])}: use task, band, reason, "
                            "sort, page or per_page")  # fmt: skip
     task = task_of(params, tasks)
     band = params.get("band", "")
     if band and band not in BANDS:
-        raise ConsoleError(400, f"band {band!r}: choose high, medium or low (or leave it empty)")
+        raise ConsoleError(
+            400, f"band {shown(band)}: choose high, medium or low (or leave it empty)"
+        )
     sort = params.get("sort") or "risk"
     if sort not in SORTS:
-        raise ConsoleError(400, f"sort {sort!r}: choose {' or '.join(SORTS)}")
+        raise ConsoleError(400, f"sort {shown(sort)}: choose {' or '.join(SORTS)}")
     page = _whole(params, "page", 1, 1, 10**9)
     per_page = _whole(params, "per_page", 50, 1, MAX_PER_PAGE)
     reason = params.get("reason", "").strip()
@@ -89,7 +92,7 @@ def _whole(params: Mapping[str, str], name: str, default: int, low: int, high: i
     try:
         value = int(text)
     except ValueError:
-        raise ConsoleError(400, f"{name} {text!r}: expected a whole number") from None
+        raise ConsoleError(400, f"{name} {shown(text)}: expected a whole number") from None
     if not low <= value <= high:
         raise ConsoleError(400, f"{name} {value}: expected {low} to {high}")
     return value

@@ -47,8 +47,8 @@ def _table(data: ConsoleData, task: str) -> Any:
     if table is None:
         raise ConsoleError(
             404,
-            f"no scored list for {task!r} at {data.settings.output_dir}: run `journeyguard score "
-            f"--config {data.settings.path} --task {task} --as-of ...`",
+            f"no scored list for {task!r} yet: run `journeyguard score "
+            f"--config {data.settings.path.name} --task {task} --as-of ...`",
         )
     return table
 
@@ -105,7 +105,10 @@ def report_file(data: ConsoleData, params: Mapping[str, str]) -> Path:
     task = pages.task_of(params, data.tasks)
     path = data.settings.workspace.report(task)
     if not path.is_file():
-        raise ConsoleError(404, f"no journey report for {task!r} at {path}")
+        raise ConsoleError(
+            404,
+            f"no journey report for {task!r} yet: the Paths page says how to write one",
+        )
     return path
 
 

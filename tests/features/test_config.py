@@ -72,6 +72,10 @@ def test_minimal_config_resolves_paths_against_the_file(tmp_path, monkeypatch):
         ),
         (MINIMAL + '[kpis]\nnps = { event = "nps", low = 10 }\n', r"expected low < high"),
         ("[source\n", r"not valid TOML"),
+        (MINIMAL + '[serving]\napi_token = ""\n', r"\[serving\] api_token: empty"),
+        (MINIMAL + '[serving]\napi_token = "  "\n', r"\[serving\] api_token: empty"),
+        (MINIMAL + "[serving]\nmax_body_bytes = 0\n", r"max_body_bytes: expected a positive"),
+        (MINIMAL + "[serving]\nsecure_cookie = 1\n", r"secure_cookie: expected true or false"),
     ],
 )
 def test_bad_configs_are_rejected_with_the_file_and_key(tmp_path, text, message):

@@ -39,6 +39,7 @@ dir = "out"
 [serving]
 max_journeys = 50
 max_events = 200
+max_body_bytes = 1_000_000
 reload_every = "0.2s"
 {{extra}}
 """

@@ -197,7 +197,7 @@ def test_login_sets_a_cookie_that_opens_the_console(client, workspace):
     assert browser.get("/console/login").status_code == 200
     wrong = browser.post("/console/login", data={"token": "nope", "next": "/console"})
     assert wrong.status_code == 401 and "not the API token" in wrong.text
-    assert "journeyguard_token" not in browser.cookies
+    assert "journeyguard_session" not in browser.cookies
     good = browser.post(
         "/console/login",
         data={"token": TOKEN, "next": "/console?task=escalation"},
@@ -305,3 +305,30 @@ def test_uplift_page_answers_and_says_when_nothing_is_measured_yet(client, seede
     assert response.status_code == 200, response.text
     assert 'href="/console/uplift"' in response.text
     assert "No contact or holdout decision has a known outcome yet." in response.text
+
+
+def test_errors_show_no_file_paths_and_no_long_echo(client, workspace):
+    """Issue 18, row 13: a 404 named the files behind it by their absolute paths, and echoed a
+    customer id of any length."""
+    folder = str(workspace.folder)
+    report = client.get("/console/paths/report?task=escalation", headers=AUTH)
+    assert report.status_code == 404 and folder not in report.text
+    long_id = "x" * 50_000  # httpx takes URLs up to 64 KiB
+    page = client.get(f"/console/customer/{long_id}", headers=AUTH)
+    assert page.status_code == 404 and len(page.text) < 20_000
+    assert "50,000 characters" in page.text
+    answer = client.post("/predict_customer", json={"customer_id": long_id * 10}, headers=AUTH)
+    assert answer.status_code == 404 and len(answer.text) < 1_000, answer.text[:300]
+    assert folder not in answer.text
+    task = client.get(f"/risk_list?task={long_id}", headers=AUTH)
+    assert task.status_code == 404 and len(task.text) < 1_000
+    for query in (f"task={long_id}", f"task=churn&band={long_id}", f"task=churn&page={long_id}"):
+        bad = client.get(f"/console?{query}", headers=AUTH)
+        assert bad.status_code == 400 and len(bad.text) < 20_000, query
+
+
+def test_an_id_with_a_slash_opens_its_page(client):
+    response = client.get("/console/customer/a%2Fb/c", headers=AUTH)
+    assert response.status_code == 404  # not in the log, but looked up as itself
+    assert "text/html" in response.headers["content-type"]
+    assert "a/b/c" in response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -198,6 +199,14 @@ COLUMNS = {"timestamp": [GOOD_EVENT["timestamp"]], "event": [GOOD_EVENT["event"]
             "journeys",
         ),
         ({"journeys": [{**GOOD, "as_of": "2025-06-01"}]}, "as_of"),
+        # A Unix time carries no offset: refused, not taken as UTC.
+        (
+            {"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "timestamp": 1746093600}]}]},
+            "timestamp",
+        ),
+        ({"journeys": [{**GOOD, "events": {**COLUMNS, "timestamp": [1746093600]}}]}, "timestamp"),
+        ({"journeys": [{**GOOD, "as_of": 1746093600}]}, "as_of"),
+        ({"journeys": [{**GOOD, "as_of": 1746093600.5}]}, "as_of"),
         ({"journeys": [{**GOOD, "as_of": "2263-01-01T00:00:00Z"}]}, "as_of"),  # past int64 ns
         (
             {"journeys": [{**GOOD, "events": [{**GOOD_EVENT, "timestamp": "1500-01-01T00:00Z"}]}]},
@@ -210,6 +219,43 @@ def test_bad_requests_answer_400_naming_the_field(client, body, field):
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
     assert any(field in [str(part) for part in d["loc"]] for d in detail), detail
+
+
+def test_a_unix_time_as_of_for_a_customer_answers_400(client):
+    body = {"customer_id": "C1", "as_of": 1746093600}
+    response = client.post("/predict_customer", json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert any("as_of" in d["loc"] for d in response.json()["detail"])
+
+
+def test_too_many_journeys_are_refused_before_any_is_validated(client):
+    response = client.post("/predict", json={"journeys": [{}] * 51}, headers=AUTH)
+    assert response.status_code == 400, response.text
+    (error,) = response.json()["detail"]  # one error, not one per journey
+    assert "at most 50 journeys" in error["msg"] and "serving.max_journeys" in error["msg"]
+
+
+def _big_body(size: int) -> bytes:
+    """A well-formed request of about `size` bytes: one journey with a long id."""
+    return json.dumps({"journeys": [{**GOOD, "customer_id": "C" * size}]}).encode()
+
+
+def test_a_body_over_the_limit_answers_413_before_it_is_read(client):
+    headers = {**AUTH, "content-type": "application/json"}
+    response = client.post("/predict", content=_big_body(1_000_001), headers=headers)
+    assert response.status_code == 413, response.text[:300]
+    assert "serving.max_body_bytes" in response.json()["error"]
+    assert "1,000,000" in response.json()["error"]
+    # Without a length (chunked), refused as soon as the bytes read pass the limit.
+    body = _big_body(1_000_001)
+    chunks = (body[i : i + 65_536] for i in range(0, len(body), 65_536))
+    chunked = client.post("/predict", content=chunks, headers=headers)
+    assert chunked.status_code == 413, chunked.text[:300]
+    # Under the limit, chunked or not, the request is read as usual.
+    small = _big_body(1_000)
+    assert client.post("/predict", content=small, headers=headers).status_code == 200
+    pieces = iter([small[:100], small[100:]])
+    assert client.post("/predict", content=pieces, headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -225,6 +271,13 @@ def test_malformed_json_answers_400(client, content):
     headers = {**AUTH, "content-type": "application/json"}
     response = client.post("/predict", content=content, headers=headers)
     assert response.status_code == 400, response.text
+
+
+def test_a_body_that_is_not_json_answers_415(client):
+    """A form body used to answer 500 (found by schemathesis)."""
+    headers = {**AUTH, "content-type": "multipart/form-data"}
+    response = client.post("/predict_customer", content=b'{"customer_id": "C"}', headers=headers)
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
 
 
 def test_the_token_guards_everything_but_the_probes(client):
