@@ -140,7 +140,8 @@ def mounted_config_path(workload: dict[str, Any], container: dict[str, Any]) -> 
 
 
 def test_every_variable_is_one_the_code_reads_and_secrets_exist():
-    from journeyguard.serving.service import CONFIG_VARIABLE, TOKEN_VARIABLE
+    from journeyguard.serving.guard import TOKEN_VARIABLE
+    from journeyguard.serving.service import CONFIG_VARIABLE
 
     known = LIBRARY_VARIABLES | {CONFIG_VARIABLE, TOKEN_VARIABLE, URL_VARIABLE, SECRET_VARIABLE}
     secret = resource("Secret", "journeyguard-secrets")
