@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.arrays import codes_in, first_in_journeys
+from journeyguard.features.arrays import codes_in, dense_codes, first_in_journeys
 from journeyguard.features.eventlog.columns import (
     CHANNEL,
     NS_PER_DAY,
@@ -96,9 +96,17 @@ class _Prefixes:
         ]
 
     def total(self, per_event: np.ndarray) -> np.ndarray:
-        """Per snapshot, the sum of `per_event` over its prefix."""
-        running = np.concatenate(([0], np.cumsum(per_event)))
-        return running[self.stop] - running[self.start]
+        """Per snapshot, the sum of `per_event` over its prefix (which starts its journey)."""
+        if len(self.start) == 0:
+            return np.zeros(0, dtype=per_event.dtype)
+        if per_event.dtype.kind in "biu":  # integers add exactly in any order
+            running = np.concatenate(([0], np.cumsum(per_event)))
+            return running[self.stop] - running[self.start]
+        # Floats: sums restart at each journey, so no rounding depends on the journeys before
+        # (a difference of two long running sums would lose their low bits).
+        within = pd.Series(per_event).groupby(self.log.journey_codes, sort=False).cumsum()
+        sums = within.to_numpy(dtype=np.float64)
+        return np.where(self.events > 0, sums[self.last] if len(sums) else 0.0, 0.0)
 
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
@@ -137,9 +145,11 @@ class _Prefixes:
 
     def running_max(self, per_event: np.ndarray) -> np.ndarray:
         """Per snapshot, the maximum of a non-negative `per_event` over its prefix."""
-        # Lifting each journey above all earlier ones lets one accumulate serve them all.
-        lift = self.log.journey_codes * (2.0 * float(per_event.max(initial=0.0)) + 1.0)
-        peak = np.maximum.accumulate(per_event + lift) - lift
+        # Lifting each journey above all earlier ones lets one accumulate serve them all; on
+        # integer ranks of the values, so that no rounding depends on the journeys before.
+        ranks, distinct = dense_codes(per_event)
+        lift = self.log.journey_codes * len(distinct)
+        peak = distinct[np.maximum.accumulate(ranks + lift) - lift]
         return np.where(self.events > 0, peak[self.last], np.nan)
 
     def previous(self, values: np.ndarray, lag: int = 1) -> np.ndarray:

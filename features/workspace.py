@@ -25,6 +25,11 @@ class Workspace:
         return self.root / "quarantine.csv"
 
     @property
+    def quarantine_table(self) -> Path:
+        """The Spark engine's rejected rows with their reasons (a Parquet folder)."""
+        return self.root / "quarantine"
+
+    @property
     def outreach_events(self) -> Path:
         """Delivered outreach messages as events, joined to the source's log (`load_log`)."""
         return self.root / "outreach_events.parquet"

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
-from journeyguard.features.options import ConfigOption, parse_as_of
+from journeyguard.features.options import ConfigOption, EngineOption, parse_as_of
 from journeyguard.features.sources.log import load_log
 
 status = Console(stderr=True)  # a spinner naming training's current step
@@ -58,16 +58,21 @@ def score(
         Path | None,
         typer.Option(
             help="The risk list (Parquet, or CSV by suffix); default the workspace's "
-            "risk-<task>.parquet, the list the prediction service's /risk_list reads."
+            "risk-<task>.parquet, the list the prediction service's /risk_list reads; on "
+            "Spark a folder of Parquet parts."
         ),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Score every journey the task is for at --as-of with its champion, with its top reasons;
     the journeys that lapsed (quiet past the task's `active_within`) go to a list of their own."""
     from journeyguard.training.champion import write_risk_lists
 
-    settings = load_config(config)
+    settings = load_config(config).with_engine(engine)
     out = out or settings.workspace.risk_list(task)
+    if settings.engine.kind == "spark":
+        typer.echo(_spark_score(settings, task, parse_as_of(as_of), out))
+        return
     table, lapsed = write_risk_lists(settings, task, parse_as_of(as_of), out=out)
     typer.echo(
         f"scored {len(table):,} journeys with {table['task'].iloc[0] if len(table) else task}"
@@ -75,6 +80,25 @@ def score(
         f"{(table['band'] == 'high').sum():,} high risk -> {out}; {len(lapsed):,} lapsed -> "
         f"{settings.workspace.lapsed_list(task)}"
     )
+
+
+def _spark_score(settings: Config, task: str, as_of: Any, out: Path) -> str:
+    """`score` on Spark: the risk list as a folder of Parquet parts (the lapsed list is the
+    local command's)."""
+    from journeyguard.features.engine.commands import write_parquet
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+    from journeyguard.training.champion import load_champion
+    from journeyguard.training.spark_score import spark_scores
+
+    model, logged = load_champion(settings, task)
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    frame = spark_scores(
+        spark, log, model, as_of, settings.task(task), settings.engine, version=logged.version
+    )
+    rows = write_parquet(frame, out)
+    return f"scored {rows:,} journeys with {task} v{logged.version} on Spark -> {out}"
 
 
 def monitor(

@@ -18,6 +18,7 @@ from journeyguard.features.config.model import (
     AnalysisConfig,
     AttributeSource,
     Config,
+    EngineConfig,
     KpiConfig,
     Match,
     MonitoringConfig,
@@ -39,6 +40,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|s)\s*$")
 _DURATION_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
+_TOP_KEYS = {
+    "source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring", "engine",
+}  # fmt: skip
+
+
 def load_config(path: str | Path) -> Config:
     """Reads and checks a configuration file."""
     path = Path(path).resolve()
@@ -57,7 +63,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     table = reader.table(
         raw,
         "",
-        {"source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring"},
+        _TOP_KEYS,
     )
     source = _parse_source(reader, reader.require(table, "source", ""))
     tasks_table = reader.table(table.get("tasks", {}), "tasks", None)
@@ -82,6 +88,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         outreach=outreach,
         kpis=kpis,
         monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
+        engine=_parse_engine(reader, table.get("engine", {}), source),
     )
 
 
@@ -434,6 +441,38 @@ def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
         auc_drop=reader.number(table, "auc_drop", where, default.auc_drop),
         bins=reader.positive_int(table, "bins", where, default.bins),
     )
+
+
+_ENGINE_KEYS = {
+    "kind", "master", "partitions", "source_format", "table", "fit_fraction", "train_rows", "conf",
+}  # fmt: skip
+
+
+def _parse_engine(reader: _Reader, table: Any, source: SourceConfig) -> EngineConfig:
+    where = "engine"
+    table = reader.table(table, where, _ENGINE_KEYS)
+    default = EngineConfig()
+    fit_fraction = reader.number(table, "fit_fraction", where, default.fit_fraction)
+    if not 0 < fit_fraction <= 1:
+        raise reader.error(where, f"fit_fraction: expected a share in (0, 1], got {fit_fraction}")
+    conf = reader.table(table.get("conf", {}), f"{where}.conf", None)
+    if not all(isinstance(v, str | int | float | bool) for v in conf.values()):
+        raise reader.error(f"{where}.conf", "expected Spark settings as strings or numbers")
+    engine = EngineConfig(
+        kind=reader.choice(table, "kind", where, ("local", "spark"), default.kind),
+        master=reader.string(table, "master", where) or default.master,
+        partitions=reader.positive_int(table, "partitions", where, default.partitions),
+        source_format=reader.choice(
+            table, "source_format", where, ("parquet", "delta"), default.source_format
+        ),
+        table=reader.string(table, "table", where),
+        fit_fraction=fit_fraction,
+        train_rows=reader.positive_int(table, "train_rows", where, default.train_rows),
+        conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+    )
+    if engine.table is None and source.path is None and engine.kind == "spark":
+        raise reader.error(where, "Spark reads [source] path or [engine] table, not a SQL url")
+    return engine
 
 
 def _check_timezone(reader: _Reader, timezone: str) -> None:

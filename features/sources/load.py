@@ -98,18 +98,30 @@ def load_events(source: SourceConfig) -> LoadResult:
             )
         empty = pd.DataFrame({SOURCE_ROW: [], REASON: [], DETAIL: []})
         return LoadResult(canonical, empty, _summary(name, canonical.n_events, canonical, empty))
-    mapping = _column_mapping(source, source_columns(source))
+    mapping = column_mapping(source, source_columns(source))
     raw = read_columns(source, list(dict.fromkeys(mapping.values())))
     raw.index = pd.RangeIndex(1, len(raw) + 1, name=SOURCE_ROW)
+    log, quarantine = validate_rows(raw, mapping, source)
+    if log is None:
+        raise LoadError(
+            f"{name}: no usable rows among {len(raw):,}; reasons: "
+            f"{quarantine[REASON].value_counts().to_dict()}"
+        )
+    return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
+
+
+def validate_rows(
+    raw: pd.DataFrame, mapping: dict[str, str], source: SourceConfig
+) -> tuple[EventLog | None, pd.DataFrame]:
+    """The log of the usable rows of `raw` (indexed by source row, in source order; None when no
+    row is usable), and the quarantine of the others. Spark's engine runs it on each journey
+    partition (`features.engine.spark`): duplicates share a journey, so nothing crosses one."""
     canonical, problems = _canonical_frame(raw, mapping, source)
     if source.attributes.path is not None:
         canonical = _join_attributes(canonical, source)
     usable = ~problems.flagged
     if not usable.any():
-        raise LoadError(
-            f"{name}: no usable rows among {len(raw):,}; reasons: "
-            f"{problems.table()[REASON].value_counts().to_dict()}"
-        )
+        return None, _quarantine_frame(raw, problems)
     ordered = encode(canonical[usable])
     ordered = ordered.iloc[canonical_order(ordered)]
     repeat, first_row = _repeats(ordered)
@@ -120,9 +132,7 @@ def load_events(source: SourceConfig) -> LoadResult:
         DUPLICATE,
         pd.Series([f"same as row {row}" for row in first_row[repeat]], index=ordered.index[repeat]),
     )
-    log = log_from_encoded(ordered[~repeat])
-    quarantine = _quarantine_frame(raw, problems)
-    return LoadResult(log, quarantine, _summary(name, len(raw), log, quarantine))
+    return log_from_encoded(ordered[~repeat]), _quarantine_frame(raw, problems)
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
@@ -131,7 +141,7 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
     quarantine.to_csv(path, index=False)
 
 
-def _column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
+def column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
     """canonical name -> source column, for every canonical column the source provides."""
     mapping: dict[str, str] = {}
     for canonical in CANONICAL_COLUMNS:
