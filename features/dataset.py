@@ -59,6 +59,7 @@ def build_dataset(
     *,
     test_from: pd.Timestamp | None = None,
     transformer_params: dict[str, Any] | None = None,
+    span: tuple[int, int] | None = None,
 ) -> Dataset:
     """The task's labelled snapshots with their features.
 
@@ -66,10 +67,11 @@ def build_dataset(
     happened, or whose horizon runs past the data (censored), are left out and counted in
     `excluded`. Training rows are those whose label window closed
     before `test_from` (default: the last fifth of the labelled time span); the transformer
-    learns its vocabulary, critical items and routes from them alone.
+    learns its vocabulary, critical items and routes from them alone. `span` (first, last
+    event ns) is the whole log's when `log` is a sample of its journeys (`labelled_snapshots`).
     """
     test_from = test_from if test_from is not None else default_test_from(log, task)
-    labelled = labelled_snapshots(log, task, test_from)
+    labelled = labelled_snapshots(log, task, test_from, span)
     transformer = fit_transformer(labelled, task, test_from, transformer_params)
     frame = dataset_frame(labelled, transformer)
     return Dataset(frame, labelled.snapshots, transformer, test_from, labelled.excluded)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
 from journeyguard.features.options import ConfigOption, EngineOption, parse_as_of
 from journeyguard.features.sources.log import load_log
 
@@ -34,20 +35,45 @@ def train(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same model.")] = 0,
+    engine: EngineOption = None,
 ) -> None:
     """Train the task's candidate models, register the one with the best validation log loss,
-    log them all to MLflow, promote it if it beats the champion."""
-    settings = load_config(config)
+    log them all to MLflow, promote it if it beats the champion. On Spark the dataset is built
+    there and the models train on a stratified sample of its journeys ([engine] train_rows)."""
+    settings = load_config(config).with_engine(engine)
     from journeyguard.training.champion import train_and_register
 
+    sample = _spark_sample(settings, task, parse_as_of(test_from))
     with status.status("training") as spinner:
         result = train_and_register(
-            settings, task, parse_as_of(test_from), seed, predictions_out, progress=spinner.update
+            settings,
+            task,
+            parse_as_of(test_from),
+            seed,
+            predictions_out,
+            progress=spinner.update,
+            sample=sample,
         )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(_summary(result))
+
+
+def _spark_sample(settings: Config, task: str, test_from: Any) -> Any:
+    """On Spark, the stratified training sample of the task's dataset; None locally."""
+    if settings.engine.kind != "spark":
+        return None
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+    from journeyguard.training.spark_train import training_sample
+
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    try:
+        return training_sample(spark, log, settings.task(task), settings.engine, test_from)
+    except ValueError as error:
+        raise ConfigError(f"{settings.path}: {error}") from None
 
 
 def score(
