@@ -238,4 +238,16 @@ def _summary(result: dict[str, Any]) -> str:
         + lines
         + bgnbd
         + f"\n  winner {result['winner']}: {result['winner_reason']}"
+        + _sample_line(result.get("sample"))
+    )
+
+
+def _sample_line(sample: dict[str, Any] | None) -> str:
+    """How much of the population a Spark-built dataset's sample kept, when there was one."""
+    if not sample:
+        return ""
+    return (
+        f"\n  trained on a stratified sample: {sample['sample_rate']:.2%} of "
+        f"{sample['population_journeys']:,} journeys ({sample['sample_rows']:,} of "
+        f"{sample['population_rows']:,} snapshots)"
     )
