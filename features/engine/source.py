@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,9 +56,16 @@ class SparkLog:
     n_events: int
     n_journeys: int
     quarantined: dict[str, int]
+    _samples: dict[float, EventLog] = field(default_factory=dict, compare=False, repr=False)
 
     def sample(self, fraction: float) -> EventLog:
-        """The journeys of a hash-chosen `fraction` (all at 1) as one log on the driver."""
+        """The journeys of a hash-chosen `fraction` (all at 1) as one log on the driver;
+        collected once per fraction (features and scoring of one run share it)."""
+        if fraction not in self._samples:
+            self._samples[fraction] = self._collect(fraction)
+        return self._samples[fraction]
+
+    def _collect(self, fraction: float) -> EventLog:
         from pyspark.sql import functions as F
 
         events = self.events
@@ -230,9 +237,16 @@ def _validate_partition(
 def _text_attributes(events: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
     """Attributes the schema holds as text, as text even where a partition's values all read as
     numbers (the local loader then makes numbers of the whole column: see README)."""
-    for field in schema:
-        if field.name in events.columns and pa.types.is_string(field.type):
-            column = events[field.name]
+    for target in schema:
+        if target.name in events.columns and pa.types.is_string(target.type):
+            column = events[target.name]
             if not isinstance(column.dtype, pd.CategoricalDtype) and column.dtype.kind == "f":
-                events[field.name] = column.map(lambda v: None if pd.isna(v) else f"{v:g}")
+                events[target.name] = column.map(_number_text)
     return events
+
+
+def _number_text(value: float) -> str | None:
+    """A number as its shortest text: 5.0 as '5', 0.1 as '0.1'."""
+    if pd.isna(value):
+        return None
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
