@@ -235,7 +235,8 @@ def run_spark_analysis(settings: Config, out: Path) -> str:
 
 def _quarantine_line(settings: Config, quarantined: dict[str, int]) -> str:
     total, path = sum(quarantined.values()), settings.workspace.quarantine_table
-    return f"  quarantined {total:,} rows {quarantined or ''} -> {path}"
+    reasons = f" {quarantined}" if quarantined else ""
+    return f"  quarantined {total:,} rows{reasons} -> {path}"
 
 
 def _kpi_columns(settings: Config) -> list[str]:
