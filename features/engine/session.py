@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 from journeyguard.features.config.model import EngineConfig
@@ -33,6 +34,10 @@ def spark_session(engine: EngineConfig, app_name: str = "journeyguard") -> Spark
         raise ConfigError(
             "[engine] kind = 'spark' needs PySpark: pip install 'journeyguard[spark]' (and Java 17)"
         ) from None
+    # PySpark 4 warns on every conversion under pandas 3; ours are Arrow tables end to end.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     # Workers start `python3` from PATH otherwise, which may lack this package.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
