@@ -59,7 +59,10 @@ $(INSTALLED): pyproject.toml
 		{ echo "JourneyGuard needs Python 3.11+; set PYTHON=python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@# The Spark engine's tests run PySpark in local mode on Java 17, Debian's headless JRE.
+	command -v java >/dev/null || (apt-get update && apt-get install -y openjdk-17-jre-headless) || \
+		echo "java is missing: the spark tests will be skipped"
 	@# The browser tests drive Debian's chromium (never `playwright install`, which downloads).
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || \
 		echo "chromium is missing: the browser tests will be skipped"

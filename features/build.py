@@ -97,9 +97,33 @@ class _Prefixes:
         ]
 
     def total(self, per_event: np.ndarray) -> np.ndarray:
-        """Per snapshot, the sum of `per_event` over its prefix."""
-        running = np.concatenate(([0], np.cumsum(per_event)))
-        return running[self.stop] - running[self.start]
+        """Per snapshot, the sum of `per_event` over its prefix (which starts its journey)."""
+        if per_event.dtype.kind in "biu":  # integers add exactly in any order
+            running = np.concatenate(([0], np.cumsum(per_event)))
+            return running[self.stop] - running[self.start]
+        # Floats: sums restart at each journey, so no rounding depends on the journeys before
+        # (a difference of two long running sums would lose their low bits).
+        sums = self._along_journeys(per_event.astype(np.float64), np.add)
+        return np.where(self.events > 0, sums[self.last] if len(sums) else 0.0, 0.0)
+
+    def _along_journeys(self, per_event: np.ndarray, combine: np.ufunc) -> np.ndarray:
+        """`combine` accumulated along each journey from its first event, as `accumulate`
+        over that journey alone would: one vectorised step per position, every journey at once."""
+        running = per_event.copy()
+        order, bounds = self._by_position
+        for position in range(1, len(bounds) - 1):
+            index = order[bounds[position] : bounds[position + 1]]
+            running[index] = combine(running[index - 1], running[index])
+        return running
+
+    @functools.cached_property
+    def _by_position(self) -> tuple[np.ndarray, np.ndarray]:
+        """Events ordered by their position in their journey, and where each position starts."""
+        log = self.log
+        position = np.arange(log.n_events) - log.offsets[log.journey_codes]
+        order = np.argsort(position, kind="stable")
+        counts = np.bincount(position, minlength=1) if log.n_events else np.zeros(1, np.int64)
+        return order, np.concatenate(([0], np.cumsum(counts)))
 
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
@@ -180,10 +204,8 @@ class _Prefixes:
 
     def running_max(self, per_event: np.ndarray) -> np.ndarray:
         """Per snapshot, the maximum of a non-negative `per_event` over its prefix."""
-        # Lifting each journey above all earlier ones lets one accumulate serve them all.
-        lift = self.log.journey_codes * (2.0 * float(per_event.max(initial=0.0)) + 1.0)
-        peak = np.maximum.accumulate(per_event + lift) - lift
-        return np.where(self.events > 0, peak[self.last], np.nan)
+        peak = self._along_journeys(per_event, np.maximum)
+        return np.where(self.events > 0, peak[self.last] if len(peak) else np.nan, np.nan)
 
     def previous(self, values: np.ndarray, lag: int = 1) -> np.ndarray:
         """`values` of the event `lag` places earlier in the same journey, -1 where none."""

@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError, LoadError
-from journeyguard.features.options import ConfigOption, PastOption, parse_as_of
+from journeyguard.features.options import ConfigOption, EngineOption, PastOption, parse_as_of
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.tables import write_table
 
@@ -191,9 +191,18 @@ def analyze(
         str | None, typer.Option(help="A task of the config: adds the critical path analysis.")
     ] = None,
     as_of: PastOption = None,
+    engine: EngineOption = None,
 ) -> None:
-    """Paths, variants, funnels, bottlenecks and the critical path analysis of a task."""
-    settings = load_config(config)
+    """Paths, variants, funnels, bottlenecks and the critical path analysis of a task.
+    On Spark: the path counts (transitions, variants, start and end steps, step matrix,
+    funnels) merged across partitions, in transitions.parquet, variants.parquet and
+    path-counts.json."""
+    settings = load_config(config).with_engine(engine)
+    if settings.engine.kind == "spark":
+        if task is not None or as_of is not None:
+            raise ConfigError("--engine spark: analyze counts paths; --task and --as-of are local")
+        typer.echo(run_spark_analysis(settings, out))
+        return
     summary = run_analysis(settings, out, task, parse_as_of(as_of))
     typer.echo(summary)
 
@@ -236,6 +245,32 @@ def run_analysis(settings: Config, out: Path, task: str | None, as_of: pd.Timest
             )
         )
     return "\n".join(lines)
+
+
+def run_spark_analysis(settings: Config, out: Path) -> str:
+    """The path counts of the configured source on Spark, written into `out`."""
+    from journeyguard.features.engine.analysis import spark_path_counts, write_path_counts
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+
+    log = load_spark_log(spark_session(settings.engine), settings)
+    funnels = {name: list(steps) for name, steps in settings.analysis.funnels.items()}
+    tables = spark_path_counts(log, settings.analysis, funnels)
+    written = write_path_counts(tables, out)
+    return "\n".join(
+        [
+            f"counted paths of {log.n_events:,} events of {log.n_journeys:,} journeys on Spark: "
+            f"{len(tables['variants']):,} variants, {len(tables['transitions']):,} transitions",
+            _quarantine_line(settings, log.quarantined),
+            *(f"  {path}" for path in written),
+        ]
+    )
+
+
+def _quarantine_line(settings: Config, quarantined: dict[str, int]) -> str:
+    total, path = sum(quarantined.values()), settings.workspace.quarantine_table
+    reasons = f" {quarantined}" if quarantined else ""
+    return f"  quarantined {total:,} rows{reasons} -> {path}"
 
 
 def _kpi_columns(settings: Config) -> list[str]:
@@ -283,15 +318,33 @@ def run_kpis(settings: Config, out: Path, by: Any = None, as_of: pd.Timestamp | 
 def features(
     config: ConfigOption,
     as_of: Annotated[str, typer.Option("--as-of", help="ISO 8601; UTC if no offset.")],
-    out: Annotated[Path, typer.Option(help="The features file (Parquet or CSV).")],
+    out: Annotated[
+        Path, typer.Option(help="The features file (Parquet or CSV; on Spark a Parquet folder).")
+    ],
+    engine: EngineOption = None,
 ) -> None:
     """Features of every journey active at --as-of, from events at or before it only."""
     from journeyguard.features.dataset import features_at
 
-    settings = load_config(config)
+    settings = load_config(config).with_engine(engine)
+    if settings.engine.kind == "spark":
+        typer.echo(run_spark_features(settings, parse_as_of(as_of), out))
+        return
     table = features_at(load_log(settings), parse_as_of(as_of))
     write_table(table, out)
     typer.echo(f"{len(table):,} journeys x {table.shape[1] - 2} features -> {out}")
+
+
+def run_spark_features(settings: Config, as_of: Any, out: Path) -> str:
+    """`features` on Spark: a folder of Parquet parts at `out`."""
+    from journeyguard.features.engine.commands import spark_features, write_parquet
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    rows = write_parquet(spark_features(spark, log, as_of, settings.engine), out)
+    return f"{rows:,} journeys on Spark -> {out}\n" + _quarantine_line(settings, log.quarantined)
 
 
 @app.command()
@@ -303,12 +356,16 @@ def dataset(
         str | None,
         typer.Option("--test-from", help="Start of the test period (default: the last fifth)."),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """The task's labelled snapshots with their features and train/gap/test split."""
     from journeyguard.features.dataset import build_dataset
 
-    settings = load_config(config)
+    settings = load_config(config).with_engine(engine)
     task_config = settings.task(task)
+    if settings.engine.kind == "spark":
+        typer.echo(run_spark_dataset(settings, task_config, parse_as_of(test_from), out))
+        return
     log = load_log(settings)
     try:
         data = build_dataset(log, task_config, test_from=parse_as_of(test_from))
@@ -316,6 +373,25 @@ def dataset(
         raise ConfigError(f"{settings.path}: {error}") from None
     write_table(data.frame, out)
     typer.echo(_dataset_summary(data, out))
+
+
+def run_spark_dataset(settings: Config, task: Any, test_from: Any, out: Path) -> str:
+    """`dataset` on Spark: a folder of Parquet parts at `out`."""
+    from journeyguard.features.engine.commands import spark_dataset, write_parquet
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    try:
+        data = spark_dataset(spark, log, task, settings.engine, test_from)
+    except ValueError as error:
+        raise ConfigError(f"{settings.path}: {error}") from None
+    rows = write_parquet(data.frame, out)
+    return (
+        f"{rows:,} snapshots on Spark, test from {data.test_from.isoformat()}; "
+        f"excluded {data.excluded} -> {out}\n" + _quarantine_line(settings, log.quarantined)
+    )
 
 
 def _dataset_summary(data: Dataset, out: Path) -> str:

@@ -91,9 +91,14 @@ def latest_labelled_as_of(log: EventLog, task: TaskConfig) -> pd.Timestamp:
     return pd.Timestamp(log.last_time, tz="UTC") - task.horizon
 
 
-def task_snapshots(log: EventLog, task: TaskConfig) -> Snapshots:
+def task_snapshots(
+    log: EventLog, task: TaskConfig, span: tuple[int, int] | None = None
+) -> Snapshots:
     """The task's snapshots: on its calendar grid (every journey begun by each grid time), or
-    after each of the first n events of every journey (journeys shorter than k have no k-th)."""
+    after each of the first n events of every journey (journeys shorter than k have no k-th).
+
+    The grid runs over `span` (first, last event time in ns; default the log's own): a part of
+    a larger log (one Spark partition) takes the whole log's span, so its grid is the same."""
     if task.snapshots.prefix is not None:
         lengths = np.diff(log.offsets)
         journeys, as_of = [], []
@@ -106,8 +111,9 @@ def task_snapshots(log: EventLog, task: TaskConfig) -> Snapshots:
         key = np.unique(np.stack([journeys_all, as_of_all], axis=1), axis=0)
         return Snapshots(log, key[:, 0], key[:, 1])
     every = nanoseconds(task.snapshots.every)
-    first_day = (log.first_time // NS_PER_DAY) * NS_PER_DAY
-    grid = np.arange(first_day + every, log.last_time + 1, every, dtype=np.int64)
+    first_time, last_time = span if span is not None else (log.first_time, log.last_time)
+    first_day = (first_time // NS_PER_DAY) * NS_PER_DAY
+    grid = np.arange(first_day + every, last_time + 1, every, dtype=np.int64)
     first_event = log.times[log.offsets[:-1]]
     journeys = [np.flatnonzero(first_event <= moment) for moment in grid]
     as_of = [
@@ -123,8 +129,14 @@ def task_snapshots(log: EventLog, task: TaskConfig) -> Snapshots:
 def default_test_from(log: EventLog, task: TaskConfig) -> pd.Timestamp:
     """The start of the last fifth of the time span whose snapshots can be labelled (from the
     first event to the last as_of whose horizon closes within the data)."""
-    labelled_until = log.last_time - nanoseconds(task.horizon)
-    return pd.Timestamp(log.first_time + (labelled_until - log.first_time) * 4 // 5, tz="UTC")
+    return span_test_from((log.first_time, log.last_time), task)
+
+
+def span_test_from(span: tuple[int, int], task: TaskConfig) -> pd.Timestamp:
+    """`default_test_from` of a log whose events span (first, last) ns."""
+    first_time, last_time = span
+    labelled_until = last_time - nanoseconds(task.horizon)
+    return pd.Timestamp(first_time + (labelled_until - first_time) * 4 // 5, tz="UTC")
 
 
 def time_split(as_of: np.ndarray, task: TaskConfig, test_from: pd.Timestamp) -> np.ndarray:

@@ -16,6 +16,13 @@ PastOption = Annotated[
     typer.Option("--as-of", help="See the log as it stood then (ISO 8601; UTC if no offset)."),
 ]
 
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="Where to run: local or spark (default: the config's [engine] kind)."
+    ),
+]
+
 
 def parse_as_of(text: str | None) -> pd.Timestamp | None:
     """An --as-of value: ISO 8601, UTC when it carries no offset."""

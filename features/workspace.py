@@ -31,8 +31,13 @@ class Workspace:
         return self.root / "store"
 
     @property
+    def quarantine_table(self) -> Path:
+        """The Spark engine's rejected rows with their reasons (a Parquet folder)."""
+        return self.root / "quarantine"
+
+    @property
     def outreach_events(self) -> Path:
-        """Delivered outreach messages as events, joined to the source's log (`load_log`)."""
+        """Outreach contact decisions as events, joined to the source's log (`load_log`)."""
         return self.root / "outreach_events.parquet"
 
     @property

@@ -90,3 +90,21 @@ def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         uri = registry.tracking_uri(root)
     registry.champion_versions(uri)  # opens the store: runs the migrations
     return root / "mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def spark_session():  # type: ignore[no-untyped-def]
+    """One local[2] Spark session for the test session (starting one takes seconds); skips
+    where PySpark or Java is missing (`make install` brings both)."""
+    import shutil
+
+    pytest.importorskip("pyspark", reason="pip install 'journeyguard[spark]'")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java for Spark: apt-get install openjdk-17-jre-headless")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from journeyguard.features.config.model import EngineConfig
+    from journeyguard.features.engine.session import spark_session as start
+
+    session = start(EngineConfig(kind="spark", master="local[2]", partitions=3))
+    yield session
+    session.stop()

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from journeyguard.training.monitor import monitor, write_result
 from journeyguard.training.score import score_log
 from journeyguard.training.train import train_task
 
+if TYPE_CHECKING:
+    from journeyguard.training.spark_train import TrainingSample
+
 PROMOTION_METRIC = "roc_auc"
 CANDIDATE_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top10")
 IMPORTANCE_ROWS = 5_000  # test rows whose contributions rank the features
@@ -49,19 +52,28 @@ def train_and_register(
     predictions_out: Path | None = None,
     progress: Callable[[str], None] = quiet,
     log: EventLog | None = None,
+    sample: TrainingSample | None = None,
 ) -> dict[str, Any]:
     """Trains, evaluates, logs to MLflow and applies the promotion rule; returns the result.
-    `progress` is told each step as it starts; `log` is the settings' log unless given."""
+    `progress` is told each step as it starts; `log` is the settings' log unless given. With a
+    `sample` (`training.spark_train`), trains on its journeys over the whole log's span and logs
+    its rate and counts as parameters."""
     task_config = settings.task(task)
     # MLflow warns on every custom model that it is pickled; we know, and chose it.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
-    if log is None:
+    if sample is not None:
+        log = sample.log
+    elif log is None:
         progress(f"loading the log of {settings.name}")
         log = load_log(settings)
+    test_from = test_from if sample is None else sample.test_from
+    span = None if sample is None else sample.span
     progress(f"training {task}: dataset, candidate models, evaluation")
     try:
         bins = settings.monitoring.bins
-        run = train_task(log, task_config, test_from=test_from, seed=seed, reference_bins=bins)
+        run = train_task(
+            log, task_config, test_from=test_from, seed=seed, reference_bins=bins, span=span
+        )
     except ValueError as error:
         raise ConfigError(f"{settings.path}: {error}") from None
     uri = registry.tracking_uri()
@@ -70,7 +82,7 @@ def train_and_register(
         logged = registry.log_model(
             run.model,
             uri=uri,
-            params=_params(run, settings),
+            params=_params(run, settings) | (sample.params if sample is not None else {}),
             metrics=_metrics(run),
             tags=_tags(run, settings),
             artifacts=_artifacts(run, Path(folder)),
@@ -110,6 +122,7 @@ def train_and_register(
         "by_prefix": run.by_prefix.to_dict(orient="records"),
         "run_id": logged.run_id,
         "test_from": run.dataset.test_from.isoformat(),
+        "sample": sample.params if sample is not None else None,
     }
 
 

@@ -13,7 +13,8 @@ from rich.console import Console
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
-from journeyguard.features.options import ConfigOption, parse_as_of
+from journeyguard.features.errors import ConfigError
+from journeyguard.features.options import ConfigOption, EngineOption, parse_as_of
 from journeyguard.features.sources.log import load_log
 
 status = Console(stderr=True)  # a spinner naming training's current step
@@ -34,20 +35,45 @@ def train(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same model.")] = 0,
+    engine: EngineOption = None,
 ) -> None:
     """Train the task's candidate models, register the one with the best validation log loss,
-    log them all to MLflow, promote it if it beats the champion."""
-    settings = load_config(config)
+    log them all to MLflow, promote it if it beats the champion. On Spark the dataset is built
+    there and the models train on a stratified sample of its journeys ([engine] train_rows)."""
+    settings = load_config(config).with_engine(engine)
     from journeyguard.training.champion import train_and_register
 
+    sample = _spark_sample(settings, task, parse_as_of(test_from))
     with status.status("training") as spinner:
         result = train_and_register(
-            settings, task, parse_as_of(test_from), seed, predictions_out, progress=spinner.update
+            settings,
+            task,
+            parse_as_of(test_from),
+            seed,
+            predictions_out,
+            progress=spinner.update,
+            sample=sample,
         )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(_summary(result))
+
+
+def _spark_sample(settings: Config, task: str, test_from: Any) -> Any:
+    """On Spark, the stratified training sample of the task's dataset; None locally."""
+    if settings.engine.kind != "spark":
+        return None
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+    from journeyguard.training.spark_train import training_sample
+
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    try:
+        return training_sample(spark, log, settings.task(task), settings.engine, test_from)
+    except ValueError as error:
+        raise ConfigError(f"{settings.path}: {error}") from None
 
 
 def score(
@@ -58,16 +84,21 @@ def score(
         Path | None,
         typer.Option(
             help="The risk list (Parquet, or CSV by suffix); default the workspace's "
-            "risk-<task>.parquet, the list the prediction service's /risk_list reads."
+            "risk-<task>.parquet, the list the prediction service's /risk_list reads; on "
+            "Spark a folder of Parquet parts."
         ),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Score every journey the task is for at --as-of with its champion, with its top reasons;
     the journeys that lapsed (quiet past the task's `active_within`) go to a list of their own."""
     from journeyguard.training.champion import write_risk_lists
 
-    settings = load_config(config)
+    settings = load_config(config).with_engine(engine)
     out = out or settings.workspace.risk_list(task)
+    if settings.engine.kind == "spark":
+        typer.echo(_spark_score(settings, task, parse_as_of(as_of), out))
+        return
     table, lapsed = write_risk_lists(settings, task, parse_as_of(as_of), out=out)
     typer.echo(
         f"scored {len(table):,} journeys with {table['task'].iloc[0] if len(table) else task}"
@@ -75,6 +106,25 @@ def score(
         f"{(table['band'] == 'high').sum():,} high risk -> {out}; {len(lapsed):,} lapsed -> "
         f"{settings.workspace.lapsed_list(task)}"
     )
+
+
+def _spark_score(settings: Config, task: str, as_of: Any, out: Path) -> str:
+    """`score` on Spark: the risk list as a folder of Parquet parts (the lapsed list is the
+    local command's)."""
+    from journeyguard.features.engine.commands import write_parquet
+    from journeyguard.features.engine.session import spark_session
+    from journeyguard.features.engine.source import load_spark_log
+    from journeyguard.training.champion import load_champion
+    from journeyguard.training.spark_score import spark_scores
+
+    model, logged = load_champion(settings, task)
+    spark = spark_session(settings.engine)
+    log = load_spark_log(spark, settings)
+    frame = spark_scores(
+        spark, log, model, as_of, settings.task(task), settings.engine, version=logged.version
+    )
+    rows = write_parquet(frame, out)
+    return f"scored {rows:,} journeys with {task} v{logged.version} on Spark -> {out}"
 
 
 def monitor(
@@ -188,4 +238,16 @@ def _summary(result: dict[str, Any]) -> str:
         + lines
         + bgnbd
         + f"\n  winner {result['winner']}: {result['winner_reason']}"
+        + _sample_line(result.get("sample"))
+    )
+
+
+def _sample_line(sample: dict[str, Any] | None) -> str:
+    """How much of the population a Spark-built dataset's sample kept, when there was one."""
+    if not sample:
+        return ""
+    return (
+        f"\n  trained on a stratified sample: {sample['sample_rate']:.2%} of "
+        f"{sample['population_journeys']:,} journeys ({sample['sample_rows']:,} of "
+        f"{sample['population_rows']:,} snapshots)"
     )

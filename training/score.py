@@ -12,7 +12,7 @@ from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.reasons import reason_arrays
-from journeyguard.training.value import customer_values
+from journeyguard.training.value import ValueModels, customer_values
 
 BANDS = ("high", "medium", "low")
 
@@ -73,10 +73,25 @@ def score_log(
     what is at stake: `expected_value` (spend expected over the horizon, `training.value`) and
     `value_at_risk` = risk x value (NaN where the log has no purchase values)."""
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
-    table = score_snapshots(snapshots, model, version=version, reasons=reasons)
-    value = customer_values(snapshots, task.horizon, as_of).value
-    table = table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
+    table = risk_table(snapshots, model, as_of, task, version=version, reasons=reasons)
     return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
+
+
+def risk_table(
+    snapshots: Snapshots,
+    model: JourneyModel,
+    as_of: pd.Timestamp,
+    task: TaskConfig,
+    *,
+    version: int | None = None,
+    reasons: int = 3,
+    value_models: ValueModels | str | None = None,
+) -> pd.DataFrame:
+    """The rows of `score_log` of these snapshots, in their order; `value_models` default to
+    those of the snapshots' log (`training.value`)."""
+    table = score_snapshots(snapshots, model, version=version, reasons=reasons)
+    value = customer_values(snapshots, task.horizon, as_of, value_models).value
+    return table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
 
 
 def score_snapshots(

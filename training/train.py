@@ -83,12 +83,14 @@ def train_task(
     test_from: pd.Timestamp | None = None,
     seed: int = 0,
     reference_bins: int = 10,
+    span: tuple[int, int] | None = None,
 ) -> TrainingRun:
     """Fits the task's candidates on the snapshot dataset of `log`, keeps the one chosen on
     the validation slice, and evaluates them all on the test period. The winner's
     `model.info` records the candidates, why it won, its reliability on the test period and
-    the profile a monitor compares later populations with (`reference`)."""
-    data = build_dataset(log, task, test_from=test_from)
+    the profile a monitor compares later populations with (`reference`). `span`: the whole
+    log's first and last event (ns) when `log` is a sample of its journeys."""
+    data = build_dataset(log, task, test_from=test_from, span=span)
     frame = data.frame
     train, test = (frame["split"] == "train").to_numpy(), (frame["split"] == "test").to_numpy()
     if not test.any():

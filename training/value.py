@@ -32,23 +32,39 @@ class CustomerValues:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ValueModels:
+    """BG/NBD (how many purchases) and Gamma-Gamma (how much each), fitted as of one time."""
+
+    rates: bgnbd.BGNBDParams
+    amounts: spend.GammaGammaParams
+
+
 def customer_values(
-    snapshots: Snapshots, horizon: datetime.timedelta, as_of: pd.Timestamp
+    snapshots: Snapshots,
+    horizon: datetime.timedelta,
+    as_of: pd.Timestamp,
+    models: ValueModels | str | None = None,
 ) -> CustomerValues:
     """The expected spend of each snapshot's customer over `horizon` after `as_of`, from the
-    purchases of the log at or before `as_of`."""
+    purchases of the log at or before `as_of`. `models` (or why there are none) default to
+    those fitted on the snapshots' log; a part of a larger log (a Spark partition) passes the
+    whole log's (`value_models`)."""
     unknown = np.full(len(snapshots), np.nan)
-    fitted = _fitted(snapshots.log, pd.Timestamp(as_of).value)
-    if isinstance(fitted, str):
-        return CustomerValues(unknown, fitted)
-    summary, rates, amounts_model = fitted
+    as_of_ns = pd.Timestamp(as_of).value
+    models = models if models is not None else value_models(snapshots.log, as_of_ns)
+    if isinstance(models, str):
+        return CustomerValues(unknown, models)
+    summary = _summary(snapshots.log, as_of_ns)
+    if summary is None:  # a part of the log without purchases: nobody here has bought yet
+        summary = pd.DataFrame(columns=["frequency", "recency", "T", "monetary"], dtype=float)
     log = snapshots.log
     row = summary.reindex(pd.Index(snapshots.customer_ids.astype(str)))
     first = log.times[snapshots.starts]
     weeks_known = (snapshots.as_of - first) / (7 * NS_PER_DAY)
     value = spend.customer_value(
-        rates,
-        amounts_model,
+        models.rates,
+        models.amounts,
         row["frequency"].fillna(0).to_numpy(),
         row["recency"].fillna(0).to_numpy(),
         row["T"].fillna(pd.Series(weeks_known, index=row.index)).to_numpy(),
@@ -59,16 +75,12 @@ def customer_values(
 
 
 @functools.lru_cache(maxsize=1)  # the tasks scored at one as_of share one fit (seconds)
-def _fitted(
-    log: EventLog, as_of_ns: int
-) -> tuple[pd.DataFrame, bgnbd.BGNBDParams, spend.GammaGammaParams] | str:
-    """The purchase summary and both value models as of `as_of_ns`, or why there are none."""
-    purchases = _purchases(log, as_of_ns)
-    if purchases is None:
+def value_models(log: EventLog, as_of_ns: int) -> ValueModels | str:
+    """Both value models fitted on the purchases of `log` as of `as_of_ns`, or why there are
+    none."""
+    summary = _summary(log, as_of_ns)
+    if summary is None:
         return "the log has no purchase values"
-    ids, times, amounts = purchases
-    as_of = pd.Timestamp(as_of_ns, tz="UTC")
-    summary = spend.spend_summary(ids, times, amounts, as_of)
     if int((summary["frequency"] > 0).sum()) < MIN_REPEAT_BUYERS:
         return f"fewer than {MIN_REPEAT_BUYERS} repeat buyers"
     try:
@@ -76,7 +88,17 @@ def _fitted(
         amounts_model = spend.fit(summary["frequency"], summary["monetary"])
     except ValueError as error:
         return f"the value models could not be fitted: {error}"
-    return summary, rates, amounts_model
+    return ValueModels(rates, amounts_model)
+
+
+@functools.lru_cache(maxsize=2)
+def _summary(log: EventLog, as_of_ns: int) -> pd.DataFrame | None:
+    """The purchase summary (frequency, recency, T, monetary) per customer as of `as_of_ns`."""
+    purchases = _purchases(log, as_of_ns)
+    if purchases is None:
+        return None
+    ids, times, amounts = purchases
+    return spend.spend_summary(ids, times, amounts, pd.Timestamp(as_of_ns, tz="UTC"))
 
 
 def _purchases(log: EventLog, as_of_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,6 +259,21 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Where the features, dataset, score and analyze commands run: in this process (`local`), or
+    on Apache Spark (`spark`, `features.engine.spark`) against any Spark master."""
+
+    kind: Literal["local", "spark"] = "local"
+    master: str = "local[2]"
+    partitions: int = 8  # journey-hash partitions of the log; each becomes one EventLog
+    source_format: Literal["parquet", "delta"] = "parquet"  # of [source] path, read by Spark
+    table: str | None = None  # a Spark catalog table read instead of [source] path
+    fit_fraction: float = 1.0  # share of journeys (by hash) the vocabulary and value models see
+    train_rows: int = 500_000  # the stratified sample LightGBM trains on
+    conf: dict[str, str] = field(default_factory=dict)  # extra Spark settings (spark.*)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     source: SourceConfig
@@ -271,6 +286,7 @@ class Config:
     monitoring: MonitoringConfig = MonitoringConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     experiments: dict[str, ExperimentConfig] = field(default_factory=dict)
+    engine: EngineConfig = EngineConfig()
 
     @property
     def name(self) -> str:
@@ -280,6 +296,16 @@ class Config:
     def workspace(self) -> Workspace:
         """The paths under `output_dir`."""
         return Workspace(self.output_dir)
+
+    def with_engine(self, kind: str | None) -> Config:
+        """This config with the engine a command line chose (`--engine`); None keeps it."""
+        if kind is None:
+            return self
+        if kind not in ("local", "spark"):
+            raise ConfigError(f"--engine: expected 'local' or 'spark', got {kind!r}")
+        if kind == "spark" and self.source.path is None and self.engine.table is None:
+            raise ConfigError(f"{self.path}: Spark reads [source] path or [engine] table")
+        return replace(self, engine=replace(self.engine, kind=kind))
 
     def task(self, name: str) -> TaskConfig:
         if name not in self.tasks:

@@ -18,6 +18,7 @@ from journeyguard.features.config.model import (
     AnalysisConfig,
     AttributeSource,
     Config,
+    EngineConfig,
     ExperimentConfig,
     KpiConfig,
     Match,
@@ -55,7 +56,7 @@ def load_config(path: str | Path) -> Config:
 
 _TOP_KEYS = {
     "source", "tasks", "output", "analysis", "serving", "outreach", "kpis", "monitoring",
-    "schedule", "experiments",
+    "schedule", "experiments", "engine",
 }  # fmt: skip
 
 
@@ -94,6 +95,7 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
         monitoring=_parse_monitoring(reader, table.get("monitoring", {})),
         schedule=_parse_schedule(reader, table.get("schedule", {})),
         experiments=experiments,
+        engine=_parse_engine(reader, table.get("engine", {}), source),
     )
 
 
@@ -579,6 +581,38 @@ def _parse_schedule(reader: _Reader, table: Any) -> ScheduleConfig:
         retry_backoff=duration("retry_backoff"),
         misfire_grace=duration("misfire_grace"),
     )
+
+
+_ENGINE_KEYS = {
+    "kind", "master", "partitions", "source_format", "table", "fit_fraction", "train_rows", "conf",
+}  # fmt: skip
+
+
+def _parse_engine(reader: _Reader, table: Any, source: SourceConfig) -> EngineConfig:
+    where = "engine"
+    table = reader.table(table, where, _ENGINE_KEYS)
+    default = EngineConfig()
+    fit_fraction = reader.number(table, "fit_fraction", where, default.fit_fraction)
+    if not 0 < fit_fraction <= 1:
+        raise reader.error(where, f"fit_fraction: expected a share in (0, 1], got {fit_fraction}")
+    conf = reader.table(table.get("conf", {}), f"{where}.conf", None)
+    if not all(isinstance(v, str | int | float | bool) for v in conf.values()):
+        raise reader.error(f"{where}.conf", "expected Spark settings as strings or numbers")
+    engine = EngineConfig(
+        kind=reader.choice(table, "kind", where, ("local", "spark"), default.kind),
+        master=reader.string(table, "master", where) or default.master,
+        partitions=reader.positive_int(table, "partitions", where, default.partitions),
+        source_format=reader.choice(
+            table, "source_format", where, ("parquet", "delta"), default.source_format
+        ),
+        table=reader.string(table, "table", where),
+        fit_fraction=fit_fraction,
+        train_rows=reader.positive_int(table, "train_rows", where, default.train_rows),
+        conf={str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+    )
+    if engine.table is None and source.path is None and engine.kind == "spark":
+        raise reader.error(where, "Spark reads [source] path or [engine] table, not a SQL url")
+    return engine
 
 
 def _check_timezone(reader: _Reader, timezone: str) -> None:

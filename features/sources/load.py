@@ -107,21 +107,39 @@ def load_events(source: SourceConfig) -> LoadResult:
         summary = _summary(name, canonical.n_events, canonical, empty)
         return LoadResult(canonical, empty, summary, np.arange(1, canonical.n_events + 1))
     available = source_columns(source)
-    mapping = _column_mapping(source, available)
+    mapping = column_mapping(source, available)
     require_unique(name, available, list(mapping.values()))
     records = read_columns(source, list(dict.fromkeys(mapping.values())))
     raw, malformed = records.frame, records.rejected.set_index(SOURCE_ROW)  # raw: by source row
     rows_read = len(raw) + len(malformed)
+    log, quarantine, rows = validate_rows(raw, mapping, source, malformed)
+    if log is None:
+        raise LoadError(
+            f"{name}: no usable rows among {rows_read:,}; reasons: "
+            f"{quarantine[REASON].value_counts().to_dict()}"
+        )
+    return LoadResult(log, quarantine, _summary(name, rows_read, log, quarantine), rows)
+
+
+def validate_rows(
+    raw: pd.DataFrame,
+    mapping: dict[str, str],
+    source: SourceConfig,
+    malformed: pd.DataFrame | None = None,
+) -> tuple[EventLog | None, pd.DataFrame, np.ndarray]:
+    """The log of the usable rows of `raw` (indexed by source row, in source order; None when no
+    row is usable), the quarantine of the others and of the `malformed` records (indexed by
+    source row), and each event's source row in log order. Spark's engine runs it on each
+    journey partition (`features.engine.spark`): duplicates share a journey, so nothing crosses
+    one."""
+    if malformed is None:
+        malformed = pd.DataFrame({REASON: [], DETAIL: []}, index=pd.Index([], name=SOURCE_ROW))
     canonical, problems = _canonical_frame(raw, mapping, source)
     if source.attributes.path is not None:
         canonical = _join_attributes(canonical, source)
     usable = ~problems.flagged
     if not usable.any():
-        reasons = pd.concat([problems.table()[REASON], malformed[REASON]])
-        raise LoadError(
-            f"{name}: no usable rows among {rows_read:,}; reasons: "
-            f"{reasons.value_counts().to_dict()}"
-        )
+        return None, _quarantine_frame(raw, problems, malformed), np.array([], dtype=np.int64)
     ordered = encode(canonical[usable])
     ordered = ordered.iloc[canonical_order(ordered)]
     repeat, first_row = _repeats(ordered)
@@ -134,8 +152,7 @@ def load_events(source: SourceConfig) -> LoadResult:
     )
     log = log_from_encoded(ordered[~repeat])
     quarantine = _quarantine_frame(raw, problems, malformed)
-    summary = _summary(name, rows_read, log, quarantine)
-    return LoadResult(log, quarantine, summary, ordered.index[~repeat].to_numpy(np.int64))
+    return log, quarantine, ordered.index[~repeat].to_numpy(np.int64)
 
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
@@ -144,7 +161,7 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
     quarantine.to_csv(path, index=False)
 
 
-def _column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
+def column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
     """canonical name -> source column, for every canonical column the source provides."""
     mapping: dict[str, str] = {}
     for canonical in CANONICAL_COLUMNS:

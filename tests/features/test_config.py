@@ -169,3 +169,34 @@ def test_the_schedule_has_a_cron_per_job_with_defaults(tmp_path):
 def test_bad_schedules_are_rejected_with_the_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, MINIMAL + text))
+
+
+def test_the_engine_is_typed_with_local_defaults(tmp_path):
+    assert load_config(write(tmp_path, MINIMAL)).engine.kind == "local"
+    text = MINIMAL + (
+        '[engine]\nkind = "spark"\nmaster = "spark://head:7077"\npartitions = 64\n'
+        'fit_fraction = 0.01\ntrain_rows = 1000\n[engine.conf]\n"spark.executor.memory" = "8g"\n'
+    )
+    engine = load_config(write(tmp_path, text)).engine
+    assert (engine.kind, engine.master, engine.partitions) == ("spark", "spark://head:7077", 64)
+    assert (engine.fit_fraction, engine.train_rows) == (0.01, 1000)
+    assert engine.conf == {"spark.executor.memory": "8g"}
+
+
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ('kind = "dask"', r"\[engine\] kind: expected one of \['local', 'spark'\], got 'dask'"),
+        ("fit_fraction = 1.5", r"fit_fraction: expected a share in \(0, 1\]"),
+        ("partitons = 4", r"unknown key 'partitons' \(did you mean 'partitions'\?\)"),
+    ],
+)
+def test_bad_engine_settings_are_rejected(tmp_path, engine, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, MINIMAL + f"[engine]\n{engine}\n"))
+
+
+def test_spark_reads_no_sql_url(tmp_path):
+    text = '[source]\nurl = "sqlite:///x.db"\ntable = "events"\n[engine]\nkind = "spark"\n'
+    with pytest.raises(ConfigError, match=r"Spark reads \[source\] path or \[engine\] table"):
+        load_config(write(tmp_path, text))
