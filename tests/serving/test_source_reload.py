@@ -129,11 +129,24 @@ def test_the_service_answers_through_a_bad_row_and_an_emptied_source(workspace, 
         assert "source_problem" not in httpx.get(f"{base}/readyz", timeout=10).text
         rewrite(events, b"")
         assert predict().status_code == 200, predict().text
-        ready = httpx.get(f"{base}/readyz", timeout=10)
+        ready = readiness_with_a_source_problem(base)
         assert ready.status_code == 200
         assert "the file is empty" in ready.json()["source_problem"]
         page = httpx.get(f"{base}/console/customer/{customer}", headers=auth, timeout=60)
         assert page.status_code == 200
+
+
+def readiness_with_a_source_problem(base: str, seconds: float = 30):
+    """/readyz once a worker has seen the source fail: each worker re-reads it in the
+    background, so the worker answering may not have noticed the change yet."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        if "source_problem" in ready.text or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.1)
 
 
 def test_the_console_answers_503_while_the_source_was_never_read(tmp_path):
