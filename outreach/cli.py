@@ -111,7 +111,7 @@ def dispatch(
         engine.dispose()
     typer.echo(
         f"attempted {totals.attempted:,}: delivered {totals.delivered:,}, "
-        f"retrying {totals.retrying:,}, dead {totals.dead:,}"
+        f"retrying {totals.retrying:,}, ambiguous {totals.ambiguous:,}, dead {totals.dead:,}"
     )
 
 

@@ -25,7 +25,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Literal
 
 import httpx
@@ -58,6 +58,12 @@ class DispatchResult:
     dead: int = 0
     attempted: int = 0
     ambiguous: int = 0
+
+    def __add__(self, other: DispatchResult) -> DispatchResult:
+        """Both runs' counts together (a worker's batches)."""
+        return DispatchResult(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(self))
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import Engine
@@ -30,24 +29,6 @@ IDLE = datetime.timedelta(seconds=30)  # the longest a worker sleeps while nothi
 BUSY = datetime.timedelta(seconds=1)
 
 
-@dataclass(frozen=True)
-class WorkerTotals:
-    """What a worker sent until it stopped."""
-
-    delivered: int = 0
-    retrying: int = 0
-    dead: int = 0
-    attempted: int = 0
-
-    def __add__(self, batch: DispatchResult) -> WorkerTotals:
-        return WorkerTotals(
-            self.delivered + batch.delivered,
-            self.retrying + batch.retrying,
-            self.dead + batch.dead,
-            self.attempted + batch.attempted,
-        )
-
-
 def run_worker(
     config: OutreachConfig,
     engine: Engine,
@@ -58,7 +39,7 @@ def run_worker(
     idle: datetime.timedelta = IDLE,
     environ: Mapping[str, str] = os.environ,
     worker: str | None = None,
-) -> WorkerTotals:
+) -> DispatchResult:
     """Sends due messages in batches until `stop` is set; with `once`, until none it may
     claim is due.
 
@@ -68,7 +49,7 @@ def run_worker(
     """
     url, secret = webhook_target(config, environ)
     name = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    totals = WorkerTotals()
+    totals = DispatchResult()
     with httpx.Client(timeout=config.timeout.total_seconds()) as client:
         while not stop.is_set():
             batch = dispatch(

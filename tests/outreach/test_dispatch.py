@@ -418,3 +418,11 @@ def test_webhook_target_prefers_the_config_then_the_environment():
 def test_webhook_target_names_what_is_missing(config, environ, message):
     with pytest.raises(ConfigError, match=message):
         webhook_target(config, environ)
+
+
+def test_a_workers_batches_add_up_every_count_ambiguous_included() -> None:
+    first = DispatchResult(delivered=2, dead=1, attempted=3)
+    second = DispatchResult(retrying=1, attempted=2, ambiguous=1)
+    assert first + second == DispatchResult(
+        delivered=2, retrying=1, dead=1, attempted=5, ambiguous=1
+    )

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from journeyguard.features.config.model import OutreachConfig
+from journeyguard.outreach.dispatch import DispatchResult
 from journeyguard.outreach.outbox import enqueue, status_counts
-from journeyguard.outreach.worker import WorkerTotals, run_worker
+from journeyguard.outreach.worker import run_worker
 from tests.outreach.conftest import SECRET
 
 CONFIG = """
@@ -34,7 +35,7 @@ def outreach(receiver) -> OutreachConfig:
 def test_once_sends_what_is_due_and_returns(engine, receiver, clock, make_decisions):
     enqueue(engine, make_decisions(["a", "b", "c"]), now=clock())
     totals = run_worker(outreach(receiver), engine, now=clock, stop=threading.Event(), once=True)
-    assert totals == WorkerTotals(delivered=3, attempted=3)
+    assert totals == DispatchResult(delivered=3, attempted=3)
     assert sorted(payload["customer_id"] for _, payload in receiver.received) == ["a", "b", "c"]
 
 
