@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np  # loaded already: journeyguard.features.config needs it
@@ -45,7 +46,6 @@ DEMO_MESSAGES = 5  # how many received messages the demo shows
 @app.command()
 def schedule(config: ConfigOption) -> None:
     """Run the outreach cycle on the configured cron schedule (UTC) until stopped."""
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
     from journeyguard.outreach.cycle import utc_now
     from journeyguard.outreach.dispatch import webhook_target
@@ -61,12 +61,20 @@ def schedule(config: ConfigOption) -> None:
         f"{following.isoformat()}; the job store is {_redacted(outbox_url(settings))}. "
         "Ctrl+C stops."
     )
-    scheduler.add_listener(_echo_job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    _run_until_stopped(scheduler, _echo_job_event, "a cycle under way finishes first")
+
+
+def _run_until_stopped(scheduler: Any, listener: Callable[[Any], None], finishing: str) -> None:
+    """Runs a blocking scheduler, one line per run from `listener`, until Ctrl+C or SIGTERM;
+    then waits for the runs under way (`finishing` says which)."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
+
+    scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     _interrupt_on_sigterm()
     try:
         scheduler.start()
     except KeyboardInterrupt:
-        typer.echo("stopping; a cycle under way finishes first")
+        typer.echo(f"stopping; {finishing}")
         scheduler.shutdown(wait=True)
 
 
@@ -393,7 +401,6 @@ def schedule_pipeline(config: ConfigOption) -> None:
     """Run the whole pipeline until stopped, each job on its cron of the config's schedule
     table (UTC): ingest, the weekly retrain, scores, monitoring, the outreach cycle; a failed
     run is retried."""
-    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
     from journeyguard.outreach.cycle import utc_now
     from journeyguard.outreach.dispatch import webhook_target
@@ -409,15 +416,7 @@ def schedule_pipeline(config: ConfigOption) -> None:
         cron = settings.schedule.cron(job, settings.outreach)
         typer.echo(f"  {job:<9} {cron!r:<16} {moment.isoformat()}")
     typer.echo(f"job store and run records: {_redacted(outbox_url(settings))}. Ctrl+C stops.")
-    scheduler.add_listener(
-        _echo_pipeline_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
-    )
-    _interrupt_on_sigterm()
-    try:
-        scheduler.start()
-    except KeyboardInterrupt:
-        typer.echo("stopping; runs under way finish first")
-        scheduler.shutdown(wait=True)
+    _run_until_stopped(scheduler, _echo_pipeline_event, "runs under way finish first")
 
 
 def _echo_pipeline_event(event: Any) -> None:
