@@ -97,9 +97,8 @@ def train_and_register(
         champion_score=champion_score,
         metric=PROMOTION_METRIC,
         uri=uri,
+        champion_unusable=unusable,
     )
-    if unusable:
-        rule = f"{rule} (the champion could not be scored with this code: {unusable})"
     if predictions_out is not None:
         write_table(run.predictions, predictions_out)
     return {

@@ -260,10 +260,12 @@ def promote(
     metric: str,
     uri: str,
     min_gain: float = 0.0,
+    champion_unusable: str = "",
 ) -> tuple[bool, str]:
     """Moves `champion` to the challenger when there is no champion score, or when the
     challenger's score is at least the champion's plus `min_gain` (both on the same test rows).
-    Records the decision as the tags `promotion_rule` and `promoted` on the challenger's run."""
+    `champion_unusable` says why a champion has no score (this code cannot score it). Records
+    the decision as the tags `promotion_rule` and `promoted` on the challenger's run."""
     client = _client(uri)
     champion = _alias_version(client, task, CHAMPION)
     rule = f"promote when {metric} of the challenger >= {metric} of the champion + {min_gain:g}"
@@ -278,6 +280,8 @@ def promote(
             f"{'>=' if promoted else '<'} champion {held} {champion_score:.4f} + {min_gain:g}, "
             f"{'promoted' if promoted else 'not promoted'}"
         )
+    if champion_unusable:
+        rule += f" (the champion could not be scored with this code: {champion_unusable})"
     if promoted:
         client.set_registered_model_alias(logged.model_name, CHAMPION, str(logged.version))
     client.set_tag(logged.run_id, "promotion_rule", rule)

@@ -79,9 +79,8 @@ def train_and_register_uplift(
         champion_score=champion_score,
         metric=PROMOTION_METRIC,
         uri=uri,
+        champion_unusable=unusable,
     )
-    if unusable:
-        rule = f"{rule} (the champion could not be scored with this code: {unusable})"
     if predictions_out is not None:
         write_table(run.predictions, predictions_out)
     return summary(run) | {

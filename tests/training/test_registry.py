@@ -166,6 +166,21 @@ def test_promotion_rule(trained, uri: str) -> None:
     assert registry.load_model(TASK, "champion", uri=uri)[1].version == 2
 
 
+def test_a_champion_this_code_cannot_score_is_named_in_the_recorded_rule(trained, uri) -> None:
+    model, features = trained
+    _log(model, features, uri, score=0.8)
+    challenger = _log(model, features, uri, score=0.7)
+    promoted, rule = registry.promote(
+        TASK, challenger, challenger_score=0.7, champion_score=None, metric="test_roc_auc",
+        uri=uri, champion_unusable="it names training.registry",
+    )  # fmt: skip
+    assert promoted
+    assert rule.endswith(
+        "(the champion could not be scored with this code: it names training.registry)"
+    )
+    assert registry.champion_versions(uri)[TASK]["champion"]["tags"]["promotion_rule"] == rule
+
+
 def test_experiment_per_task(uri: str) -> None:
     first = registry.experiment_id(TASK, uri)
     assert registry.experiment_id(TASK, uri) == first
