@@ -43,7 +43,7 @@ def parse_timestamps(column: pd.Series, source: SourceConfig) -> ParsedTimestamp
             typed = _combine(_no_times(column, naive=True), column.dt.tz_convert("UTC"), source)
         else:
             typed = _combine(column, _no_times(column, naive=False), source)
-        return _in_range(typed, column.astype(str), column.name)
+        return _in_range(typed, column, column.name)
     if fmt in UNIX_FORMATS:
         return _from_unix(column, fmt)
     text = column.astype("string").str.strip().replace("", pd.NA)
@@ -102,14 +102,15 @@ def _from_unix(column: pd.Series, fmt: str) -> ParsedTimestamps:
     return ParsedTimestamps(times.astype("datetime64[ns, UTC]"), reason, detail)
 
 
-def _in_range(parsed: ParsedTimestamps, text: pd.Series, name: object) -> ParsedTimestamps:
+def _in_range(parsed: ParsedTimestamps, values: pd.Series, name: object) -> ParsedTimestamps:
     """Times as UTC nanoseconds; those beyond their range (pandas parses them at a coarser
-    resolution) missing, with a reason naming the column and the value."""
+    resolution) missing, with a reason naming the column and the value (only those `values`
+    are formatted: formatting a whole column of times costs seconds)."""
     times = parsed.times
     beyond = times.notna() & ((times < _EARLIEST) | (times > _LATEST))
     reason, detail = parsed.reason.copy(), parsed.detail.copy()
     reason[beyond] = OUT_OF_RANGE
-    detail[beyond] = f"column {name!r}: '" + text[beyond].astype(str) + f"' is outside {_RANGE}"
+    detail[beyond] = f"column {name!r}: '" + values[beyond].astype(str) + f"' is outside {_RANGE}"
     return ParsedTimestamps(times.where(~beyond).astype("datetime64[ns, UTC]"), reason, detail)
 
 
