@@ -14,6 +14,9 @@ file without that day is the history. Each round, in fresh processes under bench
 
 It checks that the appended store equals the one ingested from scratch (log, source rows,
 quarantine) and prints the median whole-process and in-process times, the peaks and the ratio.
+
+Then the same three steps in one long-lived process (`--warm-child`), as `journeyguard schedule`
+runs its daily ingest: the modules imported once, each step timed alone (`--warm-rounds`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=100_000, help="simulated customers")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the three runs")
+    parser.add_argument("--warm-rounds", type=int, default=5, help="rounds in one process")
+    parser.add_argument("--warm-child", nargs=3, type=Path, help=argparse.SUPPRESS)
     common.add_location_options(parser)
     return parser.parse_args(argv)
 
@@ -44,11 +49,11 @@ def stored(out: Path) -> tuple[Any, Any, str]:
     """The store's log, source rows and quarantine text, to compare two stores."""
     import numpy as np
 
-    from journeyguard.features.eventlog.canonical import read_canonical_arrow
+    from journeyguard.features.sources.generations import read_stored
 
     manifest = json.loads((out / "store" / "manifest.json").read_text())
-    log = read_canonical_arrow(out / "store" / manifest["log"])
-    return log, np.load(out / "store" / manifest["rows"]), (out / "quarantine.csv").read_text()
+    log, rows = read_stored(out / "store", manifest, None)
+    return log, np.asarray(rows), (out / "quarantine.csv").read_text()
 
 
 def same_store(one: tuple, other: tuple) -> list[str]:
@@ -77,8 +82,56 @@ def same_store(one: tuple, other: tuple) -> list[str]:
     return differ
 
 
+def warm_child(config: Path, history: Path, grown: Path, rounds: int) -> None:
+    """The three steps `rounds` times in this one process; prints their times as JSON."""
+    import time
+
+    from journeyguard.features.config import load_config
+    from journeyguard.features.sources.store import ingest
+
+    settings = load_config(config)
+    assert settings.source.path is not None
+    times: dict[str, list[float]] = {step: [] for step in STEPS}
+    for _ in range(rounds + 1):  # the first round warms the imports, and is not counted
+        for step in STEPS:
+            if step != "full grown":
+                shutil.copyfile(
+                    history if step == "full history" else grown, f"{settings.source.path}.new"
+                )
+                Path(f"{settings.source.path}.new").replace(settings.source.path)
+            started = time.perf_counter()
+            result = ingest(settings, full=step.startswith("full"))
+            times[step].append(time.perf_counter() - started)
+            assert result.action == ("ingested" if step.startswith("full") else "appended")
+    print(json.dumps({step: values[1:] for step, values in times.items()}))
+
+
+def run_warm(config: Path, history: Path, grown: Path, rounds: int) -> dict[str, Any]:
+    import subprocess
+
+    child = [sys.executable, __file__, "--warm-child", str(config), str(history), str(grown)]
+    done = subprocess.run(
+        [*child, "--warm-rounds", str(rounds)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=common.child_env(),
+    )
+    times = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\nIn one process, imports done ({rounds} rounds): median s (min-max)")
+    medians = {step: statistics.median(values) for step, values in times.items()}
+    for step, values in times.items():
+        print(f"{step:<16}{medians[step]:>8.3f}  ({min(values):.3f}-{max(values):.3f})")
+    ratio = medians["append one day"] / medians["full grown"]
+    print(f"append / full ingest of the same file, in one process: {ratio:.3f}; target under 0.10")
+    return {"times": times, "ratio": ratio}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.warm_child:
+        warm_child(*args.warm_child, args.warm_rounds)
+        return
     results = args.results.resolve()
     events = common.ensure_simulated_log(
         args.journeyguard, results / "data", args.customers, args.seed, False
@@ -126,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         "check: the appended store equals the full ingest's: "
         + ("PASS" if not any(checks) else f"FAIL {checks}")
     )
+    warm = run_warm(config, history, grown, args.warm_rounds)
     record = common.write_record(
         results,
         f"ingest_speed-{args.customers}",
@@ -135,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
             "runs": runs,
             "summary": summary,
             "differences": checks,
+            "one_process": warm,
         },
     )
     print(f"recorded in {record}")

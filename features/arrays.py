@@ -133,6 +133,21 @@ def codes_in(known: Sequence, values: Sequence | np.ndarray) -> np.ndarray:
     return np.fromiter(lookups, dtype=np.int64, count=len(values))
 
 
+def found_sorted(known: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The indices in `known` (sorted) of those `values` it holds, in the values' order."""
+    at = np.searchsorted(known, values)
+    found = at < len(known)
+    found[found] = known[at[found]] == values[found]
+    return at[found]
+
+
+def rows_of_groups(offsets: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The row indices of the given groups (`offsets[g]:offsets[g + 1]` each), in order."""
+    lengths = offsets[groups + 1] - offsets[groups]
+    starts = np.repeat(offsets[groups] - np.cumsum(lengths) + lengths, lengths)
+    return starts + np.arange(int(lengths.sum()))
+
+
 def pair_codes(left: np.ndarray, right: np.ndarray, n_right: int) -> np.ndarray:
     """One int64 code per (left, right) pair, `left * n_right + right`."""
     return left.astype(np.int64) * n_right + right.astype(np.int64)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from journeyguard.features.arrays import found_sorted
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 
@@ -47,6 +48,34 @@ def read_canonical_arrow(path: str | Path, columns: list[str] | None = None) -> 
         return _log_of_table(table, wanted)
 
 
+def read_canonical_arrow_journeys(
+    path: str | Path, journey_ids: np.ndarray
+) -> tuple[EventLog, np.ndarray]:
+    """The events of the journeys among `journey_ids` (sorted) in a file that
+    `write_canonical_arrow` wrote, and their indices in it: only those rows are converted,
+    found by a search of the sorted journey codes, not a pass over them."""
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+        column = table.column(CUSTOMER_ID).combine_chunks()
+        categories = np.asarray(column.dictionary.to_pylist(), dtype=object)
+        indices = column.indices
+        width = np.dtype(f"int{indices.type.bit_width}")
+        codes = np.frombuffer(indices.buffers()[1], dtype=width)[
+            indices.offset : indices.offset + len(indices)
+        ]
+        journeys = found_sorted(categories, journey_ids)
+        starts = np.searchsorted(codes, journeys)
+        lengths = np.searchsorted(codes, journeys, side="right") - starts
+        offsets = np.r_[0, np.cumsum(lengths)]
+        taken = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
+        small = table.take(pa.array(taken))
+        log = _log_of_table(small, names, (categories[journeys], offsets))
+    return log, taken
+
+
 def _canonical_table(log: EventLog) -> Any:
     import pyarrow as pa
 
@@ -80,16 +109,21 @@ def read_canonical(path: str | Path, columns: list[str] | None = None) -> EventL
     return _log_of_table(table, wanted)
 
 
-def _log_of_table(table: Any, wanted: list[str]) -> EventLog:
-    """The `EventLog` of a canonical Arrow table, with the optional columns `wanted`."""
-    journey = _coded(table.column(CUSTOMER_ID))
-    counts = np.bincount(journey.codes, minlength=len(journey.categories))
+def _log_of_table(
+    table: Any, wanted: list[str], journeys: tuple[np.ndarray, np.ndarray] | None = None
+) -> EventLog:
+    """The `EventLog` of a canonical Arrow table, with the optional columns `wanted`; its
+    journeys' ids and offsets when known (those of a part of the table)."""
+    if journeys is None:
+        journey = _coded(table.column(CUSTOMER_ID))
+        counts = np.bincount(journey.codes, minlength=len(journey.categories))
+        journeys = journey.categories, np.r_[0, np.cumsum(counts)]
     event = _coded(table.column(EVENT))
     extra = {name: _column(table.column(name)) for name in wanted}
     times = _from_buffers(table.column(TIMESTAMP).combine_chunks(), np.dtype(np.int64), 0)
     return EventLog(
-        journey_ids=journey.categories,
-        offsets=np.r_[0, np.cumsum(counts)],
+        journey_ids=journeys[0],
+        offsets=journeys[1].astype(np.int64),
         steps=event.categories,
         step_codes=event.codes.astype(np.int32),
         times=times,

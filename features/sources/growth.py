@@ -48,10 +48,15 @@ def is_parquet(source: SourceConfig) -> bool:
     return source.path.suffix.lower() in {".parquet", ".pq"}
 
 
-def watermark(source: SourceConfig, rows: int, stat: os.stat_result) -> Watermark:
-    """The watermark of a file read whole when it had `stat` and `rows` data rows."""
+def watermark(
+    source: SourceConfig, rows: int, stat: os.stat_result, grown_from: Watermark | None = None
+) -> Watermark:
+    """The watermark of a file read whole when it had `stat` and `rows` data rows; a file
+    that grew from `grown_from` keeps its start, and so its head digest."""
     assert source.path is not None
-    if is_parquet(source):
+    if is_parquet(source) and grown_from is not None:
+        head, tail = grown_from.head, _row_digests(source, rows, head=False)[1]
+    elif is_parquet(source):
         head, tail = _row_digests(source, rows) if rows else ("", "")
     else:
         head, tail = _byte_digests(source.path, stat.st_size)
@@ -132,18 +137,22 @@ def _parquet_rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _row_digests(source: SourceConfig, rows: int) -> tuple[str, str]:
-    """Digests of the first rows' values and of the last `rows`' times: a few pages of one
-    cheap column, where reading every column of a large row group costs a pass over it."""
+def _row_digests(source: SourceConfig, rows: int, head: bool = True) -> tuple[str, str]:
+    """Digests of the first rows' values (unless not `head`) and of the last `rows`' times: a
+    few pages of one cheap column, where reading every column of a large row group costs a
+    pass over it."""
     import pyarrow.parquet as pq
 
     assert source.path is not None
-    file = pq.ParquetFile(source.path)
-    columns = _used_columns(source, file.schema_arrow.names)
-    first = next(file.iter_batches(batch_size=EDGE_ROWS, columns=columns)).slice(0, rows)
+    first_digest = ""
+    if head:
+        file = pq.ParquetFile(source.path)
+        columns = _used_columns(source, file.schema_arrow.names)
+        first = next(file.iter_batches(batch_size=EDGE_ROWS, columns=columns)).slice(0, rows)
+        first_digest = _digest(repr(first.to_pylist()).encode())
     times = [source.source_column(TIMESTAMP)]
     last = _parquet_rows_from(source, max(rows - EDGE_ROWS, 0), rows, times)
-    return _digest(repr(first.to_pylist()).encode()), _digest(repr(last.to_pylist()).encode())
+    return first_digest, _digest(repr(last.to_pylist()).encode())
 
 
 def _parquet_rows_from(

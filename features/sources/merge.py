@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from journeyguard.features.arrays import found_sorted, rows_of_groups
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 
 
@@ -26,23 +26,28 @@ class IncompatibleColumns(ValueError):
 @dataclass(frozen=True)
 class Merged:
     log: EventLog
-    source_rows: np.ndarray  # each event's row in the source, in log order
+    source_rows: np.ndarray | None  # each event's row in the source, in log order (if asked)
     duplicates: np.ndarray  # source rows of new events equal to an earlier event, dropped
     first_rows: np.ndarray  # the earlier event's source row, for each of `duplicates`
 
 
 def merge_events(
-    stored: EventLog, stored_rows: np.ndarray, new: EventLog, new_rows: np.ndarray
+    stored: EventLog,
+    stored_rows: np.ndarray,
+    new: EventLog,
+    new_rows: np.ndarray,
+    with_rows: bool = True,
 ) -> Merged:
     """The log of `stored` and `new` events as one load would give it; every `new_rows` is
-    after every `stored_rows` in the source."""
+    after every `stored_rows` in the source. Without `with_rows`, no `source_rows` (a reader
+    of the store needs none, and they cost a pass over the stored rows)."""
     _check_columns(stored, new)
     journey_ids, old_journey_map, new_journey_map = _union(stored.journey_ids, new.journey_ids)
     touched = np.zeros(len(journey_ids), dtype=bool)
     new_journeys = new_journey_map[new.journey_codes]
     touched[new_journeys] = True
     old_of = np.arange(stored.n_journeys) if old_journey_map is None else old_journey_map
-    old_touched = _rows_of(stored.offsets, np.flatnonzero(touched[old_of]))
+    old_touched = rows_of_groups(stored.offsets, np.flatnonzero(touched[old_of]))
 
     # The touched journeys' stored and new events, sorted by the keys of a full load.
     journeys = np.concatenate([old_of[stored.journey_codes[old_touched]], new_journeys])
@@ -72,14 +77,22 @@ def merge_events(
     source_start[touched] = stored.n_events + block_start
     gather = np.repeat(source_start - offsets[:-1], counts) + np.arange(offsets[-1])
 
+    # One gather from the stored values, then the touched events written over their places:
+    # no copy of the stored values into a concatenation first.
+    from_stored = np.minimum(gather, max(stored.n_events - 1, 0))
+    from_touched = np.flatnonzero(gather >= stored.n_events)
+    touched_kept = kept[gather[from_touched] - stored.n_events]
+
     def pick(old: np.ndarray, touched_values: np.ndarray) -> np.ndarray:
-        return np.concatenate([old, touched_values[kept].astype(old.dtype)])[gather]
+        picked = old.take(from_stored) if len(old) else np.empty(len(gather), old.dtype)
+        picked[from_touched] = touched_values[touched_kept]
+        return picked
 
     merged = EventLog(
         journey_ids=journey_ids,
         offsets=offsets,
         steps=steps,
-        step_codes=pick(old_steps, subset["steps"]).astype(np.int32),
+        step_codes=pick(old_steps, subset["steps"]).astype(np.int32, copy=False),
         times=pick(stored.times, subset["times"]),
         columns={
             name: _picked(pick, categories[name], full[name][0], subset[name])
@@ -88,17 +101,32 @@ def merge_events(
     )
     return Merged(
         log=merged,
-        source_rows=pick(stored_rows.astype(np.int64), rows),
+        source_rows=pick(np.asarray(stored_rows, dtype=np.int64), rows) if with_rows else None,
         duplicates=rows[order[repeat]],
         first_rows=rows[order[run_start[repeat]]],
     )
 
 
-def _rows_of(offsets: np.ndarray, journeys: np.ndarray) -> np.ndarray:
-    """The row indices of the given journeys, in order."""
-    lengths = offsets[journeys + 1] - offsets[journeys]
-    starts = np.repeat(offsets[journeys] - np.cumsum(lengths) + lengths, lengths)
-    return starts + np.arange(int(lengths.sum()))
+def journeys_named(
+    log: EventLog, rows: np.ndarray, journey_ids: np.ndarray
+) -> tuple[EventLog, np.ndarray]:
+    """The events of the journeys of `log` among `journey_ids` (sorted), and their `rows`;
+    costs those events, not the log (a memory-mapped log is read only there)."""
+    journeys = found_sorted(log.journey_ids, journey_ids)
+    taken = rows_of_groups(log.offsets, journeys)
+    lengths = log.offsets[journeys + 1] - log.offsets[journeys]
+    sub = EventLog(
+        journey_ids=log.journey_ids[journeys],
+        offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+        steps=log.steps,
+        step_codes=log.step_codes[taken],
+        times=log.times[taken],
+        columns={
+            name: column.take(taken) if isinstance(column, Coded) else column[taken]
+            for name, column in log.columns.items()
+        },
+    )
+    return sub, np.asarray(rows[taken], dtype=np.int64)
 
 
 def _check_columns(stored: EventLog, new: EventLog) -> None:
@@ -149,16 +177,19 @@ def _unified_column(old: Column, new: Column) -> tuple[np.ndarray | None, np.nda
 
 def _picked(pick, categories: np.ndarray | None, old: np.ndarray, subset: np.ndarray) -> Column:
     if categories is not None:
-        return Coded(pick(old, subset).astype(np.int32), categories)
+        return Coded(pick(old, subset).astype(np.int32, copy=False), categories)
     return pick(old, subset)
 
 
 def _sort_key(values: np.ndarray) -> np.ndarray:
     """Integers ordered as a full load orders the column: codes as they are (missing first),
     numbers by rank with missing first (`canonical_order` factorizes them sorted)."""
-    if values.dtype.kind == "f":
-        return pd.factorize(values, sort=True)[0]
-    return values
+    if values.dtype.kind != "f":
+        return values
+    missing = np.isnan(values)
+    key = np.zeros(len(values), dtype=np.int64)
+    key[~missing] = np.unique(values[~missing], return_inverse=True)[1] + 1
+    return key
 
 
 def _repeats(sorted_keys: list[np.ndarray]) -> np.ndarray:

@@ -41,11 +41,14 @@ from journeyguard.features.eventlog.canonical import (
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.canonical import is_canonical_source
 from journeyguard.features.sources.generations import (
+    MAX_PARTS,
     STORE_VERSION,
+    add_part,
     locked,
     partial,
     read_manifest,
     read_stored_log,
+    read_stored_parts,
     write_generation,
 )
 from journeyguard.features.sources.growth import (
@@ -225,15 +228,12 @@ def _append(
     source = settings.source
     assert source.path is not None
     folder = settings.workspace.store
-    stored = read_stored_log(folder, manifest, None)
-    if stored is None:
-        raise _NeedsFullIngest("the stored log is missing")
     before = source.path.stat()
     suffix = ".parquet" if source.path.suffix.lower() in {".parquet", ".pq"} else ".csv"
     new_rows_file = folder / f"new-rows{suffix}"
     try:
         new_source = write_new_rows(source, mark, new_rows_file, before.st_size)
-        return _merge_new_rows(settings, manifest, mark, stored, new_source, before, started)
+        return _merge_new_rows(settings, manifest, mark, new_source, before, started)
     finally:
         new_rows_file.unlink(missing_ok=True)
 
@@ -242,11 +242,12 @@ def _merge_new_rows(
     settings: Config,
     manifest: dict[str, Any],
     mark: Watermark,
-    stored: EventLog,
     new_source: SourceConfig,
     before: os.stat_result,
     started: float,
 ) -> IngestResult:
+    """Validates the new rows and keeps them as a part of the store (or, at `MAX_PARTS`, a new
+    generation of everything); only the journeys they touch are merged to find duplicates."""
     from journeyguard.features.sources.load import load_events
     from journeyguard.features.sources.merge import IncompatibleColumns, merge_events
 
@@ -256,31 +257,41 @@ def _merge_new_rows(
     except LoadError as error:  # e.g. no usable new row: a full load words it for the source
         raise _NeedsFullIngest(f"its new rows alone do not load ({error})") from None
     assert loaded.source_rows is not None
-    offset = mark.rows
+    new_rows = loaded.source_rows + mark.rows
+    # The stored events of the journeys the new rows touch: what decides their duplicates.
+    touched = read_stored_parts(folder, manifest, journeys=loaded.log.journey_ids)
+    if touched is None:
+        raise _NeedsFullIngest("the stored log is missing")
+    earlier, earlier_rows = touched.merged()
     try:
-        merged = merge_events(
-            stored, np.load(folder / manifest["rows"]), loaded.log, loaded.source_rows + offset
-        )
+        merged = merge_events(earlier, earlier_rows, loaded.log, new_rows)
     except IncompatibleColumns as error:
         raise _NeedsFullIngest(f"a column's kind differs: {error}") from None
-    quarantine = _new_quarantine(loaded, offset, merged, new_source)
+    quarantine = _new_quarantine(loaded, mark.rows, merged, new_source)
     counts = dict(manifest["quarantined"])
     for reason, count in quarantine["reason"].value_counts().items():
         counts[str(reason)] = counts.get(str(reason), 0) + int(count)
-    new_mark = watermark(source, mark.rows + loaded.summary.rows_read, before)
+    new_mark = watermark(source, mark.rows + loaded.summary.rows_read, before, grown_from=mark)
     path = settings.workspace.quarantine
     _append_quarantine(path, quarantine)
-    written = write_generation(
-        folder, merged.log, merged.source_rows, manifest["mapping"], new_mark, counts
-    )
+    added = merged.log.n_events - earlier.n_events
+    log = None
+    if len(manifest["parts"]) + 1 < MAX_PARTS:
+        totals = (
+            manifest["events"] + added,
+            manifest["journeys"] + merged.log.n_journeys - earlier.n_journeys,
+        )
+        written = add_part(folder, manifest, loaded.log, new_rows, new_mark, totals, counts)
+    else:
+        stored = read_stored_parts(folder, manifest)
+        assert stored is not None  # the lock keeps other ingests out
+        log, rows = stored.merged_with(loaded.log, new_rows)
+        written = write_generation(folder, log, rows, manifest["mapping"], new_mark, counts)
     if len(quarantine):
         os.replace(partial(path), path)
     new = loaded.summary.rows_read
     reason = f"the source grew by {new:,} row{'' if new == 1 else 's'}"
-    added = merged.log.n_events - stored.n_events
-    return _result(
-        "appended", reason, folder, written, loaded.summary.rows_read, added, started, merged.log
-    )
+    return _result("appended", reason, folder, written, new, added, started, log)
 
 
 def _new_quarantine(loaded: Any, offset: int, merged: Any, new_source: SourceConfig) -> Any:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from journeyguard.features.config.reader import parse_config
 from journeyguard.features.errors import LoadError
-from journeyguard.features.eventlog.canonical import read_canonical_arrow
 from journeyguard.features.eventlog.log import Coded, EventLog
+from journeyguard.features.sources.generations import MAX_PARTS, read_stored
 from journeyguard.features.sources.load import load_events
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.sources.store import ingest
@@ -50,11 +50,9 @@ def write_csv(path: Path, lines: list[tuple]) -> None:
 def stored(settings_) -> tuple[EventLog, np.ndarray, str]:
     """The store's log, its events' source rows, and the quarantine file's text."""
     folder = settings_.workspace.store
-    manifest = json.loads((folder / "manifest.json").read_text())
-    log = read_canonical_arrow(folder / manifest["log"])
-    assert log is not None
-    quarantine = settings_.workspace.quarantine.read_text()
-    return log, np.load(folder / manifest["rows"]), quarantine
+    stored_ = read_stored(folder, json.loads((folder / "manifest.json").read_text()), None)
+    assert stored_ is not None
+    return *stored_, settings_.workspace.quarantine.read_text()
 
 
 def assert_same_log(one: EventLog, other: EventLog) -> None:
@@ -119,6 +117,30 @@ def test_an_append_validates_only_the_new_rows_and_quarantines_duplicates(tmp_pa
     _, _, quarantine = stored(settings_)
     assert "2,duplicate row,same as row 1,a,2024-01-01T00:00Z,visit,1,s1" in quarantine
     assert ingest(settings_).action == "current"
+
+
+def test_appends_are_parts_until_a_week_of_them_is_compacted(tmp_path):
+    source = tmp_path / "events.csv"
+    days = [
+        (f"c{day % 3}", f"2024-01-{day + 1:02d}T00:00Z", "visit", str(day), "s1")
+        for day in range(2 * MAX_PARTS + 1)
+    ]
+    write_csv(source, days[:1])
+    settings_ = config(tmp_path, source, "out")
+    ingest(settings_)
+    folder = settings_.workspace.store
+    for day in range(1, len(days)):
+        write_csv(source, days[: day + 1])
+        assert ingest(settings_).action == "appended"
+        manifest = json.loads((folder / "manifest.json").read_text())
+        # Each append writes one day's part; the one that would make MAX_PARTS writes it all.
+        assert len(manifest["parts"]) == day % MAX_PARTS
+        assert [p["events"] for p in manifest["parts"]] == [1] * (day % MAX_PARTS)
+        assert_same_log(load_log(settings_), load_events(settings_.source).log)
+    assert manifest["generation"] == 3
+    # The generation before stays whole, parts included, for a reader still on it.
+    assert len(list(folder.glob("log-2*.arrow"))) == MAX_PARTS
+    assert not [p for p in folder.glob("*-*.*") if p.stem.split("-")[1] == "1"]
 
 
 def test_a_changed_source_or_mapping_is_ingested_again(tmp_path):
