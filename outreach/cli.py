@@ -443,15 +443,20 @@ DEMO_DAYS = 7
 
 def schedule_demo_stage(settings: Config) -> None:
     """The demo's schedule stage: the pipeline over the simulated log's last week, on a
-    simulated clock. Each day's jobs see the log as it stood then; the outreach cycles send to
-    a loopback receiver, signed with the real clock."""
+    simulated clock. The log reaches it as a warehouse's daily export would: a CSV file of the
+    events before the week, to which each day's ingest job first appends the day's events
+    (`outreach.daily_export`), then appends them to the ingested store; every later job reads
+    the store. The outreach cycles send to a loopback receiver, signed with the real clock."""
+    import dataclasses
     import datetime
+    import shutil
 
     import pandas as pd
 
     from journeyguard.outreach.cycle import run_once, utc_now
+    from journeyguard.outreach.daily_export import DailyExport
     from journeyguard.outreach.outbox import open_outbox, outbox_url
-    from journeyguard.outreach.pipeline import Pipeline
+    from journeyguard.outreach.pipeline import Pipeline, ingest_append
     from journeyguard.outreach.pipeline_scheduler import SteppedClock, run_simulated
     from journeyguard.outreach.receiver import Receiver
     from journeyguard.outreach.runs import create_runs_table
@@ -459,10 +464,16 @@ def schedule_demo_stage(settings: Config) -> None:
     log = load_log(settings)
     end = pd.Timestamp(last_source_event(log), tz="UTC").ceil("D").to_pydatetime()
     start = end - datetime.timedelta(days=DEMO_DAYS)
+    export = DailyExport(log, settings.workspace.root / "export" / "events.csv")
+    export.path.unlink(missing_ok=True)
+    shutil.rmtree(settings.workspace.store, ignore_errors=True)
+    export.export_until(pd.Timestamp(start))
+    settings = dataclasses.replace(
+        settings, source=dataclasses.replace(settings.source, path=export.path, format="csv")
+    )
 
     def ingest(config: Config, as_of: pd.Timestamp) -> dict[str, Any]:
-        seen = log.until(as_of)
-        return {"events": seen.n_events, "journeys": seen.n_journeys}
+        return {"exported": export.export_until(as_of)} | ingest_append(config, as_of)
 
     engine = open_outbox(outbox_url(settings))
     create_runs_table(engine)
@@ -476,9 +487,7 @@ def schedule_demo_stage(settings: Config) -> None:
             return run_once(config, as_of=as_of, now=utc_now, url=receiver.url, secret=secret)
 
         clock = SteppedClock(start)
-        pipeline = Pipeline(
-            settings, engine, clock, outreach, ingest=ingest, read_log=lambda c, t: log.until(t)
-        )
+        pipeline = Pipeline(settings, engine, clock, outreach, ingest=ingest)
         try:
             run_simulated(
                 pipeline,

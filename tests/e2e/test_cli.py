@@ -183,4 +183,10 @@ def test_demo_runs_every_stage(tmp_path, monkeypatch):
 
     runs = runs_frame(open_outbox(f"sqlite:///{tmp_path / 'out' / 'outreach.db'}"))
     assert (runs["job"] == "score").sum() == 7 and set(runs["outcome"]) <= {"ok", "skipped"}
+    # The log arrives as a daily export: ingested into the store once, then a day appended
+    # each morning, whose new events are exactly the day's exported rows.
+    ingests = runs.loc[runs["job"] == "ingest", "counts"].tolist()
+    assert [c["action"] for c in ingests] == ["ingested"] + ["appended"] * 6
+    assert all(c["new_events"] == c["exported"] for c in ingests[1:])
+    assert "log: the ingested store" in output
     assert (runs.loc[runs["job"] == "outreach", "outcome"] == "skipped").all()  # no actions
