@@ -19,6 +19,7 @@ import typer
 
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
+from journeyguard.features.errors import ConfigError
 from journeyguard.features.options import ConfigOption, parse_as_of
 from journeyguard.features.sources.log import load_log
 from journeyguard.outreach import SECRET_VARIABLE, URL_VARIABLE
@@ -453,6 +454,7 @@ def schedule_demo_stage(settings: Config) -> None:
 
     import pandas as pd
 
+    from journeyguard.features.sources.canonical import read_if_canonical
     from journeyguard.outreach.cycle import run_once, utc_now
     from journeyguard.outreach.daily_export import DailyExport
     from journeyguard.outreach.outbox import open_outbox, outbox_url
@@ -461,9 +463,16 @@ def schedule_demo_stage(settings: Config) -> None:
     from journeyguard.outreach.receiver import Receiver
     from journeyguard.outreach.runs import create_runs_table
 
-    log = load_log(settings)
-    end = pd.Timestamp(last_source_event(log), tz="UTC").ceil("D").to_pydatetime()
+    log = read_if_canonical(settings.source)  # the simulated log, without written-back outreach
+    if log is None:
+        raise ConfigError(f"{settings.path}: the demo's week needs the simulated log as its source")
+    end = pd.Timestamp(log.last_time, tz="UTC").ceil("D").to_pydatetime()
     start = end - datetime.timedelta(days=DEMO_DAYS)
+    # The week starts before the outreach stage's cycle: its decisions would be events from
+    # the future for the week's first days, so the week gets an outbox of its own.
+    if settings.outreach.database is None:
+        settings.workspace.outbox.unlink(missing_ok=True)
+    settings.workspace.outreach_events.unlink(missing_ok=True)
     export = DailyExport(log, settings.workspace.root / "export" / "events.csv")
     export.path.unlink(missing_ok=True)
     shutil.rmtree(settings.workspace.store, ignore_errors=True)
