@@ -91,7 +91,7 @@ def tables_of(booster: Any) -> ShapTables | None:
 def contributions(tables: ShapTables, matrix: np.ndarray) -> np.ndarray:
     """What `booster.predict(matrix, pred_contrib=True)` gives: per row, each feature's
     contribution to the raw score, then the expected value (rows sum to the raw score)."""
-    patterns = np.empty((len(matrix), len(tables.slots)), dtype=np.intp)
+    patterns = np.empty((len(matrix), len(tables.slots)), dtype=np.uint8)  # < 2 ** MAX_SPLITS
     for start in range(0, len(matrix), _ROWS_PER_PASS):
         rows = matrix[start : start + _ROWS_PER_PASS]
         patterns[start : start + len(rows)] = _patterns(tables, rows)
@@ -103,7 +103,7 @@ def contributions(tables: ShapTables, matrix: np.ndarray) -> np.ndarray:
         if used.any():
             result[slots[used]] += tables.table[tree, patterns[:, tree]][:, used].T
     result[-1] = tables.expected_value
-    return np.ascontiguousarray(result.T)
+    return result.T
 
 
 def _patterns(tables: ShapTables, rows: np.ndarray) -> np.ndarray:
