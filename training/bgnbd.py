@@ -110,14 +110,33 @@ def log_likelihood(params: BGNBDParams, x: object, t_x: object, T: object) -> np
     The common factor Gamma(r+x) alpha^r / Gamma(r) is taken out and the two remaining terms
     (Hardie's A2·A3 and A2·A4) are combined by log-sum-exp, so large x and T do not overflow.
     """
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, T = _arrays(x, t_x, T)
-    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
-    log_a3 = betaln(a, b + x) - (r + x) * np.log(alpha + T)
-    repeat = x > 0
-    xs = np.where(repeat, x, 1.0)  # keeps betaln finite where the A4 term is dropped
-    log_a4 = np.where(repeat, betaln(a + 1, b + xs - 1) - (r + x) * np.log(alpha + t_x), -np.inf)
-    return common + np.logaddexp(log_a3, log_a4)
+    return _Likelihood(x.ravel(), t_x.ravel(), T.ravel())(params).reshape(x.shape)
+
+
+class _Likelihood:
+    """`log_likelihood` of fixed customers as a function of the parameters, which `fit`
+    evaluates hundreds of times. A term of one column alone is computed once per distinct value
+    of it and gathered: a summary has few (whole purchase counts, whole days in weeks), so the
+    special functions cost next to nothing. Every customer's value is the same float as
+    computed row by row, so a search over it takes the same steps."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+        self.x, self.x_at = np.unique(x, return_inverse=True)
+        self.t_x, self.t_x_at = np.unique(t_x, return_inverse=True)
+        self.T, self.T_at = np.unique(T, return_inverse=True)
+
+    def __call__(self, params: BGNBDParams) -> np.ndarray:
+        r, alpha, a, b = params.r, params.alpha, params.a, params.b
+        x, at = self.x, self.x_at
+        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+        r_x = (r + x)[at]
+        log_a3 = betaln(a, b + x)[at] - r_x * np.log(alpha + self.T)[self.T_at]
+        repeat = x > 0
+        xs = np.where(repeat, x, 1.0)  # keeps betaln finite where the A4 term is dropped
+        b4 = np.where(repeat, betaln(a + 1, b + xs - 1), -np.inf)[at]
+        log_a4 = b4 - r_x * np.log(alpha + self.t_x)[self.t_x_at]  # -inf where x = 0
+        return common[at] + np.logaddexp(log_a3, log_a4)
 
 
 def _log_odds_dead(
@@ -178,22 +197,23 @@ def expected_purchases(
 
 def _maximum_likelihood(
     params_type: Callable[..., ParamsT],
-    log_likelihood_of: Callable[..., np.ndarray],
+    likelihood_of: Callable[..., Callable[[ParamsT], np.ndarray]],
     columns: Sequence[np.ndarray],
     *,
     initial: Sequence[float],
     penalizer: float,
 ) -> ParamsT:
-    """The positive parameters that minimise the mean of -`log_likelihood_of(params, *columns)`
-    plus `penalizer` * their sum of squares, searched with L-BFGS-B over their logarithms, which
-    keeps them positive. Identical rows of `columns` are merged into weights first: that only
-    speeds it up, and makes the result independent of row order. Deterministic."""
+    """The positive parameters that minimise the mean of -ln L plus `penalizer` * their sum of
+    squares, searched with L-BFGS-B over their logarithms, which keeps them positive;
+    `likelihood_of(*columns)(params)` is ln L per row. Identical rows of `columns` are merged
+    into weights first: that only speeds it up, and makes the result independent of row order.
+    Deterministic."""
     rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    data, weight = tuple(rows.T), counts.astype(float)
+    likelihood, weight = likelihood_of(*rows.T), counts.astype(float)
 
     def objective(log_p: np.ndarray) -> float:
         p = np.exp(log_p)
-        ll = log_likelihood_of(params_type(*p), *data)
+        ll = likelihood(params_type(*p))
         value = -float(np.dot(weight, ll)) / weight.sum() + penalizer * float(np.dot(p, p))
         return value if np.isfinite(value) else 1e300
 
@@ -228,5 +248,5 @@ def fit(
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > T) or np.any((x == 0) & (t_x != 0)):
         raise ValueError("need x >= 0, 0 <= t_x <= T, and t_x = 0 where x = 0")
     return _maximum_likelihood(
-        BGNBDParams, log_likelihood, (x, t_x, T), initial=initial, penalizer=penalizer
+        BGNBDParams, _Likelihood, (x, t_x, T), initial=initial, penalizer=penalizer
     )

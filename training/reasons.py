@@ -131,8 +131,8 @@ def reason_arrays(
     risk up), and the contributions (NaN there)."""
     shown = np.array([name not in NOT_REASONS for name in names])
     columns = np.flatnonzero(shown)
-    values = contributions[:, columns]
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    values = contributions[:, columns]  # a copy, which _top overwrites
+    order, largest = _top(values, k)
     every = np.arange(len(values))
     texts, chosen = [], np.full((len(values), k), np.nan)
     described: dict[tuple[int, float], str] = {}  # rows share values: a third are new
@@ -144,7 +144,7 @@ def reason_arrays(
 
     for rank in range(k):
         column = columns[order[:, rank]] if len(columns) else order[:, rank]
-        contribution = values[every, order[:, rank]]
+        contribution = largest[:, rank]
         value = feature_values[every, column]
         texts.append(
             [
@@ -156,3 +156,19 @@ def reason_arrays(
         )
         chosen[:, rank] = np.where(contribution > 0, contribution, np.nan)
     return texts, chosen
+
+
+def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the columns of its k largest values, largest first and the leftmost first among
+    equal ones (the first k of a stable descending sort), and those values. Found by k passes of
+    argmax, which takes the first maximum, rather than by sorting every row's hundreds of
+    columns; each value taken is set to -inf in `values` (the caller's copy)."""
+    k = min(k, values.shape[1])
+    order = np.empty((len(values), k), dtype=np.intp)
+    largest = np.empty((len(values), k))
+    every = np.arange(len(values))
+    for rank in range(k):
+        order[:, rank] = np.argmax(values, axis=1)
+        largest[:, rank] = values[every, order[:, rank]]
+        values[every, order[:, rank]] = -np.inf
+    return order, largest

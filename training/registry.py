@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.artifacts
 import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
@@ -35,6 +36,7 @@ UPLIFT_PREFIX = "uplift-"  # an experiment's uplift models: journeyguard-uplift-
 CHAMPION, CHALLENGER = "champion", "challenger"
 CONTRIBUTION = "contribution__"
 _SQLITE = "sqlite:///"
+_MLMODEL = "MLmodel"  # the description of a logged model, beside its files
 # Pinned rather than inferred: inference loads the model again in a subprocess (seconds).
 _REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle")
 
@@ -241,14 +243,32 @@ def load_model(task: str, alias: str, *, uri: str) -> tuple[JourneyModel, Logged
     logged = _logged(task, version)
     location = client.get_model_version_download_uri(logged.model_name, str(logged.version))
     try:
-        pyfunc = mlflow.pyfunc.load_model(location)
+        python_model = _python_model(location)
     except ImportError as error:  # its pickle names modules this installation does not have
         raise IncompatibleModelError(
             f"{logged.model_name} v{logged.version} ({alias}) cannot be loaded by this version of "
             f"JourneyGuard ({error}); a model registered before the package became "
             f"`journeyguard.*` must be retrained: run `journeyguard train --config C --task {task}`"
         ) from None
-    return pyfunc.unwrap_python_model().model, logged
+    return python_model.model, logged
+
+
+def _python_model(location: str) -> Any:
+    """The `PythonModel` of the pyfunc model at `location` (a `JourneyPyfunc` or an
+    `UpliftPyfunc`, neither with a `load_context`), unpickled as MLflow's pyfunc loader does it
+    but without the rest of `mlflow.pyfunc.load_model`, which cost more than the pickle: it
+    parses the MLmodel file three times with the pure-Python YAML parser (the signature names
+    every feature) and checks each pinned requirement against the installed packages. A local
+    store's artifacts are read in place; a server's are downloaded first."""
+    import cloudpickle
+    import yaml
+
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=location))
+    with (folder / _MLMODEL).open() as stream:
+        flavors = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    pickled = flavors["flavors"][mlflow.pyfunc.FLAVOR_NAME]["python_model"]
+    with (folder / pickled).open("rb") as stream:
+        return cloudpickle.load(stream)
 
 
 def promote(
@@ -372,7 +392,7 @@ def load_uplift_model(
         return None
     logged = _logged(task, version)
     location = client.get_model_version_download_uri(logged.model_name, str(logged.version))
-    return mlflow.pyfunc.load_model(location).unwrap_python_model().model, logged
+    return _python_model(location).model, logged
 
 
 def log_monitoring(

@@ -72,18 +72,29 @@ def log_likelihood(params: GammaGammaParams, frequency: object, monetary: object
     f = Gamma(p x + q) / (Gamma(p x) Gamma(q))
         * gamma^q x^(p x) m^(p x - 1) / (gamma + x m)^(p x + q).
     """
-    p, q, gamma = params.p, params.q, params.gamma
     x, m = _arrays(frequency, monetary)
-    px = p * x
-    return (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(gamma)
-        + px * np.log(x)
-        + (px - 1) * np.log(m)
-        - (px + q) * np.log(gamma + x * m)
-    )
+    return _Likelihood(x.ravel(), m.ravel())(params).reshape(x.shape)
+
+
+class _Likelihood:
+    """`log_likelihood` of fixed customers as a function of the parameters, as `fit` evaluates
+    it: the special functions once per distinct purchase count (there are few), the logarithms
+    of x and m once; each customer's value is the same float as computed row by row."""
+
+    def __init__(self, x: np.ndarray, m: np.ndarray) -> None:
+        self.x, self.x_at = np.unique(x, return_inverse=True)
+        self.log_x, self.log_m, self.x_m = np.log(x), np.log(m), x * m
+
+    def __call__(self, params: GammaGammaParams) -> np.ndarray:
+        p, q, gamma = params.p, params.q, params.gamma
+        pxs = p * self.x
+        px = pxs[self.x_at]
+        return (
+            (gammaln(pxs + q) - gammaln(pxs) - gammaln(q) + q * np.log(gamma))[self.x_at]
+            + px * self.log_x
+            + (px - 1) * self.log_m
+            - (px + q) * np.log(gamma + self.x_m)
+        )
 
 
 def population_mean(params: GammaGammaParams) -> float:
@@ -165,7 +176,7 @@ def fit(
         )
     params = _maximum_likelihood(
         GammaGammaParams,
-        log_likelihood,
+        _Likelihood,
         (x[repeat], m[repeat]),
         initial=initial,
         penalizer=penalizer,

@@ -91,36 +91,49 @@ def tables_of(booster: Any) -> ShapTables | None:
 def contributions(tables: ShapTables, matrix: np.ndarray) -> np.ndarray:
     """What `booster.predict(matrix, pred_contrib=True)` gives: per row, each feature's
     contribution to the raw score, then the expected value (rows sum to the raw score)."""
-    result = np.empty((len(matrix), tables.n_features + 1))
+    patterns = np.empty((len(matrix), len(tables.slots)), dtype=np.uint8)  # < 2 ** MAX_SPLITS
     for start in range(0, len(matrix), _ROWS_PER_PASS):
         rows = matrix[start : start + _ROWS_PER_PASS]
-        result[start : start + len(rows)] = _contributions(tables, rows)
-    return result
+        patterns[start : start + len(rows)] = _patterns(tables, rows)
+    # Feature by feature in rows (the transpose), each tree adding its slots' values in turn:
+    # every cell sums its trees in tree order, as LightGBM does.
+    result = np.zeros((tables.n_features + 1, len(matrix)))
+    for tree, slots in enumerate(tables.slots):
+        used = slots < tables.n_features
+        if used.any():
+            result[slots[used]] += tables.table[tree, patterns[:, tree]][:, used].T
+    result[-1] = tables.expected_value
+    return result.T
 
 
-def _contributions(tables: ShapTables, rows: np.ndarray) -> np.ndarray:
-    bits = _goes_left(tables, rows[:, tables.feature]) << tables.bit
-    n_rows, n_trees = len(rows), len(tables.slots)
-    pattern = np.zeros((n_rows, n_trees), dtype=np.int64)
-    if len(tables.split_trees):  # sum each tree's bits
-        pattern[:, tables.split_trees] = np.add.reduceat(bits, tables.first_splits, axis=1)
-    per_slot = tables.table[np.arange(n_trees), pattern]  # (rows, trees, slots)
-    width = tables.n_features + 1  # unused slots land in the last column, then overwritten
-    cells = np.arange(n_rows)[:, None, None] * width + tables.slots
-    flat = np.bincount(cells.ravel(), weights=per_slot.ravel(), minlength=n_rows * width)
-    result = flat.reshape(n_rows, width)
-    result[:, -1] = tables.expected_value
-    return result
+def _patterns(tables: ShapTables, rows: np.ndarray) -> np.ndarray:
+    """Each row's pattern of decisions in each tree: bit b set where the tree's split b goes
+    left. Built bit by bit over all trees at once (a tree's splits are consecutive, in bit
+    order): a few column gathers instead of a sum per tree and row."""
+    left = _goes_left(tables, rows[:, tables.feature])
+    pattern = np.zeros((len(rows), len(tables.slots)), dtype=np.intp)
+    trees, first = tables.split_trees, tables.first_splits
+    splits = np.diff(np.append(first, len(tables.feature)))  # per tree that splits
+    for bit in range(int(splits.max(initial=0))):
+        has = splits > bit
+        pattern[:, trees[has]] |= left[:, first[has] + bit].astype(np.intp) << bit
+    return pattern
 
 
 def _goes_left(tables: ShapTables, values: np.ndarray) -> np.ndarray:
     """Each row's way at each split, as LightGBM decides it (tree.h: NumericalDecision and
-    CategoricalDecision). int64: 1 for left."""
+    CategoricalDecision): True for left."""
     nan = np.isnan(values)
-    # Numerical: NaN counts as 0 unless NaN is the split's missing type.
-    numbers = np.where(nan & (tables.missing != 2), 0.0, values)
-    missing = ((tables.missing == 1) & (np.abs(numbers) <= _ZERO)) | ((tables.missing == 2) & nan)
-    left = np.where(missing, tables.default_left, numbers <= tables.threshold)
+    left = values <= tables.threshold  # NaN compares False: settled below
+    # Numerical: NaN counts as 0 unless NaN is the split's missing type; a missing value (NaN,
+    # or |x| up to zero where zero is the missing type) goes the split's default way.
+    zero = tables.missing == 1
+    nan_left = np.where(tables.missing == 0, tables.threshold >= 0.0, tables.default_left)
+    left = np.where(nan, nan_left, left)
+    if zero.any():
+        columns = np.flatnonzero(zero)
+        near = np.abs(values[:, columns]) <= _ZERO
+        left[:, columns] = np.where(near, tables.default_left[columns], left[:, columns])
     if tables.categorical.any():
         # Categorical: NaN and negative codes go right; listed categories go left.
         columns = np.flatnonzero(tables.categorical)
@@ -128,7 +141,7 @@ def _goes_left(tables: ShapTables, values: np.ndarray) -> np.ndarray:
         usable = (codes >= 0) & (codes < tables.categories.shape[1])
         index = np.where(usable, codes, 0).astype(np.int64)
         left[:, columns] = usable & tables.categories[columns, index]
-    return left.astype(np.int64)
+    return left
 
 
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}

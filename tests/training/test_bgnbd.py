@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.integrate import quad
-from scipy.special import betaln
+from scipy.special import betaln, gammaln
 from sklearn.metrics import roc_auc_score
 
 from journeyguard.training.bgnbd import (
@@ -82,6 +82,25 @@ def test_log_likelihood_closed_forms_for_x0_and_x1() -> None:
     a4 = p.r * p.alpha**p.r * np.exp(betaln(p.a + 1, p.b) - betaln(p.a, p.b))
     direct = lead / (p.alpha + T1) ** (p.r + 1) + a4 / (p.alpha + t_x) ** (p.r + 1)
     assert log_likelihood(p, 1, t_x, T1) == pytest.approx(np.log(direct), rel=1e-12)
+
+
+def test_log_likelihood_is_the_row_by_row_formula_to_the_last_bit() -> None:
+    """Terms of one column are computed once per distinct value and gathered; each customer's
+    number must stay the float of equation (6) row by row, so that the fit's search, which
+    compares these sums, takes exactly the steps it took before."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 12, 5000).astype(float)
+    T = rng.integers(1, 365, 5000) / 7
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, 5000) * T * 7) / 7, 0.0)
+    for p in (PUBLISHED, BGNBDParams(1.0155, 9.977, 99.63, 842.4)):
+        r, alpha, a, b = p.r, p.alpha, p.a, p.b
+        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) - betaln(a, b)
+        log_a3 = betaln(a, b + x) - (r + x) * np.log(alpha + T)
+        xs = np.where(x > 0, x, 1.0)
+        log_a4 = np.where(x > 0, betaln(a + 1, b + xs - 1) - (r + x) * np.log(alpha + t_x), -np.inf)
+        direct = common + np.logaddexp(log_a3, log_a4)
+        np.testing.assert_array_equal(log_likelihood(p, x, t_x, T), direct)
+    assert log_likelihood(PUBLISHED, 2, 30.43, 38.86).shape == ()
 
 
 def test_paper_example_conditional_expectation() -> None:

@@ -1,0 +1,39 @@
+"""training.reasons: the top reasons of each row, in the order a stable descending sort gives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from journeyguard.training.reasons import reason_arrays
+
+
+def test_top_reasons_are_the_largest_positive_contributions_leftmost_first_on_ties() -> None:
+    names = ["events", "recency_days", "critical__items", "frequency"]
+    values = np.array([[3.0, 2.0, 1.0, 4.0], [5.0, 1.0, 9.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
+    contributions = np.array(
+        [
+            [0.2, 0.5, 0.9, 0.2],  # critical__items is never a reason; a tie: events first
+            [-0.1, 0.0, 0.7, 0.3],  # one feature pushes the risk up
+            [0.0, 0.0, 0.0, 0.0],  # none does
+        ]
+    )
+    texts, chosen = reason_arrays(values, contributions, names, k=3)
+    assert texts == [  # per rank, every row
+        ["last activity 2 days ago", "2 purchases", None],
+        ["3 steps so far", None, None],
+        ["4 purchases", None, None],
+    ]
+    np.testing.assert_array_equal(
+        chosen, [[0.5, 0.2, 0.2], [0.3, np.nan, np.nan], [np.nan, np.nan, np.nan]]
+    )
+
+
+def test_the_order_is_a_stable_descending_sort_of_every_row() -> None:
+    rng = np.random.default_rng(5)
+    contributions = rng.integers(-3, 4, (500, 12)).astype(float)  # many ties
+    names = [f"step__{i}" for i in range(12)]
+    values = np.ones_like(contributions)
+    _, chosen = reason_arrays(values, contributions, names, k=4)
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :4]
+    want = np.take_along_axis(contributions, order, axis=1)
+    np.testing.assert_array_equal(chosen, np.where(want > 0, want, np.nan))
