@@ -27,7 +27,7 @@ from journeyguard.features.eventlog.columns import (
     SCORE,
     VALUE,
 )
-from journeyguard.features.eventlog.log import Coded, Snapshots
+from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 
 if TYPE_CHECKING:
     from journeyguard.features.vocabulary import Vocabulary
@@ -51,7 +51,7 @@ def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame
 def feature_columns(snapshots: Snapshots, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     """The columns of `build_features` as arrays: what a few journeys of a request need,
     without the cost of a frame."""
-    prefixes = _Prefixes(_compact(snapshots), vocabulary)
+    prefixes = _Prefixes(snapshots, vocabulary)
     columns: dict[str, np.ndarray] = {}
     columns |= _activity(prefixes)
     columns |= _step_counts(prefixes, vocabulary)
@@ -66,25 +66,31 @@ def feature_columns(snapshots: Snapshots, vocabulary: Vocabulary) -> dict[str, n
     return columns
 
 
-def _compact(snapshots: Snapshots) -> Snapshots:
-    """The snapshots over a log of their own journeys only: every feature makes passes over
-    the whole log, so a few journeys of a large log should not pay for all of it."""
-    log = snapshots.log
-    used = np.zeros(log.n_journeys, dtype=bool)
-    used[snapshots.journeys] = True
-    if used.all():
-        return snapshots
-    renumber = np.cumsum(used) - 1
-    return Snapshots(log.select_journeys(used), renumber[snapshots.journeys], snapshots.as_of)
+def _compact(snapshots: Snapshots) -> tuple[EventLog, np.ndarray, np.ndarray]:
+    """(log, starts, stops) of the snapshots over a log of their prefixes' events only: every
+    feature makes passes over the whole log and reads a prefix's events alone, so neither
+    other journeys nor events after the latest prefix of a journey should cost anything (at
+    one `as_of`, a third of a year-long log). A journey whose snapshots all see nothing yet
+    keeps its events, so that it stays in the log."""
+    log, journeys = snapshots.log, snapshots.journeys
+    starts, stops = snapshots.starts, snapshots.stops
+    limit = np.zeros(log.n_journeys, dtype=np.int64)  # per journey, the end of the kept events
+    np.maximum.at(limit, journeys, np.where(stops > starts, stops, log.offsets[journeys + 1]))
+    keep = np.arange(log.n_events) < limit[log.journey_codes]
+    if keep.all():
+        return log, starts, stops
+    kept = log.select(keep)
+    renumber = np.cumsum(limit > log.offsets[:-1]) - 1
+    kept_starts = kept.offsets[renumber[journeys]]
+    return kept, kept_starts, kept_starts + (stops - starts)
 
 
 class _Prefixes:
     """The snapshots' event prefixes, with the log's steps mapped into the vocabulary."""
 
     def __init__(self, snapshots: Snapshots, vocabulary: Vocabulary) -> None:
-        log = snapshots.log
+        log, self.start, self.stop = _compact(snapshots)
         self.log = log
-        self.start, self.stop = snapshots.starts, snapshots.stops
         self.last = np.maximum(self.stop - 1, 0)
         self.events = self.stop - self.start
         self.as_of = snapshots.as_of

@@ -142,7 +142,8 @@ def features_at(
 ) -> pd.DataFrame:
     """One row per journey active at `as_of` (an event at or before it): customer_id, as_of
     and the features, the vocabulary learned from those same events."""
-    snapshots = Snapshots.at(log, as_of)
+    # Cut once here: fitting and building would each cut the later events away.
+    snapshots = Snapshots.at(log.until(as_of), as_of)
     vocabulary = learn_vocabulary(snapshots, **(transformer_params or {}))
     return features_frame(snapshots, vocabulary, as_of)
 

@@ -47,7 +47,8 @@ def learn_vocabulary(
     log = snapshots.log
     seen_until = np.zeros(log.n_journeys, dtype=np.int64)
     np.maximum.at(seen_until, snapshots.journeys, snapshots.stops)
-    seen = log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
+    seen_all = (seen_until == log.offsets[1:]).all()  # a log cut at `as_of` already
+    seen = log if seen_all else log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
     steps = tuple(
         str(s) for s in seen.steps[np.bincount(seen.step_codes, minlength=len(seen.steps)) > 0]
     )

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
+from journeyguard.features.dataset import features_at
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import Snapshots
 from journeyguard.features.sources.simulate import simulate
@@ -206,3 +207,35 @@ def test_snapshots_at_one_as_of_equal_the_overlapping_path(batch):
     )
     overlapping = transformer.transform(twice)
     pd.testing.assert_frame_equal(overlapping.iloc[::2].reset_index(drop=True), matrix)
+
+
+def test_snapshots_that_see_nothing_yet_or_share_a_journey_keep_their_rows(batch):
+    """Features read only each prefix's events, so the build keeps no others: snapshots before
+    a journey's first event, at several times of one journey, or of a few journeys, each get
+    the row that the journey alone gives at that time."""
+    events, transformer, _, snapshots, as_of = batch
+    log = snapshots.log
+    early = log.first_time - 1
+    cases = [  # (journey codes, as_of ns): one journey twice; then each journey once
+        (np.array([3, 0, 3, 7, 1]), np.array([as_of.value, early, early, log.last_time, 0])),
+        (np.array([7, 0, 3]), np.array([as_of.value, early, log.last_time])),
+    ]
+    for journeys, times in cases:
+        mixed = transformer.transform(Snapshots(log, journeys, times))
+        for row, (journey, time) in enumerate(zip(journeys, times, strict=True)):
+            customer = log.journey_ids[journey]
+            alone_log = log_from_frame(events[events["customer_id"] == customer])
+            alone = transformer.transform(Snapshots(alone_log, np.array([0]), np.array([time])))
+            pd.testing.assert_frame_equal(mixed.iloc[[row]].reset_index(drop=True), alone)
+
+
+def test_features_at_equal_the_transformer_on_every_journey_active_at_as_of(batch):
+    """The features command's path (the log cut at as_of once, vocabulary and features from the
+    cut log) gives PathFeatures' rows, later events and all."""
+    _, _, _, snapshots, as_of = batch
+    table = features_at(snapshots.log, as_of)
+    fitted = PathFeatures().fit(snapshots)
+    expected = fitted.transform(snapshots)
+    assert list(table["customer_id"]) == list(snapshots.customer_ids.astype(str))
+    assert (table["as_of"] == as_of).all()
+    pd.testing.assert_frame_equal(table.drop(columns=["customer_id", "as_of"]), expected)
