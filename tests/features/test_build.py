@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from journeyguard.features.dataset import features_at
 from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import Snapshots
 from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.tables import write_table
 from journeyguard.features.transformer import PathFeatures
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
@@ -239,3 +241,16 @@ def test_features_at_equal_the_transformer_on_every_journey_active_at_as_of(batc
     assert list(table["customer_id"]) == list(snapshots.customer_ids.astype(str))
     assert (table["as_of"] == as_of).all()
     pd.testing.assert_frame_equal(table.drop(columns=["customer_id", "as_of"]), expected)
+
+
+def test_the_features_file_reads_back_as_the_frame(batch, tmp_path):
+    """The features file reads back as the frame, dtypes and all: text dictionary-encoded,
+    numbers plain."""
+    _, _, _, snapshots, as_of = batch
+    table = features_at(snapshots.log, as_of)
+    out = tmp_path / "features.parquet"
+    write_table(table, out)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), table)
+    encodings = pq.ParquetFile(out).metadata.row_group(0)
+    assert "RLE_DICTIONARY" in encodings.column(0).encodings  # customer_id
+    assert "RLE_DICTIONARY" not in encodings.column(2).encodings  # events
