@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.arrays import codes_in, first_in_journeys
+from journeyguard.features.arrays import Segments, codes_in, first_in_journeys
 from journeyguard.features.eventlog.columns import (
     CHANNEL,
     NS_PER_DAY,
@@ -109,8 +109,18 @@ class _Prefixes:
             return running[self.stop] - running[self.start]
         # Floats: sums restart at each journey, so no rounding depends on the journeys before
         # (a difference of two long running sums would lose their low bits).
-        sums = self._along_journeys(per_event.astype(np.float64), np.add)
+        per_event = per_event.astype(np.float64, copy=False)
+        if self._runs is not None:
+            return self._runs.reduce(per_event, np.add, 0.0)
+        sums = self._along_journeys(per_event, np.add)
         return np.where(self.events > 0, sums[self.last] if len(sums) else 0.0, 0.0)
+
+    @functools.cached_property
+    def _runs(self) -> Segments | None:
+        """The prefixes laid out for sums and maxima along each at once, when no two share an
+        event (at one `as_of`): those need only the prefixes' events, not running values
+        along every journey."""
+        return None if self._owners is None else Segments(self.start, self.events)
 
     def _along_journeys(self, per_event: np.ndarray, combine: np.ufunc) -> np.ndarray:
         """`combine` accumulated along each journey from its first event, as `accumulate`
@@ -210,6 +220,8 @@ class _Prefixes:
 
     def running_max(self, per_event: np.ndarray) -> np.ndarray:
         """Per snapshot, the maximum of a non-negative `per_event` over its prefix."""
+        if self._runs is not None:
+            return self._runs.reduce(per_event, np.maximum, np.nan)
         peak = self._along_journeys(per_event, np.maximum)
         return np.where(self.events > 0, peak[self.last] if len(peak) else np.nan, np.nan)
 
