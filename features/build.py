@@ -97,10 +97,11 @@ class _Prefixes:
         known = codes_in(vocabulary.steps, log.steps)
         self.other = len(vocabulary.steps)
         # Steps never seen in training are "other", never an error.
-        self.steps = np.where(known >= 0, known, self.other)[log.step_codes]
+        self.steps = np.where(known >= 0, known, self.other).astype(np.int64)[log.step_codes]
         self.same_journey_as_previous = np.r_[
             False, log.journey_codes[1:] == log.journey_codes[:-1]
         ]
+        self._previous_steps: dict[int, np.ndarray] = {}  # n-grams and ping-pong share them
 
     def total(self, per_event: np.ndarray) -> np.ndarray:
         """Per snapshot, the sum of `per_event` over its prefix (which starts its journey)."""
@@ -142,68 +143,77 @@ class _Prefixes:
         return order, np.concatenate(([0], np.cumsum(counts)))
 
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Per snapshot (rows) and wanted code (columns), how many events of its prefix have
+        """Per wanted code (rows) and snapshot (columns), how many events of its prefix have
         that code: running counts along the events of a codes x events table (a few codes
         at a time on large logs), not one pass per code; one count of the prefixes' events
-        when no two prefixes share one."""
+        when no two prefixes share one. Rows are contiguous: each is a feature column."""
         owned = self._owned(codes, wanted)
         if owned is not None:
             snapshot, column, _ = owned
-            flat = np.bincount(snapshot * len(wanted) + column, minlength=self._cells(wanted))
-            return flat.reshape(len(self.start), len(wanted))
-        result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
-        for chunk, columns in self._chunks(codes, wanted):
+            flat = np.bincount(column * len(self.start) + snapshot, minlength=self._cells(wanted))
+            return flat.reshape(len(wanted), len(self.start))
+        result = np.empty((len(wanted), len(self.start)), dtype=np.int64)
+        for chunk, rows in self._chunks(codes, wanted):
             running = np.zeros((len(chunk), len(codes) + 1), dtype=np.int32)
             np.cumsum(chunk[:, None] == codes, axis=1, out=running[:, 1:])
-            result[:, columns] = (running[:, self.stop] - running[:, self.start]).T
+            result[rows] = running[:, self.stop] - running[:, self.start]
         return result
 
     def latest_of_each(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Per snapshot (rows) and wanted code (columns), the index of the latest event of its
+        """Per wanted code (rows) and snapshot (columns), the index of the latest event of its
         prefix with that code, -1 if none."""
-        owned = self._owned(codes, wanted)
+        owned = self._owned(codes, wanted, with_index=True)
         if owned is not None:
             snapshot, column, index = owned
             flat = np.full(self._cells(wanted), -1, dtype=np.int64)
-            np.maximum.at(flat, snapshot * len(wanted) + column, index)
-            return flat.reshape(len(self.start), len(wanted))
-        result = np.empty((len(self.start), len(wanted)), dtype=np.int64)
+            np.maximum.at(flat, column * len(self.start) + snapshot, index)
+            return flat.reshape(len(wanted), len(self.start))
+        result = np.empty((len(wanted), len(self.start)), dtype=np.int64)
         index = np.arange(len(codes))
-        for chunk, columns in self._chunks(codes, wanted):
+        for chunk, rows in self._chunks(codes, wanted):
             flagged = np.where(chunk[:, None] == codes, index, -1)
-            result[:, columns] = np.maximum.accumulate(flagged, axis=1)[:, self.last].T
-        inside = (result >= self.start[:, None]) & (self.events > 0)[:, None]
+            result[rows] = np.maximum.accumulate(flagged, axis=1)[:, self.last]
+        inside = (result >= self.start) & (self.events > 0)
         return np.where(inside, result, -1)
 
     def _cells(self, wanted: np.ndarray) -> int:
         return len(self.start) * len(wanted)
 
     def _owned(
-        self, codes: np.ndarray, wanted: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        self, codes: np.ndarray, wanted: np.ndarray, with_index: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """When no two prefixes share an event (one snapshot per journey, as at one `as_of`):
-        the snapshot, the wanted column and the index of every prefix event with a wanted
-        code. None otherwise (snapshots of one journey at several times overlap)."""
+        the snapshot, the wanted column and (`with_index`) the index of every prefix event
+        with a wanted code. None otherwise (snapshots of one journey at several times
+        overlap)."""
         owner = self._owners
         if owner is None or len(np.unique(wanted)) != len(wanted) or not len(wanted):
             return None
         snapshot, index = owner
+        inside = codes if index is None else codes[index]
         lookup = np.full(int(max(wanted.max(), codes.max(initial=0))) + 2, -1, dtype=np.int64)
         lookup[wanted] = np.arange(len(wanted))
-        column = lookup[np.where(codes[index] >= 0, codes[index], -1)]
+        column = lookup[np.where(inside >= 0, inside, -1)]
         keep = column >= 0
-        return snapshot[keep], column[keep], index[keep]
+        if with_index and index is None:
+            index = np.arange(len(codes))
+        if keep.all():  # every event counts (steps): no copies
+            return snapshot, column, index if with_index else None
+        return snapshot[keep], column[keep], index[keep] if with_index else None
 
     @functools.cached_property
-    def _owners(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def _owners(self) -> tuple[np.ndarray, np.ndarray | None] | None:
         """(snapshot, event index) of every event inside a prefix, when prefixes are disjoint
-        and in log order; None otherwise."""
+        and in log order; None otherwise. The index is None when the prefixes hold every
+        event of the log (cut at `as_of`): it would be 0, 1, 2, ..."""
         if len(self.start) > 1 and (self.start[1:] < self.stop[:-1]).any():
             return None
         lengths = self.events
+        snapshot = np.repeat(np.arange(len(self.start)), lengths)
+        if len(snapshot) == len(self.steps):
+            return snapshot, None
         first = np.repeat(self.start - np.cumsum(lengths) + lengths, lengths)
-        index = first + np.arange(int(lengths.sum()))
-        return np.repeat(np.arange(len(self.start)), lengths), index
+        return snapshot, first + np.arange(len(snapshot))
 
     @staticmethod
     def _chunks(codes: np.ndarray, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, slice]]:
@@ -225,6 +235,12 @@ class _Prefixes:
         peak = self._along_journeys(per_event, np.maximum)
         return np.where(self.events > 0, peak[self.last] if len(peak) else np.nan, np.nan)
 
+    def previous_step(self, lag: int) -> np.ndarray:
+        """The step code of the event `lag` places earlier in the same journey, -1 where none."""
+        if lag not in self._previous_steps:
+            self._previous_steps[lag] = self.previous(self.steps, lag)
+        return self._previous_steps[lag]
+
     def previous(self, values: np.ndarray, lag: int = 1) -> np.ndarray:
         """`values` of the event `lag` places earlier in the same journey, -1 where none."""
         earlier = np.full(len(values), -1, dtype=np.int64)
@@ -235,9 +251,9 @@ class _Prefixes:
         return earlier
 
     def days_before_as_of(self, index: np.ndarray) -> np.ndarray:
-        """Per snapshot (rows of a 2-D `index`), days from the indexed event to `as_of`."""
+        """Per snapshot (columns of a 2-D `index`), days from the indexed event to `as_of`."""
         times = self.log.times[np.maximum(index, 0)]
-        as_of = self.as_of if index.ndim == 1 else self.as_of[:, None]
+        as_of = self.as_of
         return np.where(index >= 0, (as_of - times) / NS_PER_DAY, np.nan)
 
 
@@ -273,19 +289,19 @@ def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
     names = [*map(slug, vocabulary.steps), "other"]
     counts = p.totals(p.steps, np.arange(len(names))).astype(np.float64)
-    rates = counts / np.maximum(p.events, 1)[:, None]
+    rates = counts / np.maximum(p.events, 1)
     for code, name in enumerate(names):
-        columns[f"count__{name}"] = counts[:, code]
-        columns[f"rate__{name}"] = rates[:, code]
+        columns[f"count__{name}"] = counts[code]
+        columns[f"rate__{name}"] = rates[code]
     return columns
 
 
 def _ngram_codes(p: _Prefixes, n: int) -> np.ndarray:
     """Per event, one code for the n steps ending at it (-1 where the journey is shorter)."""
     width = p.other + 1
-    code = p.steps.astype(np.int64)
+    code = p.steps
     for lag in range(1, n):
-        earlier = p.previous(p.steps.astype(np.int64), lag)
+        earlier = p.previous_step(lag)
         code = np.where((earlier >= 0) & (code >= 0), earlier * width**lag + code, -1)
     return code
 
@@ -308,17 +324,14 @@ def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]
         if not grams:
             continue
         counts = p.totals(_ngram_codes(p, n), _encode_ngrams(vocabulary, grams))
-        for column, name in enumerate(_ngram_names(grams)):
-            columns[name] = counts[:, column].astype(np.float64)
+        columns.update(zip(_ngram_names(grams), counts.astype(np.float64), strict=True))
     return columns
 
 
 def _recency_of_steps(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     latest = p.latest_of_each(p.steps, np.arange(len(vocabulary.steps)))
     days = p.days_before_as_of(latest)
-    return {
-        f"days_since__{slug(step)}": days[:, code] for code, step in enumerate(vocabulary.steps)
-    }
+    return {f"days_since__{slug(step)}": days[code] for code, step in enumerate(vocabulary.steps)}
 
 
 def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
@@ -340,16 +353,18 @@ def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
         "gap_max_hours": np.where(n_gaps > 0, p.running_max(gap), np.nan),
         "gap_last_hours": np.where(n_gaps > 0, gap[p.last], np.nan),
     }
-    position = (np.arange(len(times)) - p.log.offsets[p.log.journey_codes]).astype(np.float64)
+    position = np.arange(len(times)) - p.log.offsets[p.log.journey_codes]
     columns["gap_trend_hours_per_step"] = _slope(p, position, gap, has_gap)
     return columns
 
 
 def _slope(p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """Per snapshot, the least-squares slope of y on x over the prefix's `use` events."""
-    x, y = np.where(use, x, 0.0), np.where(use, y, 0.0)
-    n = p.total(use.astype(np.float64))
-    sx, sy, sxy, sxx = p.total(x), p.total(y), p.total(x * y), p.total(x * x)
+    """Per snapshot, the least-squares slope of y on x over the prefix's `use` events. `x`
+    holds integers (positions, ordinals): their sums are exact in any order, so they take
+    the running counts, and only the sums with y add along each prefix."""
+    x, y = np.where(use, x, 0), np.where(use, y, 0.0)
+    n, sx, sxx = (p.total(v).astype(np.float64) for v in (use, x, x * x))
+    sy, sxy = p.total(y), p.total(x * y)
     denominator = n * sxx - sx * sx
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (n * sxy - sx * sy) / denominator
@@ -363,19 +378,21 @@ def _loops(p: _Prefixes) -> dict[str, np.ndarray]:
     columns = {
         "repeats": p.total(repeat).astype(np.float64),
         "distinct_steps": p.total(~repeat).astype(np.float64),
-        "pingpong_steps": p.total(_pingpong(p, p.steps.astype(np.int64))).astype(float),
+        "pingpong_steps": p.total(
+            _pingpong(p.steps, p.previous_step(1), p.previous_step(2))
+        ).astype(np.float64),
     }
     channel = p.log.column(CHANNEL)
     if isinstance(channel, Coded):
-        columns["pingpong_channels"] = p.total(_pingpong(p, channel.codes.astype(np.int64))).astype(
-            np.float64
-        )
+        codes = channel.codes.astype(np.int64)
+        one, two = p.previous(codes, 1), p.previous(codes, 2)
+        columns["pingpong_channels"] = p.total(_pingpong(codes, one, two)).astype(np.float64)
     return columns
 
 
-def _pingpong(p: _Prefixes, codes: np.ndarray) -> np.ndarray:
-    """Events back at the value two events earlier after leaving it: the A of A B A."""
-    one, two = p.previous(codes, 1), p.previous(codes, 2)
+def _pingpong(codes: np.ndarray, one: np.ndarray, two: np.ndarray) -> np.ndarray:
+    """Events back at the value two events earlier (`two`) after leaving it (`one` earlier):
+    the A of A B A."""
     return (codes >= 0) & (two == codes) & (one >= 0) & (one != codes)
 
 
@@ -398,7 +415,7 @@ def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
     scored = ~np.isnan(score)
     latest = p.latest(scored)
     count = p.total(scored).astype(np.float64)
-    ordinal = np.cumsum(scored).astype(np.float64)  # x for the trend: 1st, 2nd, ... score
+    ordinal = np.cumsum(scored)  # x for the trend: 1st, 2nd, ... score
     return {
         "score_last": np.where(latest >= 0, score[np.maximum(latest, 0)], np.nan),
         "score_mean": np.where(count > 0, p.total(_bounded(score)) / np.maximum(count, 1), np.nan),
