@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
+from journeyguard.features.analysis.paths import step_durations
 from journeyguard.features.dataset import features_at
 from journeyguard.features.eventlog.frames import log_from_frame
-from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.eventlog.log import Coded, Snapshots
 from journeyguard.features.sources.simulate import simulate
 from journeyguard.features.tables import write_table
 from journeyguard.features.transformer import PathFeatures
@@ -254,3 +255,19 @@ def test_the_features_file_reads_back_as_the_frame(batch, tmp_path):
     encodings = pq.ParquetFile(out).metadata.row_group(0)
     assert "RLE_DICTIONARY" in encodings.column(0).encodings  # customer_id
     assert "RLE_DICTIONARY" not in encodings.column(2).encodings  # events
+
+
+def test_the_vocabulary_stages_steps_as_the_path_analysis_does(batch):
+    """A step's stage is the median position of its first event (`analysis.paths`), and the
+    attribute categories are those some event has, sorted."""
+    _, transformer, _, snapshots, as_of = batch
+    seen = snapshots.log.until(as_of)
+    durations = step_durations(seen)
+    expected = dict(zip(durations["step"], durations["median_position"], strict=True))
+    vocabulary = transformer.vocabulary_
+    assert vocabulary.stage_rank == tuple(float(expected[step]) for step in vocabulary.steps)
+    for name, categories in vocabulary.attributes.items():
+        column = seen.column(name)
+        if isinstance(column, Coded):
+            used = np.unique(column.codes[column.codes >= 0])
+            assert categories == tuple(str(c) for c in column.categories[used])
