@@ -273,7 +273,7 @@ def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
     }
     value = p.log.column(VALUE)
     if value is not None:
-        columns["frequency"] = p.total(np.nan_to_num(value) > 0).astype(np.float64)
+        columns["frequency"] = p.total(value > 0).astype(np.float64)  # missing is not > 0
         columns["monetary"] = p.total(_bounded(value))
     return columns
 
@@ -282,7 +282,9 @@ def _bounded(numbers: np.ndarray) -> np.ndarray:
     """Numbers to sum along the log: missing as 0, clipped to +-NUMBER_LIMIT. The loader
     rejects larger ones; a request may still send them, and one journey's 1e308 would
     otherwise overflow the running sum and make every later journey's total inf or NaN."""
-    return np.clip(np.nan_to_num(numbers), -NUMBER_LIMIT, NUMBER_LIMIT)
+    bounded = np.clip(numbers, -NUMBER_LIMIT, NUMBER_LIMIT)  # NaN stays NaN, inf the limit
+    bounded[np.isnan(bounded)] = 0.0
+    return bounded
 
 
 def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
@@ -358,13 +360,17 @@ def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
     return columns
 
 
-def _slope(p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """Per snapshot, the least-squares slope of y on x over the prefix's `use` events. `x`
-    holds integers (positions, ordinals): their sums are exact in any order, so they take
-    the running counts, and only the sums with y add along each prefix."""
-    x, y = np.where(use, x, 0), np.where(use, y, 0.0)
+def _slope(
+    p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray, sum_y: np.ndarray | None = None
+) -> np.ndarray:
+    """Per snapshot, the least-squares slope of y on x over the prefix's `use` events; `y` is
+    0 where not used, and `sum_y` its totals where the caller has them. `x` holds integers
+    (positions, ordinals): their sums are exact in any order, so they take the running
+    counts, and only the sums with y add along each prefix."""
+    x = np.where(use, x, 0)
     n, sx, sxx = (p.total(v).astype(np.float64) for v in (use, x, x * x))
-    sy, sxy = p.total(y), p.total(x * y)
+    sy = p.total(y) if sum_y is None else sum_y
+    sxy = p.total(x * y)
     denominator = n * sxx - sx * sx
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (n * sxy - sx * sy) / denominator
@@ -415,12 +421,14 @@ def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
     scored = ~np.isnan(score)
     latest = p.latest(scored)
     count = p.total(scored).astype(np.float64)
+    bounded = _bounded(score)  # 0 where not scored
+    total = p.total(bounded)
     ordinal = np.cumsum(scored)  # x for the trend: 1st, 2nd, ... score
     return {
         "score_last": np.where(latest >= 0, score[np.maximum(latest, 0)], np.nan),
-        "score_mean": np.where(count > 0, p.total(_bounded(score)) / np.maximum(count, 1), np.nan),
+        "score_mean": np.where(count > 0, total / np.maximum(count, 1), np.nan),
         "score_count": count,
-        "score_trend": _slope(p, ordinal, _bounded(score), scored),
+        "score_trend": _slope(p, ordinal, bounded, scored, total),
     }
 
 
