@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from journeyguard.features.arrays import Segments, codes_in, first_in_journeys
 from journeyguard.features.eventlog.columns import (
@@ -30,6 +29,8 @@ from journeyguard.features.eventlog.columns import (
 from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from journeyguard.features.vocabulary import Vocabulary
 
 NONE = -1.0  # the code of "no such step" in the last-k and categorical features
@@ -44,6 +45,8 @@ def slug(name: str) -> str:
 
 def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame:
     """The feature matrix of `snapshots`, one row per snapshot, columns named for people."""
+    import pandas as pd  # here: the features command writes the arrays without pandas
+
     columns = feature_columns(snapshots, vocabulary)
     return pd.DataFrame(columns, index=pd.RangeIndex(len(snapshots)))
 
