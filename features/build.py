@@ -3,21 +3,19 @@ scoring and the prediction service.
 
 Every feature of snapshot i is a function of the events `starts[i]:stops[i]` of its journey
 (those at or before its `as_of`) and of a `Vocabulary` learned once at fit time, so one
-journey alone gets exactly its row of a batch of millions. Sums over a prefix come from
-cumulative sums along the sorted log, latest values from running maxima of event indices:
-a few passes over the event arrays, whatever the number of snapshots.
+journey alone gets exactly its row of a batch of millions. The passes over the prefixes'
+events are `features.prefixes`'.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from journeyguard.features.arrays import Segments, codes_in, first_in_journeys
+from journeyguard.features.arrays import codes_in, first_in_journeys
 from journeyguard.features.eventlog.columns import (
     CHANNEL,
     NS_PER_DAY,
@@ -26,7 +24,8 @@ from journeyguard.features.eventlog.columns import (
     SCORE,
     VALUE,
 )
-from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
+from journeyguard.features.eventlog.log import Coded, Snapshots
+from journeyguard.features.prefixes import Prefixes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from journeyguard.features.vocabulary import Vocabulary
 
 NONE = -1.0  # the code of "no such step" in the last-k and categorical features
-_TABLE_CELLS = 8_000_000  # events x codes of one running-count table (32 MB)
 
 
 @functools.cache  # called for every feature name of every build: names repeat
@@ -54,7 +52,7 @@ def build_features(snapshots: Snapshots, vocabulary: Vocabulary) -> pd.DataFrame
 def feature_columns(snapshots: Snapshots, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     """The columns of `build_features` as arrays: what a few journeys of a request need,
     without the cost of a frame."""
-    prefixes = _Prefixes(snapshots, vocabulary)
+    prefixes = Prefixes(snapshots, vocabulary)
     columns: dict[str, np.ndarray] = {}
     columns |= _activity(prefixes)
     columns |= _step_counts(prefixes, vocabulary)
@@ -69,198 +67,7 @@ def feature_columns(snapshots: Snapshots, vocabulary: Vocabulary) -> dict[str, n
     return columns
 
 
-def _compact(snapshots: Snapshots) -> tuple[EventLog, np.ndarray, np.ndarray]:
-    """(log, starts, stops) of the snapshots over a log of their prefixes' events only: every
-    feature makes passes over the whole log and reads a prefix's events alone, so neither
-    other journeys nor events after the latest prefix of a journey should cost anything (at
-    one `as_of`, a third of a year-long log). A journey whose snapshots all see nothing yet
-    keeps its events, so that it stays in the log."""
-    log, journeys = snapshots.log, snapshots.journeys
-    starts, stops = snapshots.starts, snapshots.stops
-    limit = np.zeros(log.n_journeys, dtype=np.int64)  # per journey, the end of the kept events
-    np.maximum.at(limit, journeys, np.where(stops > starts, stops, log.offsets[journeys + 1]))
-    keep = np.arange(log.n_events) < limit[log.journey_codes]
-    if keep.all():
-        return log, starts, stops
-    kept = log.select(keep)
-    renumber = np.cumsum(limit > log.offsets[:-1]) - 1
-    kept_starts = kept.offsets[renumber[journeys]]
-    return kept, kept_starts, kept_starts + (stops - starts)
-
-
-class _Prefixes:
-    """The snapshots' event prefixes, with the log's steps mapped into the vocabulary."""
-
-    def __init__(self, snapshots: Snapshots, vocabulary: Vocabulary) -> None:
-        log, self.start, self.stop = _compact(snapshots)
-        self.log = log
-        self.last = np.maximum(self.stop - 1, 0)
-        self.events = self.stop - self.start
-        self.as_of = snapshots.as_of
-        known = codes_in(vocabulary.steps, log.steps)
-        self.other = len(vocabulary.steps)
-        # Steps never seen in training are "other", never an error.
-        self.steps = np.where(known >= 0, known, self.other).astype(np.int64)[log.step_codes]
-        self.same_journey_as_previous = np.r_[
-            False, log.journey_codes[1:] == log.journey_codes[:-1]
-        ]
-        self._previous_steps: dict[int, np.ndarray] = {}  # n-grams and ping-pong share them
-
-    def total(self, per_event: np.ndarray) -> np.ndarray:
-        """Per snapshot, the sum of `per_event` over its prefix (which starts its journey)."""
-        if per_event.dtype.kind in "biu":  # integers add exactly in any order
-            running = np.concatenate(([0], np.cumsum(per_event)))
-            return running[self.stop] - running[self.start]
-        # Floats: sums restart at each journey, so no rounding depends on the journeys before
-        # (a difference of two long running sums would lose their low bits).
-        per_event = per_event.astype(np.float64, copy=False)
-        if self._runs is not None:
-            return self._runs.reduce(per_event, np.add, 0.0)
-        sums = self._along_journeys(per_event, np.add)
-        return np.where(self.events > 0, sums[self.last] if len(sums) else 0.0, 0.0)
-
-    @functools.cached_property
-    def _runs(self) -> Segments | None:
-        """The prefixes laid out for sums and maxima along each at once, when no two share an
-        event (at one `as_of`): those need only the prefixes' events, not running values
-        along every journey."""
-        return None if self._owners is None else Segments(self.start, self.events)
-
-    def _along_journeys(self, per_event: np.ndarray, combine: np.ufunc) -> np.ndarray:
-        """`combine` accumulated along each journey from its first event, as `accumulate`
-        over that journey alone would: one vectorised step per position, every journey at once."""
-        running = per_event.copy()
-        order, bounds = self._by_position
-        for position in range(1, len(bounds) - 1):
-            index = order[bounds[position] : bounds[position + 1]]
-            running[index] = combine(running[index - 1], running[index])
-        return running
-
-    @functools.cached_property
-    def _by_position(self) -> tuple[np.ndarray, np.ndarray]:
-        """Events ordered by their position in their journey, and where each position starts."""
-        log = self.log
-        position = np.arange(log.n_events) - log.offsets[log.journey_codes]
-        order = np.argsort(position, kind="stable")
-        counts = np.bincount(position, minlength=1) if log.n_events else np.zeros(1, np.int64)
-        return order, np.concatenate(([0], np.cumsum(counts)))
-
-    def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Per wanted code (rows) and snapshot (columns), how many events of its prefix have
-        that code: running counts along the events of a codes x events table (a few codes
-        at a time on large logs), not one pass per code; one count of the prefixes' events
-        when no two prefixes share one. Rows are contiguous: each is a feature column."""
-        owned = self._owned(codes, wanted)
-        if owned is not None:
-            snapshot, column, _ = owned
-            flat = np.bincount(column * len(self.start) + snapshot, minlength=self._cells(wanted))
-            return flat.reshape(len(wanted), len(self.start))
-        result = np.empty((len(wanted), len(self.start)), dtype=np.int64)
-        for chunk, rows in self._chunks(codes, wanted):
-            running = np.zeros((len(chunk), len(codes) + 1), dtype=np.int32)
-            np.cumsum(chunk[:, None] == codes, axis=1, out=running[:, 1:])
-            result[rows] = running[:, self.stop] - running[:, self.start]
-        return result
-
-    def latest_of_each(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Per wanted code (rows) and snapshot (columns), the index of the latest event of its
-        prefix with that code, -1 if none."""
-        owned = self._owned(codes, wanted, with_index=True)
-        if owned is not None:
-            snapshot, column, index = owned
-            flat = np.full(self._cells(wanted), -1, dtype=np.int64)
-            np.maximum.at(flat, column * len(self.start) + snapshot, index)
-            return flat.reshape(len(wanted), len(self.start))
-        result = np.empty((len(wanted), len(self.start)), dtype=np.int64)
-        index = np.arange(len(codes))
-        for chunk, rows in self._chunks(codes, wanted):
-            flagged = np.where(chunk[:, None] == codes, index, -1)
-            result[rows] = np.maximum.accumulate(flagged, axis=1)[:, self.last]
-        inside = (result >= self.start) & (self.events > 0)
-        return np.where(inside, result, -1)
-
-    def _cells(self, wanted: np.ndarray) -> int:
-        return len(self.start) * len(wanted)
-
-    def _owned(
-        self, codes: np.ndarray, wanted: np.ndarray, with_index: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-        """When no two prefixes share an event (one snapshot per journey, as at one `as_of`):
-        the snapshot, the wanted column and (`with_index`) the index of every prefix event
-        with a wanted code. None otherwise (snapshots of one journey at several times
-        overlap)."""
-        owner = self._owners
-        if owner is None or len(np.unique(wanted)) != len(wanted) or not len(wanted):
-            return None
-        snapshot, index = owner
-        inside = codes if index is None else codes[index]
-        lookup = np.full(int(max(wanted.max(), codes.max(initial=0))) + 2, -1, dtype=np.int64)
-        lookup[wanted] = np.arange(len(wanted))
-        column = lookup[np.where(inside >= 0, inside, -1)]
-        keep = column >= 0
-        if with_index and index is None:
-            index = np.arange(len(codes))
-        if keep.all():  # every event counts (steps): no copies
-            return snapshot, column, index if with_index else None
-        return snapshot[keep], column[keep], index[keep] if with_index else None
-
-    @functools.cached_property
-    def _owners(self) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """(snapshot, event index) of every event inside a prefix, when prefixes are disjoint
-        and in log order; None otherwise. The index is None when the prefixes hold every
-        event of the log (cut at `as_of`): it would be 0, 1, 2, ..."""
-        if len(self.start) > 1 and (self.start[1:] < self.stop[:-1]).any():
-            return None
-        lengths = self.events
-        snapshot = np.repeat(np.arange(len(self.start)), lengths)
-        if len(snapshot) == len(self.steps):
-            return snapshot, None
-        first = np.repeat(self.start - np.cumsum(lengths) + lengths, lengths)
-        return snapshot, first + np.arange(len(snapshot))
-
-    @staticmethod
-    def _chunks(codes: np.ndarray, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, slice]]:
-        """Slices of `wanted` whose codes x events tables stay within _TABLE_CELLS."""
-        width = max(1, _TABLE_CELLS // max(len(codes), 1))
-        for first in range(0, len(wanted), width):
-            yield wanted[first : first + width], slice(first, first + width)
-
-    def latest(self, flagged: np.ndarray) -> np.ndarray:
-        """Per snapshot, the index of the latest flagged event in its prefix, -1 if none."""
-        index = np.where(flagged, np.arange(len(flagged)), -1)
-        latest = np.maximum.accumulate(index)[self.last]
-        return np.where((latest >= self.start) & (self.events > 0), latest, -1)
-
-    def running_max(self, per_event: np.ndarray) -> np.ndarray:
-        """Per snapshot, the maximum of a non-negative `per_event` over its prefix."""
-        if self._runs is not None:
-            return self._runs.reduce(per_event, np.maximum, np.nan)
-        peak = self._along_journeys(per_event, np.maximum)
-        return np.where(self.events > 0, peak[self.last] if len(peak) else np.nan, np.nan)
-
-    def previous_step(self, lag: int) -> np.ndarray:
-        """The step code of the event `lag` places earlier in the same journey, -1 where none."""
-        if lag not in self._previous_steps:
-            self._previous_steps[lag] = self.previous(self.steps, lag)
-        return self._previous_steps[lag]
-
-    def previous(self, values: np.ndarray, lag: int = 1) -> np.ndarray:
-        """`values` of the event `lag` places earlier in the same journey, -1 where none."""
-        earlier = np.full(len(values), -1, dtype=np.int64)
-        if lag < len(values):
-            codes = self.log.journey_codes
-            same = codes[lag:] == codes[:-lag]
-            earlier[lag:] = np.where(same, values[:-lag], -1)
-        return earlier
-
-    def days_before_as_of(self, index: np.ndarray) -> np.ndarray:
-        """Per snapshot (columns of a 2-D `index`), days from the indexed event to `as_of`."""
-        times = self.log.times[np.maximum(index, 0)]
-        as_of = self.as_of
-        return np.where(index >= 0, (as_of - times) / NS_PER_DAY, np.nan)
-
-
-def _activity(p: _Prefixes) -> dict[str, np.ndarray]:
+def _activity(p: Prefixes) -> dict[str, np.ndarray]:
     first = p.log.times[p.start]
     tenure = np.where(p.events > 0, (p.as_of - first) / NS_PER_DAY, np.nan)
     recency = p.days_before_as_of(np.where(p.events > 0, p.last, -1))
@@ -290,7 +97,7 @@ def _bounded(numbers: np.ndarray) -> np.ndarray:
     return bounded
 
 
-def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+def _step_counts(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
     names = [*map(slug, vocabulary.steps), "other"]
     counts = p.totals(p.steps, np.arange(len(names))).astype(np.float64)
@@ -301,7 +108,7 @@ def _step_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     return columns
 
 
-def _ngram_codes(p: _Prefixes, n: int) -> np.ndarray:
+def _ngram_codes(p: Prefixes, n: int) -> np.ndarray:
     """Per event, one code for the n steps ending at it (-1 where the journey is shorter)."""
     width = p.other + 1
     code = p.steps
@@ -323,7 +130,7 @@ def _ngram_names(grams: tuple[tuple[str, ...], ...]) -> list[str]:
     return [("bigram__" if len(g) == 2 else "trigram__") + "__".join(map(slug, g)) for g in grams]
 
 
-def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+def _ngram_counts(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
     for n, grams in ((2, vocabulary.bigrams), (3, vocabulary.trigrams)):
         if not grams:
@@ -333,13 +140,13 @@ def _ngram_counts(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]
     return columns
 
 
-def _recency_of_steps(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+def _recency_of_steps(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     latest = p.latest_of_each(p.steps, np.arange(len(vocabulary.steps)))
     days = p.days_before_as_of(latest)
     return {f"days_since__{slug(step)}": days[code] for code, step in enumerate(vocabulary.steps)}
 
 
-def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
+def _timing(p: Prefixes) -> dict[str, np.ndarray]:
     """Hours between consecutive events: mean, max, the latest, and their trend (slope)."""
     times = p.log.times
     gap = np.zeros(len(times))
@@ -364,7 +171,7 @@ def _timing(p: _Prefixes) -> dict[str, np.ndarray]:
 
 
 def _slope(
-    p: _Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray, sum_y: np.ndarray | None = None
+    p: Prefixes, x: np.ndarray, y: np.ndarray, use: np.ndarray, sum_y: np.ndarray | None = None
 ) -> np.ndarray:
     """Per snapshot, the least-squares slope of y on x over the prefix's `use` events; `y` is
     0 where not used, and `sum_y` its totals where the caller has them. `x` holds integers
@@ -380,7 +187,7 @@ def _slope(
     return np.where((n >= 2) & (denominator > 0), slope, np.nan)
 
 
-def _loops(p: _Prefixes) -> dict[str, np.ndarray]:
+def _loops(p: Prefixes) -> dict[str, np.ndarray]:
     """Repeats and ping-pong: a step seen before in the journey; an A B A pattern."""
     repeat = np.ones(len(p.steps), dtype=bool)
     repeat[first_in_journeys(p.log.journey_codes, p.steps, p.other + 1)] = False
@@ -405,7 +212,7 @@ def _pingpong(codes: np.ndarray, one: np.ndarray, two: np.ndarray) -> np.ndarray
     return (codes >= 0) & (two == codes) & (one >= 0) & (one != codes)
 
 
-def _position(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+def _position(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
     if vocabulary.stage_rank:
         rank = np.append(np.asarray(vocabulary.stage_rank, dtype=np.float64), 0.0)
@@ -417,7 +224,7 @@ def _position(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     return columns
 
 
-def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
+def _scores(p: Prefixes) -> dict[str, np.ndarray]:
     score = p.log.column(SCORE)
     if score is None or isinstance(score, Coded):
         return {}
@@ -435,7 +242,7 @@ def _scores(p: _Prefixes) -> dict[str, np.ndarray]:
     }
 
 
-def _attributes(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+def _attributes(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     """Each attribute's latest known value as of the snapshot (text as a category code)."""
     columns = {}
     for name, categories in vocabulary.attributes.items():
@@ -458,7 +265,7 @@ def _attributes(p: _Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
 
 
 def _critical(
-    p: _Prefixes, vocabulary: Vocabulary, columns: dict[str, np.ndarray]
+    p: Prefixes, vocabulary: Vocabulary, columns: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """How closely the journey so far follows the critical paths of the training data."""
     if not vocabulary.critical and not vocabulary.routes:
@@ -481,7 +288,7 @@ def _critical(
     return result
 
 
-def _route_match(p: _Prefixes, vocabulary: Vocabulary, route: tuple[str, ...]) -> np.ndarray:
+def _route_match(p: Prefixes, vocabulary: Vocabulary, route: tuple[str, ...]) -> np.ndarray:
     """The share of the route that the journey's prefix walks, from its first event on."""
     if not route or len(p.steps) == 0:
         return np.zeros(len(p.start))
