@@ -100,7 +100,7 @@ def _bounded(numbers: np.ndarray) -> np.ndarray:
 def _step_counts(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     columns = {}
     names = [*map(slug, vocabulary.steps), "other"]
-    counts = p.totals(p.steps, np.arange(len(names))).astype(np.float64)
+    counts = p.totals(p.steps, np.arange(len(names)))
     rates = counts / np.maximum(p.events, 1)
     for code, name in enumerate(names):
         columns[f"count__{name}"] = counts[code]
@@ -136,7 +136,7 @@ def _ngram_counts(p: Prefixes, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
         if not grams:
             continue
         counts = p.totals(_ngram_codes(p, n), _encode_ngrams(vocabulary, grams))
-        columns.update(zip(_ngram_names(grams), counts.astype(np.float64), strict=True))
+        columns.update(zip(_ngram_names(grams), counts, strict=True))
     return columns
 
 

@@ -104,15 +104,19 @@ class Prefixes:
 
     def totals(self, codes: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """Per wanted code (rows) and snapshot (columns), how many events of its prefix have
-        that code: running counts along the events of a codes x events table (a few codes
-        at a time on large logs), not one pass per code; one count of the prefixes' events
-        when no two prefixes share one. Rows are contiguous: each is a feature column."""
+        that code, as floats (the features' type): running counts along the events of a
+        codes x events table (a few codes at a time on large logs), not one pass per code;
+        one count of the prefixes' events when no two prefixes share one. Rows are
+        contiguous: each is a feature column."""
         owned = self._owned(codes, wanted)
         if owned is not None:
             snapshot, column, _ = owned
-            flat = np.bincount(column * len(self.start) + snapshot, minlength=self._cells(wanted))
-            return flat.reshape(len(wanted), len(self.start))
-        result = np.empty((len(wanted), len(self.start)), dtype=np.int64)
+            cells = column * len(self.start) + snapshot
+            # Weights of 1 count in float64 at once (exact), not in int64 then converted
+            # (bincount still answers int64 when there is nothing to count).
+            flat = np.bincount(cells, weights=np.ones(len(cells)), minlength=self._cells(wanted))
+            return flat.astype(np.float64, copy=False).reshape(len(wanted), len(self.start))
+        result = np.empty((len(wanted), len(self.start)), dtype=np.float64)
         for chunk, rows in self._chunks(codes, wanted):
             running = np.zeros((len(chunk), len(codes) + 1), dtype=np.int32)
             np.cumsum(chunk[:, None] == codes, axis=1, out=running[:, 1:])
