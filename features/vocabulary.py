@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from journeyguard.features.analysis.paths import most_frequent_route
-from journeyguard.features.arrays import first_in_journeys, group_quantiles
+from journeyguard.features.arrays import first_in_journeys, group_quantiles, positions
 from journeyguard.features.build import build_features
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
 from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
@@ -51,10 +51,11 @@ def learn_vocabulary(
     seen_all = (seen_until == log.offsets[1:]).all()  # a log cut at `as_of` already
     seen = log if seen_all else log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
     present = np.flatnonzero(np.bincount(seen.step_codes, minlength=len(seen.steps)))
+    position = positions(seen)
     vocabulary = Vocabulary(
         steps=tuple(str(s) for s in seen.steps[present]),
-        bigrams=_frequent_ngrams(seen, 2, min_count, max_bigrams),
-        trigrams=_frequent_ngrams(seen, 3, min_count, max_trigrams),
+        bigrams=_frequent_ngrams(seen, position, 2, min_count, max_bigrams),
+        trigrams=_frequent_ngrams(seen, position, 3, min_count, max_trigrams),
         stage_rank=tuple(float(rank) for rank in median_first_positions(seen)[present]),
         attributes={
             name: (_used_categories(column) if isinstance(column, Coded) else None)
@@ -91,22 +92,17 @@ def _used_categories(column: Coded) -> tuple[str, ...]:
 
 
 def _frequent_ngrams(
-    log: EventLog, n: int, min_count: int, top: int
+    log: EventLog, position: np.ndarray, n: int, min_count: int, top: int
 ) -> tuple[tuple[str, ...], ...]:
     """The n-step sequences of consecutive events seen at least `min_count` times, most
-    frequent first (ties by name), at most `top`."""
+    frequent first (ties by name), at most `top`; `position` is each event's in its journey."""
     codes = log.step_codes.astype(np.int64)
     width = len(log.steps)
-    gram = codes.copy()
-    valid = np.ones(log.n_events, dtype=bool)
+    ends = np.flatnonzero(position >= n - 1)  # events that end n steps of a journey
+    gram = codes[ends]
     for lag in range(1, n):
-        earlier = np.full(log.n_events, -1, dtype=np.int64)
-        earlier[lag:] = np.where(
-            log.journey_codes[lag:] == log.journey_codes[:-lag], codes[:-lag], -1
-        )
-        valid &= earlier >= 0
-        gram = np.where(valid, earlier * width**lag + gram, -1)
-    counts = np.bincount(gram[valid], minlength=0) if valid.any() else np.zeros(0, np.int64)
+        gram += codes[ends - lag] * width**lag
+    counts = np.bincount(gram)
     frequent = np.flatnonzero(counts >= min_count)
     frequent = frequent[np.lexsort((frequent, -counts[frequent]))][:top]
     grams = []

@@ -3,6 +3,8 @@ tests), and the training/serving parity guarantee: one journey alone gets its ba
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -271,3 +273,22 @@ def test_the_vocabulary_stages_steps_as_the_path_analysis_does(batch):
         if isinstance(column, Coded):
             used = np.unique(column.codes[column.codes >= 0])
             assert categories == tuple(str(c) for c in column.categories[used])
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_frequent_ngrams_are_those_a_loop_over_each_journey_counts(batch, n):
+    _, transformer, _, snapshots, as_of = batch
+    seen = snapshots.log.until(as_of)
+    counted: Counter[tuple[str, ...]] = Counter()
+    for journey in range(seen.n_journeys):
+        steps = [
+            str(seen.steps[c])
+            for c in seen.step_codes[seen.offsets[journey] : seen.offsets[journey + 1]]
+        ]
+        counted.update(tuple(steps[i : i + n]) for i in range(len(steps) - n + 1))
+    frequent = sorted(
+        (gram for gram, count in counted.items() if count >= 5), key=lambda g: (-counted[g], g)
+    )
+    vocabulary = transformer.vocabulary_
+    learned, top = (vocabulary.bigrams, 50) if n == 2 else (vocabulary.trigrams, 30)
+    assert list(learned) == frequent[:top]
