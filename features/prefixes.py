@@ -33,16 +33,20 @@ def _compact(snapshots: Snapshots) -> tuple[EventLog, np.ndarray, np.ndarray]:
     one `as_of`, a third of a year-long log). A journey whose snapshots all see nothing yet
     keeps its events, so that it stays in the log."""
     log, journeys = snapshots.log, snapshots.journeys
+    used = np.zeros(log.n_journeys, dtype=bool)
+    used[journeys] = True
+    if not used.all():  # other journeys first: prefixes are then found in the smaller log
+        renumber = np.cumsum(used) - 1
+        snapshots = Snapshots(log.select_journeys(used), renumber[journeys], snapshots.as_of)
+        log, journeys = snapshots.log, snapshots.journeys
     starts, stops = snapshots.starts, snapshots.stops
     limit = np.zeros(log.n_journeys, dtype=np.int64)  # per journey, the end of the kept events
     np.maximum.at(limit, journeys, np.where(stops > starts, stops, log.offsets[journeys + 1]))
     keep = np.arange(log.n_events) < limit[log.journey_codes]
     if keep.all():
         return log, starts, stops
-    kept = log.select(keep)
-    renumber = np.cumsum(limit > log.offsets[:-1]) - 1
-    kept_starts = kept.offsets[renumber[journeys]]
-    return kept, kept_starts, kept_starts + (stops - starts)
+    kept = log.select(keep)  # every journey keeps an event: codes stay
+    return kept, kept.offsets[journeys], kept.offsets[journeys] + (stops - starts)
 
 
 class Prefixes:
