@@ -198,3 +198,42 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     """The distinct values, sorted (a sort and a comparison: faster than np.unique here)."""
     ordered = np.sort(values)
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+class Segments:
+    """Runs `array[starts[i] : starts[i] + lengths[i]]` of an array, laid out for reductions
+    along every run at once, each in its run's order (a float sum then rounds exactly as a
+    loop over that run alone would, which `np.add.reduceat`'s pairwise sums do not).
+
+    Runs are ranked longest first, and their elements gathered position by position: the
+    k-th elements of the runs longer than k form one block, whose runs are the first ones of
+    the block before. A reduction is then one in-place slice operation per position, with no
+    index arrays in the loop.
+    """
+
+    def __init__(self, starts: np.ndarray, lengths: np.ndarray) -> None:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        self.rank = np.argsort(-lengths, kind="stable")
+        longest = int(lengths.max(initial=0))
+        # Runs longer than each position: the sizes of the position's block.
+        self.sizes = len(lengths) - np.cumsum(np.bincount(lengths, minlength=longest + 1))[:-1]
+        self.bounds = np.concatenate(([0], np.cumsum(self.sizes)))
+        within = np.arange(self.bounds[-1]) - np.repeat(self.bounds[:-1], self.sizes)
+        position = np.repeat(np.arange(longest), self.sizes)
+        self.order = np.asarray(starts, dtype=np.int64)[self.rank][within] + position
+        self.n_runs = len(lengths)
+
+    def reduce(self, values: np.ndarray, combine: np.ufunc, empty: float) -> np.ndarray:
+        """Per run, `combine` accumulated over its values from its first on (`combine.reduce`
+        of the run, in order); `empty` for a run of no values. A 2-D `values` (events x k)
+        reduces its k columns together, in one pass."""
+        shape = (self.n_runs, *values.shape[1:])
+        result = np.full(shape, empty, dtype=np.result_type(values, type(empty)))
+        if not len(self.sizes):
+            return result
+        laid_out = values[self.order]
+        running = laid_out[: self.sizes[0]].copy()
+        for size, start in zip(self.sizes[1:].tolist(), self.bounds[1:-1].tolist(), strict=True):
+            combine(running[:size], laid_out[start : start + size], out=running[:size])
+        result[self.rank[: self.sizes[0]]] = running
+        return result

@@ -22,7 +22,13 @@ from typer.core import TyperGroup
 from journeyguard.features.config.model import Config
 from journeyguard.features.config.reader import load_config
 from journeyguard.features.errors import ConfigError, LoadError
-from journeyguard.features.options import ConfigOption, EngineOption, PastOption, parse_as_of
+from journeyguard.features.options import (
+    ConfigOption,
+    EngineOption,
+    PastOption,
+    parse_as_of,
+    parse_as_of_utc,
+)
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.tables import write_table
 
@@ -324,15 +330,15 @@ def features(
     engine: EngineOption = None,
 ) -> None:
     """Features of every journey active at --as-of, from events at or before it only."""
-    from journeyguard.features.dataset import features_at
+    from journeyguard.features.current import features_table
 
     settings = load_config(config).with_engine(engine)
     if settings.engine.kind == "spark":
         typer.echo(run_spark_features(settings, parse_as_of(as_of), out))
         return
-    table = features_at(load_log(settings), parse_as_of(as_of))
+    table = features_table(load_log(settings), parse_as_of_utc(as_of))
     write_table(table, out)
-    typer.echo(f"{len(table):,} journeys x {table.shape[1] - 2} features -> {out}")
+    typer.echo(f"{table.num_rows:,} journeys x {table.num_columns - 2} features -> {out}")
 
 
 def run_spark_features(settings: Config, as_of: Any, out: Path) -> str:

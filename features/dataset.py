@@ -11,6 +11,7 @@ import pandas as pd
 
 from journeyguard.features.build import feature_columns
 from journeyguard.features.config.model import TaskConfig
+from journeyguard.features.current import active_at
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.labels import (
     default_test_from,
@@ -19,7 +20,7 @@ from journeyguard.features.labels import (
     time_split,
 )
 from journeyguard.features.population import eligibility
-from journeyguard.features.vocabulary import Vocabulary, learn_vocabulary
+from journeyguard.features.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
     from journeyguard.features.transformer import PathFeatures
@@ -141,9 +142,9 @@ def features_at(
     log: EventLog, as_of: pd.Timestamp, transformer_params: dict[str, Any] | None = None
 ) -> pd.DataFrame:
     """One row per journey active at `as_of` (an event at or before it): customer_id, as_of
-    and the features, the vocabulary learned from those same events."""
-    snapshots = Snapshots.at(log, as_of)
-    vocabulary = learn_vocabulary(snapshots, **(transformer_params or {}))
+    and the features, the vocabulary learned from those same events (`current.features_table`
+    as a frame)."""
+    snapshots, vocabulary = active_at(log, as_of.value, transformer_params)
     return features_frame(snapshots, vocabulary, as_of)
 
 
@@ -151,7 +152,9 @@ def features_frame(
     snapshots: Snapshots, vocabulary: Vocabulary, as_of: pd.Timestamp
 ) -> pd.DataFrame:
     """customer_id, as_of and the features (`features.build`) of snapshots taken at `as_of`:
-    PathFeatures' code, without scikit-learn; one frame of keys and features, one copy."""
+    PathFeatures' code, without scikit-learn; one frame of keys and features."""
     features = feature_columns(snapshots, vocabulary)
     keys = {"customer_id": snapshots.customer_ids.astype(str), "as_of": pd.Timestamp(as_of)}
-    return pd.DataFrame(keys | features, index=pd.RangeIndex(len(snapshots)))
+    # The frame holds the arrays as they are: stacking 164 columns into one block would copy
+    # them all (fresh pages, in a new process) for a writer that reads them column by column.
+    return pd.DataFrame(keys | features, index=pd.RangeIndex(len(snapshots)), copy=False)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from journeyguard.features.analysis.paths import most_frequent_route, step_durations
+from journeyguard.features.analysis.paths import most_frequent_route
+from journeyguard.features.arrays import first_in_journeys, group_quantiles, positions
 from journeyguard.features.build import build_features
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS
 from journeyguard.features.eventlog.log import Coded, EventLog, Snapshots
@@ -47,23 +48,17 @@ def learn_vocabulary(
     log = snapshots.log
     seen_until = np.zeros(log.n_journeys, dtype=np.int64)
     np.maximum.at(seen_until, snapshots.journeys, snapshots.stops)
-    seen = log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
-    steps = tuple(
-        str(s) for s in seen.steps[np.bincount(seen.step_codes, minlength=len(seen.steps)) > 0]
-    )
-    durations = step_durations(seen)
-    stage = dict(zip(durations["step"], durations["median_position"], strict=True))
+    seen_all = (seen_until == log.offsets[1:]).all()  # a log cut at `as_of` already
+    seen = log if seen_all else log.select(np.arange(log.n_events) < seen_until[log.journey_codes])
+    present = np.flatnonzero(np.bincount(seen.step_codes, minlength=len(seen.steps)))
+    position = positions(seen)
     vocabulary = Vocabulary(
-        steps=steps,
-        bigrams=_frequent_ngrams(seen, 2, min_count, max_bigrams),
-        trigrams=_frequent_ngrams(seen, 3, min_count, max_trigrams),
-        stage_rank=tuple(float(stage[s]) for s in steps),
+        steps=tuple(str(s) for s in seen.steps[present]),
+        bigrams=_frequent_ngrams(seen, position, 2, min_count, max_bigrams),
+        trigrams=_frequent_ngrams(seen, position, 3, min_count, max_trigrams),
+        stage_rank=tuple(float(rank) for rank in median_first_positions(seen)[present]),
         attributes={
-            name: (
-                tuple(str(c) for c in column.categories[np.unique(column.codes[column.codes >= 0])])
-                if isinstance(column, Coded)
-                else None
-            )
+            name: (_used_categories(column) if isinstance(column, Coded) else None)
             for name, column in seen.columns.items()
             if name not in CANONICAL_COLUMNS
         },
@@ -78,23 +73,36 @@ def learn_vocabulary(
     )
 
 
+def median_first_positions(log: EventLog) -> np.ndarray:
+    """Per step of `log`, the median 1-based position of its first event in the journeys that
+    reach it (NaN for none): the `median_position` of `analysis.paths.step_durations`, whose
+    hours a vocabulary does not need (they took half of its time)."""
+    first = first_in_journeys(log.journey_codes, log.step_codes, len(log.steps))
+    position = first - log.offsets[log.journey_codes[first]] + 1
+    median = group_quantiles(
+        log.step_codes[first], position.astype(np.float64), len(log.steps), (0.5,)
+    )
+    return median[:, 0]
+
+
+def _used_categories(column: Coded) -> tuple[str, ...]:
+    """The categories that some event has, in their sorted order."""
+    used = np.bincount(column.codes[column.codes >= 0], minlength=len(column.categories))
+    return tuple(str(c) for c in column.categories[np.flatnonzero(used)])
+
+
 def _frequent_ngrams(
-    log: EventLog, n: int, min_count: int, top: int
+    log: EventLog, position: np.ndarray, n: int, min_count: int, top: int
 ) -> tuple[tuple[str, ...], ...]:
     """The n-step sequences of consecutive events seen at least `min_count` times, most
-    frequent first (ties by name), at most `top`."""
+    frequent first (ties by name), at most `top`; `position` is each event's in its journey."""
     codes = log.step_codes.astype(np.int64)
     width = len(log.steps)
-    gram = codes.copy()
-    valid = np.ones(log.n_events, dtype=bool)
+    ends = np.flatnonzero(position >= n - 1)  # events that end n steps of a journey
+    gram = codes[ends]
     for lag in range(1, n):
-        earlier = np.full(log.n_events, -1, dtype=np.int64)
-        earlier[lag:] = np.where(
-            log.journey_codes[lag:] == log.journey_codes[:-lag], codes[:-lag], -1
-        )
-        valid &= earlier >= 0
-        gram = np.where(valid, earlier * width**lag + gram, -1)
-    counts = np.bincount(gram[valid], minlength=0) if valid.any() else np.zeros(0, np.int64)
+        gram += codes[ends - lag] * width**lag
+    counts = np.bincount(gram)
     frequent = np.flatnonzero(counts >= min_count)
     frequent = frequent[np.lexsort((frequent, -counts[frequent]))][:top]
     grams = []

@@ -158,7 +158,9 @@ class Snapshots:
 
     @cached_property
     def stops(self) -> np.ndarray:
-        if len(self.as_of) and (self.as_of == self.as_of[0]).all():
+        if not len(self.as_of):  # no snapshot: no sort of the log's times to find none
+            return np.zeros(0, dtype=np.int64)
+        if (self.as_of == self.as_of[0]).all():
             # One as_of for all: count each journey's events up to it, no sort needed.
             log = self.log
             seen = (

@@ -1,5 +1,7 @@
 """The group operations against plain numpy and Python, on both of their code paths."""
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -67,3 +69,35 @@ def test_quantiles_equal_numpy(values):
         assert np.isnan(result).all()
     else:
         assert result.tolist() == np.quantile(array, QUANTILES).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(-1e12, 1e12, allow_nan=False) | st.just(float("nan")), min_size=1, max_size=50
+    ),
+    runs=st.lists(st.tuples(st.integers(0, 49), st.integers(0, 12)), max_size=12),
+)
+def test_segments_reduce_each_run_in_its_order(values, runs):
+    # Sums as a loop over each run alone rounds them (to the last bit), maxima with NaN;
+    # runs may be empty, overlap, or come in any order.
+    values = np.array(values)
+    runs = [(start % len(values), length) for start, length in runs]
+    runs = [(start, min(length, len(values) - start)) for start, length in runs]
+    starts = np.array([start for start, _ in runs], dtype=np.int64)
+    lengths = np.array([length for _, length in runs], dtype=np.int64)
+    segments = arrays.Segments(starts, lengths)
+
+    sums = segments.reduce(values, np.add, 0.0)
+    peaks = segments.reduce(values, np.maximum, np.nan)
+    paired = segments.reduce(np.stack([values, -values], axis=1), np.add, 0.0)
+
+    for i, (start, length) in enumerate(runs):
+        run = values[start : start + length]
+        total = 0.0 if length == 0 else functools.reduce(lambda a, b: a + b, run.tolist())
+        assert sums[i] == total or (np.isnan(sums[i]) and np.isnan(total))
+        assert paired[i, 0] == sums[i] or np.isnan(sums[i])
+        if length == 0:
+            assert np.isnan(peaks[i])
+        else:
+            assert np.array_equal(peaks[i], np.maximum.reduce(run), equal_nan=True)

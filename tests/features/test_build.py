@@ -3,16 +3,22 @@ tests), and the training/serving parity guarantee: one journey alone gets its ba
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
+from journeyguard.features.analysis.paths import step_durations
+from journeyguard.features.dataset import features_at
 from journeyguard.features.eventlog.frames import log_from_frame
-from journeyguard.features.eventlog.log import Snapshots
+from journeyguard.features.eventlog.log import Coded, Snapshots
 from journeyguard.features.sources.simulate import simulate
+from journeyguard.features.tables import write_table
 from journeyguard.features.transformer import PathFeatures
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
@@ -206,3 +212,83 @@ def test_snapshots_at_one_as_of_equal_the_overlapping_path(batch):
     )
     overlapping = transformer.transform(twice)
     pd.testing.assert_frame_equal(overlapping.iloc[::2].reset_index(drop=True), matrix)
+
+
+def test_snapshots_that_see_nothing_yet_or_share_a_journey_keep_their_rows(batch):
+    """Features read only each prefix's events, so the build keeps no others: snapshots before
+    a journey's first event, at several times of one journey, or of a few journeys, each get
+    the row that the journey alone gives at that time."""
+    events, transformer, _, snapshots, as_of = batch
+    log = snapshots.log
+    early = log.first_time - 1
+    cases = [  # (journey codes, as_of ns): one journey twice; then each journey once
+        (np.array([3, 0, 3, 7, 1]), np.array([as_of.value, early, early, log.last_time, 0])),
+        (np.array([7, 0, 3]), np.array([as_of.value, early, log.last_time])),
+    ]
+    for journeys, times in cases:
+        mixed = transformer.transform(Snapshots(log, journeys, times))
+        for row, (journey, time) in enumerate(zip(journeys, times, strict=True)):
+            customer = log.journey_ids[journey]
+            alone_log = log_from_frame(events[events["customer_id"] == customer])
+            alone = transformer.transform(Snapshots(alone_log, np.array([0]), np.array([time])))
+            pd.testing.assert_frame_equal(mixed.iloc[[row]].reset_index(drop=True), alone)
+
+
+def test_features_at_equal_the_transformer_on_every_journey_active_at_as_of(batch):
+    """The features command's path (the log cut at as_of once, vocabulary and features from the
+    cut log) gives PathFeatures' rows, later events and all."""
+    _, _, _, snapshots, as_of = batch
+    table = features_at(snapshots.log, as_of)
+    fitted = PathFeatures().fit(snapshots)
+    expected = fitted.transform(snapshots)
+    assert list(table["customer_id"]) == list(snapshots.customer_ids.astype(str))
+    assert (table["as_of"] == as_of).all()
+    pd.testing.assert_frame_equal(table.drop(columns=["customer_id", "as_of"]), expected)
+
+
+def test_the_features_file_reads_back_as_the_frame(batch, tmp_path):
+    """The features file reads back as the frame, dtypes and all: text dictionary-encoded,
+    numbers plain."""
+    _, _, _, snapshots, as_of = batch
+    table = features_at(snapshots.log, as_of)
+    out = tmp_path / "features.parquet"
+    write_table(table, out)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), table)
+    encodings = pq.ParquetFile(out).metadata.row_group(0)
+    assert "RLE_DICTIONARY" in encodings.column(0).encodings  # customer_id
+    assert "RLE_DICTIONARY" not in encodings.column(2).encodings  # events
+
+
+def test_the_vocabulary_stages_steps_as_the_path_analysis_does(batch):
+    """A step's stage is the median position of its first event (`analysis.paths`), and the
+    attribute categories are those some event has, sorted."""
+    _, transformer, _, snapshots, as_of = batch
+    seen = snapshots.log.until(as_of)
+    durations = step_durations(seen)
+    expected = dict(zip(durations["step"], durations["median_position"], strict=True))
+    vocabulary = transformer.vocabulary_
+    assert vocabulary.stage_rank == tuple(float(expected[step]) for step in vocabulary.steps)
+    for name, categories in vocabulary.attributes.items():
+        column = seen.column(name)
+        if isinstance(column, Coded):
+            used = np.unique(column.codes[column.codes >= 0])
+            assert categories == tuple(str(c) for c in column.categories[used])
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_the_frequent_ngrams_are_those_a_loop_over_each_journey_counts(batch, n):
+    _, transformer, _, snapshots, as_of = batch
+    seen = snapshots.log.until(as_of)
+    counted: Counter[tuple[str, ...]] = Counter()
+    for journey in range(seen.n_journeys):
+        steps = [
+            str(seen.steps[c])
+            for c in seen.step_codes[seen.offsets[journey] : seen.offsets[journey + 1]]
+        ]
+        counted.update(tuple(steps[i : i + n]) for i in range(len(steps) - n + 1))
+    frequent = sorted(
+        (gram for gram, count in counted.items() if count >= 5), key=lambda g: (-counted[g], g)
+    )
+    vocabulary = transformer.vocabulary_
+    learned, top = (vocabulary.bigrams, 50) if n == 2 else (vocabulary.trigrams, 30)
+    assert list(learned) == frequent[:top]
