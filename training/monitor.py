@@ -30,6 +30,8 @@ from journeyguard.training.models import JourneyModel
 from journeyguard.training.score import BANDS, model_bands
 
 PSI_EPSILON = 1e-4  # a share of 0 in one bin would make the PSI infinite
+PSI_DRAWS = 4_000  # pairs of samples drawn for a PSI's noise level
+PSI_NOISE_SEED = 0  # the same result for the same log and champion
 TOP_FEATURES = 10
 SCORE = "risk_score"  # the score's name among the features of a result (and in the gauges)
 
@@ -42,6 +44,29 @@ def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = PSI_EPSILON) 
     if e.shape != a.shape:
         raise ValueError(f"expected and actual need the same bins: {e.shape} != {a.shape}")
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_noise(
+    shares: list[float],
+    rows: int,
+    reference_rows: int,
+    rng: np.random.Generator,
+    quantile: float = 0.999,
+) -> float:
+    """The PSI that two samples of `rows` and `reference_rows` drawn from the reference's bin
+    `shares` exceed only with probability 1 - `quantile`, by drawing them (`PSI_DRAWS`
+    pairs). On a few dozen rows it passes any fixed threshold (empty bins weigh heavily), so
+    a drift within it is no breach; on thousands it is far below one. 0 for a `quantile` of 0.
+    (With some 160 features checked at once, 1 in 1,000 each keeps an unchanged population
+    mostly unflagged.)"""
+    p = np.asarray(shares, dtype=np.float64)
+    if rows == 0 or reference_rows == 0 or p.sum() <= 0 or quantile == 0:
+        return 0.0
+    p = p / p.sum()
+    current = rng.multinomial(rows, p, size=PSI_DRAWS) / rows
+    reference = rng.multinomial(reference_rows, p, size=PSI_DRAWS) / reference_rows
+    e, a = np.maximum(reference, PSI_EPSILON), np.maximum(current, PSI_EPSILON)
+    return float(np.quantile(np.sum((a - e) * np.log(a / e), axis=1), quantile))
 
 
 def bin_shares(values: np.ndarray, edges: np.ndarray | list[float]) -> np.ndarray:
@@ -194,13 +219,27 @@ def monitor(
     end = min(as_of, pd.Timestamp(data_end)) if data_end is not None else as_of
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     matrix = model.feature_matrix(snapshots)
-    profiles = reference["features"]
-    feature_psi = {
-        name: psi(profiles[name]["shares"], bin_shares(matrix[:, j], profiles[name]["edges"]))
-        for j, name in enumerate(model.feature_names)
+    profiles = {name: reference["features"][name] for name in model.feature_names}
+    profiles[SCORE] = reference[SCORE]
+    columns = [*matrix.T, model.predict_matrix(matrix)]
+    shares = {
+        name: bin_shares(values, profiles[name]["edges"])
+        for name, values in zip(profiles, columns, strict=True)
     }
-    score = reference[SCORE]
-    score_psi = psi(score["shares"], bin_shares(model.predict_matrix(matrix), score["edges"]))
+    drift = {name: psi(profiles[name]["shares"], shares[name]) for name in profiles}
+    rng = np.random.default_rng(PSI_NOISE_SEED)
+    noise = {
+        name: psi_noise(
+            profiles[name]["shares"],
+            len(snapshots),
+            reference["rows"],
+            rng,
+            thresholds.psi_noise_quantile,
+        )
+        for name in profiles
+    }
+    score_psi = drift.pop(SCORE)
+    feature_psi = drift
     moved = sorted(feature_psi.items(), key=lambda item: (-item[1], item[0]))
     steps = step_changes(log, as_of, model.transformer.vocabulary_.steps, task.match.events)
     outcomes = realised_outcomes(model, log, task, end, thresholds.calibration_gap)
@@ -215,6 +254,7 @@ def monitor(
         "max_feature_psi": moved[0][1] if moved else 0.0,
         "top_features": [{"feature": n, "psi": v} for n, v in moved[:TOP_FEATURES]],
         "feature_psi": feature_psi,
+        "psi_noise": noise,  # by feature and for the score: drift below it is no breach
         "steps": steps,
         "outcomes": outcomes,
         "thresholds": {
@@ -228,16 +268,18 @@ def monitor(
 
 
 def breaches(result: dict[str, Any], thresholds: MonitoringConfig) -> list[dict[str, Any]]:
-    """Each check past its threshold: {check, name, value, threshold}. New or vanished steps
-    are reported, not breaches: they have no threshold, and where they matter to the model
-    their count features move past one."""
+    """Each check past its threshold: {check, name, value, threshold}. A PSI counts past its
+    threshold only beyond its noise on so few rows (`psi_noise`), as a band's calibration gap
+    and an AUC drop do. New or vanished steps are reported, not breaches: they have no
+    threshold, and where they matter to the model their count features move past one."""
+    noise = result.get("psi_noise", {})
     found = [
         {"check": "feature_psi", "name": n, "value": v, "threshold": thresholds.feature_psi}
         for n, v in result["feature_psi"].items()
-        if v > thresholds.feature_psi
+        if v > max(thresholds.feature_psi, noise.get(n, 0.0))
     ]
     found.sort(key=lambda b: -b["value"])
-    if result["score_psi"] > thresholds.score_psi:
+    if result["score_psi"] > max(thresholds.score_psi, noise.get(SCORE, 0.0)):
         found.append(
             {"check": "score_psi", "name": SCORE, "value": result["score_psi"],
              "threshold": thresholds.score_psi}

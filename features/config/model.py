@@ -230,6 +230,9 @@ class MonitoringConfig:
 
     feature_psi: float = 0.25  # population stability index of a feature
     score_psi: float = 0.2  # ... of the risk score
+    # A PSI is a breach only beyond the level two samples of one population pass this rarely
+    # (on so few rows as scored); 0: no such guard.
+    psi_noise_quantile: float = 0.999
     calibration_gap: float = 0.05  # |realised - predicted| outcome rate within a band
     auc_drop: float = 0.05  # realised ROC AUC below the champion's test ROC AUC by this
     bins: int = 10  # quantile bins of the PSI

@@ -540,12 +540,18 @@ def _parse_kpis(reader: _Reader, table: Any, tasks: dict[str, TaskConfig]) -> Kp
 
 def _parse_monitoring(reader: _Reader, table: Any) -> MonitoringConfig:
     where = "monitoring"
-    keys = {"feature_psi", "score_psi", "calibration_gap", "auc_drop", "bins"}
+    keys = {"feature_psi", "score_psi", "psi_noise_quantile", "calibration_gap", "auc_drop", "bins"}
     table = reader.table(table, where, keys)
     default = MonitoringConfig()
+    quantile = reader.number(table, "psi_noise_quantile", where, default.psi_noise_quantile)
+    if not 0 <= quantile < 1:
+        raise reader.error(
+            where, f"psi_noise_quantile: expected a share in [0, 1), got {quantile!r}"
+        )
     return MonitoringConfig(
         feature_psi=reader.number(table, "feature_psi", where, default.feature_psi),
         score_psi=reader.number(table, "score_psi", where, default.score_psi),
+        psi_noise_quantile=quantile,
         calibration_gap=reader.number(table, "calibration_gap", where, default.calibration_gap),
         auc_drop=reader.number(table, "auc_drop", where, default.auc_drop),
         bins=reader.positive_int(table, "bins", where, default.bins),

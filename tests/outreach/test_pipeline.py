@@ -47,6 +47,7 @@ snapshots = {{{{ every = "28d" }}}}
 
 [monitoring]
 feature_psi = 0.0  # any movement is a breach: every monitor run asks for an early retrain
+psi_noise_quantile = 0.0
 
 [outreach]
 holdout = 0.25

@@ -27,6 +27,7 @@ from journeyguard.training.monitor import (
     monitor,
     profile,
     psi,
+    psi_noise,
     step_changes,
 )
 from journeyguard.training.train import train_task
@@ -89,6 +90,33 @@ def _with_auc(realised: float, expected: float, positives: int, negatives: int) 
         "by_band": [],
     }
     return {"feature_psi": {}, "score_psi": 0.0, "outcomes": outcomes}
+
+
+def test_the_psi_of_two_samples_of_one_population_rarely_passes_its_noise():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=5_000)
+    edges = profile(reference, bins=10)["edges"]
+    shares = bin_shares(reference, edges).tolist()
+    for rows in (40, 400):  # the escalation demo's dozens of open cases, and more
+        noise = psi_noise(shares, rows, rows, np.random.default_rng(1))
+        pairs = [(rng.normal(size=rows), rng.normal(size=rows)) for _ in range(2_000)]
+        values = np.array([psi(bin_shares(a, edges), bin_shares(b, edges)) for a, b in pairs])
+        assert np.mean(values > noise) < 0.005
+        if rows == 40:  # where a fixed bar flags nearly every unchanged sample
+            assert np.mean(values > 0.25) > 0.8 and noise > 1.0
+    # A shift of 0.6 standard deviations passes the threshold, far above the noise of thousands.
+    shifted = bin_shares(rng.normal(0.6, size=3_000), edges)
+    noise = psi_noise(shares, 3_000, 5_000, np.random.default_rng(1))
+    assert psi(shares, shifted) > 0.25 > noise
+
+
+def test_a_psi_within_its_noise_is_no_breach():
+    thresholds = MonitoringConfig()
+    result = {"feature_psi": {"recency_days": 0.6}, "score_psi": 0.3, "outcomes": {"by_band": []}}
+    few = result | {"psi_noise": {"recency_days": 1.3, "risk_score": 1.3}}
+    assert breaches(few, thresholds) == []
+    many = result | {"psi_noise": {"recency_days": 0.01, "risk_score": 0.01}}
+    assert [b["name"] for b in breaches(many, thresholds)] == ["recency_days", "risk_score"]
 
 
 def test_an_auc_drop_is_a_breach_only_beyond_what_the_outcomes_can_say():
