@@ -8,7 +8,7 @@ on millions of events with this numpy.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,10 +76,7 @@ def group_quantiles(
     values = np.asarray(values, dtype=np.float64)
     counts = np.bincount(groups, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    present = np.flatnonzero(counts)
-    exact = np.multiply.outer(counts[present] - 1, np.asarray(quantiles, dtype=np.float64))
-    low, high = np.floor(exact).astype(np.int64), np.ceil(exact).astype(np.int64)
-    weight = exact - low
+    present, exact, low, high, weight = _ranks(counts, quantiles)
     if n_groups <= _FEW_GROUPS:
         # Few groups: a linear-time selection in each beats one sort of every value.
         if order is None and not _non_decreasing(groups):
@@ -96,12 +93,69 @@ def group_quantiles(
         ordered = values[by_value[group_order(groups[by_value], n_groups)]]
         first = starts[present][:, None]
         low_values, high_values = ordered[first + low], ordered[first + high]
-    # numpy's own interpolation, so results equal np.quantile's to the last bit.
-    step = high_values - low_values
-    result[present] = np.where(
-        weight >= 0.5, high_values - step * (1 - weight), low_values + step * weight
-    )
+    result[present] = _interpolated(low_values, high_values, weight)
     return result
+
+
+def integer_group_quantiles(
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    quantiles: tuple[float, ...] = (0.5, 0.95),
+    divisor: int = 1,
+) -> np.ndarray:
+    """`group_quantiles(groups, values / divisor, n_groups, quantiles)` to the last bit, for
+    integer `values` (nanoseconds, positions). Group and value are packed into one int64 and
+    sorted: one sort of plain integers for every group at once, cheaper than grouping the
+    values and selecting in each group; dividing afterwards is exact, since it keeps their
+    order. Values that do not fit beside the group fall back to `group_quantiles`."""
+    values = np.asarray(values)
+    if len(values) == 0 or values.dtype.kind not in "iu" or values.dtype == np.uint64:
+        return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    smallest, largest = int(values.min()), int(values.max())
+    group_bits = max(n_groups - 1, 0).bit_length()
+    if (largest - smallest).bit_length() > 63:
+        return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    spread = np.subtract(values, smallest, dtype=np.int64)
+    # Trailing zeros every value shares (whole seconds in nanoseconds) need no bits.
+    common = int(np.bitwise_or.reduce(spread))
+    shift = (common & -common).bit_length() - 1 if common else 0
+    value_bits = (common >> shift).bit_length()
+    if value_bits + group_bits > 63:
+        return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    packed = groups.astype(np.int64)
+    packed <<= value_bits
+    packed |= np.right_shift(spread, shift, out=spread)
+    packed.sort()
+    starts = np.searchsorted(packed, np.arange(n_groups, dtype=np.int64) << value_bits)
+    bounds = np.r_[starts, len(packed)]
+    present, _, low, high, weight = _ranks(np.diff(bounds), quantiles)
+    first = bounds[present][:, None]
+    mask = (1 << value_bits) - 1
+
+    def value_at(rank: np.ndarray) -> np.ndarray:
+        return (((packed[first + rank] & mask) << shift) + smallest) / divisor
+
+    result = np.full((n_groups, len(quantiles)), np.nan)
+    result[present] = _interpolated(value_at(low), value_at(high), weight)
+    return result
+
+
+def _ranks(
+    counts: np.ndarray, quantiles: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(groups present, exact rank, the ranks below and above it, weight of the upper one)
+    of each quantile in each present group of `counts` members, as numpy ranks them."""
+    present = np.flatnonzero(counts)
+    exact = np.multiply.outer(counts[present] - 1, np.asarray(quantiles, dtype=np.float64))
+    low, high = np.floor(exact).astype(np.int64), np.ceil(exact).astype(np.int64)
+    return present, exact, low, high, exact - low
+
+
+def _interpolated(low: np.ndarray, high: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """numpy's own interpolation, so results equal np.quantile's to the last bit."""
+    step = high - low
+    return np.where(weight >= 0.5, high - step * (1 - weight), low + step * weight)
 
 
 def quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
@@ -123,6 +177,35 @@ def first_in_journeys(
     journey, item = journeys[order], items[order]
     return order[np.r_[True, (journey[1:] != journey[:-1]) | (item[1:] != item[:-1])]]
 
+
+_FIRSTS_PER_BLOCK = 2_000_000  # (journey, item) slots in one block's table of first events
+
+
+def first_by_journey(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """The events of `first_in_journeys`, journey by journey (items by code within one)
+    instead of grouped by item, for journey codes in sorted order (a log's). The smallest
+    index in each (journey, item) slot of a table, a block of journeys at a time: it reads
+    the events once, in order, instead of sorting them, and lookups of the result read the
+    log in order too."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    rows = max(_FIRSTS_PER_BLOCK // max(n_items, 1), 1)
+    for first_journey, n_rows, start, stop in _journey_blocks(journeys, rows):
+        table = np.full(n_rows * n_items, stop, dtype=np.int64)
+        slots = (journeys[start:stop] - first_journey) * n_items + items[start:stop]
+        np.minimum.at(table, slots, np.arange(start, stop))
+        parts.append(table[table < stop])
+    return np.concatenate(parts)
+
+
+def _journey_blocks(journeys: np.ndarray, rows: int) -> Iterator[tuple[int, int, int, int]]:
+    """Blocks of up to `rows` consecutive journey codes of sorted `journeys`: (the first code,
+    how many codes, where the block's events start and stop)."""
+    if len(journeys) == 0:
+        return
+    low, high = int(journeys[0]), int(journeys[-1]) + 1
+    bounds = np.searchsorted(journeys, np.arange(low, high + rows, rows)).tolist()
+    for block, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        yield low + block * rows, min(rows, high - low - block * rows), start, stop
 
 def codes_in(known: Sequence, values: Sequence | np.ndarray) -> np.ndarray:
     """The index of each value in `known`, -1 where absent (a dict lookup: fast on the few
@@ -165,7 +248,10 @@ def count_distinct_journeys(
 ) -> np.ndarray:
     """Per item, how many distinct journeys have it (or the sum of a per-journey weight).
     `order` is `group_order(items, n_items)` where the caller has it already."""
-    if len(journeys) and n_items <= np.iinfo(np.uint16).max and _non_decreasing(journeys):
+    sorted_journeys = len(journeys) > 0 and _non_decreasing(journeys)
+    if sorted_journeys and weights is None and n_items <= _FLAG_ITEMS:
+        return _count_by_flags(journeys, items, n_items)
+    if sorted_journeys and n_items <= np.iinfo(np.uint16).max:
         # Sorted journeys (a log's): each pair's first occurrence, by one radix sort.
         first = first_in_journeys(journeys, items, n_items, order)
         journey, item = journeys[first], items[first]
@@ -173,6 +259,25 @@ def count_distinct_journeys(
         journey, item = _distinct_pairs(journeys, items, n_items)
     per_journey = None if weights is None else weights[journey]
     return np.bincount(item, weights=per_journey, minlength=n_items)
+
+
+_FLAG_ITEMS = 4_096  # up to this many items, a block of flags holds thousands of journeys
+_FLAG_BYTES = 16_000_000  # one block's table of flags
+
+
+def _count_by_flags(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """`count_distinct_journeys` without weights, for sorted journeys: a table of flags (a row
+    per journey, a column per item) per block of journeys, set and counted, which touches the
+    pairs once instead of sorting them; blocks bound its memory."""
+    rows = max(_FLAG_BYTES // max(n_items, 1), 1)
+    flags = np.empty(min(rows, int(journeys[-1] - journeys[0]) + 1) * n_items, dtype=bool)
+    counts = np.zeros(n_items, dtype=np.int64)
+    for first_journey, n_rows, start, stop in _journey_blocks(journeys, rows):
+        table = flags[: n_rows * n_items]
+        table[:] = False
+        table[(journeys[start:stop] - first_journey) * n_items + items[start:stop]] = True
+        counts += np.count_nonzero(table.reshape(n_rows, n_items), axis=0)
+    return counts
 
 
 def _distinct_pairs(

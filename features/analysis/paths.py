@@ -15,9 +15,9 @@ import numpy as np
 from journeyguard.features.arrays import (
     count_distinct_journeys,
     dense_codes,
-    first_in_journeys,
-    group_order,
+    first_by_journey,
     group_quantiles,
+    integer_group_quantiles,
     next_in_journey,
     positions,
     quantiles,
@@ -57,14 +57,9 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     pair_id = np.cumsum(all_counts > 0)[code] - 1
     counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
-    # One radix sort for both tables below (beyond uint16 codes neither would use it).
-    small = len(distinct) <= np.iinfo(np.uint16).max
-    by_pair = group_order(pair_id, len(distinct)) if small else None
-    hour_quantiles = group_quantiles(pair_id, gaps.hours, len(distinct), order=by_pair)
+    hour_quantiles = integer_group_quantiles(pair_id, gaps.ns, len(distinct), divisor=NS_PER_HOUR)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
-    journeys = count_distinct_journeys(
-        log.journey_codes[gaps.index], pair_id, len(distinct), order=by_pair
-    )
+    journeys = count_distinct_journeys(log.journey_codes[gaps.index], pair_id, len(distinct))
     table = {
         "from": log.steps[source],
         "to": log.steps[target],
@@ -83,7 +78,8 @@ class Gaps:
 
     def __init__(self, log: EventLog) -> None:
         self.index, self.following = next_in_journey(log)
-        self.hours = (log.times[self.following] - log.times[self.index]) / NS_PER_HOUR
+        self.ns = log.times[self.following] - log.times[self.index]
+        self.hours = self.ns / NS_PER_HOUR
 
 
 def start_and_end_steps(log: EventLog) -> tuple[Table, Table]:
@@ -305,12 +301,12 @@ def step_durations(log: EventLog) -> Table:
     """Per step: journeys reaching it, the hours from their first event to its first occurrence,
     and the median position (1-based) of that first occurrence."""
     n_steps = len(log.steps)
-    first = first_in_journeys(log.journey_codes, log.step_codes, n_steps)
+    first = first_by_journey(log.journey_codes, log.step_codes, n_steps)
     step = log.step_codes[first]
     start = log.offsets[log.journey_codes[first]]
-    hours = (log.times[first] - log.times[start]) / NS_PER_HOUR
-    hour_quantiles = group_quantiles(step, hours, n_steps)
-    position = group_quantiles(step, (first - start + 1).astype(np.float64), n_steps, (0.5,))
+    since_start = log.times[first] - log.times[start]
+    hour_quantiles = integer_group_quantiles(step, since_start, n_steps, divisor=NS_PER_HOUR)
+    position = integer_group_quantiles(step, first - start + 1, n_steps, (0.5,))
     journeys = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(journeys)
     order = used[np.lexsort((used, hour_quantiles[used, 0]))]
@@ -342,7 +338,7 @@ def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     gaps = gaps or Gaps(log)
     step = log.step_codes[gaps.index]
     n_steps = len(log.steps)
-    hour_quantiles = group_quantiles(step, gaps.hours, n_steps)
+    hour_quantiles = integer_group_quantiles(step, gaps.ns, n_steps, divisor=NS_PER_HOUR)
     count = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(count)
     return {

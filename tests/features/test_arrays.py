@@ -37,6 +37,38 @@ def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
             assert result[group].tolist() == np.quantile(mine, QUANTILES).tolist()
 
 
+@pytest.mark.parametrize("n_groups", [1, 7, 300])
+@pytest.mark.parametrize("divisor", [1, 3_600_000_000_000])
+@settings(max_examples=60, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(
+            st.integers(0, 6),
+            st.integers(0, 2**32).map(lambda v: v * 1_000_000_000)  # whole seconds in ns
+            | st.integers(-(2**62), 2**62)  # too wide to pack: the fallback
+            | st.integers(-5, 5),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_integer_group_quantiles_equal_group_quantiles_of_the_quotients(members, n_groups, divisor):
+    groups = np.array([group for group, _ in members]) % n_groups
+    values = np.array([value for _, value in members], dtype=np.int64)
+
+    result = arrays.integer_group_quantiles(groups, values, n_groups, QUANTILES, divisor)
+
+    expected = arrays.group_quantiles(groups, values / divisor, n_groups, QUANTILES)
+    np.testing.assert_array_equal(result, expected)  # NaN where empty, the rest to the bit
+
+
+def test_integer_group_quantiles_of_nothing_and_of_one_value():
+    empty = arrays.integer_group_quantiles(np.zeros(0, np.int64), np.zeros(0, np.int64), 2)
+    assert empty.shape == (2, 2) and np.isnan(empty).all()
+    one = arrays.integer_group_quantiles(np.array([1]), np.array([7200]), 2, (0.5,), 3600)
+    assert np.isnan(one[0, 0]) and one[1, 0] == 2.0
+
+
 @pytest.mark.parametrize("sort_journeys", [True, False])
 @settings(max_examples=40, deadline=None)
 @given(pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), min_size=1, max_size=60))
@@ -55,6 +87,21 @@ def test_count_distinct_journeys_equals_a_set_count(pairs, sort_journeys):
     expected_weights = [sum(weights[j] for j, item in distinct if item == i) for i in range(6)]
     assert counts.tolist() == expected
     np.testing.assert_allclose(weighted, expected_weights)
+
+
+@pytest.mark.parametrize("flag_bytes", [6, 13, 1_000])
+def test_count_distinct_journeys_by_blocks_of_flags(monkeypatch, flag_bytes):
+    # Sorted journeys without weights set flags a block of journeys at a time: one journey
+    # per block, a few, or all of them.
+    monkeypatch.setattr(arrays, "_FLAG_BYTES", flag_bytes)
+    rng = np.random.default_rng(3)
+    journeys = np.sort(rng.integers(5, 40, 300))
+    items = rng.integers(0, 6, 300)
+
+    counts = arrays.count_distinct_journeys(journeys, items, 6)
+
+    distinct = set(zip(journeys.tolist(), items.tolist(), strict=True))
+    assert counts.tolist() == [sum(1 for _, i in distinct if i == item) for item in range(6)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -101,3 +148,23 @@ def test_segments_reduce_each_run_in_its_order(values, runs):
             assert np.isnan(peaks[i])
         else:
             assert np.array_equal(peaks[i], np.maximum.reduce(run), equal_nan=True)
+
+
+@pytest.mark.parametrize("slots", [1, 7, 1_000])
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 4)), max_size=60))
+def test_first_by_journey_is_first_in_journeys_journey_by_journey(pairs, slots):
+    # A block of one journey (a slot per item of it), of one or two, or of all of them.
+    arrays._FIRSTS_PER_BLOCK, before = slots, arrays._FIRSTS_PER_BLOCK
+    try:
+        journeys = np.array(sorted(journey for journey, _ in pairs), dtype=np.int64)
+        items = np.array([item for _, item in pairs], dtype=np.int64)
+        result = arrays.first_by_journey(journeys, items, 5)
+    finally:
+        arrays._FIRSTS_PER_BLOCK = before
+
+    expected = {}
+    for index, key in enumerate(zip(journeys.tolist(), items.tolist(), strict=True)):
+        expected.setdefault(key, index)
+    assert result.tolist() == [expected[key] for key in sorted(expected)]
+    assert sorted(result.tolist()) == sorted(arrays.first_in_journeys(journeys, items, 5).tolist())
