@@ -14,13 +14,12 @@ import numpy as np
 
 from journeyguard.features.arrays import (
     count_distinct_journeys,
-    dense_codes,
     first_by_journey,
-    group_quantiles,
     integer_group_quantiles,
     next_in_journey,
     positions,
     quantiles,
+    rows_of_groups,
 )
 from journeyguard.features.eventlog.columns import NS_PER_HOUR
 from journeyguard.features.eventlog.log import EventLog
@@ -104,8 +103,13 @@ def journey_variants(log: EventLog) -> np.ndarray:
     journey is then compared event by event with its group's first journey, so a hash
     collision cannot merge two different sequences (it raises instead).
     """
+    return _journey_variants(log)[0]
+
+
+def _journey_variants(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
+    """`journey_variants`, and the first journey of each variant (`first_of_each` of it)."""
     if log.n_events == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     position = positions(log)
     lengths = np.diff(log.offsets).astype(np.uint64)
     codes = log.step_codes.astype(np.uint64) + np.uint64(1)
@@ -113,14 +117,23 @@ def journey_variants(log: EventLog) -> np.ndarray:
         powers = np.cumprod(np.full(int(position.max()) + 1, _HASH_BASES[0], dtype=np.uint64))
         hashes = np.add.reduceat(codes * powers[position], log.offsets[:-1])
         hashes = hashes * _HASH_BASES[1] + lengths
-    variant, _ = dense_codes(hashes)
-    representative = first_of_each(variant)
-    echo = log.offsets[representative[variant]][log.journey_codes] + position
-    if (lengths != lengths[representative[variant]]).any() or (
-        log.step_codes[np.minimum(echo, log.n_events - 1)] != log.step_codes
+    # Ids in the order of the hashes, as dense codes of them would be: one sort of them,
+    # cheaper than looking every journey up among the distinct hashes.
+    by_hash = np.argsort(hashes)
+    ordered = hashes[by_hash]
+    opens = np.r_[True, ordered[1:] != ordered[:-1]]
+    variant = np.empty(log.n_journeys, dtype=np.int64)
+    variant[by_hash] = np.cumsum(opens) - 1
+    first = np.minimum.reduceat(by_hash, np.flatnonzero(opens))
+    # A variant's first journey equals itself: only the others need comparing.
+    others = np.flatnonzero(first[variant] != np.arange(log.n_journeys))
+    same = first[variant[others]]
+    if (lengths[others] != lengths[same]).any() or (
+        log.step_codes[rows_of_groups(log.offsets, others)]
+        != log.step_codes[rows_of_groups(log.offsets, same)]
     ).any():
         raise RuntimeError("two different step sequences share a hash; please report this log")
-    return variant
+    return variant, first
 
 
 def first_of_each(groups: np.ndarray) -> np.ndarray:
@@ -133,18 +146,16 @@ def first_of_each(groups: np.ndarray) -> np.ndarray:
 def variants(log: EventLog) -> Table:
     """Distinct step sequences with how many journeys follow each, most frequent first.
     A variant's steps are those of its `first_journey` (see `variant_steps`)."""
-    variant = journey_variants(log)
+    variant, representative = _journey_variants(log)
     counts = np.bincount(variant)
-    representative = first_of_each(variant)
-    first, last = log.offsets[:-1], log.offsets[1:] - 1
-    hours = (log.times[last] - log.times[first]) / NS_PER_HOUR
-    durations = group_quantiles(variant, hours, len(counts), (0.5,))[:, 0]
+    durations = log.times[log.offsets[1:] - 1] - log.times[log.offsets[:-1]]
+    hours = integer_group_quantiles(variant, durations, len(counts), (0.5,), NS_PER_HOUR)[:, 0]
     order = np.lexsort((representative, -counts))  # ties: by their first journey's id
     return {
         "rank": np.arange(1, len(counts) + 1),
         "journeys": counts[order],
         "share": counts[order] / max(log.n_journeys, 1),
-        "median_duration_hours": durations[order],
+        "median_duration_hours": hours[order],
         "first_journey": representative[order],
     }
 

@@ -128,6 +128,15 @@ def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
     assert found == expected_variants
 
 
+def test_variants_survive_hashes_that_collide_or_raise(monkeypatch):
+    # Bases of 0 hash a journey to its length alone: every journey of one length collides.
+    monkeypatch.setattr(paths, "_HASH_BASES", (np.uint64(0), np.uint64(0)))
+    alike = log_of("a: x y", "b: z", "c: x y", "d: x y", "e: z")
+    assert paths.journey_variants(alike).tolist() == [1, 0, 1, 1, 0]  # ids by hash: by length
+    assert paths.variants(alike)["first_journey"].tolist() == [0, 1]
+    with pytest.raises(RuntimeError, match="share a hash"):
+        paths.journey_variants(log_of("a: x y", "b: y x"))
+
 def test_variants_csv_quotes_steps_and_rounds_numbers():
     import csv
     import io
