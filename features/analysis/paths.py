@@ -189,10 +189,9 @@ def _names_in_journeys(
 
 def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
     """Share of journeys whose k-th event (k = 1..n_positions) is each step, plus '(ended)'."""
-    position = positions(log)
-    keep = position < n_positions
+    codes, present = _opening(log, n_positions)
     counts = np.bincount(
-        log.step_codes[keep].astype(np.int64) * n_positions + position[keep],
+        (codes * n_positions + np.arange(n_positions))[present],
         minlength=len(log.steps) * n_positions,
     )
     shares = counts.reshape(len(log.steps), n_positions) / max(log.n_journeys, 1)
@@ -200,6 +199,15 @@ def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
     return _matrix(
         np.arange(1, n_positions + 1), log.steps, shares, log.n_journeys, [(ENDED, ended)]
     )
+
+
+def _opening(log: EventLog, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The step codes of each journey's first `depth` events (a row per journey, int64) and
+    which of them exist: read at the journeys' offsets, which touches those events only,
+    instead of finding every event's position."""
+    at = log.offsets[:-1, None] + np.arange(depth)
+    present = at < log.offsets[1:, None]
+    return log.step_codes[np.where(present, at, 0)].astype(np.int64), present
 
 
 def anchored_step_matrix(log: EventLog, anchor: str, n_positions: int = 5) -> StepMatrix:
@@ -249,13 +257,10 @@ def first_steps(log: EventLog, depth: int = 4) -> dict[str, Table]:
     positions 1..depth (`nodes`), and how many go from each step at position k to each at k + 1
     (`flows`, positioned at k)."""
     n_steps = len(log.steps)
-    position = positions(log)
-    at = np.flatnonzero(position < depth)
-    node = np.bincount(position[at] * n_steps + log.step_codes[at], minlength=depth * n_steps)
-    index, following = next_in_journey(log)
-    index, following = index[position[index] < depth - 1], following[position[index] < depth - 1]
-    code = (position[index] * n_steps + log.step_codes[index]) * n_steps + log.step_codes[following]
-    flow = np.bincount(code, minlength=max(depth - 1, 0) * n_steps * n_steps)
+    codes, present = _opening(log, depth)
+    node = np.bincount((np.arange(depth) * n_steps + codes)[present], minlength=depth * n_steps)
+    code = (np.arange(depth - 1) * n_steps + codes[:, :-1]) * n_steps + codes[:, 1:]
+    flow = np.bincount(code[present[:, 1:]], minlength=max(depth - 1, 0) * n_steps * n_steps)
     node_at, flow_at = np.flatnonzero(node), np.flatnonzero(flow)
     node_position, node_step = np.divmod(node_at, n_steps)
     flow_from, flow_to = np.divmod(flow_at, n_steps)
