@@ -97,6 +97,9 @@ def group_quantiles(
     return result
 
 
+_PACKED_CHUNK = 1 << 18
+
+
 def integer_group_quantiles(
     groups: np.ndarray,
     values: np.ndarray,
@@ -116,16 +119,17 @@ def integer_group_quantiles(
     group_bits = max(n_groups - 1, 0).bit_length()
     if (largest - smallest).bit_length() > 63:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
-    spread = np.subtract(values, smallest, dtype=np.int64)
-    # Trailing zeros every value shares (whole seconds in nanoseconds) need no bits.
-    common = int(np.bitwise_or.reduce(spread))
-    shift = (common & -common).bit_length() - 1 if common else 0
-    value_bits = (common >> shift).bit_length()
+    # The low bits in which no two values differ (whole seconds in nanoseconds) need no room.
+    varying = int(np.bitwise_or.reduce(values)) ^ int(np.bitwise_and.reduce(values))
+    shift = (varying & -varying).bit_length() - 1 if varying else 0
+    value_bits = ((largest - smallest) >> shift).bit_length()
     if value_bits + group_bits > 63:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
     packed = groups.astype(np.int64)
     packed <<= value_bits
-    packed |= np.right_shift(spread, shift, out=spread)
+    for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
+        part = slice(start, start + _PACKED_CHUNK)
+        packed[part] |= np.subtract(values[part], smallest, dtype=np.int64) >> shift
     packed.sort()
     starts = np.searchsorted(packed, np.arange(n_groups, dtype=np.int64) << value_bits)
     bounds = np.r_[starts, len(packed)]
@@ -189,12 +193,13 @@ def first_by_journey(journeys: np.ndarray, items: np.ndarray, n_items: int) -> n
     log in order too."""
     parts = [np.zeros(0, dtype=np.int64)]
     rows = max(_FIRSTS_PER_BLOCK // max(n_items, 1), 1)
+    index_type = np.int32 if len(items) < np.iinfo(np.int32).max else np.int64
     for first_journey, n_rows, start, stop in _journey_blocks(journeys, rows):
-        table = np.full(n_rows * n_items, stop, dtype=np.int64)
+        table = np.full(n_rows * n_items, stop, dtype=index_type)
         slots = (journeys[start:stop] - first_journey) * n_items + items[start:stop]
-        np.minimum.at(table, slots, np.arange(start, stop))
+        np.minimum.at(table, slots, np.arange(start, stop, dtype=index_type))
         parts.append(table[table < stop])
-    return np.concatenate(parts)
+    return np.concatenate(parts).astype(np.int64, copy=False)
 
 
 def _journey_blocks(journeys: np.ndarray, rows: int) -> Iterator[tuple[int, int, int, int]]:
@@ -206,6 +211,7 @@ def _journey_blocks(journeys: np.ndarray, rows: int) -> Iterator[tuple[int, int,
     bounds = np.searchsorted(journeys, np.arange(low, high + rows, rows)).tolist()
     for block, (start, stop) in enumerate(itertools.pairwise(bounds)):
         yield low + block * rows, min(rows, high - low - block * rows), start, stop
+
 
 def codes_in(known: Sequence, values: Sequence | np.ndarray) -> np.ndarray:
     """The index of each value in `known`, -1 where absent (a dict lookup: fast on the few

@@ -127,19 +127,23 @@ def analyze(
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
     """Transitions, step matrices, durations and bottlenecks, JSON-ready. (First steps come
     with the sequences: it evens the two processes' work.)"""
+    # The tables without gaps first, so that their arrays and the gaps' are never all alive.
+    durations = paths.step_durations(log)
+    matrix = _matrix(paths.step_matrix(log, settings.positions))
     gaps = paths.Gaps(log)
     transitions = paths.transitions(log, gaps)
-    starts, ends = paths.start_and_end_steps(log)
     dwell = paths.step_dwell(log, gaps)
+    del gaps
+    starts, ends = paths.start_and_end_steps(log)
     slow = paths.bottlenecks(transitions, dwell, TOP_TRANSITIONS_IN_BOTTLENECKS)
     return {
         "transitions": records({k: v for k, v in transitions.items() if k != "total_hours"}),
         "start_steps": records(starts),
         "end_steps": records(ends),
-        "step_matrix": _matrix(paths.step_matrix(log, settings.positions)),
+        "step_matrix": matrix,
         "anchored_step_matrix": _anchored(log, settings),
         "durations": {
-            "steps": records(paths.step_durations(log)),
+            "steps": records(durations),
             "journey": clean(paths.journey_lengths(log)),
         },
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},

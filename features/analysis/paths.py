@@ -16,7 +16,6 @@ from journeyguard.features.arrays import (
     count_distinct_journeys,
     first_by_journey,
     integer_group_quantiles,
-    next_in_journey,
     positions,
     quantiles,
     rows_of_groups,
@@ -50,15 +49,15 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     """Directly-follows pairs: count, journeys, out-probability, median and p95 hours between."""
     gaps = gaps or Gaps(log)
     n_steps = len(log.steps)
-    code = log.step_codes[gaps.index].astype(np.int64) * n_steps + log.step_codes[gaps.following]
+    code = gaps.steps.astype(_codes_for(n_steps * n_steps)) * n_steps + gaps.next_steps
     all_counts = np.bincount(code, minlength=n_steps * n_steps)  # few steps: no sort needed
     distinct = np.flatnonzero(all_counts)
-    pair_id = np.cumsum(all_counts > 0)[code] - 1
+    pair_id = (np.cumsum(all_counts > 0) - 1).astype(_codes_for(len(distinct)))[code]
     counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
     hour_quantiles = integer_group_quantiles(pair_id, gaps.ns, len(distinct), divisor=NS_PER_HOUR)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
-    journeys = count_distinct_journeys(log.journey_codes[gaps.index], pair_id, len(distinct))
+    journeys = count_distinct_journeys(gaps.journeys, pair_id, len(distinct))
     table = {
         "from": log.steps[source],
         "to": log.steps[target],
@@ -73,12 +72,27 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
 
 
 class Gaps:
-    """The time from every event to the next one in its journey."""
+    """Every event that has a next one in its journey, in log order: its step, the next
+    one's, the time between (nanoseconds and hours) and the journey, in the narrowest
+    integers that hold them, and no journey code per event: the tables of a large log
+    spend much of their time in fresh memory."""
 
     def __init__(self, log: EventLog) -> None:
-        self.index, self.following = next_in_journey(log)
-        self.ns = log.times[self.following] - log.times[self.index]
+        has_next = np.ones(max(log.n_events - 1, 0), dtype=bool)
+        has_next[log.offsets[1:-1] - 1] = False  # the last event of every journey but the last
+        index = np.flatnonzero(has_next)
+        self.steps = log.step_codes[index]
+        self.next_steps = log.step_codes[1:][index]
+        self.ns = log.times[1:][index]
+        self.ns -= log.times[index]
         self.hours = self.ns / NS_PER_HOUR
+        journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
+        self.journeys = np.repeat(journey, np.maximum(np.diff(log.offsets) - 1, 0))
+
+
+def _codes_for(n: int) -> type[np.signedinteger]:
+    """The integer type of codes 0..n-1: int32 unless they need more."""
+    return np.int32 if n <= np.iinfo(np.int32).max else np.int64
 
 
 def start_and_end_steps(log: EventLog) -> tuple[Table, Table]:
@@ -294,7 +308,7 @@ def funnel(log: EventLog, steps: list[str]) -> Table:
         journeys, index = journey[first], candidates[first]
         since = log.times[np.maximum(reached_at[journeys], log.offsets[journeys])]
         medians.append(
-            float(quantiles((log.times[index] - since) / NS_PER_HOUR, (0.5,))[0])
+            float(_median_hours(log.times[index] - since))
             if journeys_reaching and len(index)
             else np.nan
         )
@@ -313,13 +327,21 @@ def funnel(log: EventLog, steps: list[str]) -> Table:
     }
 
 
+def _median_hours(nanoseconds: np.ndarray) -> float:
+    """`quantiles(nanoseconds / NS_PER_HOUR, (0.5,))`, from one sort of the integers."""
+    one = np.zeros(len(nanoseconds), dtype=np.int64)
+    return integer_group_quantiles(one, nanoseconds, 1, (0.5,), NS_PER_HOUR)[0, 0]
+
+
 def step_durations(log: EventLog) -> Table:
     """Per step: journeys reaching it, the hours from their first event to its first occurrence,
     and the median position (1-based) of that first occurrence."""
     n_steps = len(log.steps)
-    first = first_by_journey(log.journey_codes, log.step_codes, n_steps)
+    journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
+    journeys = np.repeat(journey, np.diff(log.offsets))  # narrower than log.journey_codes
+    first = first_by_journey(journeys, log.step_codes, n_steps)
     step = log.step_codes[first]
-    start = log.offsets[log.journey_codes[first]]
+    start = log.offsets[journeys[first]]
     since_start = log.times[first] - log.times[start]
     hour_quantiles = integer_group_quantiles(step, since_start, n_steps, divisor=NS_PER_HOUR)
     position = integer_group_quantiles(step, first - start + 1, n_steps, (0.5,))
@@ -352,7 +374,7 @@ def journey_lengths(log: EventLog) -> dict[str, float]:
 def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     """Per step: how long journeys wait after it until their next event (dwell time)."""
     gaps = gaps or Gaps(log)
-    step = log.step_codes[gaps.index]
+    step = gaps.steps
     n_steps = len(log.steps)
     hour_quantiles = integer_group_quantiles(step, gaps.ns, n_steps, divisor=NS_PER_HOUR)
     count = np.bincount(step, minlength=n_steps)

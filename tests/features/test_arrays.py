@@ -38,6 +38,7 @@ def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
 
 
 @pytest.mark.parametrize("n_groups", [1, 7, 300])
+@pytest.mark.parametrize("chunk", [7, 1 << 18])
 @pytest.mark.parametrize("divisor", [1, 3_600_000_000_000])
 @settings(max_examples=60, deadline=None)
 @given(
@@ -52,11 +53,18 @@ def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
         max_size=60,
     )
 )
-def test_integer_group_quantiles_equal_group_quantiles_of_the_quotients(members, n_groups, divisor):
+def test_integer_group_quantiles_equal_group_quantiles_of_the_quotients(
+    members, n_groups, divisor, chunk
+):
     groups = np.array([group for group, _ in members]) % n_groups
     values = np.array([value for _, value in members], dtype=np.int64)
 
-    result = arrays.integer_group_quantiles(groups, values, n_groups, QUANTILES, divisor)
+    # Packed a few values at a time, or all at once.
+    arrays._PACKED_CHUNK, before = chunk, arrays._PACKED_CHUNK
+    try:
+        result = arrays.integer_group_quantiles(groups, values, n_groups, QUANTILES, divisor)
+    finally:
+        arrays._PACKED_CHUNK = before
 
     expected = arrays.group_quantiles(groups, values / divisor, n_groups, QUANTILES)
     np.testing.assert_array_equal(result, expected)  # NaN where empty, the rest to the bit
