@@ -16,7 +16,6 @@ from journeyguard.features.arrays import (
     count_distinct_journeys,
     first_by_journey,
     integer_group_quantiles,
-    positions,
     quantiles,
     rows_of_groups,
 )
@@ -27,6 +26,7 @@ Table = dict[str, np.ndarray]
 ENDED = "(ended)"
 NOT_STARTED = "(not started)"
 _HASH_BASES = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+_HASH_CHUNK = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,8 @@ def _journey_variants(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
     """`journey_variants`, and the first journey of each variant (`first_of_each` of it)."""
     if log.n_events == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    position = positions(log)
-    lengths = np.diff(log.offsets).astype(np.uint64)
-    codes = log.step_codes.astype(np.uint64) + np.uint64(1)
-    with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(int(position.max()) + 1, _HASH_BASES[0], dtype=np.uint64))
-        hashes = np.add.reduceat(codes * powers[position], log.offsets[:-1])
-        hashes = hashes * _HASH_BASES[1] + lengths
+    hashes = sequence_hashes(log)
+    lengths = np.diff(log.offsets)
     # Ids in the order of the hashes, as dense codes of them would be: one sort of them,
     # cheaper than looking every journey up among the distinct hashes.
     by_hash = np.argsort(hashes)
@@ -148,6 +143,45 @@ def _journey_variants(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
     ).any():
         raise RuntimeError("two different step sequences share a hash; please report this log")
     return variant, first
+
+
+def sequence_hashes(log: EventLog) -> np.ndarray:
+    """Per journey, the sum over its events of (step code + 1) * B**(position + 1), times a
+    second base, plus its length (uint64, wrapping): B = _HASH_BASES[0].
+
+    Made from the powers of B by index in the log, B**(index + 1), then moved back to each
+    journey's start by a power of B's inverse (B is odd): no position or journey code per
+    event, which on a large log cost more than the hash.
+    """
+    base, mix = _HASH_BASES
+    lengths = np.diff(log.offsets).astype(np.uint64)
+    if log.n_events == 0:
+        return lengths
+    inverse = np.uint64(pow(int(base), -1, 1 << 64))
+    with np.errstate(over="ignore"):
+        terms = _powers(base, log.n_events)
+        for start in range(0, log.n_events, _HASH_CHUNK):  # small temporaries
+            part = slice(start, start + _HASH_CHUNK)
+            terms[part] *= log.step_codes[part].astype(np.uint64) + np.uint64(1)
+        sums = np.add.reduceat(terms, log.offsets[:-1])
+        back = np.cumprod(np.full(int(lengths.max()) + 1, inverse, dtype=np.uint64))
+        back = np.r_[np.uint64(1), back][lengths]  # inverse**length of each journey
+        sums[1:] *= np.cumprod(back[:-1])  # inverse**start
+        return sums * mix + lengths
+
+
+def _powers(base: np.uint64, n: int) -> np.ndarray:
+    """base**1 .. base**n (uint64, wrapping), by doubling in place: a cumulative product
+    would take a second array of n."""
+    powers = np.empty(n, dtype=np.uint64)
+    powers[:1] = base
+    done = 1
+    with np.errstate(over="ignore"):
+        while done < n:
+            step = min(done, n - done)
+            np.multiply(powers[:step], powers[done - 1], out=powers[done : done + step])
+            done += step
+    return powers
 
 
 def first_of_each(groups: np.ndarray) -> np.ndarray:

@@ -128,14 +128,35 @@ def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
     assert found == expected_variants
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=40), min_size=1, max_size=8))
+def test_sequence_hashes_are_the_polynomial_of_each_journey(journeys):
+    # Made from powers by index in the log, they equal the hash of each journey on its own.
+    log = log_of(*[f"j{i}: {' '.join(steps)}" for i, steps in enumerate(journeys)])
+    base, mix = (int(b) for b in paths._HASH_BASES)
+    expected = []
+    for j in range(log.n_journeys):
+        codes = log.step_codes[log.offsets[j] : log.offsets[j + 1]].tolist()
+        total = sum((c + 1) * base ** (p + 1) for p, c in enumerate(codes))
+        expected.append((total * mix + len(codes)) % 2**64)
+    paths._HASH_CHUNK, before = 3, paths._HASH_CHUNK  # step codes read a few at a time
+    try:
+        assert paths.sequence_hashes(log).tolist() == expected
+    finally:
+        paths._HASH_CHUNK = before
+    assert paths.sequence_hashes(log).tolist() == expected
+
+
 def test_variants_survive_hashes_that_collide_or_raise(monkeypatch):
-    # Bases of 0 hash a journey to its length alone: every journey of one length collides.
-    monkeypatch.setattr(paths, "_HASH_BASES", (np.uint64(0), np.uint64(0)))
+    # A second base of 0 hashes a journey to its length alone: every journey of one length
+    # collides.
+    monkeypatch.setattr(paths, "_HASH_BASES", (np.uint64(1), np.uint64(0)))
     alike = log_of("a: x y", "b: z", "c: x y", "d: x y", "e: z")
     assert paths.journey_variants(alike).tolist() == [1, 0, 1, 1, 0]  # ids by hash: by length
     assert paths.variants(alike)["first_journey"].tolist() == [0, 1]
     with pytest.raises(RuntimeError, match="share a hash"):
         paths.journey_variants(log_of("a: x y", "b: y x"))
+
 
 def test_variants_csv_quotes_steps_and_rounds_numbers():
     import csv
