@@ -158,10 +158,11 @@ def test_variants_survive_hashes_that_collide_or_raise(monkeypatch):
         paths.journey_variants(log_of("a: x y", "b: y x"))
 
 
-def test_variants_csv_quotes_steps_and_rounds_numbers():
+def test_variants_csv_quotes_steps_and_rounds_numbers(monkeypatch):
     import csv
     import io
 
+    from journeyguard.features.analysis import assemble
     from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR, _variants_csv
 
     log = log_from_frame(
@@ -183,7 +184,10 @@ def test_variants_csv_quotes_steps_and_rounds_numbers():
         )
     )
     table = paths.variants(log)
-    rows = list(csv.DictReader(io.StringIO(_variants_csv(log, table))))
+    text = _variants_csv(log, table).decode()
+    monkeypatch.setattr(assemble, "_CSV_ROWS_AT_ONCE", 1)  # a join per row: the same file
+    assert _variants_csv(log, table).decode() == text
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["steps"] for row in rows] == [
         VARIANT_STEP_SEPARATOR.join(['said "hi", twice', "paid"]),
         "paid",
