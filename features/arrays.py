@@ -182,24 +182,32 @@ def first_in_journeys(
     return order[np.r_[True, (journey[1:] != journey[:-1]) | (item[1:] != item[:-1])]]
 
 
-_FIRSTS_PER_BLOCK = 2_000_000  # (journey, item) slots in one block's table of first events
+_FIRSTS_PER_BLOCK = 1 << 19  # (journey, item) slots in one block's table of first events
 
 
-def first_by_journey(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    """The events of `first_in_journeys`, journey by journey (items by code within one)
-    instead of grouped by item, for journey codes in sorted order (a log's). The smallest
-    index in each (journey, item) slot of a table, a block of journeys at a time: it reads
-    the events once, in order, instead of sorting them, and lookups of the result read the
-    log in order too."""
-    parts = [np.zeros(0, dtype=np.int64)]
+def first_by_journey(
+    offsets: np.ndarray, items: np.ndarray, n_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(journey, index) of each item's first event in each journey of a log whose journeys
+    start at `offsets` (and the last ends at offsets[-1]): the events of `first_in_journeys`,
+    journey by journey and by item within one. The smallest index in each (journey, item)
+    slot of a table, a block of journeys at a time: it reads the events once, in order,
+    instead of sorting them, needs no journey code per event, and lookups of the result
+    read the log in order too."""
     rows = max(_FIRSTS_PER_BLOCK // max(n_items, 1), 1)
-    index_type = np.int32 if len(items) < np.iinfo(np.int32).max else np.int64
-    for first_journey, n_rows, start, stop in _journey_blocks(journeys, rows):
-        table = np.full(n_rows * n_items, stop, dtype=index_type)
-        slots = (journeys[start:stop] - first_journey) * n_items + items[start:stop]
+    index_type = np.int32 if offsets[-1] < np.iinfo(np.int32).max else np.int64
+    journeys, firsts = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for low in range(0, len(offsets) - 1, rows):
+        high = min(low + rows, len(offsets) - 1)
+        start, stop = int(offsets[low]), int(offsets[high])
+        row = np.arange(high - low, dtype=index_type) * n_items
+        slots = np.repeat(row, np.diff(offsets[low : high + 1])) + items[start:stop]
+        table = np.full((high - low) * n_items, stop, dtype=index_type)
         np.minimum.at(table, slots, np.arange(start, stop, dtype=index_type))
-        parts.append(table[table < stop])
-    return np.concatenate(parts).astype(np.int64, copy=False)
+        slot = np.flatnonzero(table < stop)
+        journeys.append(low + slot // n_items)
+        firsts.append(table[slot].astype(np.int64))
+    return np.concatenate(journeys), np.concatenate(firsts)
 
 
 def _journey_blocks(journeys: np.ndarray, rows: int) -> Iterator[tuple[int, int, int, int]]:
@@ -268,7 +276,7 @@ def count_distinct_journeys(
 
 
 _FLAG_ITEMS = 4_096  # up to this many items, a block of flags holds thousands of journeys
-_FLAG_BYTES = 16_000_000  # one block's table of flags
+_FLAG_BYTES = 4_000_000  # one block's table of flags
 
 
 def _count_by_flags(journeys: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:

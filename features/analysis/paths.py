@@ -90,6 +90,12 @@ class Gaps:
         self.journeys = np.repeat(journey, np.maximum(np.diff(log.offsets) - 1, 0))
 
 
+def _narrow_journey_codes(log: EventLog) -> np.ndarray:
+    """`log.journey_codes` in the narrowest integers that hold them (half the fresh memory)."""
+    journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
+    return np.repeat(journey, np.diff(log.offsets))
+
+
 def _codes_for(n: int) -> type[np.signedinteger]:
     """The integer type of codes 0..n-1: int32 unless they need more."""
     return np.int32 if n <= np.iinfo(np.int32).max else np.int64
@@ -237,25 +243,22 @@ def _names_in_journeys(
 
 def step_matrix(log: EventLog, n_positions: int = 10) -> StepMatrix:
     """Share of journeys whose k-th event (k = 1..n_positions) is each step, plus '(ended)'."""
-    codes, present = _opening(log, n_positions)
-    counts = np.bincount(
-        (codes * n_positions + np.arange(n_positions))[present],
-        minlength=len(log.steps) * n_positions,
-    )
-    shares = counts.reshape(len(log.steps), n_positions) / max(log.n_journeys, 1)
+    n_steps = len(log.steps)
+    counts = np.zeros((n_steps, n_positions), dtype=np.int64)
+    for k in range(n_positions):
+        counts[:, k] = np.bincount(log.step_codes[_kth_events(log, k)], minlength=n_steps)
+    shares = counts / max(log.n_journeys, 1)
     ended = 1.0 - shares.sum(axis=0)
     return _matrix(
         np.arange(1, n_positions + 1), log.steps, shares, log.n_journeys, [(ENDED, ended)]
     )
 
 
-def _opening(log: EventLog, depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """The step codes of each journey's first `depth` events (a row per journey, int64) and
-    which of them exist: read at the journeys' offsets, which touches those events only,
-    instead of finding every event's position."""
-    at = log.offsets[:-1, None] + np.arange(depth)
-    present = at < log.offsets[1:, None]
-    return log.step_codes[np.where(present, at, 0)].astype(np.int64), present
+def _kth_events(log: EventLog, k: int) -> np.ndarray:
+    """The index of the k-th event (from 0) of each journey that has one: read at the
+    journeys' offsets, which touches those events only, instead of finding every event's
+    position."""
+    return log.offsets[:-1][np.diff(log.offsets) > k] + k
 
 
 def anchored_step_matrix(log: EventLog, anchor: str, n_positions: int = 5) -> StepMatrix:
@@ -305,10 +308,15 @@ def first_steps(log: EventLog, depth: int = 4) -> dict[str, Table]:
     positions 1..depth (`nodes`), and how many go from each step at position k to each at k + 1
     (`flows`, positioned at k)."""
     n_steps = len(log.steps)
-    codes, present = _opening(log, depth)
-    node = np.bincount((np.arange(depth) * n_steps + codes)[present], minlength=depth * n_steps)
-    code = (np.arange(depth - 1) * n_steps + codes[:, :-1]) * n_steps + codes[:, 1:]
-    flow = np.bincount(code[present[:, 1:]], minlength=max(depth - 1, 0) * n_steps * n_steps)
+    node = np.zeros((depth, n_steps), dtype=np.int64)
+    flow = np.zeros((max(depth - 1, 0), n_steps * n_steps), dtype=np.int64)
+    for k in range(depth):
+        node[k] = np.bincount(log.step_codes[_kth_events(log, k)], minlength=n_steps)
+        if k + 1 < depth:
+            at = _kth_events(log, k + 1) - 1  # at k, in journeys that go on to k + 1
+            pair = log.step_codes[at].astype(np.int64) * n_steps + log.step_codes[at + 1]
+            flow[k] = np.bincount(pair, minlength=n_steps * n_steps)
+    node, flow = node.ravel(), flow.ravel()
     node_at, flow_at = np.flatnonzero(node), np.flatnonzero(flow)
     node_position, node_step = np.divmod(node_at, n_steps)
     flow_from, flow_to = np.divmod(flow_at, n_steps)
@@ -332,10 +340,11 @@ def funnel(log: EventLog, steps: list[str]) -> Table:
     """Journeys reaching each named step in order (each after the previous one), and drop-off."""
     reached_at = log.offsets[:-1] - 1  # every journey "reached" a virtual stage before its start
     alive = np.ones(log.n_journeys, dtype=bool)
+    journey_of = _narrow_journey_codes(log)
     journeys_reaching, medians = [], []
     for step in steps:
         candidates = np.flatnonzero(log.step_codes == _step_code(log, step))
-        journey = log.journey_codes[candidates]
+        journey = journey_of[candidates]
         later = alive[journey] & (candidates > reached_at[journey])
         candidates, journey = candidates[later], journey[later]
         first = np.r_[True, journey[1:] != journey[:-1]] if len(journey) else later[:0]
@@ -371,14 +380,17 @@ def step_durations(log: EventLog) -> Table:
     """Per step: journeys reaching it, the hours from their first event to its first occurrence,
     and the median position (1-based) of that first occurrence."""
     n_steps = len(log.steps)
-    journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
-    journeys = np.repeat(journey, np.diff(log.offsets))  # narrower than log.journey_codes
-    first = first_by_journey(journeys, log.step_codes, n_steps)
+    journey, first = first_by_journey(log.offsets, log.step_codes, n_steps)
     step = log.step_codes[first]
-    start = log.offsets[journeys[first]]
-    since_start = log.times[first] - log.times[start]
+    start = log.offsets[journey]
+    del journey  # in place from here: few arrays of every first event at once
+    since_start = log.times[first]
+    since_start -= log.times[start]
     hour_quantiles = integer_group_quantiles(step, since_start, n_steps, divisor=NS_PER_HOUR)
-    position = integer_group_quantiles(step, first - start + 1, n_steps, (0.5,))
+    del since_start
+    first -= start
+    first += 1  # the position, from 1
+    position = integer_group_quantiles(step, first, n_steps, (0.5,))
     journeys = np.bincount(step, minlength=n_steps)
     used = np.flatnonzero(journeys)
     order = used[np.lexsort((used, hour_quantiles[used, 0]))]

@@ -167,12 +167,16 @@ def test_first_by_journey_is_first_in_journeys_journey_by_journey(pairs, slots):
     try:
         journeys = np.array(sorted(journey for journey, _ in pairs), dtype=np.int64)
         items = np.array([item for _, item in pairs], dtype=np.int64)
-        result = arrays.first_by_journey(journeys, items, 5)
+        # Journeys 0..11, some without events; a log's offsets of them.
+        offsets = np.searchsorted(journeys, np.arange(13))
+        journey, first = arrays.first_by_journey(offsets, items, 5)
     finally:
         arrays._FIRSTS_PER_BLOCK = before
 
     expected = {}
     for index, key in enumerate(zip(journeys.tolist(), items.tolist(), strict=True)):
         expected.setdefault(key, index)
-    assert result.tolist() == [expected[key] for key in sorted(expected)]
-    assert sorted(result.tolist()) == sorted(arrays.first_in_journeys(journeys, items, 5).tolist())
+    assert list(zip(journey.tolist(), first.tolist(), strict=True)) == [
+        (key[0], expected[key]) for key in sorted(expected)
+    ]
+    assert sorted(first.tolist()) == sorted(arrays.first_in_journeys(journeys, items, 5).tolist())
