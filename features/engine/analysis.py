@@ -84,10 +84,7 @@ def partition_counts(log: EventLog, positions: int, funnels: dict[str, list[str]
             moves["total_hours"],
         )
     )
-    codes = log.step_codes
-    parts.append(
-        _rows(GAP, log.steps[codes[gaps.index]], log.steps[codes[gaps.following]], 1, 0, gaps.hours)
-    )
+    parts.append(_rows(GAP, log.steps[gaps.steps], log.steps[gaps.next_steps], 1, 0, gaps.hours))
     variant = paths.journey_variants(log)
     first = paths.first_of_each(variant)
     keys = np.asarray(paths.joined_steps(log, first, VARIANT_SEPARATOR), dtype=object)[variant]

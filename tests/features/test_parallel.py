@@ -41,6 +41,7 @@ def test_a_child_that_dies_without_an_answer_is_reported():
     with pytest.raises(RuntimeError, match="_exit ended in its child process unanswered"):
         InChild(os._exit, 3).result()
 
+
 def test_the_parallel_analysis_equals_the_one_in_process():
     log = log_from_frame(simulate(400, seed=2).events)
     settings = AnalysisConfig(funnels={}, anchor="ticket_opened")
