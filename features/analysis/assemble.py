@@ -108,16 +108,18 @@ def analyze(
     `kpis`, critical steps also show their effect on CSAT, NPS and resolution time.
 
     With `parallel` (by default for logs of PARALLEL_FROM_EVENTS events or more), the tables
-    of whole sequences (variants, funnels, first steps) come from a second process while this
-    one makes the others: the same tables, sooner on a machine with a second core.
+    of steps and pairs of steps (transitions, dwell, durations, step matrices) come from a
+    second process while this one makes the others: the same tables, sooner on a machine
+    with a second core. Those tables are small; variants.csv, tens of megabytes on a large
+    log, stays in this process rather than crossing from the other.
     """
     seen = log.until(as_of) if as_of is not None else log
     if parallel is None:
         parallel = seen.n_events >= PARALLEL_FROM_EVENTS
-    with InChild(_sequence_tables, seen, settings, fork=parallel) as sequences:
-        steps = _step_tables(seen, settings)
+    with InChild(_step_tables, seen, settings, fork=parallel) as step_tables:
+        tables = _sequence_tables(seen, settings)
         critical = _critical(log, settings, task, as_of, kpis) if task is not None else None
-        tables = sequences.result()
+        steps = step_tables.result()
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
