@@ -4,6 +4,7 @@ JSON-ready dict (its format: docs/analysis-format.md)."""
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import math
 from dataclasses import dataclass
@@ -119,6 +120,10 @@ def analyze(
     with InChild(_step_tables, seen, settings, fork=parallel) as step_tables:
         tables = _sequence_tables(seen, settings)
         critical = _critical(log, settings, task, as_of, kpis) if task is not None else None
+        if parallel:
+            # Writing the analysis imports Jinja next (about 25 ms): while the other
+            # process is still at work, the import costs no time.
+            importlib.import_module("journeyguard.features.analysis.report")
         steps = step_tables.result()
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
