@@ -55,6 +55,7 @@ def transitions(log: EventLog, gaps: Gaps | None = None) -> Table:
     pair_id = (np.cumsum(all_counts > 0) - 1).astype(_codes_for(len(distinct)))[code]
     counts = all_counts[distinct]
     source, target = np.divmod(distinct, n_steps)
+    del code
     hour_quantiles = integer_group_quantiles(pair_id, gaps.ns, len(distinct), divisor=NS_PER_HOUR)
     out_total = np.bincount(source, weights=counts, minlength=n_steps)
     journeys = count_distinct_journeys(gaps.journeys, pair_id, len(distinct))
@@ -85,9 +86,13 @@ class Gaps:
         self.next_steps = log.step_codes[1:][index]
         self.ns = log.times[1:][index]
         self.ns -= log.times[index]
-        self.hours = self.ns / NS_PER_HOUR
         journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
         self.journeys = np.repeat(journey, np.maximum(np.diff(log.offsets) - 1, 0))
+
+    @property
+    def hours(self) -> np.ndarray:
+        """The time between in hours, made when asked: kept, it would be one more array."""
+        return self.ns / NS_PER_HOUR
 
 
 def _narrow_journey_codes(log: EventLog) -> np.ndarray:
