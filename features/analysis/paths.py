@@ -18,6 +18,7 @@ from journeyguard.features.arrays import (
     integer_group_quantiles,
     quantiles,
     rows_of_groups,
+    sorted_unique,
 )
 from journeyguard.features.eventlog.columns import NS_PER_HOUR
 from journeyguard.features.eventlog.log import EventLog
@@ -162,19 +163,28 @@ def sequence_hashes(log: EventLog) -> np.ndarray:
 
     Made from the powers of B by index in the log, B**(index + 1), then moved back to each
     journey's start by a power of B's inverse (B is odd): no position or journey code per
-    event, which on a large log cost more than the hash.
+    event, which on a large log cost more than the hash. The log is read some hundred
+    thousand events (whole journeys) at a time, with one table of powers for every chunk:
+    fresh memory costs more here than the arithmetic.
     """
     base, mix = _HASH_BASES
     lengths = np.diff(log.offsets).astype(np.uint64)
     if log.n_events == 0:
         return lengths
     inverse = np.uint64(pow(int(base), -1, 1 << 64))
+    # Chunks of whole journeys: each starts with the first journey at or after a multiple.
+    cuts = np.searchsorted(log.offsets[:-1], np.arange(0, log.n_events, _HASH_CHUNK))
+    cuts = np.r_[sorted_unique(cuts), log.n_journeys]
+    sums = np.empty(log.n_journeys, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        terms = _powers(base, log.n_events)
-        for start in range(0, log.n_events, _HASH_CHUNK):  # small temporaries
-            part = slice(start, start + _HASH_CHUNK)
-            terms[part] *= log.step_codes[part].astype(np.uint64) + np.uint64(1)
-        sums = np.add.reduceat(terms, log.offsets[:-1])
+        powers = _powers(base, int(np.diff(log.offsets[cuts]).max()))
+        for first, stop in itertools.pairwise(cuts.tolist()):
+            start, end = int(log.offsets[first]), int(log.offsets[stop])
+            terms = log.step_codes[start:end].astype(np.uint64)
+            terms += np.uint64(1)
+            terms *= powers[: end - start]  # B**(index - start + 1)
+            sums[first:stop] = np.add.reduceat(terms, log.offsets[first:stop] - start)
+            sums[first:stop] *= np.uint64(pow(int(base), start, 1 << 64))
         back = np.cumprod(np.full(int(lengths.max()) + 1, inverse, dtype=np.uint64))
         back = np.r_[np.uint64(1), back][lengths]  # inverse**length of each journey
         sums[1:] *= np.cumprod(back[:-1])  # inverse**start
