@@ -96,12 +96,6 @@ class Gaps:
         return self.ns / NS_PER_HOUR
 
 
-def _narrow_journey_codes(log: EventLog) -> np.ndarray:
-    """`log.journey_codes` in the narrowest integers that hold them (half the fresh memory)."""
-    journey = np.arange(log.n_journeys, dtype=_codes_for(log.n_journeys))
-    return np.repeat(journey, np.diff(log.offsets))
-
-
 def _codes_for(n: int) -> type[np.signedinteger]:
     """The integer type of codes 0..n-1: int32 unless they need more."""
     return np.int32 if n <= np.iinfo(np.int32).max else np.int64
@@ -354,24 +348,22 @@ def first_steps(log: EventLog, depth: int = 4) -> dict[str, Table]:
 def funnel(log: EventLog, steps: list[str]) -> Table:
     """Journeys reaching each named step in order (each after the previous one), and drop-off."""
     reached_at = log.offsets[:-1] - 1  # every journey "reached" a virtual stage before its start
-    alive = np.ones(log.n_journeys, dtype=bool)
-    journey_of = _narrow_journey_codes(log)
+    journeys = np.arange(log.n_journeys)  # those still in the funnel
     journeys_reaching, medians = [], []
     for step in steps:
         candidates = np.flatnonzero(log.step_codes == _step_code(log, step))
-        journey = journey_of[candidates]
-        later = alive[journey] & (candidates > reached_at[journey])
-        candidates, journey = candidates[later], journey[later]
-        first = np.r_[True, journey[1:] != journey[:-1]] if len(journey) else later[:0]
-        journeys, index = journey[first], candidates[first]
+        # Each journey's first candidate after where it stands: a search per journey, whose
+        # positions come in order, instead of a journey code for every candidate.
+        at = np.searchsorted(candidates, reached_at[journeys], side="right")
+        index = candidates[np.minimum(at, len(candidates) - 1)] if len(candidates) else at
+        found = (at < len(candidates)) & (index < log.offsets[journeys + 1])
+        journeys, index = journeys[found], index[found]
         since = log.times[np.maximum(reached_at[journeys], log.offsets[journeys])]
         medians.append(
             float(_median_hours(log.times[index] - since))
             if journeys_reaching and len(index)
             else np.nan
         )
-        alive = np.zeros(log.n_journeys, dtype=bool)
-        alive[journeys] = True
         reached_at[journeys] = index
         journeys_reaching.append(len(journeys))
     reaching = np.asarray(journeys_reaching, dtype=np.int64)

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from journeyguard.features.analysis import paths
@@ -156,6 +156,25 @@ def test_variants_survive_hashes_that_collide_or_raise(monkeypatch):
     assert paths.variants(alike)["first_journey"].tolist() == [0, 1]
     with pytest.raises(RuntimeError, match="share a hash"):
         paths.journey_variants(log_of("a: x y", "b: y x"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=8), min_size=1, max_size=20))
+def test_funnel_counts_match_a_walk_through_each_journey(journeys):
+    # Each stage counts the journeys whose next event of that step comes after the stage
+    # before (a repeated step included).
+    stages = ["a", "b", "a", "c"]
+    log = log_of(*[f"j{i:02d}: {' '.join(steps)}" for i, steps in enumerate(journeys)])
+    assume(set(stages) <= set(log.steps))  # an unknown step is an error, tested by hand
+    expected = [0] * len(stages)
+    for steps in journeys:
+        at = -1
+        for stage, name in enumerate(stages):
+            if name not in steps[at + 1 :]:
+                break
+            at = steps.index(name, at + 1)
+            expected[stage] += 1
+    assert paths.funnel(log, stages)["journeys"].tolist() == expected
 
 
 def test_variants_csv_quotes_steps_and_rounds_numbers(monkeypatch):
