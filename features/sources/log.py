@@ -22,7 +22,13 @@ def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
     another file, from the ingested store (`sources.store`), brought up to date first when the
     file changed; a database source loaded with validation. Rejected rows go to the workspace's
     quarantine. `columns` limits the optional columns (`action` included)."""
-    log = read_if_canonical(settings.source, columns=columns)
+    log = None
+    if settings.source.path is not None:  # a current store first: it needs no Parquet reader
+        from journeyguard.features.sources.store import current_log
+
+        log = current_log(settings, columns)
+    if log is None:
+        log = read_if_canonical(settings.source, columns=columns)
     if log is None and settings.source.path is not None:
         from journeyguard.features.sources.store import ingested_log
 

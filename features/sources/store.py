@@ -125,24 +125,33 @@ def ingest(settings: Config, *, full: bool = False) -> IngestResult:
             return _full(settings, mapping, f"the source grew, but {why}", started)
 
 
-def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog:
-    """The log of the store when it is current, else after `ingest` brought it up to date; says
-    which on stderr. `columns` limits the optional columns (default: all)."""
+def current_log(settings: Config, columns: list[str] | None = None) -> EventLog | None:
+    """The log of the store when it is current (says so on stderr), else None; of the source
+    it reads only the size and time, so a current store is read before anything else."""
     folder = settings.workspace.store
     manifest = read_manifest(folder)
     source = settings.source
-    assert source.path is not None
     if (
-        manifest is not None
-        and source.path.is_file()  # else `ingest` names the missing file
-        and manifest["mapping"] == mapping_digest(source)
+        manifest is None
+        or source.path is None
+        or not source.path.is_file()  # `ingest` names the missing file
+        or manifest["mapping"] != mapping_digest(source)
+        or change_since(source, Watermark(**manifest["watermark"])) != "current"
     ):
-        mark = Watermark(**manifest["watermark"])
-        if change_since(source, mark) == "current":
-            log = read_stored_log(folder, manifest, columns)
-            if log is not None:
-                _say(f"the ingested store {folder} ({log.n_events:,} events), source unchanged")
-                return log
+        return None
+    log = read_stored_log(folder, manifest, columns)
+    if log is not None:
+        _say(f"the ingested store {folder} ({log.n_events:,} events), source unchanged")
+    return log
+
+
+def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog:
+    """The log of the store when it is current, else after `ingest` brought it up to date; says
+    which on stderr. `columns` limits the optional columns (default: all)."""
+    log = current_log(settings, columns)
+    if log is not None:
+        return log
+    folder = settings.workspace.store
     result = ingest(settings)
     _say(f"{result.action} into {folder}: {result.reason} ({result.seconds:.2f} s)")
     if result.log is None:  # another process brought it up to date while this one waited
