@@ -54,15 +54,17 @@ def psi_noise(
     quantile: float = 0.999,
 ) -> float:
     """The PSI that two samples of `rows` and `reference_rows` drawn from the reference's bin
-    `shares` exceed only with probability 1 - `quantile`, by drawing them (`PSI_DRAWS`
-    pairs). On a few dozen rows it passes any fixed threshold (empty bins weigh heavily), so
-    a drift within it is no breach; on thousands it is far below one. 0 for a `quantile` of 0.
-    (With some 160 features checked at once, 1 in 1,000 each keeps an unchanged population
-    mostly unflagged.)"""
+    `shares` (each bin given half a row more) exceed only with probability 1 - `quantile`, by
+    drawing them (`PSI_DRAWS` pairs). On a few dozen rows it passes any fixed threshold (empty
+    bins weigh heavily), so a drift within it is no breach; on thousands it is far below one.
+    0 for a `quantile` of 0. (With some 160 features checked at once, 1 in 1,000 each keeps an
+    unchanged population mostly unflagged.)"""
     p = np.asarray(shares, dtype=np.float64)
     if rows == 0 or reference_rows == 0 or p.sum() <= 0 or quantile == 0:
         return 0.0
-    p = p / p.sum()
+    # Half a row more in every bin (Jeffreys): a bin a few dozen reference rows left empty
+    # may still hold a few percent, so one row landing there is no breach.
+    p = (p / p.sum() * reference_rows + 0.5) / (reference_rows + 0.5 * len(p))
     current = rng.multinomial(rows, p, size=PSI_DRAWS) / rows
     reference = rng.multinomial(reference_rows, p, size=PSI_DRAWS) / reference_rows
     e, a = np.maximum(reference, PSI_EPSILON), np.maximum(current, PSI_EPSILON)

@@ -110,6 +110,15 @@ def test_the_psi_of_two_samples_of_one_population_rarely_passes_its_noise():
     assert psi(shares, shifted) > 0.25 > noise
 
 
+def test_two_of_a_few_dozen_rows_in_a_bin_the_reference_left_empty_are_noise():
+    edges = [0.0]  # a count the reference never saw above 0
+    shares = bin_shares(np.zeros(47), edges).tolist()
+    noise = psi_noise(shares, 45, 47, np.random.default_rng(0))
+    two = psi(shares, bin_shares(np.r_[np.zeros(43), 1.0, 1.0], edges))
+    ten = psi(shares, bin_shares(np.r_[np.zeros(35), np.ones(10)], edges))
+    assert two > 0.25 and two < noise < ten  # past the threshold, within the noise
+
+
 def test_a_psi_within_its_noise_is_no_breach():
     thresholds = MonitoringConfig()
     result = {"feature_psi": {"recency_days": 0.6}, "score_psi": 0.3, "outcomes": {"by_band": []}}
