@@ -49,10 +49,11 @@ def stored(out: Path) -> tuple[Any, Any, str]:
     """The store's log, source rows and quarantine text, to compare two stores."""
     import numpy as np
 
-    from journeyguard.features.sources.generations import read_stored
+    from journeyguard.features.sources.generations import read_manifest, read_stored_parts
 
-    manifest = json.loads((out / "store" / "manifest.json").read_text())
-    log, rows = read_stored(out / "store", manifest, None)
+    parts = read_stored_parts(out / "store", read_manifest(out / "store") or {})
+    assert parts is not None
+    log, rows = parts.merged()
     return log, np.asarray(rows), (out / "quarantine.csv").read_text()
 
 

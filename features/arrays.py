@@ -238,11 +238,14 @@ def found_sorted(known: np.ndarray, values: np.ndarray) -> np.ndarray:
     return at[found]
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices `starts[i]:starts[i] + lengths[i]` of every i, one after the other."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+
+
 def rows_of_groups(offsets: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """The row indices of the given groups (`offsets[g]:offsets[g + 1]` each), in order."""
-    lengths = offsets[groups + 1] - offsets[groups]
-    starts = np.repeat(offsets[groups] - np.cumsum(lengths) + lengths, lengths)
-    return starts + np.arange(int(lengths.sum()))
+    return ranges(offsets[groups], offsets[groups + 1] - offsets[groups])
 
 
 def pair_codes(left: np.ndarray, right: np.ndarray, n_right: int) -> np.ndarray:

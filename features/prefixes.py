@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from journeyguard.features.arrays import Segments, codes_in
+from journeyguard.features.arrays import Segments, codes_in, ranges
 from journeyguard.features.eventlog.columns import NS_PER_DAY
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 
@@ -180,8 +180,7 @@ class Prefixes:
         snapshot = np.repeat(np.arange(len(self.start)), lengths)
         if len(snapshot) == len(self.steps):
             return snapshot, None
-        first = np.repeat(self.start - np.cumsum(lengths) + lengths, lengths)
-        return snapshot, first + np.arange(len(snapshot))
+        return snapshot, ranges(self.start, lengths)
 
     @staticmethod
     def _chunks(codes: np.ndarray, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, slice]]:

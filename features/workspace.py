@@ -31,6 +31,11 @@ class Workspace:
         return self.root / "store"
 
     @property
+    def daily_export(self) -> Path:
+        """The demo week's daily CSV export of the simulated log (`outreach.daily_export`)."""
+        return self.root / "export" / "events.csv"
+
+    @property
     def quarantine_table(self) -> Path:
         """The Spark engine's rejected rows with their reasons (a Parquet folder)."""
         return self.root / "quarantine"

@@ -473,7 +473,7 @@ def schedule_demo_stage(settings: Config) -> None:
     if settings.outreach.database is None:
         settings.workspace.outbox.unlink(missing_ok=True)
     settings.workspace.outreach_events.unlink(missing_ok=True)
-    export = DailyExport(log, settings.workspace.root / "export" / "events.csv")
+    export = DailyExport(log, settings.workspace.daily_export)
     export.path.unlink(missing_ok=True)
     shutil.rmtree(settings.workspace.store, ignore_errors=True)
     export.export_until(pd.Timestamp(start))

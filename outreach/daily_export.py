@@ -28,9 +28,8 @@ class DailyExport:
         """Appends the events after the last export and up to `moment`, in time order (the
         header first, for a new file); returns how many rows it wrote."""
         end = int(moment.value)
-        new = (self.log.times > self.until) & (self.log.times <= end)
-        frame = log_to_frame(self.log)[new]
-        frame = frame.iloc[np.argsort(self.log.times[new], kind="stable")]
+        day = self.log.select((self.log.times > self.until) & (self.log.times <= end))
+        frame = log_to_frame(day).iloc[np.argsort(day.times, kind="stable")]
         first = not self.path.is_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(self.path, mode="w" if first else "a", header=first, index=False)

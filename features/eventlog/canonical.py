@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from journeyguard.features.arrays import found_sorted
+from journeyguard.features.arrays import found_sorted, ranges
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 
@@ -69,7 +69,7 @@ def read_canonical_arrow_journeys(
         starts = np.searchsorted(codes, journeys)
         lengths = np.searchsorted(codes, journeys, side="right") - starts
         offsets = np.r_[0, np.cumsum(lengths)]
-        taken = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        taken = ranges(starts, lengths)
         names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
         small = table.take(pa.array(taken))
         log = _log_of_table(small, names, (categories[journeys], offsets))

@@ -118,14 +118,10 @@ class Planted:
 
     def truth_columns(self, customers: pd.DataFrame, start_ns: int, second: int) -> pd.DataFrame:
         """The customers' table with the campaign's truth: arm, time, planted effect, gain."""
-        entered = ~np.isnan(self.wave)
-        at = start_ns + np.rint(np.nan_to_num(self.wave) * 3600.0).astype(np.int64) * second
+        arm, at = _arm_and_time(self.wave, self.treated, start_ns, second)
         return customers.assign(
-            campaign_arm=pd.array(
-                np.where(entered, np.where(self.treated, "treatment", "control"), None),
-                dtype="str",
-            ),
-            campaign_at=pd.to_datetime(at, unit="ns", utc=True).where(entered),
+            campaign_arm=arm,
+            campaign_at=at,
             planted_effect_logit=self.effect,
             planted_gain=self.gain,
         )
@@ -178,16 +174,19 @@ class PlantedFollowUps:
         return logit + np.where(enters & treated, effect, 0.0)
 
     def truth_columns(self, customers: pd.DataFrame, start_ns: int, second: int) -> pd.DataFrame:
-        entered = ~np.isnan(self.at)
-        at = start_ns + np.rint(np.nan_to_num(self.at) * 3600.0).astype(np.int64) * second
-        return customers.assign(
-            follow_up_arm=pd.array(
-                np.where(entered, np.where(self.treated, "treatment", "control"), None),
-                dtype="str",
-            ),
-            follow_up_at=pd.to_datetime(at, unit="ns", utc=True).where(entered),
-            follow_up_gain=self.gain,
-        )
+        arm, at = _arm_and_time(self.at, self.treated, start_ns, second)
+        return customers.assign(follow_up_arm=arm, follow_up_at=at, follow_up_gain=self.gain)
+
+
+def _arm_and_time(
+    hours: Array, treated: Array, start_ns: int, second: int
+) -> tuple[pd.api.extensions.ExtensionArray, pd.DatetimeIndex]:
+    """Each customer's arm ("treatment", "control", missing if never entered) and the time
+    they entered, from the hours after the start at which they did (NaN: never)."""
+    entered = ~np.isnan(hours)
+    arm = np.where(entered, np.where(treated, "treatment", "control"), None)
+    at = start_ns + np.rint(np.nan_to_num(hours) * 3600.0).astype(np.int64) * second
+    return pd.array(arm, dtype="str"), pd.to_datetime(at, unit="ns", utc=True).where(entered)
 
 
 def _sigmoid(x: Array) -> Array:

@@ -168,15 +168,6 @@ class StoredParts:
         return _merge(self.log, self.rows, log, rows)
 
 
-def read_stored(
-    folder: Path, manifest: dict[str, Any], columns: list[str] | None
-) -> tuple[EventLog, np.ndarray] | None:
-    """The manifest's log with its parts merged in, and each event's source row; None when its
-    generation is gone."""
-    stored = read_stored_parts(folder, manifest, columns)
-    return None if stored is None else stored.merged()
-
-
 def read_stored_parts(
     folder: Path,
     manifest: dict[str, Any],

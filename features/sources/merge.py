@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from journeyguard.features.arrays import found_sorted, rows_of_groups
+from journeyguard.features.arrays import found_sorted, ranges, rows_of_groups
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 
 
@@ -75,7 +75,7 @@ def merge_events(
     source_start[old_of] = stored.offsets[:-1]
     block_start = np.searchsorted(journeys[kept], np.flatnonzero(touched))
     source_start[touched] = stored.n_events + block_start
-    gather = np.repeat(source_start - offsets[:-1], counts) + np.arange(offsets[-1])
+    gather = ranges(source_start, counts)
 
     # One gather from the stored values, then the touched events written over their places:
     # no copy of the stored values into a concatenation first.
@@ -112,21 +112,8 @@ def journeys_named(
 ) -> tuple[EventLog, np.ndarray]:
     """The events of the journeys of `log` among `journey_ids` (sorted), and their `rows`;
     costs those events, not the log (a memory-mapped log is read only there)."""
-    journeys = found_sorted(log.journey_ids, journey_ids)
-    taken = rows_of_groups(log.offsets, journeys)
-    lengths = log.offsets[journeys + 1] - log.offsets[journeys]
-    sub = EventLog(
-        journey_ids=log.journey_ids[journeys],
-        offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
-        steps=log.steps,
-        step_codes=log.step_codes[taken],
-        times=log.times[taken],
-        columns={
-            name: column.take(taken) if isinstance(column, Coded) else column[taken]
-            for name, column in log.columns.items()
-        },
-    )
-    return sub, np.asarray(rows[taken], dtype=np.int64)
+    named, taken = log.journeys_at(found_sorted(log.journey_ids, journey_ids))
+    return named, np.asarray(rows[taken], dtype=np.int64)
 
 
 def _check_columns(stored: EventLog, new: EventLog) -> None:

@@ -7,15 +7,17 @@ event's source row, and a manifest naming the source, a digest of its mapping an
 (`sources.growth`); rejected rows go to the workspace's quarantine. Then, in this order:
 
 1. a store whose mapping digest and source file are unchanged is current: nothing to do;
-2. a source that only grew is appended: only the rows after the watermark are validated, and
-   merged by the rules of a full load (`sources.merge`), their rejects added to the quarantine;
+2. a source that only grew is appended: only the rows after the watermark are validated, their
+   duplicates found by merging them with the stored events of the journeys they touch (the
+   rules of a full load, `sources.merge`), their rejects added to the quarantine, and they are
+   kept as a part beside the stored log that readers merge in (`sources.generations`);
 3. anything else (no store, another mapping, a changed file, an append a full load could read
    differently, `full=True`) is ingested again from scratch.
 
 A source already in canonical form (what `journeyguard simulate` writes) needs no store: every
 command reads it directly, and `ingest` says so and writes nothing.
 
-Every write goes to a new generation of files and the manifest is replaced last, so a reader
+Every write adds files (a generation, or a part) and replaces the manifest last, so a reader
 sees one whole store or the one before; a lock keeps two ingests from running together.
 """
 
@@ -75,7 +77,8 @@ class IngestResult:
     new_events: int  # events this run added
     quarantined: dict[str, int]  # every quarantined row of the store, by reason
     seconds: float
-    log: EventLog | None = field(default=None, repr=False, compare=False)  # what was written
+    # The whole log, when this run wrote it (not for an append of a part).
+    log: EventLog | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -154,7 +157,7 @@ def ingested_log(settings: Config, columns: list[str] | None = None) -> EventLog
     folder = settings.workspace.store
     result = ingest(settings)
     _say(f"{result.action} into {folder}: {result.reason} ({result.seconds:.2f} s)")
-    if result.log is None:  # another process brought it up to date while this one waited
+    if result.log is None:  # an append of a part, or another process's ingest meanwhile
         log = read_stored_log(folder, read_manifest(folder) or {}, columns)
         if log is None:
             raise LoadError(f"{folder}: the ingested store vanished while it was read")

@@ -180,3 +180,16 @@ def test_first_by_journey_is_first_in_journeys_journey_by_journey(pairs, slots):
         (key[0], expected[key]) for key in sorted(expected)
     ]
     assert sorted(first.tolist()) == sorted(arrays.first_in_journeys(journeys, items, 5).tolist())
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 5)), max_size=20))
+def test_ranges_and_the_rows_of_groups_are_the_concatenated_slices(spans):
+    starts = np.array([s for s, _ in spans], dtype=np.int64)
+    lengths = np.array([n for _, n in spans], dtype=np.int64)
+    expected = [i for s, n in spans for i in range(s, s + n)]
+    assert arrays.ranges(starts, lengths).tolist() == expected
+    offsets = np.r_[0, np.cumsum(lengths)]
+    groups = np.flatnonzero(lengths % 2 == 0)
+    rows = [i for g in groups for i in range(offsets[g], offsets[g + 1])]
+    assert arrays.rows_of_groups(offsets, groups).tolist() == rows

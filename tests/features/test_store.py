@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from journeyguard.features.config.reader import parse_config
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.log import Coded, EventLog
-from journeyguard.features.sources.generations import MAX_PARTS, read_stored
+from journeyguard.features.sources.generations import MAX_PARTS, read_manifest, read_stored_parts
 from journeyguard.features.sources.load import load_events
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.sources.store import ingest
@@ -50,9 +50,9 @@ def write_csv(path: Path, lines: list[tuple]) -> None:
 def stored(settings_) -> tuple[EventLog, np.ndarray, str]:
     """The store's log, its events' source rows, and the quarantine file's text."""
     folder = settings_.workspace.store
-    stored_ = read_stored(folder, json.loads((folder / "manifest.json").read_text()), None)
+    stored_ = read_stored_parts(folder, read_manifest(folder) or {})
     assert stored_ is not None
-    return *stored_, settings_.workspace.quarantine.read_text()
+    return *stored_.merged(), settings_.workspace.quarantine.read_text()
 
 
 def assert_same_log(one: EventLog, other: EventLog) -> None:
