@@ -160,7 +160,8 @@ def validate(
 
 def validate_source(settings: Config, quarantine: Path | None = None) -> dict[str, Any]:
     """Loads the source of `settings`, writes its quarantine and returns the summary."""
-    from journeyguard.features.sources.load import load_events, write_quarantine
+    from journeyguard.features.sources.load import load_events
+    from journeyguard.features.sources.quarantine import write_quarantine
 
     result = load_events(settings.source)
     path = quarantine or settings.workspace.quarantine

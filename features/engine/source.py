@@ -30,13 +30,9 @@ from journeyguard.features.eventlog.columns import (
 )
 from journeyguard.features.eventlog.frames import log_to_frame
 from journeyguard.features.eventlog.log import EventLog
-from journeyguard.features.sources.load import (
-    DETAIL,
-    REASON,
-    SOURCE_ROW,
-    column_mapping,
-    validate_rows,
-)
+from journeyguard.features.sources.load import validate_rows
+from journeyguard.features.sources.mapping import column_mapping
+from journeyguard.features.sources.quarantine import DETAIL, REASON, SOURCE_ROW
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

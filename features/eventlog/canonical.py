@@ -81,14 +81,14 @@ def _canonical_table(log: EventLog) -> Any:
 
     arrays = {
         CUSTOMER_ID: _dictionary(log.journey_codes, log.journey_ids),
-        TIMESTAMP: pa.array(log.times, type=pa.timestamp("ns", tz="UTC")),
+        TIMESTAMP: _fixed_width(log.times, pa.timestamp("ns", tz="UTC")),
         EVENT: _dictionary(log.step_codes, log.steps),
     }
     for name, column in log.columns.items():
         arrays[name] = (
             _dictionary(column.codes, column.categories)
             if isinstance(column, Coded)
-            else pa.array(column, from_pandas=True)
+            else _fixed_width(column, pa.float64(), valid=~np.isnan(column))
         )
     return pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
 
@@ -141,11 +141,37 @@ def _is_text(arrow_type: Any) -> bool:
     )
 
 
+# Arrays are built from their buffers: `pa.array` imports pandas (a quarter second) to check
+# whether it was handed a pandas object, and a first ingest needs pandas nowhere else.
 def _dictionary(codes: np.ndarray, categories: np.ndarray) -> Any:
     import pyarrow as pa
 
-    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(categories.astype(str)))
+    indices = _fixed_width(codes.astype(np.int32), pa.int32(), valid=codes >= 0)
+    return pa.DictionaryArray.from_arrays(indices, _strings(categories))
+
+
+def _fixed_width(values: np.ndarray, kind: Any, valid: np.ndarray | None = None) -> Any:
+    """An Arrow array of numpy `values`, null where `valid` is False."""
+    import pyarrow as pa
+
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(np.ascontiguousarray(values))
+    return pa.Array.from_buffers(kind, len(values), [bitmap, data])
+
+
+def _strings(texts: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    encoded = [str(text).encode() for text in texts]
+    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    if len(ends) and ends[-1] >= 2**31:  # beyond 32-bit offsets: Arrow splits it
+        return pa.array(texts.astype(str))
+    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
 
 
 def _coded(chunked: Any) -> Coded:

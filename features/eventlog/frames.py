@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from journeyguard.features.eventlog import order
 from journeyguard.features.eventlog.canonical import read_canonical
 from journeyguard.features.eventlog.columns import (
     CANONICAL_COLUMNS,
@@ -117,44 +118,20 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def canonical_order(events: pd.DataFrame) -> np.ndarray:
-    """Row order by journey, time, then every other column: total, so input order cannot show.
-
-    Stable: rows equal in every column keep their relative order.
-    """
-    journeys = events[CUSTOMER_ID].cat.codes.to_numpy()
-    times = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    if _strictly_ordered(journeys, times):
-        return np.arange(len(events))
-    # Journey and time decide almost every pair; only the rows that share both with another
-    # row need the other columns, so those are sorted apart and put back in place.
-    order = np.lexsort((times, journeys))
-    sorted_journeys, sorted_times = journeys[order], times[order]
-    same = (sorted_journeys[1:] == sorted_journeys[:-1]) & (sorted_times[1:] == sorted_times[:-1])
-    tied = np.r_[same, False] | np.r_[False, same]
-    if not tied.any():
-        return order
-    rows = order[tied]
-    run = np.cumsum(tied & ~np.r_[False, same])[tied]  # one id per (journey, time) shared
-    keys = []
-    for column in reversed(events.columns):
-        if column in (CUSTOMER_ID, TIMESTAMP):
-            continue
-        series = events[column].iloc[rows]
-        if isinstance(series.dtype, pd.CategoricalDtype):
-            keys.append(series.cat.codes.to_numpy())
-        else:
-            keys.append(pd.factorize(series, sort=True)[0])
-    order[tied] = rows[np.lexsort([*keys, run])]
-    return order
-
-
-def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
-    """Sorted by journey then time with no two events of a journey at one time: no ties to
-    break, so the order is already canonical."""
-    if len(journeys) < 2:
-        return True
-    step = np.diff(journeys)
-    return bool((step >= 0).all() and ((step > 0) | (np.diff(times) > 0)).all())
+    """Row order by journey, time, then every other column (`eventlog.order`): total, so input
+    order cannot show. Stable: rows equal in every column keep their relative order."""
+    others = [
+        events[column].cat.codes.to_numpy()
+        if isinstance(events[column].dtype, pd.CategoricalDtype)
+        else events[column].to_numpy(dtype=np.float64)
+        for column in events.columns
+        if column not in (CUSTOMER_ID, TIMESTAMP)
+    ]
+    return order.canonical_order(
+        events[CUSTOMER_ID].cat.codes.to_numpy(),
+        events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64),
+        others,
+    )
 
 
 def _sorted_categorical(column: pd.Series) -> pd.Categorical:

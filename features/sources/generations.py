@@ -32,7 +32,7 @@ from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.growth import Watermark
 from journeyguard.features.sources.merge import journeys_named, merge_events
 
-STORE_VERSION = 3  # part of the mapping digest: a store of another layout is rebuilt
+STORE_VERSION = 4  # part of the mapping digest: a store of another layout or watermark is rebuilt
 MANIFEST = "manifest.json"
 MAX_PARTS = 7  # a week of daily appends; each part costs every reader a merge of the log
 

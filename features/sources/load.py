@@ -10,9 +10,7 @@ no row can escape (a mapped column absent, an empty or unreadable file, no usabl
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +18,6 @@ import pandas as pd
 from journeyguard.features.config.model import SourceConfig
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.columns import (
-    CANONICAL_COLUMNS,
     CUSTOMER_ID,
     EVENT,
     NUMBER_LIMIT,
@@ -32,14 +29,15 @@ from journeyguard.features.eventlog.columns import (
 from journeyguard.features.eventlog.frames import canonical_order, encode, log_from_encoded
 from journeyguard.features.eventlog.log import EventLog
 from journeyguard.features.sources.canonical import read_if_canonical
+from journeyguard.features.sources.mapping import (
+    column_mapping,
+    missing_column_message,
+    require_unique,
+)
+from journeyguard.features.sources.quarantine import DETAIL, DUPLICATE, REASON, SOURCE_ROW
 from journeyguard.features.sources.read import read_attribute_table, read_columns, source_columns
-from journeyguard.features.sources.rows import require_unique
 from journeyguard.features.sources.timestamps import parse_timestamps
 
-SOURCE_ROW = "source_row"
-REASON = "reason"
-DETAIL = "detail"
-DUPLICATE = "duplicate row"
 _LIMIT_TEXT = f"{NUMBER_LIMIT:.0e}".replace("e+", "e")  # "1e15"
 
 
@@ -96,7 +94,7 @@ def load_events(source: SourceConfig) -> LoadResult:
         missing = [c for c in source.attributes.columns if c not in canonical.columns]
         if missing:
             raise LoadError(
-                _missing_column_message(
+                missing_column_message(
                     source,
                     missing[0],
                     "listed in [source.attributes] columns",
@@ -153,47 +151,6 @@ def validate_rows(
     log = log_from_encoded(ordered[~repeat])
     quarantine = _quarantine_frame(raw, problems, malformed)
     return log, quarantine, ordered.index[~repeat].to_numpy(np.int64)
-
-
-def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
-    """Writes the quarantined rows (source row, reason, detail, raw values) as CSV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    quarantine.to_csv(path, index=False)
-
-
-def column_mapping(source: SourceConfig, available: list[str]) -> dict[str, str]:
-    """canonical name -> source column, for every canonical column the source provides."""
-    mapping: dict[str, str] = {}
-    for canonical in CANONICAL_COLUMNS:
-        column = source.source_column(canonical)
-        if column is None:
-            continue
-        if column in available:
-            mapping[canonical] = column
-        elif canonical in source.columns:
-            role = f"mapped to {canonical} in [source.columns]"
-            raise LoadError(_missing_column_message(source, column, role, available))
-        elif canonical in REQUIRED_COLUMNS:
-            role = f"needed as {canonical}: map the source's column in [source.columns]"
-            raise LoadError(_missing_column_message(source, column, role, available))
-    if source.attributes.path is None:
-        for attribute in source.attributes.columns:
-            if attribute not in available:
-                role = "listed in [source.attributes] columns"
-                raise LoadError(_missing_column_message(source, attribute, role, available))
-            mapping[attribute] = attribute
-    return mapping
-
-
-def _missing_column_message(
-    source: SourceConfig, column: str, role: str, available: list[str]
-) -> str:
-    close = difflib.get_close_matches(column, available, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return (
-        f"{source.display_name}: column {column!r} not found{hint} ({role}); "
-        f"available columns: {available}"
-    )
 
 
 class _Problems:

@@ -34,7 +34,8 @@ def load_log(settings: Config, columns: list[str] | None = None) -> EventLog:
 
         log = ingested_log(settings, columns)
     elif log is None:
-        from journeyguard.features.sources.load import load_events, write_quarantine
+        from journeyguard.features.sources.load import load_events
+        from journeyguard.features.sources.quarantine import write_quarantine
 
         loaded = load_events(settings.source)
         write_quarantine(loaded.quarantine, settings.workspace.quarantine)

@@ -16,6 +16,7 @@ import numpy as np
 
 from journeyguard.features.arrays import found_sorted, ranges, rows_of_groups
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
+from journeyguard.features.eventlog.order import sort_key
 
 
 class IncompatibleColumns(ValueError):
@@ -58,7 +59,7 @@ def merge_events(
     for name, old in stored.columns.items():
         categories[name], *full[name] = _unified_column(old, new.columns[name])
     subset = {key: np.concatenate([old[old_touched], added]) for key, (old, added) in full.items()}
-    keys = [journeys, *(_sort_key(values) for values in subset.values())]
+    keys = [journeys, *(sort_key(values) for values in subset.values())]
     order = np.lexsort([rows, *reversed(keys)])
     repeat = _repeats([key[order] for key in keys])
     run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
@@ -166,17 +167,6 @@ def _picked(pick, categories: np.ndarray | None, old: np.ndarray, subset: np.nda
     if categories is not None:
         return Coded(pick(old, subset).astype(np.int32, copy=False), categories)
     return pick(old, subset)
-
-
-def _sort_key(values: np.ndarray) -> np.ndarray:
-    """Integers ordered as a full load orders the column: codes as they are (missing first),
-    numbers by rank with missing first (`canonical_order` factorizes them sorted)."""
-    if values.dtype.kind != "f":
-        return values
-    missing = np.isnan(values)
-    key = np.zeros(len(values), dtype=np.int64)
-    key[~missing] = np.unique(values[~missing], return_inverse=True)[1] + 1
-    return key
 
 
 def _repeats(sorted_keys: list[np.ndarray]) -> np.ndarray:

@@ -16,13 +16,8 @@ import pyarrow.parquet as pq
 
 from journeyguard.features.config.model import WHITESPACE, AttributeSource, SourceConfig
 from journeyguard.features.errors import LoadError
-from journeyguard.features.sources.rows import (
-    Records,
-    open_bytes,
-    read_header,
-    read_records,
-    require_unique,
-)
+from journeyguard.features.sources.mapping import require_unique
+from journeyguard.features.sources.rows import Records, open_bytes, read_header, read_records
 
 _CHUNK = 1 << 24  # bytes read at a time when counting a file's quotes
 

@@ -77,18 +77,6 @@ def read_header(path: Path, separator: str | None, encoding: str) -> list[str]:
     return names
 
 
-def require_unique(source: str, names: list[str], read: list[str]) -> None:
-    """`LoadError` when a column to be read is named twice in the header: which one is meant
-    cannot be told. Columns not read may repeat (the help desk log has two `Variant`)."""
-    for name in dict.fromkeys(read):
-        if names.count(name) > 1:
-            positions = ", ".join(str(i + 1) for i, n in enumerate(names) if n == name)
-            raise LoadError(
-                f"{source}: column {name!r} appears {names.count(name)} times in the header "
-                f"(columns {positions}); expected each column that is read once"
-            )
-
-
 def read_records(path: Path, columns: list[str], separator: str | None, encoding: str) -> Records:
     """The named columns of every usable row; malformed rows set aside with a reason."""
     header = read_header(path, separator, encoding)

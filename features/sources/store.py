@@ -23,12 +23,14 @@ sees one whole store or the one before; a lock keeps two ingests from running to
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -208,29 +210,58 @@ def _unchanged(folder: Path, manifest: dict[str, Any], started: float) -> Ingest
 
 
 def _full(settings: Config, mapping: str, reason: str, started: float) -> IngestResult:
-    from journeyguard.features.sources.load import load_events, write_quarantine
-
     source = settings.source
     assert source.path is not None
     for _ in range(3):  # a file written to while it is read: read it again
         before = source.path.stat()
-        loaded = load_events(source)
+        loaded = _validated(source)
         after = source.path.stat()
         if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
             break
     else:
         raise LoadError(f"{source.display_name}: the file kept changing while it was read")
-    assert loaded.source_rows is not None
     folder = settings.workspace.store
     quarantine = settings.workspace.quarantine
-    write_quarantine(loaded.quarantine, partial(quarantine))
-    mark = watermark(source, loaded.summary.rows_read, before)
-    counts = dict(loaded.summary.quarantined)
-    manifest = write_generation(folder, loaded.log, loaded.source_rows, mapping, mark, counts)
+    loaded.write_quarantine(partial(quarantine))
+    mark = watermark(source, loaded.rows_read, before)
+    manifest = write_generation(
+        folder, loaded.log, loaded.source_rows, mapping, mark, loaded.quarantined
+    )
     os.replace(partial(quarantine), quarantine)
-    rows = loaded.summary.rows_read
+    rows = loaded.rows_read
     return _result(
         "ingested", reason, folder, manifest, rows, loaded.log.n_events, started, loaded.log
+    )
+
+
+@dataclass(frozen=True)
+class _Validated:
+    log: EventLog
+    source_rows: np.ndarray
+    rows_read: int
+    quarantined: dict[str, int]
+    write_quarantine: Callable[[Path], None]
+
+
+def _validated(source: SourceConfig) -> _Validated:
+    """The whole file's load: straight from Arrow when it is typed and nothing is set aside
+    (`sources.typed`), else through the validating load."""
+    from journeyguard.features.sources.typed import load_typed
+
+    clean = load_typed(source)
+    if clean is not None:
+        return _Validated(clean.log, clean.source_rows, clean.rows_read, {}, clean.write_quarantine)
+    from journeyguard.features.sources.load import load_events
+    from journeyguard.features.sources.quarantine import write_quarantine
+
+    loaded = load_events(source)
+    assert loaded.source_rows is not None
+    return _Validated(
+        loaded.log,
+        loaded.source_rows,
+        loaded.summary.rows_read,
+        dict(loaded.summary.quarantined),
+        functools.partial(write_quarantine, loaded.quarantine),
     )
 
 
@@ -311,7 +342,7 @@ def _new_quarantine(loaded: Any, offset: int, merged: Any, new_source: SourceCon
     earlier event (a duplicate of a duplicate names the first row, as a full load does)."""
     import pandas as pd
 
-    from journeyguard.features.sources.load import DETAIL, DUPLICATE, REASON, SOURCE_ROW
+    from journeyguard.features.sources.quarantine import DETAIL, DUPLICATE, REASON, SOURCE_ROW
     from journeyguard.features.sources.read import read_columns
 
     own = loaded.quarantine.copy()

@@ -11,7 +11,8 @@ import pytest
 from journeyguard.features.config.model import AttributeSource, SourceConfig
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.frames import log_to_frame
-from journeyguard.features.sources.load import load_events, write_quarantine
+from journeyguard.features.sources.load import load_events
+from journeyguard.features.sources.quarantine import write_quarantine
 
 HEADER = "id,when,what,amount\n"
 

@@ -17,7 +17,8 @@ import pytest
 from journeyguard.features.config.model import SourceConfig
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.frames import log_to_frame
-from journeyguard.features.sources.load import load_events, write_quarantine
+from journeyguard.features.sources.load import load_events
+from journeyguard.features.sources.quarantine import write_quarantine
 
 HEADER = b"id,when,what,amount\n"
 GOOD = b"a,2024-01-01T00:00:00Z,visit,1\n"

@@ -1,0 +1,295 @@
+"""A typed Parquet source with nothing to set aside, read straight from Arrow into a log.
+
+Most ingests are of a clean export: ids and steps as text (or whole numbers), times typed with
+a zone, numbers numeric, no row rejected. `load_typed` gives such a file the log, source rows
+and empty quarantine that the validating load (`sources.load`) gives it, without pandas (its
+import, the frame and the per-row checks were most of an ingest). At the first sign of a row
+that load would set aside or a column it would type another way (a missing id or time, a blank
+step, a number out of range, an exact duplicate, a text attribute of numbers, a naive time in a
+zone other than UTC) it returns None, and the validating load reads the file with its reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.eventlog.columns import (
+    CUSTOMER_ID,
+    EVENT,
+    NUMBER_LIMIT,
+    OPTIONAL_NUMBER_COLUMNS,
+    OPTIONAL_TEXT_COLUMNS,
+    TIMESTAMP,
+)
+from journeyguard.features.eventlog.log import Coded, Column, EventLog
+from journeyguard.features.eventlog.order import canonical_order
+from journeyguard.features.sources.growth import is_parquet
+from journeyguard.features.sources.mapping import column_mapping, require_unique
+from journeyguard.features.sources.quarantine import write_empty_quarantine
+
+_NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_INT64 = np.iinfo(np.int64)
+
+
+@dataclass(frozen=True)
+class TypedLoad:
+    log: EventLog
+    source_rows: np.ndarray  # each event's source row (1-based), in log order
+    columns_read: list[str]  # the source columns read: the quarantine's raw columns
+
+    @property
+    def rows_read(self) -> int:
+        return self.log.n_events
+
+    def write_quarantine(self, path: Path) -> None:
+        write_empty_quarantine(self.columns_read, path)
+
+
+def load_typed(source: SourceConfig) -> TypedLoad | None:
+    """The load of a Parquet source none of whose rows is set aside, or None when the
+    validating load must read it (a mapping error raises `LoadError` as that load does)."""
+    if source.path is None or not is_parquet(source) or source.attributes.path is not None:
+        return None
+    try:
+        schema = pq.read_schema(source.path)
+    except (pa.ArrowException, OSError):
+        return None  # the validating load names what is wrong with the file
+    mapping = column_mapping(source, schema.names)
+    require_unique(source.display_name, schema.names, list(mapping.values()))
+    read = list(dict.fromkeys(mapping.values()))
+    text = [c for c in read if _is_text(schema.field(c).type)]
+    try:
+        # ParquetFile, not read_table: its dataset layer imports pandas (a quarter second)
+        table = pq.ParquetFile(source.path, read_dictionary=text).read(columns=read)
+    except (pa.ArrowException, OSError):
+        return None
+    columns = _columns(table, mapping, source)
+    if columns is None or table.num_rows == 0:
+        return None
+    journeys, steps = columns.pop(CUSTOMER_ID), columns.pop(EVENT)
+    times = columns.pop(TIMESTAMP)
+    assert isinstance(journeys, Coded) and isinstance(steps, Coded)
+    others = [steps.codes, *(c.codes if isinstance(c, Coded) else c for c in columns.values())]
+    order = canonical_order(journeys.codes, times, others)
+    if _has_repeats(order, journeys.codes, times, others):
+        return None  # which duplicates to keep and how to report them is the full load's
+    codes = journeys.codes[order]
+    counts = np.bincount(codes, minlength=len(journeys.categories))
+    log = EventLog(
+        journey_ids=journeys.categories,
+        offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        steps=steps.categories,
+        step_codes=steps.codes[order],
+        times=times[order],
+        columns={name: _taken(column, order) for name, column in columns.items()},
+    )
+    return TypedLoad(log, order.astype(np.int64) + 1, read)
+
+
+def _columns(
+    table: pa.Table, mapping: dict[str, str], source: SourceConfig
+) -> dict[str, Column | np.ndarray] | None:
+    """The log's columns in the order a load gives them (journeys, time, step, the optional
+    canonical columns, the attributes), each as it would type it; None if any row or column
+    is not for this path."""
+    if CUSTOMER_ID not in mapping or EVENT not in mapping or TIMESTAMP not in mapping:
+        return None
+    found: dict[str, Column | np.ndarray | None] = {
+        CUSTOMER_ID: _text(table.column(mapping[CUSTOMER_ID]), required=True),
+        TIMESTAMP: _times(table.column(mapping[TIMESTAMP]), source.timezone),
+        EVENT: _text(table.column(mapping[EVENT]), required=True),
+    }
+    for name in OPTIONAL_TEXT_COLUMNS:
+        if name in mapping:
+            found[name] = _text(table.column(mapping[name]), required=False)
+        elif name in source.defaults:
+            default = source.defaults[name]
+            fill = np.zeros(table.num_rows, np.int32)
+            found[name] = Coded(fill, np.array([str(default)], dtype=object))
+    for name in OPTIONAL_NUMBER_COLUMNS:
+        if name in mapping:
+            found[name] = _numbers(table.column(mapping[name]), booleans=False)
+    for name in source.attributes.columns:
+        found[name] = _attribute(table.column(mapping[name]))
+    if any(column is None for column in found.values()):
+        return None
+    return {name: column for name, column in found.items() if column is not None}
+
+
+def _text(column: pa.ChunkedArray, *, required: bool) -> Coded | None:
+    """Text as a load cleans it: surrounding spaces dropped, empty cells missing, codes into
+    the sorted values used; None when a required cell is missing or the type is not text or
+    whole numbers."""
+    if pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
+        column = column.unify_dictionaries()
+        values = (
+            column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
+        )  # the same dictionary in every chunk once unified
+        codes = _indices(column)
+    elif pa.types.is_null(column.type):  # every cell missing
+        values, codes = [], np.full(len(column), -1, dtype=np.int64)
+    elif pa.types.is_integer(column.type) and column.null_count == 0:
+        numbers = np.concatenate([_values(c) for c in column.chunks])
+        uniques, codes = np.unique(numbers, return_inverse=True)
+        values = [str(v) for v in uniques.tolist()]
+    else:
+        return None
+    used = np.bincount(codes + 1, minlength=len(values) + 1)[1:] > 0
+    sorted_codes = _sorted_codes(values, used)
+    if sorted_codes is None:
+        return None
+    recode, categories = sorted_codes
+    coded = recode[codes]  # a missing cell's -1 takes the last slot: missing stays missing
+    if required and (coded < 0).any():
+        return None
+    return Coded(coded, categories)
+
+
+def _sorted_codes(values: list[Any], used: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For each of `values` (and one more slot, missing) its code among the sorted distinct
+    cleaned values used, -1 for none; None if a value ends in NUL (numpy's text, which the
+    load sorts with, drops those)."""
+    if used.all() and all(v and v == v.strip() and v[-1] != "\0" for v in values):
+        order = np.argsort(np.array(values))  # already clean and distinct: a sort
+        recode = np.empty(len(values) + 1, dtype=np.int32)
+        recode[order], recode[-1] = np.arange(len(values), dtype=np.int32), -1
+        return recode, np.array(values, dtype=object)[order]
+    keep = used.tolist()
+    cleaned = [v.strip() if u and v is not None else "" for v, u in zip(values, keep, strict=True)]
+    if any(c.endswith("\0") for c in cleaned):
+        return None
+    categories = sorted(set(cleaned) - {""})
+    number = {c: i for i, c in enumerate(categories)}
+    recode = np.array([number.get(c, -1) for c in cleaned] + [-1], dtype=np.int32)
+    return recode, np.array(categories, dtype=object)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _indices(column: pa.ChunkedArray) -> np.ndarray:
+    """A unified dictionary column's indices, -1 for missing cells."""
+    parts = [_with_missing(c.indices, c, -1) for c in column.chunks]
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, np.int64)
+
+
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN where missing."""
+    parts = [_with_missing(c, c, np.nan) for c in column.chunks]
+    return np.concatenate(parts).astype(np.float64, copy=False) if parts else np.zeros(0)
+
+
+def _with_missing(values: pa.Array, cells: pa.Array, missing: float) -> np.ndarray:
+    if cells.null_count == 0:
+        return _values(values)
+    return np.where(_valid(cells), _values(values), missing)
+
+
+# From Arrow's buffers: pyarrow's own conversions of nullable columns import pandas.
+def _values(chunk: pa.Array) -> np.ndarray:
+    """A fixed-width chunk's values (whatever lies under its missing cells)."""
+    kind, start, stop = chunk.type, chunk.offset, chunk.offset + len(chunk)
+    data = chunk.buffers()[1]
+    if pa.types.is_boolean(kind):
+        return _bits(data, start, stop)
+    letter = "f" if pa.types.is_floating(kind) else "i" if _signed(kind) else "u"
+    return np.frombuffer(data, dtype=f"{letter}{kind.bit_width // 8}")[start:stop]
+
+
+def _valid(chunk: pa.Array) -> np.ndarray:
+    return _bits(chunk.buffers()[0], chunk.offset, chunk.offset + len(chunk))
+
+
+def _bits(buffer: pa.Buffer, start: int, stop: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+    return bits[start:stop].astype(bool)
+
+
+def _signed(kind: pa.DataType) -> bool:
+    return pa.types.is_signed_integer(kind) or pa.types.is_timestamp(kind)
+
+
+def _times(column: pa.ChunkedArray, timezone: str | None) -> np.ndarray | None:
+    """UTC nanoseconds of a typed time column with a zone (or naive, read as UTC when that is
+    the configured zone); None when a time is missing or beyond nanoseconds."""
+    kind = column.type
+    if not pa.types.is_timestamp(kind) or column.null_count:
+        return None
+    if kind.tz is None and timezone != "UTC":
+        return None
+    factor = _NS_PER_UNIT[kind.unit]
+    values = np.concatenate([_values(c) for c in column.chunks]).astype(np.int64, copy=False)
+    low, high = _INT64.min // factor, _INT64.max // factor  # the lowest is NaT's
+    if len(values) and (values.min() <= low or values.max() > high):
+        return None
+    return values * factor if factor > 1 else values
+
+
+def _numbers(column: pa.ChunkedArray, *, booleans: bool) -> np.ndarray | None:
+    """float64 numbers, NaN where missing; None for another type or a value beyond the
+    load's limit (infinities included)."""
+    kind = column.type
+    if booleans and pa.types.is_boolean(kind) and column.null_count == 0:
+        return _floats(column)
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return None
+    values = _floats(column)
+    present = values[~np.isnan(values)]
+    if not (np.abs(present) <= NUMBER_LIMIT).all():
+        return None
+    return values
+
+
+def _attribute(column: pa.ChunkedArray) -> Column | None:
+    """Numbers for a numeric column, else text; None for text that might all be numbers (the
+    load makes such a column numeric), which only the validating load can decide."""
+    numbers = _numbers(column, booleans=True)
+    if numbers is not None:
+        return numbers
+    text = _text(column, required=False)
+    if text is None or all(_may_be_number(v) for v in text.categories):
+        return None
+    return text
+
+
+def _may_be_number(value: str) -> bool:
+    """Whether the load might read the text as a number: every text pandas reads as one is
+    one Python's float reads (a test checks this on the cases where they could part)."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _taken(column: Any, order: np.ndarray) -> Column:
+    if isinstance(column, Coded):
+        return Coded(column.codes[order], column.categories)
+    return column[order]
+
+
+def _has_repeats(
+    order: np.ndarray, journeys: np.ndarray, times: np.ndarray, others: list[np.ndarray]
+) -> bool:
+    """Whether a row equals the one before it in every column (missing equal to missing):
+    only rows sharing journey and time can."""
+    j, t = journeys[order], times[order]
+    tied = np.flatnonzero((j[1:] == j[:-1]) & (t[1:] == t[:-1]))
+    if not len(tied):
+        return False
+    same = np.ones(len(tied), dtype=bool)
+    for values in others:
+        before, after = values[order[tied]], values[order[tied + 1]]
+        equal = before == after
+        if values.dtype.kind == "f":
+            equal |= np.isnan(before) & np.isnan(after)
+        same &= equal
+    return bool(same.any())
