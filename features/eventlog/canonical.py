@@ -164,13 +164,18 @@ def _fixed_width(values: np.ndarray, kind: Any, valid: np.ndarray | None = None)
 def _strings(texts: np.ndarray) -> Any:
     import pyarrow as pa
 
-    encoded = [str(text).encode() for text in texts]
-    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64)
-    if len(ends) and ends[-1] >= 2**31:  # beyond 32-bit offsets: Arrow splits it
-        return pa.array(texts.astype(str))
-    offsets = np.concatenate(([0], ends)).astype(np.int32)
+    values = [str(text) for text in texts.tolist()]
+    whole = "".join(values)
+    if whole.isascii():  # a character is a byte: lengths without encoding each value
+        data, lengths = whole.encode(), np.fromiter(map(len, values), np.int64, len(values))
+    else:
+        encoded = [value.encode() for value in values]
+        data, lengths = b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(values))
+    if len(data) >= 2**31:  # beyond 32-bit offsets: Arrow splits it
+        return pa.array(values)
+    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
     return pa.Array.from_buffers(
-        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+        pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
 
 
