@@ -23,14 +23,12 @@ sees one whole store or the one before; a lock keeps two ingests from running to
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -236,23 +234,35 @@ def _full(settings: Config, mapping: str, reason: str, started: float) -> Ingest
 
 @dataclass(frozen=True)
 class _Validated:
+    """A file's load: its log, each event's source row, the rows read, the reasons rows were
+    set aside (counts) and the quarantine frame (None when nothing was: a typed load's)."""
+
     log: EventLog
     source_rows: np.ndarray
     rows_read: int
     quarantined: dict[str, int]
-    write_quarantine: Callable[[Path], None]
+    quarantine: Any
+    columns_read: list[str]
+
+    def write_quarantine(self, path: Path) -> None:
+        from journeyguard.features.sources import quarantine
+
+        if self.quarantine is None:
+            quarantine.write_empty_quarantine(self.columns_read, path)
+        else:
+            quarantine.write_quarantine(self.quarantine, path)
 
 
 def _validated(source: SourceConfig) -> _Validated:
-    """The whole file's load: straight from Arrow when it is typed and nothing is set aside
+    """The file's load: straight from Arrow when it is typed and nothing is set aside
     (`sources.typed`), else through the validating load."""
     from journeyguard.features.sources.typed import load_typed
 
     clean = load_typed(source)
     if clean is not None:
-        return _Validated(clean.log, clean.source_rows, clean.rows_read, {}, clean.write_quarantine)
+        rows, columns = clean.source_rows, clean.columns_read
+        return _Validated(clean.log, rows, clean.rows_read, {}, None, columns)
     from journeyguard.features.sources.load import load_events
-    from journeyguard.features.sources.quarantine import write_quarantine
 
     loaded = load_events(source)
     assert loaded.source_rows is not None
@@ -261,7 +271,8 @@ def _validated(source: SourceConfig) -> _Validated:
         loaded.source_rows,
         loaded.summary.rows_read,
         dict(loaded.summary.quarantined),
-        functools.partial(write_quarantine, loaded.quarantine),
+        loaded.quarantine,
+        [],
     )
 
 
@@ -291,15 +302,13 @@ def _merge_new_rows(
 ) -> IngestResult:
     """Validates the new rows and keeps them as a part of the store (or, at `MAX_PARTS`, a new
     generation of everything); only the journeys they touch are merged to find duplicates."""
-    from journeyguard.features.sources.load import load_events
     from journeyguard.features.sources.merge import IncompatibleColumns, merge_events
 
     source, folder = settings.source, settings.workspace.store
     try:
-        loaded = load_events(new_source)
+        loaded = _validated(new_source)
     except LoadError as error:  # e.g. no usable new row: a full load words it for the source
         raise _NeedsFullIngest(f"its new rows alone do not load ({error})") from None
-    assert loaded.source_rows is not None
     new_rows = loaded.source_rows + mark.rows
     # The stored events of the journeys the new rows touch: what decides their duplicates.
     touched = read_stored_parts(folder, manifest, journeys=loaded.log.journey_ids)
@@ -310,13 +319,16 @@ def _merge_new_rows(
         merged = merge_events(earlier, earlier_rows, loaded.log, new_rows)
     except IncompatibleColumns as error:
         raise _NeedsFullIngest(f"a column's kind differs: {error}") from None
-    quarantine = _new_quarantine(loaded, mark.rows, merged, new_source)
     counts = dict(manifest["quarantined"])
-    for reason, count in quarantine["reason"].value_counts().items():
-        counts[str(reason)] = counts.get(str(reason), 0) + int(count)
-    new_mark = watermark(source, mark.rows + loaded.summary.rows_read, before, grown_from=mark)
+    quarantine = None  # a typed load with no duplicate among its rows sets nothing aside
+    if loaded.quarantine is not None or len(merged.duplicates):
+        quarantine = _new_quarantine(loaded, mark.rows, merged, new_source)
+        for reason, count in quarantine["reason"].value_counts().items():
+            counts[str(reason)] = counts.get(str(reason), 0) + int(count)
+    new_mark = watermark(source, mark.rows + loaded.rows_read, before, grown_from=mark)
     path = settings.workspace.quarantine
-    _append_quarantine(path, quarantine)
+    if quarantine is not None:
+        _append_quarantine(path, quarantine)
     added = merged.log.n_events - earlier.n_events
     log = None
     if len(manifest["parts"]) + 1 < MAX_PARTS:
@@ -330,14 +342,14 @@ def _merge_new_rows(
         assert stored is not None  # the lock keeps other ingests out
         log, rows = stored.merged_with(loaded.log, new_rows)
         written = write_generation(folder, log, rows, manifest["mapping"], new_mark, counts)
-    if len(quarantine):
+    if quarantine is not None and len(quarantine):
         os.replace(partial(path), path)
-    new = loaded.summary.rows_read
+    new = loaded.rows_read
     reason = f"the source grew by {new:,} row{'' if new == 1 else 's'}"
     return _result("appended", reason, folder, written, new, added, started, log)
 
 
-def _new_quarantine(loaded: Any, offset: int, merged: Any, new_source: SourceConfig) -> Any:
+def _new_quarantine(loaded: _Validated, offset: int, merged: Any, new_source: SourceConfig) -> Any:
     """The new rows' quarantine in source rows: their own rejects, and those equal to an
     earlier event (a duplicate of a duplicate names the first row, as a full load does)."""
     import pandas as pd
@@ -345,7 +357,10 @@ def _new_quarantine(loaded: Any, offset: int, merged: Any, new_source: SourceCon
     from journeyguard.features.sources.quarantine import DETAIL, DUPLICATE, REASON, SOURCE_ROW
     from journeyguard.features.sources.read import read_columns
 
-    own = loaded.quarantine.copy()
+    if loaded.quarantine is None:  # a typed load: only the merge's duplicates
+        own = pd.DataFrame(columns=[SOURCE_ROW, REASON, DETAIL, *loaded.columns_read])
+    else:
+        own = loaded.quarantine.copy()
     own[SOURCE_ROW] = own[SOURCE_ROW].astype(np.int64) + offset
     first_of = dict(zip(merged.duplicates.tolist(), merged.first_rows.tolist(), strict=True))
     duplicate = own[REASON] == DUPLICATE

@@ -24,7 +24,7 @@ from journeyguard.features.sources.store import ingest
 from journeyguard.features.sources.typed import _may_be_number, load_typed
 
 from ..conftest import CONFIGS
-from .test_store import assert_same_log
+from .test_store import assert_same_log, stored
 
 MAPPING = {"customer_id": "id", "timestamp": "when", "event": "what", "value": "amount"}
 START = np.datetime64("2024-01-01T00:00", "ns").astype(np.int64)
@@ -211,3 +211,25 @@ def test_helpdesk_as_a_typed_export_loads_as_the_validating_load_does(shared_dat
     raw = {"source": {"path": str(path), "attributes": attributes}}
     source = parse_config(raw | {"output": {"dir": str(tmp_path)}}, tmp_path / "c.toml").source
     assert_loads_alike(source)
+
+
+def test_a_typed_export_that_grew_is_appended_as_one_ingest_of_it(tmp_path):
+    lines = [
+        ("a", 0, "visit", 1.0, "web", "gold", 1),
+        ("b", 1, "order", 2.0, None, "silver", 2),
+        ("a", 0, "visit", 1.0, "web", "gold", 1),  # a duplicate of the first row, appended
+        ("b", 2, "refund", None, "phone", "silver", 2),
+    ]
+    path = tmp_path / "events.parquet"
+    pq.write_table(table_of(lines[:2]), path)
+    grown = config(tmp_path, path)
+    ingest(grown)
+    pq.write_table(table_of(lines), path, row_group_size=2)
+    result = ingest(grown)
+    assert (result.action, result.rows_read, result.new_events) == ("appended", 2, 1)
+    whole = parse_config(raw_config(tmp_path / "whole", path), tmp_path / "c.toml")
+    ingest(whole)
+    assert_same_log(stored(grown)[0], stored(whole)[0])
+    assert np.array_equal(stored(grown)[1], stored(whole)[1])
+    assert stored(grown)[2] == stored(whole)[2]
+    assert "duplicate row,same as row 1" in stored(grown)[2]
