@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from journeyguard.features.arrays import found_sorted, ranges
+from journeyguard.features.eventlog import buffers
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 
@@ -52,28 +53,56 @@ def read_canonical_arrow_journeys(
     path: str | Path, journey_ids: np.ndarray
 ) -> tuple[EventLog, np.ndarray]:
     """The events of the journeys among `journey_ids` (sorted) in a file that
-    `write_canonical_arrow` wrote, and their indices in it: only those rows are converted,
-    found by a search of the sorted journey codes, not a pass over them."""
+    `write_canonical_arrow` wrote, and their indices in it: found by a search of the sorted
+    journey codes, not a pass over them, and only those rows and the text they use are
+    converted (a text column's categories are the ones its rows use)."""
     import pyarrow as pa
 
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
-        column = table.column(CUSTOMER_ID).combine_chunks()
-        categories = np.asarray(column.dictionary.to_pylist(), dtype=object)
-        indices = column.indices
-        width = np.dtype(f"int{indices.type.bit_width}")
-        codes = np.frombuffer(indices.buffers()[1], dtype=width)[
-            indices.offset : indices.offset + len(indices)
-        ]
+        ids = table.column(CUSTOMER_ID).combine_chunks()
+        categories = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+        codes = buffers.values(ids.indices)
         journeys = found_sorted(categories, journey_ids)
         starts = np.searchsorted(codes, journeys)
         lengths = np.searchsorted(codes, journeys, side="right") - starts
-        offsets = np.r_[0, np.cumsum(lengths)]
         taken = ranges(starts, lengths)
+        steps = _taken_coded(table.column(EVENT), taken)
         names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
-        small = table.take(pa.array(taken))
-        log = _log_of_table(small, names, (categories[journeys], offsets))
+        log = EventLog(
+            journey_ids=categories[journeys],
+            offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            steps=steps.categories,
+            step_codes=steps.codes,
+            times=buffers.values(table.column(TIMESTAMP).combine_chunks())[taken],
+            columns={name: _taken_column(table.column(name), taken) for name in names},
+        )
     return log, taken
+
+
+def _taken_column(chunked: Any, taken: np.ndarray) -> Column:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(chunked.type):
+        return _taken_coded(chunked, taken)
+    array = chunked.combine_chunks()
+    values = buffers.values(array)[taken]
+    if array.null_count:
+        values[~buffers.valid(array)[taken]] = np.nan
+    return values
+
+
+def _taken_coded(chunked: Any, taken: np.ndarray) -> Coded:
+    """The `taken` rows of a written dictionary column (one sorted dictionary), with only the
+    categories they use."""
+    array = chunked.combine_chunks()
+    codes = buffers.values(array.indices)[taken].astype(np.int32)
+    if array.null_count:
+        codes[~buffers.valid(array)[taken]] = -1
+    texts = array.dictionary
+    used = np.bincount(codes + 1, minlength=len(texts) + 1)[1:] > 0  # a count, not a sort
+    renumber = np.append(np.cumsum(used, dtype=np.int32) - 1, -1)  # missing, -1, stays
+    return Coded(renumber[codes], buffers.texts_at(texts, np.flatnonzero(used)))
 
 
 def _canonical_table(log: EventLog) -> Any:
@@ -81,14 +110,14 @@ def _canonical_table(log: EventLog) -> Any:
 
     arrays = {
         CUSTOMER_ID: _dictionary(log.journey_codes, log.journey_ids),
-        TIMESTAMP: _fixed_width(log.times, pa.timestamp("ns", tz="UTC")),
+        TIMESTAMP: buffers.fixed_width(log.times, pa.timestamp("ns", tz="UTC")),
         EVENT: _dictionary(log.step_codes, log.steps),
     }
     for name, column in log.columns.items():
         arrays[name] = (
             _dictionary(column.codes, column.categories)
             if isinstance(column, Coded)
-            else _fixed_width(column, pa.float64(), valid=~np.isnan(column))
+            else buffers.fixed_width(column, pa.float64(), ~np.isnan(column))
         )
     return pa.table(arrays).replace_schema_metadata({CANONICAL_MARK: b"1"})
 
@@ -120,7 +149,7 @@ def _log_of_table(
         journeys = journey.categories, np.r_[0, np.cumsum(counts)]
     event = _coded(table.column(EVENT))
     extra = {name: _column(table.column(name)) for name in wanted}
-    times = _from_buffers(table.column(TIMESTAMP).combine_chunks(), np.dtype(np.int64), 0)
+    times = buffers.values(table.column(TIMESTAMP).combine_chunks()).copy()
     return EventLog(
         journey_ids=journeys[0],
         offsets=journeys[1].astype(np.int64),
@@ -141,49 +170,18 @@ def _is_text(arrow_type: Any) -> bool:
     )
 
 
-# Arrays are built from their buffers: `pa.array` imports pandas (a quarter second) to check
-# whether it was handed a pandas object, and a first ingest needs pandas nowhere else.
 def _dictionary(codes: np.ndarray, categories: np.ndarray) -> Any:
     import pyarrow as pa
 
-    indices = _fixed_width(codes.astype(np.int32), pa.int32(), valid=codes >= 0)
-    return pa.DictionaryArray.from_arrays(indices, _strings(categories))
-
-
-def _fixed_width(values: np.ndarray, kind: Any, valid: np.ndarray | None = None) -> Any:
-    """An Arrow array of numpy `values`, null where `valid` is False."""
-    import pyarrow as pa
-
-    bitmap = None
-    if valid is not None and not valid.all():
-        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    data = pa.py_buffer(np.ascontiguousarray(values))
-    return pa.Array.from_buffers(kind, len(values), [bitmap, data])
-
-
-def _strings(texts: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    values = [str(text) for text in texts.tolist()]
-    whole = "".join(values)
-    if whole.isascii():  # a character is a byte: lengths without encoding each value
-        data, lengths = whole.encode(), np.fromiter(map(len, values), np.int64, len(values))
-    else:
-        encoded = [value.encode() for value in values]
-        data, lengths = b"".join(encoded), np.fromiter(map(len, encoded), np.int64, len(values))
-    if len(data) >= 2**31:  # beyond 32-bit offsets: Arrow splits it
-        return pa.array(values)
-    offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
-    return pa.Array.from_buffers(
-        pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
+    indices = buffers.fixed_width(codes.astype(np.int32), pa.int32(), codes >= 0)
+    return pa.DictionaryArray.from_arrays(indices, buffers.strings(categories))
 
 
 def _coded(chunked: Any) -> Coded:
     """A dictionary column of Arrow as `Coded` with sorted categories."""
     array = chunked.unify_dictionaries().combine_chunks() if chunked.num_chunks else chunked
     categories = np.asarray(array.dictionary.to_pylist(), dtype=object)
-    codes = _nullable_integers(array.indices)
+    codes = buffers.with_missing(array.indices, -1).astype(np.int32)
     if (categories[1:] < categories[:-1]).any():  # chunks may add categories out of order
         order = np.argsort(categories.astype(str), kind="stable")
         rank = np.empty(len(order), dtype=np.int32)
@@ -193,26 +191,11 @@ def _coded(chunked: Any) -> Coded:
     return Coded(codes, categories)
 
 
-def _nullable_integers(array: Any) -> np.ndarray:
-    """Arrow dictionary indices as int32, -1 for nulls."""
-    dtype = np.dtype(f"int{array.type.bit_width}")
-    return _from_buffers(array, dtype, -1).astype(np.int32)
-
-
-def _from_buffers(array: Any, dtype: np.dtype, missing: float) -> np.ndarray:
-    """A primitive Arrow array as numpy, `missing` for nulls, read from its buffers (pyarrow's
-    own conversion of arrays with nulls imports pandas)."""
-    validity, data = array.buffers()[:2]
-    values = np.frombuffer(data, dtype=dtype)[array.offset : array.offset + len(array)].copy()
-    if array.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-        values[~bits[array.offset : array.offset + len(array)].astype(bool)] = missing
-    return values
-
-
 def _column(chunked: Any) -> Column:
     import pyarrow as pa
 
     if pa.types.is_dictionary(chunked.type):
         return _coded(chunked)
-    return _from_buffers(chunked.combine_chunks().cast(pa.float64()), np.dtype(np.float64), np.nan)
+    return buffers.with_missing(chunked.combine_chunks().cast(pa.float64()), np.nan).astype(
+        np.float64
+    )

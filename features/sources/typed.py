@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.eventlog import buffers
 from journeyguard.features.eventlog.columns import (
     CUSTOMER_ID,
     EVENT,
@@ -136,7 +137,7 @@ def _text(column: pa.ChunkedArray, *, required: bool) -> Coded | None:
     elif pa.types.is_null(column.type):  # every cell missing
         values, codes = [], np.full(len(column), -1, dtype=np.int64)
     elif pa.types.is_integer(column.type) and column.null_count == 0:
-        numbers = np.concatenate([_values(c) for c in column.chunks])
+        numbers = np.concatenate([buffers.values(c) for c in column.chunks])
         uniques, codes = np.unique(numbers, return_inverse=True)
         values = [str(v) for v in uniques.tolist()]
     else:
@@ -187,44 +188,14 @@ def _is_text(kind: pa.DataType) -> bool:
 
 def _indices(column: pa.ChunkedArray) -> np.ndarray:
     """A unified dictionary column's indices, -1 for missing cells."""
-    parts = [_with_missing(c.indices, c, -1) for c in column.chunks]
-    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, np.int64)
+    parts = [buffers.with_missing(c.indices, -1, cells=c) for c in column.chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
     """A numeric or boolean column as float64, NaN where missing."""
-    parts = [_with_missing(c, c, np.nan) for c in column.chunks]
+    parts = [buffers.with_missing(c, np.nan) for c in column.chunks]
     return np.concatenate(parts).astype(np.float64, copy=False) if parts else np.zeros(0)
-
-
-def _with_missing(values: pa.Array, cells: pa.Array, missing: float) -> np.ndarray:
-    if cells.null_count == 0:
-        return _values(values)
-    return np.where(_valid(cells), _values(values), missing)
-
-
-# From Arrow's buffers: pyarrow's own conversions of nullable columns import pandas.
-def _values(chunk: pa.Array) -> np.ndarray:
-    """A fixed-width chunk's values (whatever lies under its missing cells)."""
-    kind, start, stop = chunk.type, chunk.offset, chunk.offset + len(chunk)
-    data = chunk.buffers()[1]
-    if pa.types.is_boolean(kind):
-        return _bits(data, start, stop)
-    letter = "f" if pa.types.is_floating(kind) else "i" if _signed(kind) else "u"
-    return np.frombuffer(data, dtype=f"{letter}{kind.bit_width // 8}")[start:stop]
-
-
-def _valid(chunk: pa.Array) -> np.ndarray:
-    return _bits(chunk.buffers()[0], chunk.offset, chunk.offset + len(chunk))
-
-
-def _bits(buffer: pa.Buffer, start: int, stop: int) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
-    return bits[start:stop].astype(bool)
-
-
-def _signed(kind: pa.DataType) -> bool:
-    return pa.types.is_signed_integer(kind) or pa.types.is_timestamp(kind)
 
 
 def _times(column: pa.ChunkedArray, timezone: str | None) -> np.ndarray | None:
@@ -236,7 +207,7 @@ def _times(column: pa.ChunkedArray, timezone: str | None) -> np.ndarray | None:
     if kind.tz is None and timezone != "UTC":
         return None
     factor = _NS_PER_UNIT[kind.unit]
-    values = np.concatenate([_values(c) for c in column.chunks]).astype(np.int64, copy=False)
+    values = np.concatenate([buffers.values(c) for c in column.chunks]).astype(np.int64, copy=False)
     low, high = _INT64.min // factor, _INT64.max // factor  # the lowest is NaT's
     if len(values) and (values.min() <= low or values.max() > high):
         return None
