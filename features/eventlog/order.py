@@ -16,14 +16,30 @@ def canonical_order(
     journeys: np.ndarray, times: np.ndarray, others: Sequence[np.ndarray]
 ) -> np.ndarray:
     """Row order by journey code, time (int64 ns), then `others` in turn: integer codes (-1,
-    missing, first) or float64 numbers (NaN first), then source order.
+    missing, first) or float64 numbers (NaN first), then source order."""
+    return break_ties(journey_time_order(journeys, times), journeys, times, others)
 
-    Journey and time decide almost every pair; only the rows that share both with another row
-    look at the other columns, so those are sorted apart and put back in place.
-    """
+
+def journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Rows sorted by journey then time, ties in any order: one sort of a packed key when
+    both fit in 63 bits once times are counted in their common step (whole seconds, say), else
+    a sort by two keys."""
     if _strictly_ordered(journeys, times):
         return np.arange(len(journeys))
-    order = _journey_time_order(journeys, times)
+    first = int(times.min())
+    offsets = times - first
+    step = int(np.gcd.reduce(offsets)) or 1
+    span = int(offsets.max()) // step + 1
+    if (int(journeys.max()) + 1) * span < 2**63:
+        return np.argsort(journeys.astype(np.int64) * span + offsets // step)
+    return np.lexsort((times, journeys))
+
+
+def break_ties(
+    order: np.ndarray, journeys: np.ndarray, times: np.ndarray, others: Sequence[np.ndarray]
+) -> np.ndarray:
+    """`journey_time_order`'s order made canonical: the rows that share journey and time with
+    another (few) sorted apart by `others`, then source order, and put back in place."""
     sorted_journeys, sorted_times = journeys[order], times[order]
     same = (sorted_journeys[1:] == sorted_journeys[:-1]) & (sorted_times[1:] == sorted_times[:-1])
     tied = np.r_[same, False] | np.r_[False, same]
@@ -47,21 +63,6 @@ def sort_key(values: np.ndarray) -> np.ndarray:
     key = np.zeros(len(values), dtype=np.int64)
     key[~missing] = np.unique(values[~missing], return_inverse=True)[1] + 1
     return key
-
-
-def _journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Rows sorted by journey then time (ties in any order): one sort of a packed key when
-    both fit in 63 bits once times are counted in their common step (whole seconds, say), else
-    a sort by two keys."""
-    if len(times) == 0:
-        return np.arange(0)
-    first = int(times.min())
-    offsets = times - first
-    step = int(np.gcd.reduce(offsets)) or 1
-    span = int(offsets.max()) // step + 1
-    if (int(journeys.max()) + 1) * span < 2**63:
-        return np.argsort(journeys.astype(np.int64) * span + offsets // step)
-    return np.lexsort((times, journeys))
 
 
 def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:

@@ -11,7 +11,9 @@ zone other than UTC) it returns None, and the validating load reads the file wit
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from journeyguard.features.eventlog.columns import (
     TIMESTAMP,
 )
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
-from journeyguard.features.eventlog.order import canonical_order
+from journeyguard.features.eventlog.order import break_ties, journey_time_order
 from journeyguard.features.sources.growth import is_parquet
 from journeyguard.features.sources.mapping import column_mapping, require_unique
 from journeyguard.features.sources.quarantine import write_empty_quarantine
@@ -58,6 +60,20 @@ def load_typed(source: SourceConfig) -> TypedLoad | None:
     validating load must read it (a mapping error raises `LoadError` as that load does)."""
     if source.path is None or not is_parquet(source) or source.attributes.path is not None:
         return None
+    read = _read(source)
+    if read is None:
+        return None
+    table, mapping = read
+    sorted_log = _sorted_log(table, mapping, source)
+    if sorted_log is None:
+        return None
+    log, order = sorted_log
+    return TypedLoad(log, order.astype(np.int64) + 1, list(dict.fromkeys(mapping.values())))
+
+
+def _read(source: SourceConfig) -> tuple[pa.Table, dict[str, str]] | None:
+    """The file's mapped columns (text dictionary-encoded) and the mapping."""
+    assert source.path is not None
     try:
         schema = pq.read_schema(source.path)
     except (pa.ArrowException, OSError):
@@ -68,45 +84,55 @@ def load_typed(source: SourceConfig) -> TypedLoad | None:
     text = [c for c in read if _is_text(schema.field(c).type)]
     try:
         # ParquetFile, not read_table: its dataset layer imports pandas (a quarter second)
-        table = pq.ParquetFile(source.path, read_dictionary=text).read(columns=read)
+        return pq.ParquetFile(source.path, read_dictionary=text).read(columns=read), mapping
     except (pa.ArrowException, OSError):
         return None
-    columns = _columns(table, mapping, source)
-    if columns is None or table.num_rows == 0:
+
+
+def _sorted_log(
+    table: pa.Table, mapping: dict[str, str], source: SourceConfig
+) -> tuple[EventLog, np.ndarray] | None:
+    """The log of the table's rows in canonical order, and that order."""
+    if table.num_rows == 0 or not all(c in mapping for c in (CUSTOMER_ID, EVENT, TIMESTAMP)):
         return None
-    journeys, steps = columns.pop(CUSTOMER_ID), columns.pop(EVENT)
-    times = columns.pop(TIMESTAMP)
-    assert isinstance(journeys, Coded) and isinstance(steps, Coded)
-    others = [steps.codes, *(c.codes if isinstance(c, Coded) else c for c in columns.values())]
-    order = canonical_order(journeys.codes, times, others)
-    if _has_repeats(order, journeys.codes, times, others):
-        return None  # which duplicates to keep and how to report them is the full load's
-    codes = journeys.codes[order]
-    counts = np.bincount(codes, minlength=len(journeys.categories))
+    journeys = _text(table.column(mapping[CUSTOMER_ID]), required=True)
+    times = _times(table.column(mapping[TIMESTAMP]), source.timezone)
+    if journeys is None or times is None:
+        return None
+    # numpy's sort and gathers let go of the GIL: the sort runs beside the other columns'
+    # conversion, and the gathers two at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sorting = pool.submit(journey_time_order, journeys.codes, times)
+        columns = _other_columns(table, mapping, source)
+        order = sorting.result()
+        if columns is None:
+            return None
+        others = [c.codes if isinstance(c, Coded) else c for c in columns.values()]
+        order = break_ties(order, journeys.codes, times, others)
+        if _has_repeats(order, journeys.codes, times, others):
+            return None  # which duplicates to keep and how to report them is the full load's
+        sorted_times, steps, *sorted_columns = pool.map(
+            _taken, [times, *columns.values()], repeat(order)
+        )
+    counts = np.bincount(journeys.codes, minlength=len(journeys.categories))
     log = EventLog(
         journey_ids=journeys.categories,
         offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
         steps=steps.categories,
-        step_codes=steps.codes[order],
-        times=times[order],
-        columns={name: _taken(column, order) for name, column in columns.items()},
+        step_codes=steps.codes,
+        times=sorted_times,
+        columns=dict(zip(list(columns)[1:], sorted_columns, strict=True)),
     )
-    return TypedLoad(log, order.astype(np.int64) + 1, read)
+    return log, order
 
 
-def _columns(
+def _other_columns(
     table: pa.Table, mapping: dict[str, str], source: SourceConfig
-) -> dict[str, Column | np.ndarray] | None:
-    """The log's columns in the order a load gives them (journeys, time, step, the optional
-    canonical columns, the attributes), each as it would type it; None if any row or column
-    is not for this path."""
-    if CUSTOMER_ID not in mapping or EVENT not in mapping or TIMESTAMP not in mapping:
-        return None
-    found: dict[str, Column | np.ndarray | None] = {
-        CUSTOMER_ID: _text(table.column(mapping[CUSTOMER_ID]), required=True),
-        TIMESTAMP: _times(table.column(mapping[TIMESTAMP]), source.timezone),
-        EVENT: _text(table.column(mapping[EVENT]), required=True),
-    }
+) -> dict[str, Column] | None:
+    """The columns after journey and time, in the order a load gives them (the step, the
+    optional canonical columns, the attributes), each as it would type it; None if any row or
+    column is not for this path."""
+    found: dict[str, Column | None] = {EVENT: _text(table.column(mapping[EVENT]), required=True)}
     for name in OPTIONAL_TEXT_COLUMNS:
         if name in mapping:
             found[name] = _text(table.column(mapping[name]), required=False)
