@@ -199,10 +199,9 @@ def _sorted_codes(values: list[Any], used: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _clean_and_distinct(values: list[Any]) -> bool:
-    """Whether no value is missing (None), empty, padded with spaces or holds a NUL, checked
-    by C loops (a Python one per value costs more than the sort). A unified dictionary's
-    values are distinct."""
-    if not all(values):
+    """Whether the values are distinct and none is missing (None), empty, padded with spaces
+    or holds a NUL, checked by C loops (a Python one per value costs more than the sort)."""
+    if not all(values) or len(set(values)) < len(values):
         return False
     stripped = sum(map(len, map(str.strip, values)))
     return sum(map(len, values)) == stripped and "\0" not in "".join(values)
