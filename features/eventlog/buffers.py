@@ -83,3 +83,25 @@ def strings(texts: np.ndarray) -> Any:
 def _bits(buffer: Any, start: int, stop: int) -> np.ndarray:
     bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
     return bits[start:stop].astype(bool)
+
+
+def found_texts(strings: Any, queries: np.ndarray) -> np.ndarray:
+    """The positions in a sorted string array of those `queries` it holds, in the queries'
+    order: one binary search over the values' UTF-8 bytes laid out at a fixed width (UTF-8
+    sorts as code points do), without making a Python string of every value."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
+        strings.offset : strings.offset + len(strings) + 1
+    ]
+    lengths = np.diff(offsets)
+    encoded = [str(query).encode() for query in queries.tolist()]
+    width = max(int(lengths.max(initial=0)), max(map(len, encoded), default=0), 1)
+    data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)
+    starts = np.repeat(np.arange(len(lengths)) * width - offsets[:-1], lengths)
+    laid_out = np.zeros(len(lengths) * width, dtype=np.uint8)
+    laid_out[starts + np.arange(offsets[0], offsets[-1])] = data[offsets[0] : offsets[-1]]
+    known = laid_out.view(f"S{width}")
+    wanted = np.array(encoded, dtype=f"S{width}")
+    at = np.searchsorted(known, wanted)
+    found = at < len(known)
+    found[found] = known[at[found]] == wanted[found]
+    return at[found]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from journeyguard.features.arrays import found_sorted, ranges
+from journeyguard.features.arrays import ranges
 from journeyguard.features.eventlog import buffers
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
@@ -61,16 +61,15 @@ def read_canonical_arrow_journeys(
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
         ids = table.column(CUSTOMER_ID).combine_chunks()
-        categories = np.asarray(ids.dictionary.to_pylist(), dtype=object)
         codes = buffers.values(ids.indices)
-        journeys = found_sorted(categories, journey_ids)
+        journeys = buffers.found_texts(ids.dictionary, journey_ids)
         starts = np.searchsorted(codes, journeys)
         lengths = np.searchsorted(codes, journeys, side="right") - starts
         taken = ranges(starts, lengths)
         steps = _taken_coded(table.column(EVENT), taken)
         names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
         log = EventLog(
-            journey_ids=categories[journeys],
+            journey_ids=buffers.texts_at(ids.dictionary, journeys),
             offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
             steps=steps.categories,
             step_codes=steps.codes,
