@@ -36,10 +36,15 @@ def journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def break_ties(
-    order: np.ndarray, journeys: np.ndarray, times: np.ndarray, others: Sequence[np.ndarray]
+    order: np.ndarray,
+    journeys: np.ndarray,
+    times: np.ndarray,
+    others: Sequence[np.ndarray],
+    source_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """`journey_time_order`'s order made canonical: the rows that share journey and time with
-    another (few) sorted apart by `others`, then source order, and put back in place."""
+    another (few) sorted apart by `others`, then by `source_rows` (default: their positions),
+    and put back in place."""
     sorted_journeys, sorted_times = journeys[order], times[order]
     same = (sorted_journeys[1:] == sorted_journeys[:-1]) & (sorted_times[1:] == sorted_times[:-1])
     tied = np.r_[same, False] | np.r_[False, same]
@@ -47,7 +52,8 @@ def break_ties(
         return order
     run = np.cumsum(tied & ~np.r_[False, same])[tied]  # one id per (journey, time) shared
     rows = order[tied]
-    by_row = np.argsort(rows)  # source order among ties, whatever order the sort left them in
+    # source order among ties, whatever order the sort left them in
+    by_row = np.argsort(rows if source_rows is None else source_rows[rows], kind="stable")
     rows, run = rows[by_row], run[by_row]
     keys = [sort_key(values[rows]) for values in reversed(others)]
     order[tied] = rows[np.lexsort([*keys, run])]
