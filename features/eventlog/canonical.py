@@ -195,6 +195,7 @@ def _column(chunked: Any) -> Column:
 
     if pa.types.is_dictionary(chunked.type):
         return _coded(chunked)
-    return buffers.with_missing(chunked.combine_chunks().cast(pa.float64()), np.nan).astype(
-        np.float64
-    )
+    array = chunked.combine_chunks()
+    if not pa.types.is_float64(array.type):  # written as float64; a cast imports compute
+        array = array.cast(pa.float64())
+    return buffers.with_missing(array, np.nan).astype(np.float64)  # a copy: the file closes
