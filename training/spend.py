@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
 from journeyguard.training.bgnbd import (
     WEEK,
     BGNBDParams,
     _arrays,
+    _dot,
     _maximum_likelihood,
     expected_purchases,
     purchase_days,
@@ -95,6 +96,24 @@ class _Likelihood:
             + (px - 1) * self.log_m
             - (px + q) * np.log(gamma + self.x_m)
         )
+
+    def total(self, params: GammaGammaParams, weight: np.ndarray) -> tuple[float, np.ndarray]:
+        """sum(weight * ln f) and its gradient in (p, q, gamma); digamma once per distinct x."""
+        p, q, gamma = params.p, params.q, params.gamma
+        pxs = p * self.x
+        per_x = np.bincount(self.x_at, weight, minlength=len(self.x))
+        log_gamma_x_m = np.log(gamma + self.x_m)
+        psi_pxq = digamma(pxs + q)
+        x = self.x[self.x_at]
+        gradient = np.array(
+            [
+                float(per_x @ (self.x * (psi_pxq - digamma(pxs))))
+                + _dot(weight * x, self.log_x + self.log_m - log_gamma_x_m),
+                float(per_x @ (psi_pxq - digamma(q) + np.log(gamma))) - _dot(weight, log_gamma_x_m),
+                per_x.sum() * q / gamma - _dot(weight, (p * x + q) / (gamma + self.x_m)),
+            ]
+        )
+        return _dot(weight, self(params)), gradient
 
 
 def population_mean(params: GammaGammaParams) -> float:

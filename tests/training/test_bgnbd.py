@@ -12,6 +12,7 @@ from scipy.integrate import quad
 from scipy.special import betaln, gammaln
 from sklearn.metrics import roc_auc_score
 
+from journeyguard.training import bgnbd
 from journeyguard.training.bgnbd import (
     BGNBDParams,
     expected_purchases,
@@ -142,6 +143,8 @@ def _expected_by_quadrature(p: BGNBDParams, t: float, x: int, t_x: float, T: flo
         (PUBLISHED, 39.0, 5000, 38.0, 38.0),  # large x: scipy's 2F1 in the untransformed form fails
         (BGNBDParams(0.5, 5.0, 1.5, 3.0), 100.0, 1000, 0.5, 0.5),  # scipy returns NaN: fallback
         (BGNBDParams(2.0, 0.5, 0.2, 0.3), 10.0, 1, 3.0, 4.0),
+        (BGNBDParams(1.0, 10.0, 274.0, 2322.0), 520.0, 5, 10.0, 20.0),  # Euler's form overflows
+        (BGNBDParams(1.0, 10.0, 1e4, 9e4), 52.0, 0, 0.0, 0.0),  # a nearly fixed dropout
     ],
 )
 def test_expected_purchases_matches_quadrature(
@@ -160,6 +163,27 @@ def test_large_counts_and_times_stay_finite() -> None:
         expected = expected_purchases(PUBLISHED, 52.0, x, t_x, T)
         assert np.isfinite(ll).all() and np.isfinite(expected).all()
         assert ((alive >= 0) & (alive <= 1)).all() and (expected >= 0).all()
+
+
+# --- the fit's objective ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [PUBLISHED, BGNBDParams(1.0155, 9.977, 274.2, 2322.5)])
+def test_total_is_the_weighted_log_likelihood_with_its_gradient(params: BGNBDParams) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 12, 400).astype(float)
+    T = rng.integers(1, 365, 400) / 7
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, 400) * T * 7) / 7, 0.0)
+    weight = rng.integers(1, 5, 400).astype(float)
+    likelihood = bgnbd._Likelihood(x, t_x, T)
+    total, gradient = likelihood.total(params, weight)
+    assert total == pytest.approx(np.sum(weight * log_likelihood(params, x, t_x, T)), rel=1e-13)
+    p = np.array([*vars(params).values()])
+    for i in range(4):
+        step = np.zeros(4)
+        step[i] = 1e-4 * p[i]  # betaln of large arguments is good to ~1e-14: not too small
+        up, down = (likelihood.total(BGNBDParams(*(p + s)), weight)[0] for s in (step, -step))
+        assert gradient[i] == pytest.approx((up - down) / (2 * step[i]), rel=1e-6, abs=1e-7)
 
 
 # --- fit on simulated data -------------------------------------------------------------------
@@ -199,6 +223,51 @@ def test_fit_recovers_simulated_parameters_deterministically() -> None:
     assert log_likelihood(first, x, t_x, T).sum() >= log_likelihood(true, x, t_x, T).sum()
     shrunk = fit(x, t_x, T, penalizer=0.1)
     assert np.sum(np.square([*vars(shrunk).values()])) < np.sum(np.square([*vars(first).values()]))
+
+
+def test_fit_without_dropout_heterogeneity_is_finite_and_does_not_hang_on_rounding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every customer drops out with the same p = 0.1 (as in `journeyguard simulate`): the
+    likelihood rises without end as a and b grow together, so the prior on a + b sets where
+    the fit stops. That point must not depend on the objective's last bits (the order of
+    summation, BLAS threads), and the forecasts there must be finite."""
+    true = BGNBDParams(r=0.9, alpha=8.0, a=0.1e9, b=0.9e9)  # Beta(a, b): p = 0.1 to 1e-5
+    rng = np.random.default_rng(1)
+    T = rng.uniform(10, 52, 20_000)
+    x, t_x = _simulate(true, T, rng)
+    first = fit(x, t_x, T)
+    assert 100 < first.a + first.b < 5_000
+    assert first.a / (first.a + first.b) == pytest.approx(0.1, rel=0.05)
+    assert first.r == pytest.approx(true.r, rel=0.1)
+    assert first.alpha == pytest.approx(true.alpha, rel=0.1)
+
+    total = bgnbd._Likelihood.total
+    noise = np.random.default_rng(2)
+
+    def rounded_otherwise(
+        self: bgnbd._Likelihood, params: BGNBDParams, weight: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        value, gradient = total(self, params, weight)
+        return value * (1 + 1e-15 * noise.normal()), gradient * (1 + 1e-15 * noise.normal(size=4))
+
+    monkeypatch.setattr(bgnbd._Likelihood, "total", rounded_otherwise)
+    perturbed = fit(x, t_x, T)
+    for name, value in vars(first).items():  # a + b is the flat direction: 1e-7 at most
+        assert getattr(perturbed, name) == pytest.approx(value, rel=1e-6), name
+    expected = expected_purchases(first, 52.0, x, t_x, T)
+    np.testing.assert_allclose(expected_purchases(perturbed, 52.0, x, t_x, T), expected, rtol=1e-8)
+    alive = probability_alive(first, x, t_x, T)
+    assert np.isfinite(expected).all() and ((alive > 0) & (alive <= 1)).all()
+    # The prior's pull, on a log that cannot tell a + b = 600 (where the fit stops) from
+    # infinity: the total forecast within 1 % of a near point mass's, each within 0.6.
+    kappa = 1e6
+    mean = first.a / (first.a + first.b)
+    limit = expected_purchases(
+        BGNBDParams(first.r, first.alpha, mean * kappa, (1 - mean) * kappa), 52.0, x, t_x, T
+    )
+    assert expected.sum() == pytest.approx(limit.sum(), rel=0.01)
+    np.testing.assert_allclose(expected, limit, rtol=0, atol=0.6)
 
 
 def test_fit_rejects_impossible_summaries() -> None:

@@ -15,7 +15,7 @@ from scipy.integrate import quad
 from scipy.special import gammaln
 from scipy.stats import gamma as gamma_dist
 
-from journeyguard.training import bgnbd
+from journeyguard.training import bgnbd, spend
 from journeyguard.training.spend import (
     GammaGammaParams,
     customer_value,
@@ -100,6 +100,22 @@ def test_log_likelihood_is_the_row_by_row_formula_to_the_last_bit() -> None:
     )
     np.testing.assert_array_equal(log_likelihood(PUBLISHED, x, m), direct)
     assert log_likelihood(PUBLISHED, 3, 35.0).shape == ()
+
+
+def test_total_is_the_weighted_log_likelihood_with_its_gradient() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 15, 300).astype(float)
+    m = rng.gamma(6.0, 5.0, 300)
+    weight = rng.integers(1, 4, 300).astype(float)
+    likelihood = spend._Likelihood(x, m)
+    total, gradient = likelihood.total(PUBLISHED, weight)
+    assert total == pytest.approx(np.sum(weight * log_likelihood(PUBLISHED, x, m)), rel=1e-13)
+    p = np.array([*vars(PUBLISHED).values()])
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-5 * p[i]
+        up, down = (likelihood.total(GammaGammaParams(*(p + s)), weight)[0] for s in (step, -step))
+        assert gradient[i] == pytest.approx((up - down) / (2 * step[i]), rel=1e-6, abs=1e-7)
 
 
 @pytest.mark.parametrize(("x", "m"), [(1, 12.0), (3, 35.0), (20, 80.0)])
