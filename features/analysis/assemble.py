@@ -125,9 +125,12 @@ def analyze(
             # process is still at work, the import costs no time.
             importlib.import_module("journeyguard.features.analysis.report")
         steps = step_tables.result()
+    bottlenecks = steps.pop("bottlenecks")  # analysis.json keeps its order: durations first
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
+        "durations": tables["durations"],
+        "bottlenecks": bottlenecks,
         "first_steps": tables["first_steps"],
         "variants": tables["variants"],
         "funnels": tables["funnels"],
@@ -137,10 +140,9 @@ def analyze(
 
 
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """Transitions, step matrices, durations and bottlenecks, JSON-ready. (First steps come
-    with the sequences: it evens the two processes' work.)"""
+    """Transitions, step matrices and bottlenecks, JSON-ready. (First steps and durations
+    come with the sequences: it evens the two processes' work.)"""
     # The tables without gaps first, so that their arrays and the gaps' are never all alive.
-    durations = paths.step_durations(log)
     matrix = _matrix(paths.step_matrix(log, settings.positions))
     gaps = paths.Gaps(log)
     transitions = paths.transitions(log, gaps)
@@ -154,19 +156,20 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
         "end_steps": records(ends),
         "step_matrix": matrix,
         "anchored_step_matrix": _anchored(log, settings),
-        "durations": {
-            "steps": records(durations),
-            "journey": clean(paths.journey_lengths(log)),
-        },
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
     }
 
 
 def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """The variants, funnels and first steps, JSON-ready, and variants.csv (UTF-8)."""
+    """The variants, funnels, first steps and durations, JSON-ready, and variants.csv
+    (UTF-8)."""
     variants = paths.variants(log)
     top_variants = _top_variants(log, variants)
     return {
+        "durations": {
+            "steps": records(paths.step_durations(log)),
+            "journey": clean(paths.journey_lengths(log)),
+        },
         "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
         "variant_count": len(variants["rank"]),
         "variants": records(top_variants),

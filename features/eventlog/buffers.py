@@ -65,8 +65,12 @@ def strings(texts: np.ndarray) -> Any:
     """An Arrow string array of `texts`."""
     import pyarrow as pa
 
-    plain = [str(text) for text in texts.tolist()]
-    whole = "".join(plain)
+    plain = texts.tolist()
+    try:
+        whole = "".join(plain)
+    except TypeError:  # not all Python strings (numpy's, say): made so one by one
+        plain = [str(text) for text in plain]
+        whole = "".join(plain)
     if whole.isascii():  # a character is a byte: lengths without encoding each value
         data, lengths = whole.encode(), np.fromiter(map(len, plain), np.int64, len(plain))
     else:
