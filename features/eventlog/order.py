@@ -17,7 +17,8 @@ def canonical_order(
 ) -> np.ndarray:
     """Row order by journey code, time (int64 ns), then `others` in turn: integer codes (-1,
     missing, first) or float64 numbers (NaN first), then source order."""
-    return break_ties(journey_time_order(journeys, times), journeys, times, others)
+    order = journey_time_order(journeys, times)
+    return break_ties(order, shares_journey_time(journeys[order], times[order]), others)
 
 
 def journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -35,18 +36,22 @@ def journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.lexsort((times, journeys))
 
 
+def shares_journey_time(sorted_journeys: np.ndarray, sorted_times: np.ndarray) -> np.ndarray:
+    """For rows in journey-time order, whether each after the first shares its journey and
+    time with the row before it (the ties `break_ties` settles)."""
+    same_journey = sorted_journeys[1:] == sorted_journeys[:-1]
+    return same_journey & (sorted_times[1:] == sorted_times[:-1])
+
+
 def break_ties(
     order: np.ndarray,
-    journeys: np.ndarray,
-    times: np.ndarray,
+    same: np.ndarray,
     others: Sequence[np.ndarray],
     source_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """`journey_time_order`'s order made canonical: the rows that share journey and time with
-    another (few) sorted apart by `others`, then by `source_rows` (default: their positions),
-    and put back in place."""
-    sorted_journeys, sorted_times = journeys[order], times[order]
-    same = (sorted_journeys[1:] == sorted_journeys[:-1]) & (sorted_times[1:] == sorted_times[:-1])
+    another (`same`, from `shares_journey_time`; few) sorted apart by `others`, then by
+    `source_rows` (default: their positions), and put back in place."""
     tied = np.r_[same, False] | np.r_[False, same]
     if not tied.any():
         return order
@@ -76,5 +81,7 @@ def _strictly_ordered(journeys: np.ndarray, times: np.ndarray) -> bool:
     break, so the order is already canonical."""
     if len(journeys) < 2:
         return True
+    if not (np.diff(journeys[:1024]) >= 0).all():  # an unsorted export shows it at once
+        return False
     step = np.diff(journeys)
     return bool((step >= 0).all() and ((step > 0) | (np.diff(times) > 0)).all())

@@ -16,7 +16,12 @@ import numpy as np
 
 from journeyguard.features.arrays import found_sorted, ranges, rows_of_groups
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
-from journeyguard.features.eventlog.order import break_ties, journey_time_order, sort_key
+from journeyguard.features.eventlog.order import (
+    break_ties,
+    journey_time_order,
+    shares_journey_time,
+    sort_key,
+)
 
 
 class IncompatibleColumns(ValueError):
@@ -60,7 +65,9 @@ def merge_events(
         categories[name], *full[name] = _unified_column(old, new.columns[name])
     subset = {key: np.concatenate([old[old_touched], added]) for key, (old, added) in full.items()}
     times, *others = subset.values()
-    order = break_ties(journey_time_order(journeys, times), journeys, times, others, rows)
+    order = journey_time_order(journeys, times)
+    same = shares_journey_time(journeys[order], times[order])
+    order = break_ties(order, same, others, rows)
     repeat = _repeats([key[order] for key in (journeys, times, *map(sort_key, others))])
     run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
     kept = order[~repeat]

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from journeyguard.features.arrays import ranges
 from journeyguard.features.config.model import SourceConfig
 from journeyguard.features.eventlog import buffers
 from journeyguard.features.eventlog.columns import (
@@ -32,7 +33,11 @@ from journeyguard.features.eventlog.columns import (
     TIMESTAMP,
 )
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
-from journeyguard.features.eventlog.order import break_ties, journey_time_order
+from journeyguard.features.eventlog.order import (
+    break_ties,
+    journey_time_order,
+    shares_journey_time,
+)
 from journeyguard.features.sources.growth import is_parquet
 from journeyguard.features.sources.mapping import column_mapping, require_unique
 from journeyguard.features.sources.quarantine import write_empty_quarantine
@@ -95,25 +100,29 @@ def _sorted_log(
     """The log of the table's rows in canonical order, and that order."""
     if table.num_rows == 0 or not all(c in mapping for c in (CUSTOMER_ID, EVENT, TIMESTAMP)):
         return None
-    journeys = _text(table.column(mapping[CUSTOMER_ID]), required=True)
+    raw = _raw_text(table.column(mapping[CUSTOMER_ID]))
     times = _times(table.column(mapping[TIMESTAMP]), source.timezone)
-    if journeys is None or times is None:
+    if raw is None or times is None or (raw[1] < 0).any():
         return None
-    # numpy's sort and gathers let go of the GIL: the sort runs beside the other columns'
-    # conversion, and the gathers two at a time.
+    # numpy's sorts and gathers let go of the GIL: the rows are sorted by the file's own
+    # journey codes beside the ids' cleaning and ranking and the other columns' conversion,
+    # then the journeys' blocks put in the order of their ids; the gathers go two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        sorting = pool.submit(journey_time_order, journeys.codes, times)
+        sorting = pool.submit(journey_time_order, raw[1], times)
+        journeys = _coded(*raw, required=True)
         columns = _other_columns(table, mapping, source)
         order = sorting.result()
-        if columns is None:
+        if journeys is None or columns is None:
             return None
+        order = _in_journey_order(order, raw[1], journeys, times)
         others = [c.codes if isinstance(c, Coded) else c for c in columns.values()]
-        order = break_ties(order, journeys.codes, times, others)
-        if _has_repeats(order, journeys.codes, times, others):
+        # Ties only reorder rows of one journey and time: these stay sorted through them.
+        sorted_times = times[order]
+        same = shares_journey_time(journeys.codes[order], sorted_times)
+        order = break_ties(order, same, others)
+        if _has_repeats(order, same, others):
             return None  # which duplicates to keep and how to report them is the full load's
-        sorted_times, steps, *sorted_columns = pool.map(
-            _taken, [times, *columns.values()], repeat(order)
-        )
+        steps, *sorted_columns = pool.map(_taken, columns.values(), repeat(order))
     counts = np.bincount(journeys.codes, minlength=len(journeys.categories))
     log = EventLog(
         journey_ids=journeys.categories,
@@ -150,24 +159,51 @@ def _other_columns(
     return {name: column for name, column in found.items() if column is not None}
 
 
+def _in_journey_order(
+    order: np.ndarray, raw_codes: np.ndarray, journeys: Coded, times: np.ndarray
+) -> np.ndarray:
+    """Rows sorted by the file's journey codes and time, put in journey-id order: each raw
+    code's block moved whole where its journey's rank says, when the cleaning kept one id per
+    raw code (else a sort again)."""
+    counts = np.bincount(raw_codes)
+    rank = np.full(len(counts), -1, dtype=np.int64)
+    rank[raw_codes] = journeys.codes  # the id each raw code became
+    used = np.flatnonzero(counts)
+    if len(np.unique(rank[used])) < len(used):  # two raw ids cleaned into one
+        return journey_time_order(journeys.codes, times)
+    by_rank = used[np.argsort(rank[used])]
+    starts = np.cumsum(counts) - counts
+    return order[ranges(starts[by_rank], counts[by_rank])]
+
+
 def _text(column: pa.ChunkedArray, *, required: bool) -> Coded | None:
     """Text as a load cleans it: surrounding spaces dropped, empty cells missing, codes into
     the sorted values used; None when a required cell is missing or the type is not text or
     whole numbers."""
+    raw = _raw_text(column)
+    return None if raw is None else _coded(*raw, required=required)
+
+
+def _raw_text(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray] | None:
+    """The column's distinct values as the file holds them (text) and each cell's code into
+    them (-1 missing); None unless text or whole numbers."""
     if pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
         column = column.unify_dictionaries()
         values = (
             column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
         )  # the same dictionary in every chunk once unified
-        codes = _indices(column)
-    elif pa.types.is_null(column.type):  # every cell missing
-        values, codes = [], np.full(len(column), -1, dtype=np.int64)
-    elif pa.types.is_integer(column.type) and column.null_count == 0:
+        return values, _indices(column)
+    if pa.types.is_null(column.type):  # every cell missing
+        return [], np.full(len(column), -1, dtype=np.int64)
+    if pa.types.is_integer(column.type) and column.null_count == 0:
         numbers = np.concatenate([buffers.values(c) for c in column.chunks])
         uniques, codes = np.unique(numbers, return_inverse=True)
-        values = [str(v) for v in uniques.tolist()]
-    else:
-        return None
+        return [str(v) for v in uniques.tolist()], codes.reshape(-1)
+    return None
+
+
+def _coded(values: list[Any], codes: np.ndarray, *, required: bool) -> Coded | None:
+    """Raw text cleaned: codes into the sorted cleaned values used."""
     used = np.bincount(codes + 1, minlength=len(values) + 1)[1:] > 0
     sorted_codes = _sorted_codes(values, used)
     if sorted_codes is None:
@@ -282,20 +318,17 @@ def _taken(column: Any, order: np.ndarray) -> Column:
     return column[order]
 
 
-def _has_repeats(
-    order: np.ndarray, journeys: np.ndarray, times: np.ndarray, others: list[np.ndarray]
-) -> bool:
+def _has_repeats(order: np.ndarray, same: np.ndarray, others: list[np.ndarray]) -> bool:
     """Whether a row equals the one before it in every column (missing equal to missing):
-    only rows sharing journey and time can."""
-    j, t = journeys[order], times[order]
-    tied = np.flatnonzero((j[1:] == j[:-1]) & (t[1:] == t[:-1]))
+    only rows sharing journey and time (`same`) can."""
+    tied = np.flatnonzero(same)
     if not len(tied):
         return False
-    same = np.ones(len(tied), dtype=bool)
+    equal_all = np.ones(len(tied), dtype=bool)
     for values in others:
         before, after = values[order[tied]], values[order[tied + 1]]
         equal = before == after
         if values.dtype.kind == "f":
             equal |= np.isnan(before) & np.isnan(after)
-        same &= equal
-    return bool(same.any())
+        equal_all &= equal
+    return bool(equal_all.any())
