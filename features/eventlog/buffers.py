@@ -33,6 +33,15 @@ def valid(array: Any) -> np.ndarray:
     return _bits(array.buffers()[0], array.offset, array.offset + len(array))
 
 
+def valid_at(array: Any, positions: np.ndarray) -> np.ndarray:
+    """Which of the cells at `positions` hold a value (only their bits unpacked)."""
+    if array.null_count == 0:
+        return np.ones(len(positions), dtype=bool)
+    bitmap = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    at = positions + array.offset
+    return ((bitmap[at >> 3] >> (at & 7).astype(np.uint8)) & 1).astype(bool)
+
+
 def with_missing(array: Any, missing: float, cells: Any = None) -> np.ndarray:
     """`values(array)` with `missing` where `cells` (default: the array) has nulls."""
     cells = array if cells is None else cells

@@ -87,7 +87,7 @@ def _taken_column(chunked: Any, taken: np.ndarray) -> Column:
     array = chunked.combine_chunks()
     values = buffers.values(array)[taken]
     if array.null_count:
-        values[~buffers.valid(array)[taken]] = np.nan
+        values[~buffers.valid_at(array, taken)] = np.nan
     return values
 
 
@@ -97,7 +97,7 @@ def _taken_coded(chunked: Any, taken: np.ndarray) -> Coded:
     array = chunked.combine_chunks()
     codes = buffers.values(array.indices)[taken].astype(np.int32)
     if array.null_count:
-        codes[~buffers.valid(array)[taken]] = -1
+        codes[~buffers.valid_at(array, taken)] = -1
     texts = array.dictionary
     used = np.bincount(codes + 1, minlength=len(texts) + 1)[1:] > 0  # a count, not a sort
     renumber = np.append(np.cumsum(used, dtype=np.int32) - 1, -1)  # missing, -1, stays

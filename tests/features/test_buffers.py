@@ -34,3 +34,5 @@ def test_numbers_cross_both_ways(values):
     assert array.to_pylist() == values
     back = buffers.with_missing(array.slice(1), np.nan)
     assert np.array_equal(back, numbers[1:], equal_nan=True)
+    positions = np.arange(len(numbers) - 1)[::-2]
+    assert np.array_equal(buffers.valid_at(array.slice(1), positions), ~np.isnan(back[positions]))
