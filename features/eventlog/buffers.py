@@ -98,10 +98,10 @@ def _bits(buffer: Any, start: int, stop: int) -> np.ndarray:
     return bits[start:stop].astype(bool)
 
 
-def found_texts(strings: Any, queries: np.ndarray) -> np.ndarray:
-    """The positions in a sorted string array of those `queries` it holds, in the queries'
-    order: one binary search over the values' UTF-8 bytes laid out at a fixed width (UTF-8
-    sorts as code points do), without making a Python string of every value."""
+def found_texts(strings: Any, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which `queries` a sorted string array holds, and their positions in it (in the
+    queries' order): one binary search over the values' UTF-8 bytes laid out at a fixed width
+    (UTF-8 sorts as code points do), without making a Python string of every value."""
     offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
         strings.offset : strings.offset + len(strings) + 1
     ]
@@ -117,4 +117,4 @@ def found_texts(strings: Any, queries: np.ndarray) -> np.ndarray:
     at = np.searchsorted(known, wanted)
     found = at < len(known)
     found[found] = known[at[found]] == wanted[found]
-    return at[found]
+    return found, at[found]

@@ -12,6 +12,7 @@ from journeyguard.features.arrays import ranges
 from journeyguard.features.eventlog import buffers
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
+from journeyguard.features.eventlog.order import packed_journey_time
 
 CANONICAL_MARK = b"journeyguard.canonical"  # Parquet metadata key of a log `write_canonical` saved
 
@@ -49,34 +50,53 @@ def read_canonical_arrow(path: str | Path, columns: list[str] | None = None) -> 
         return _log_of_table(table, wanted)
 
 
-def read_canonical_arrow_journeys(
-    path: str | Path, journey_ids: np.ndarray
-) -> tuple[EventLog, np.ndarray]:
-    """The events of the journeys among `journey_ids` (sorted) in a file that
-    `write_canonical_arrow` wrote, and their indices in it: found by a search of the sorted
-    journey codes, not a pass over them, and only those rows and the text they use are
-    converted (a text column's categories are the ones its rows use)."""
+def read_canonical_arrow_near(path: str | Path, near: EventLog) -> tuple[EventLog, np.ndarray]:
+    """The events in a file that `write_canonical_arrow` wrote that share journey and time
+    with an event of `near` (the only ones an event of `near` can equal), and their indices
+    in it. The log names every journey of `near` the file holds, some with no events.
+    Journeys are found by a search of the sorted journey codes, not a pass over them, and only
+    the rows kept and the text they use are converted."""
     import pyarrow as pa
 
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
         ids = table.column(CUSTOMER_ID).combine_chunks()
         codes = buffers.values(ids.indices)
-        journeys = buffers.found_texts(ids.dictionary, journey_ids)
+        held, journeys = buffers.found_texts(ids.dictionary, near.journey_ids)
         starts = np.searchsorted(codes, journeys)
         lengths = np.searchsorted(codes, journeys, side="right") - starts
         taken = ranges(starts, lengths)
+        times = buffers.values(table.column(TIMESTAMP).combine_chunks())[taken]
+        found = np.repeat(np.arange(len(journeys)), lengths)  # each row's journey found
+        in_near = np.flatnonzero(held)[found]  # and its code in `near`
+        kept = _shares_journey_time(in_near, times, near.journey_codes, near.times)
+        counts = np.bincount(found[kept], minlength=len(journeys))
+        taken = taken[kept]
         steps = _taken_coded(table.column(EVENT), taken)
         names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
         log = EventLog(
             journey_ids=buffers.texts_at(ids.dictionary, journeys),
-            offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
             steps=steps.categories,
             step_codes=steps.codes,
-            times=buffers.values(table.column(TIMESTAMP).combine_chunks())[taken],
+            times=times[kept],
             columns={name: _taken_column(table.column(name), taken) for name in names},
         )
     return log, taken
+
+
+def _shares_journey_time(
+    journeys: np.ndarray, times: np.ndarray, other_journeys: np.ndarray, other_times: np.ndarray
+) -> np.ndarray:
+    """Which (journey, time) pairs of the first arrays are among those of the others, each
+    pair packed into one integer (times ranked first when they do not fit as they are)."""
+    both_times = np.concatenate([times, other_times])
+    both_journeys = np.concatenate([journeys, other_journeys])
+    packed = packed_journey_time(both_journeys, both_times)
+    if packed is None:
+        packed = packed_journey_time(both_journeys, np.unique(both_times, return_inverse=True)[1])
+    assert packed is not None  # ranks fit: fewer than rows
+    return np.isin(packed[: len(times)], packed[len(times) :])
 
 
 def _taken_column(chunked: Any, taken: np.ndarray) -> Column:

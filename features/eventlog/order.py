@@ -27,13 +27,22 @@ def journey_time_order(journeys: np.ndarray, times: np.ndarray) -> np.ndarray:
     a sort by two keys."""
     if _strictly_ordered(journeys, times):
         return np.arange(len(journeys))
+    packed = packed_journey_time(journeys, times)
+    return np.lexsort((times, journeys)) if packed is None else np.argsort(packed)
+
+
+def packed_journey_time(journeys: np.ndarray, times: np.ndarray) -> np.ndarray | None:
+    """One int64 per row that orders and tells apart the (journey, time) pairs, when journey
+    and time fit 63 bits once times are counted in their common step; else None."""
+    if len(times) == 0:
+        return np.zeros(0, dtype=np.int64)
     first = int(times.min())
     offsets = times - first
     step = int(np.gcd.reduce(offsets)) or 1
     span = int(offsets.max()) // step + 1
-    if (int(journeys.max()) + 1) * span < 2**63:
-        return np.argsort(journeys.astype(np.int64) * span + offsets // step)
-    return np.lexsort((times, journeys))
+    if (int(journeys.max()) + 1) * span >= 2**63:
+        return None
+    return journeys.astype(np.int64) * span + offsets // step
 
 
 def shares_journey_time(sorted_journeys: np.ndarray, sorted_times: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from journeyguard.features.eventlog.canonical import (
     read_canonical_arrow,
-    read_canonical_arrow_journeys,
+    read_canonical_arrow_near,
     write_canonical_arrow,
 )
 from journeyguard.features.eventlog.log import EventLog
@@ -172,17 +172,18 @@ def read_stored_parts(
     folder: Path,
     manifest: dict[str, Any],
     columns: list[str] | None = None,
-    journeys: np.ndarray | None = None,
+    near: EventLog | None = None,
 ) -> StoredParts | None:
-    """The manifest's files, read (the generation's source rows memory-mapped), or only the
-    events of `journeys` (sorted ids) in them; None when a file is gone (a reader two writes
-    behind)."""
+    """The manifest's files, read (the generation's source rows memory-mapped), or only what
+    events of `near` could equal: the generation's events that share journey and time with
+    one, and the parts' events of its journeys; every journey of `near` the store holds is
+    named. None when a file is gone (a reader two writes behind)."""
     try:
         rows = np.load(folder / manifest["rows"], mmap_mode="r")
-        if journeys is None:
+        if near is None:
             log = read_canonical_arrow(folder / manifest["log"], columns=columns)
         else:
-            log, taken = read_canonical_arrow_journeys(folder / manifest["log"], journeys)
+            log, taken = read_canonical_arrow_near(folder / manifest["log"], near)
             rows = rows[taken]
         parts = [
             (read_canonical_arrow(folder / part["log"], columns), np.load(folder / part["rows"]))
@@ -190,8 +191,8 @@ def read_stored_parts(
         ]
     except (FileNotFoundError, KeyError):
         return None
-    if journeys is not None:
-        parts = [journeys_named(*part, journeys) for part in parts]
+    if near is not None:
+        parts = [journeys_named(*part, near.journey_ids) for part in parts]
     added = parts[0] if parts else None
     for part in parts[1:]:  # small: merged among themselves first
         added = _merge(*added, *part)

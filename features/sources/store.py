@@ -310,8 +310,9 @@ def _merge_new_rows(
     except LoadError as error:  # e.g. no usable new row: a full load words it for the source
         raise _NeedsFullIngest(f"its new rows alone do not load ({error})") from None
     new_rows = loaded.source_rows + mark.rows
-    # The stored events of the journeys the new rows touch: what decides their duplicates.
-    touched = read_stored_parts(folder, manifest, journeys=loaded.log.journey_ids)
+    # The stored events a new row could equal (its journey and time): what decides the
+    # duplicates; the stored journeys it touches are named, so the new ones can be counted.
+    touched = read_stored_parts(folder, manifest, near=loaded.log)
     if touched is None:
         raise _NeedsFullIngest("the stored log is missing")
     earlier, earlier_rows = touched.merged()

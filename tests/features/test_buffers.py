@@ -21,8 +21,9 @@ def test_found_texts_finds_what_a_search_of_python_strings_finds(known, asked):
     queries = np.array(sorted(asked | set(list(known)[:3])), dtype=object)
     strings = buffers.strings(known_sorted)
     expected = found_sorted(known_sorted, queries) if len(known_sorted) else np.zeros(0, int)
-    found = buffers.found_texts(strings, queries)
+    held, found = buffers.found_texts(strings, queries)
     assert found.tolist() == expected.tolist()
+    assert queries[held].tolist() == known_sorted[expected].tolist()
     assert buffers.texts_at(strings, found).tolist() == known_sorted[expected].tolist()
 
 
