@@ -149,15 +149,6 @@ def ensure_compare_env(base_python: str) -> Path:
     return python
 
 
-def compile_project(journeyguard: Path) -> None:
-    """Bytecode for the project's packages, as pip writes for the competitors' installed ones
-    (an editable install has none, and PYTHONDONTWRITEBYTECODE may keep it from being
-    written: every run would compile the sources again, about 70 ms)."""
-    python = journeyguard.with_name("python")
-    packages = [str(common.ROOT / name) for name in ("features", "training", "serving", "outreach")]
-    subprocess.run([str(python), "-m", "compileall", "-q", *packages], check=True)
-
-
 def analyze_available(journeyguard: Path) -> bool:
     """Whether this journeyguard has the `analyze` command yet."""
     probe = subprocess.run(
@@ -606,7 +597,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = jg_tools + setting.competitors
     if not setting.analyze:
         print(f"NOTE: `{setting.journeyguard} analyze` does not exist yet: competitors only")
-    compile_project(setting.journeyguard)
+    common.compile_project(setting.journeyguard)
     if setting.analyze:  # the store the store runs find current
         measured(JG_STORE, all_commands[JG_STORE], setting.logs / "ingest-store.log")
     print(f"{args.rounds} rounds of {', '.join(chosen)} on {export.name}", flush=True)

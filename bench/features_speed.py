@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.core is not None:
         core(args.core, args.as_of, args.repeats)
         return
+    common.compile_project(args.journeyguard)
     args.results = args.results.resolve()
     data, logs = args.results / "data", args.results / "logs"
 

@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.warm_child:
         warm_child(*args.warm_child, args.warm_rounds)
         return
+    common.compile_project(args.journeyguard)
     results = args.results.resolve()
     events = common.ensure_simulated_log(
         args.journeyguard, results / "data", args.customers, args.seed, False

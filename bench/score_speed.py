@@ -208,6 +208,7 @@ def print_table(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    common.compile_project(args.journeyguard)
     args.results = args.results.resolve()
     tasks = [task for task in args.tasks.split(",") if task]
     data = args.results / "data"
