@@ -8,8 +8,9 @@ event's source row, and a manifest naming the source, a digest of its mapping an
 
 1. a store whose mapping digest and source file are unchanged is current: nothing to do;
 2. a source that only grew is appended: only the rows after the watermark are validated, their
-   duplicates found by merging them with the stored events of the journeys they touch (the
-   rules of a full load, `sources.merge`), their rejects added to the quarantine, and they are
+   duplicates found by merging them with the stored events they could equal, those of their
+   journeys at their times (the rules of a full load, `sources.merge`), their rejects added
+   to the quarantine, and they are
    kept as a part beside the stored log that readers merge in (`sources.generations`);
 3. anything else (no store, another mapping, a changed file, an append a full load could read
    differently, `full=True`) is ingested again from scratch.
@@ -301,7 +302,8 @@ def _merge_new_rows(
     started: float,
 ) -> IngestResult:
     """Validates the new rows and keeps them as a part of the store (or, at `MAX_PARTS`, a new
-    generation of everything); only the journeys they touch are merged to find duplicates."""
+    generation of everything); only the stored events they could equal (same journey and
+    time) are merged with them to find duplicates."""
     from journeyguard.features.sources.merge import IncompatibleColumns, merge_events
 
     source, folder = settings.source, settings.workspace.store
