@@ -29,6 +29,17 @@ class AttributeSource:
     separator: str = ","
 
 
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_parquet_file(path: Path, declared: str) -> bool:
+    """Whether a source file is read as Parquet: as `format` declares it, or, when that is
+    "auto", by its name."""
+    if declared != "auto":
+        return declared == "parquet"
+    return path.suffix.lower() in _PARQUET_SUFFIXES
+
+
 @dataclass(frozen=True)
 class SourceConfig:
     path: Path | None = None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.config.model import SourceConfig, is_parquet_file
 from journeyguard.features.errors import LoadError
 from journeyguard.features.eventlog.canonical import CANONICAL_MARK, read_canonical
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, REQUIRED_COLUMNS
@@ -58,11 +58,7 @@ def _parquet(path: Path, read: Callable[[], T]) -> T:
 
 def _may_be_canonical(source: SourceConfig) -> bool:
     """A Parquet file whose columns the config neither renames, fills nor joins."""
-    if (
-        source.path is None
-        or source.format == "csv"
-        or source.path.suffix.lower() not in {".parquet", ".pq"}
-    ):
+    if source.path is None or not is_parquet_file(source.path, source.format):
         return False
     renamed = any(source.columns.get(c, c) != c for c in CANONICAL_COLUMNS)
     return not (renamed or source.defaults or source.attributes.path is not None)

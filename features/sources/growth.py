@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from journeyguard.features.config.model import SourceConfig
+from journeyguard.features.config.model import SourceConfig, is_parquet_file
 from journeyguard.features.eventlog.columns import CANONICAL_COLUMNS, TIMESTAMP
 
 EDGE_BYTES = 64 * 1024  # bytes of a CSV file's start and end that its digests cover
@@ -43,9 +43,7 @@ class Watermark:
 
 def is_parquet(source: SourceConfig) -> bool:
     assert source.path is not None
-    if source.format != "auto":
-        return source.format == "parquet"
-    return source.path.suffix.lower() in {".parquet", ".pq"}
+    return is_parquet_file(source.path, source.format)
 
 
 def watermark(

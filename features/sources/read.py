@@ -14,7 +14,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from journeyguard.features.config.model import WHITESPACE, AttributeSource, SourceConfig
+from journeyguard.features.config.model import (
+    WHITESPACE,
+    AttributeSource,
+    SourceConfig,
+    is_parquet_file,
+)
 from journeyguard.features.errors import LoadError
 from journeyguard.features.sources.mapping import require_unique
 from journeyguard.features.sources.rows import Records, open_bytes, read_header, read_records
@@ -27,7 +32,7 @@ def source_columns(source: SourceConfig) -> list[str]:
     if source.path is None:
         return list(_read_sql(source, limit=0).columns)
     _check_exists(source.path)
-    if _is_parquet(source.path, source.format):
+    if is_parquet_file(source.path, source.format):
         return parquet_schema(source.path).names
     return read_header(source.path, _splitter(source.separator), source.encoding)
 
@@ -36,7 +41,7 @@ def read_columns(source: SourceConfig, columns: list[str]) -> Records:
     """The named columns of every usable row, in source order, and the rows set aside."""
     if source.path is None:
         return _all_rows(_read_sql(source)[columns])
-    if _is_parquet(source.path, source.format):
+    if is_parquet_file(source.path, source.format):
         return _all_rows(_read_parquet(source.path, columns))
     return _read_csv(source.path, columns, source.separator, source.encoding)
 
@@ -54,7 +59,7 @@ def read_attribute_table(attributes: AttributeSource) -> pd.DataFrame:
     assert attributes.path is not None and attributes.key is not None
     _check_exists(attributes.path)
     wanted = [attributes.key, *attributes.columns]
-    if _is_parquet(attributes.path, "auto"):
+    if is_parquet_file(attributes.path, "auto"):
         available = parquet_schema(attributes.path).names
     else:
         available = read_header(attributes.path, _splitter(attributes.separator), "utf-8")
@@ -65,7 +70,7 @@ def read_attribute_table(attributes: AttributeSource) -> pd.DataFrame:
             f"available columns: {available}"
         )
     require_unique(str(attributes.path), available, wanted)
-    if _is_parquet(attributes.path, "auto"):
+    if is_parquet_file(attributes.path, "auto"):
         return _read_parquet(attributes.path, wanted)
     table = _read_csv(attributes.path, wanted, attributes.separator, "utf-8")
     if len(table.rejected):  # a journey's attributes cannot be set aside like an event
@@ -77,12 +82,6 @@ def read_attribute_table(attributes: AttributeSource) -> pd.DataFrame:
 def _check_exists(path: Path) -> None:
     if not path.is_file():
         raise LoadError(f"{path}: file not found")
-
-
-def _is_parquet(path: Path, declared: str) -> bool:
-    if declared != "auto":
-        return declared == "parquet"
-    return path.suffix.lower() in {".parquet", ".pq"}
 
 
 def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:

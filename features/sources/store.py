@@ -57,6 +57,7 @@ from journeyguard.features.sources.generations import (
 from journeyguard.features.sources.growth import (
     Watermark,
     change_since,
+    is_parquet,
     watermark,
     write_new_rows,
 )
@@ -284,7 +285,7 @@ def _append(
     assert source.path is not None
     folder = settings.workspace.store
     before = source.path.stat()
-    suffix = ".parquet" if source.path.suffix.lower() in {".parquet", ".pq"} else ".csv"
+    suffix = ".parquet" if is_parquet(source) else ".csv"
     new_rows_file = folder / f"new-rows{suffix}"
     try:
         new_source = write_new_rows(source, mark, new_rows_file, before.st_size)
