@@ -33,13 +33,16 @@ def valid(array: Any) -> np.ndarray:
     return _bits(array.buffers()[0], array.offset, array.offset + len(array))
 
 
-def valid_at(array: Any, positions: np.ndarray) -> np.ndarray:
-    """Which of the cells at `positions` hold a value (only their bits unpacked)."""
-    if array.null_count == 0:
-        return np.ones(len(positions), dtype=bool)
-    bitmap = np.frombuffer(array.buffers()[0], dtype=np.uint8)
-    at = positions + array.offset
-    return ((bitmap[at >> 3] >> (at & 7).astype(np.uint8)) & 1).astype(bool)
+def values_at(array: Any, positions: np.ndarray, missing: float, cells: Any = None) -> np.ndarray:
+    """The values at `positions`, `missing` where `cells` (default: the array) has nulls
+    there; only those cells' validity bits are unpacked."""
+    cells = array if cells is None else cells
+    picked = values(array)[positions]  # a copy
+    if cells.null_count:
+        bitmap = np.frombuffer(cells.buffers()[0], dtype=np.uint8)
+        at = positions + cells.offset
+        picked[((bitmap[at >> 3] >> (at & 7).astype(np.uint8)) & 1) == 0] = missing
+    return picked
 
 
 def with_missing(array: Any, missing: float, cells: Any = None) -> np.ndarray:
@@ -93,11 +96,6 @@ def strings(texts: np.ndarray) -> Any:
     )
 
 
-def _bits(buffer: Any, start: int, stop: int) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
-    return bits[start:stop].astype(bool)
-
-
 def found_texts(strings: Any, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which `queries` a sorted string array holds, and their positions in it (in the
     queries' order): one binary search over the values' UTF-8 bytes laid out at a fixed width
@@ -118,3 +116,8 @@ def found_texts(strings: Any, queries: np.ndarray) -> tuple[np.ndarray, np.ndarr
     found = at < len(known)
     found[found] = known[at[found]] == wanted[found]
     return found, at[found]
+
+
+def _bits(buffer: Any, start: int, stop: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+    return bits[start:stop].astype(bool)

@@ -104,20 +104,14 @@ def _taken_column(chunked: Any, taken: np.ndarray) -> Column:
 
     if pa.types.is_dictionary(chunked.type):
         return _taken_coded(chunked, taken)
-    array = chunked.combine_chunks()
-    values = buffers.values(array)[taken]
-    if array.null_count:
-        values[~buffers.valid_at(array, taken)] = np.nan
-    return values
+    return buffers.values_at(chunked.combine_chunks(), taken, np.nan)
 
 
 def _taken_coded(chunked: Any, taken: np.ndarray) -> Coded:
     """The `taken` rows of a written dictionary column (one sorted dictionary), with only the
     categories they use."""
     array = chunked.combine_chunks()
-    codes = buffers.values(array.indices)[taken].astype(np.int32)
-    if array.null_count:
-        codes[~buffers.valid_at(array, taken)] = -1
+    codes = buffers.values_at(array.indices, taken, -1, cells=array).astype(np.int32)
     texts = array.dictionary
     used = np.bincount(codes + 1, minlength=len(texts) + 1)[1:] > 0  # a count, not a sort
     renumber = np.append(np.cumsum(used, dtype=np.int32) - 1, -1)  # missing, -1, stays

@@ -74,6 +74,23 @@ def break_ties(
     return order
 
 
+def repeats(order: np.ndarray, same: np.ndarray, others: Sequence[np.ndarray]) -> np.ndarray:
+    """For rows in canonical order, whether each equals the row before it in every column
+    (missing equal to missing): an exact duplicate. Only rows sharing journey and time with
+    the one before (`same`) can be, so only those are compared."""
+    repeat = np.zeros(len(order), dtype=bool)
+    tied = np.flatnonzero(same)
+    equal_all = np.ones(len(tied), dtype=bool)
+    for values in others:
+        before, after = values[order[tied]], values[order[tied + 1]]
+        equal = before == after
+        if values.dtype.kind == "f":
+            equal |= np.isnan(before) & np.isnan(after)
+        equal_all &= equal
+    repeat[tied[equal_all] + 1] = True
+    return repeat
+
+
 def sort_key(values: np.ndarray) -> np.ndarray:
     """Integers ordered as the canonical order orders a column: codes as they are (missing,
     -1, first), numbers by rank with missing first."""

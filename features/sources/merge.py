@@ -19,8 +19,8 @@ from journeyguard.features.eventlog.log import Coded, Column, EventLog
 from journeyguard.features.eventlog.order import (
     break_ties,
     journey_time_order,
+    repeats,
     shares_journey_time,
-    sort_key,
 )
 
 
@@ -68,7 +68,7 @@ def merge_events(
     order = journey_time_order(journeys, times)
     same = shares_journey_time(journeys[order], times[order])
     order = break_ties(order, same, others, rows)
-    repeat = _repeats([key[order] for key in (journeys, times, *map(sort_key, others))])
+    repeat = repeats(order, same, others)
     run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
     kept = order[~repeat]
 
@@ -174,12 +174,3 @@ def _picked(pick, categories: np.ndarray | None, old: np.ndarray, subset: np.nda
     if categories is not None:
         return Coded(pick(old, subset).astype(np.int32, copy=False), categories)
     return pick(old, subset)
-
-
-def _repeats(sorted_keys: list[np.ndarray]) -> np.ndarray:
-    """Rows equal in every key to the row before them."""
-    n = len(sorted_keys[0])
-    same = np.ones(max(n - 1, 0), dtype=bool)
-    for key in sorted_keys:
-        same &= key[1:] == key[:-1]
-    return np.concatenate(([False], same)) if n else np.zeros(0, dtype=bool)

@@ -36,6 +36,7 @@ from journeyguard.features.eventlog.log import Coded, Column, EventLog
 from journeyguard.features.eventlog.order import (
     break_ties,
     journey_time_order,
+    repeats,
     shares_journey_time,
 )
 from journeyguard.features.sources.growth import is_parquet
@@ -123,7 +124,7 @@ def _sorted_log(
         sorted_times = times[order]
         same = shares_journey_time(journeys.codes[order], sorted_times)
         order = break_ties(order, same, others)
-        if _has_repeats(order, same, others):
+        if repeats(order, same, others).any():
             return None  # which duplicates to keep and how to report them is the full load's
         steps, *sorted_columns = pool.map(_taken, columns.values(), repeat(order))
     counts = np.bincount(journeys.codes, minlength=len(journeys.categories))
@@ -324,19 +325,3 @@ def _taken(column: Any, order: np.ndarray) -> Column:
     if isinstance(column, Coded):
         return Coded(column.codes[order], column.categories)
     return column[order]
-
-
-def _has_repeats(order: np.ndarray, same: np.ndarray, others: list[np.ndarray]) -> bool:
-    """Whether a row equals the one before it in every column (missing equal to missing):
-    only rows sharing journey and time (`same`) can."""
-    tied = np.flatnonzero(same)
-    if not len(tied):
-        return False
-    equal_all = np.ones(len(tied), dtype=bool)
-    for values in others:
-        before, after = values[order[tied]], values[order[tied + 1]]
-        equal = before == after
-        if values.dtype.kind == "f":
-            equal |= np.isnan(before) & np.isnan(after)
-        equal_all &= equal
-    return bool(equal_all.any())

@@ -36,4 +36,5 @@ def test_numbers_cross_both_ways(values):
     back = buffers.with_missing(array.slice(1), np.nan)
     assert np.array_equal(back, numbers[1:], equal_nan=True)
     positions = np.arange(len(numbers) - 1)[::-2]
-    assert np.array_equal(buffers.valid_at(array.slice(1), positions), ~np.isnan(back[positions]))
+    picked = buffers.values_at(array.slice(1), positions, np.nan)
+    assert np.array_equal(picked, back[positions], equal_nan=True)
