@@ -133,29 +133,41 @@ def reason_arrays(
     columns = np.flatnonzero(shown)
     values = contributions[:, columns]  # a copy, which _top overwrites
     order, largest = _top(values, k)
-    every = np.arange(len(values))
-    texts, chosen = [], np.full((len(values), k), np.nan)
-    described: dict[tuple[int, float], str] = {}  # rows share values: a third are new
+    every = np.arange(len(values))[:, None]
+    column = columns[order] if len(columns) else order
+    pushes = largest > 0
+    texts = np.full(largest.shape, None, dtype=object)
+    texts[pushes] = _described(
+        column[pushes], feature_values[every, column][pushes], names, vocabulary
+    )
+    chosen = np.where(pushes, largest, np.nan)
+    return [texts[:, rank].tolist() for rank in range(order.shape[1])], chosen
 
-    def text(column: int, value: float) -> str:
-        if (found := described.get((column, value))) is None:
-            found = described[column, value] = describe(names[column], value, vocabulary)
-        return found
 
-    for rank in range(k):
-        column = columns[order[:, rank]] if len(columns) else order[:, rank]
-        contribution = largest[:, rank]
-        value = feature_values[every, column]
-        texts.append(
-            [
-                text(c, x) if v > 0 else None
-                for c, x, v in zip(
-                    column.tolist(), value.tolist(), contribution.tolist(), strict=True
-                )
-            ]
-        )
-        chosen[:, rank] = np.where(contribution > 0, contribution, np.nan)
-    return texts, chosen
+def _described(
+    column: np.ndarray, value: np.ndarray, names: list[str], vocabulary: Vocabulary | None
+) -> np.ndarray:
+    """The text of each (feature column, value) pair, each distinct pair described once: rows
+    share most of theirs."""
+    if not len(column):
+        return np.empty(0, dtype=object)
+    order = np.lexsort((value, column))
+    column, value = column[order], value[order]
+    same = (column[1:] == column[:-1]) & (
+        (value[1:] == value[:-1]) | (np.isnan(value[1:]) & np.isnan(value[:-1]))
+    )
+    group = np.concatenate([[0], np.cumsum(~same)])
+    first = np.flatnonzero(np.concatenate([[True], ~same]))
+    described = np.array(
+        [
+            describe(names[c], v, vocabulary)
+            for c, v in zip(column[first].tolist(), value[first].tolist(), strict=True)
+        ],
+        dtype=object,
+    )
+    result = np.empty(len(order), dtype=object)
+    result[order] = described[group]
+    return result
 
 
 def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

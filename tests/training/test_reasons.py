@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from journeyguard.training.reasons import reason_arrays
+from journeyguard.training.reasons import describe, reason_arrays
 
 
 def test_top_reasons_are_the_largest_positive_contributions_leftmost_first_on_ties() -> None:
@@ -37,3 +37,18 @@ def test_the_order_is_a_stable_descending_sort_of_every_row() -> None:
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :4]
     want = np.take_along_axis(contributions, order, axis=1)
     np.testing.assert_array_equal(chosen, np.where(want > 0, want, np.nan))
+
+
+def test_each_text_describes_its_own_row_when_rows_share_values() -> None:
+    rng = np.random.default_rng(6)
+    names = ["recency_days", "events", "frequency", "tenure_days"]
+    contributions = rng.normal(size=(400, 4))
+    values = rng.choice([0.5, 1.0, 2.0, 30.0, np.nan], size=(400, 4))  # shared, and missing
+    texts, _ = reason_arrays(values, contributions, names, k=2)
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :2]
+    for rank in range(2):
+        want = [
+            describe(names[c], values[row, c]) if contributions[row, c] > 0 else None
+            for row, c in enumerate(order[:, rank])
+        ]
+        assert texts[rank] == want
