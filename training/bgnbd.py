@@ -296,8 +296,8 @@ def _maximum_likelihood(
     their logarithms, which keeps them positive. `likelihood_of(*columns)` gives the weighted
     ln L and its gradient. Identical rows of `columns` are merged into weights first: that only
     speeds it up, and makes the result independent of row order. Deterministic."""
-    rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    likelihood, weight = likelihood_of(*rows.T), counts.astype(float)
+    rows, counts = _distinct_rows(columns)
+    likelihood, weight = likelihood_of(*rows), counts.astype(float)
     n = weight.sum()
 
     def objective(log_p: np.ndarray) -> tuple[float, np.ndarray]:
@@ -323,6 +323,21 @@ def _maximum_likelihood(
     if not np.all(np.isfinite(log_p)):
         raise RuntimeError(f"{params_type.__name__} fit failed: {result.message}")
     return params_type(*(float(v) for v in np.exp(log_p)))
+
+
+def _distinct_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of `columns`, as columns, in lexicographic order, and how often each
+    occurs: the rows, order and counts of `np.unique(np.column_stack(columns), axis=0,
+    return_counts=True)` from one lexsort (np.unique sorts a structured view of the rows, which
+    costs several times more)."""
+    order = np.lexsort(columns[::-1])  # lexsort's last key is the primary one
+    ordered = [np.asarray(column)[order] for column in columns]
+    new = np.zeros(len(order), dtype=bool)
+    new[:1] = True  # the first row opens a run (an empty input has none)
+    for column in ordered:
+        new[1:] |= column[1:] != column[:-1]
+    starts = np.flatnonzero(new)
+    return [column[starts] for column in ordered], np.diff(np.append(starts, len(order)))
 
 
 def _newton_polish(gradient_of: Callable[[np.ndarray], np.ndarray], at: np.ndarray) -> np.ndarray:
