@@ -79,7 +79,7 @@ def rfm_summary(
     days = purchase_days(customer_ids, times, as_of)
     per = days.groupby("customer_id", sort=True)["day"].agg(["min", "max", "size"])
     as_of_day = int(_utc_ns([as_of])[0]) // DAY_NS
-    days_per_period = (period / np.timedelta64(1, "ns")) / DAY_NS
+    days_per_period = days_per(period)
     return pd.DataFrame(
         {
             "frequency": (per["size"] - 1).astype(np.int64),
@@ -88,6 +88,11 @@ def rfm_summary(
         },
         index=per.index,
     )
+
+
+def days_per(period: np.timedelta64) -> float:
+    """The days in one `period`, which divide day counts into recency and T."""
+    return (period / np.timedelta64(1, "ns")) / DAY_NS
 
 
 def purchase_days(
