@@ -22,11 +22,13 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from journeyguard.training.bgnbd import (
+    DAY_NS,
     WEEK,
     BGNBDParams,
     _arrays,
     _dot,
     _maximum_likelihood,
+    days_per,
     expected_purchases,
     purchase_days,
     rfm_summary,
@@ -64,6 +66,88 @@ def spend_summary(
     repeats = days[days["customer_id"].duplicated()]  # rows are sorted by customer, then day
     mean = repeats.groupby("customer_id", sort=True)["value"].mean()
     return rfm.assign(monetary=mean.reindex(rfm.index, fill_value=0.0))
+
+
+@dataclass(frozen=True)
+class SpendSummary:
+    """`spend_summary`'s columns as arrays, one entry per customer with a purchase, customers
+    as integer codes in ascending order."""
+
+    customers: np.ndarray  # int64 codes
+    frequency: np.ndarray  # int64
+    recency: np.ndarray
+    T: np.ndarray
+    monetary: np.ndarray
+
+
+def spend_summary_arrays(
+    customers: np.ndarray,
+    ns: np.ndarray,
+    values: np.ndarray,
+    as_of_ns: int,
+    *,
+    period: np.timedelta64 = WEEK,
+) -> SpendSummary:
+    """`spend_summary` of purchases given as a log holds them: `customers` as integer codes
+    (>= 0), `ns` as int64 ns since the epoch (UTC), `values` without NaN. The same numbers, from
+    one pass of numpy over the purchases instead of strings, datetimes and pandas groupbys.
+
+    A day's values and a customer's repeat days' values are added by `np.add.reduceat` in the
+    purchases' order, as pandas 3.1 adds groups already in order (pandas-dev/pandas#65103), and
+    a log's purchases are in order (by customer, then time): the same bits as `spend_summary`
+    of them. Pandas before 3.1, and any pandas for rows out of order, adds with Kahan's
+    compensation, which can differ in the last bit where three or more values are added.
+    """
+    keep = ns <= as_of_ns
+    customers = np.asarray(customers[keep], dtype=np.int64)
+    days, spend = ns[keep] // DAY_NS, np.asarray(values[keep], dtype=np.float64)
+    if not len(days):
+        none, empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+        return SpendSummary(none, none, empty, empty, empty)
+    if not _in_order(customers, days):
+        order = np.lexsort((days, customers))  # stable: a day's values keep their order
+        customers, days, spend = customers[order], days[order], spend[order]
+    # One row per customer and day: the unit BG/NBD counts.
+    opens = np.flatnonzero(_changes(customers) | _changes(days))
+    customer, day, day_value = customers[opens], days[opens], np.add.reduceat(spend, opens)
+    first = np.flatnonzero(_changes(customer))
+    last = np.append(first[1:], len(customer)) - 1
+    frequency = (last - first).astype(np.int64)  # the days after the first
+    return SpendSummary(
+        customers=customer[first],
+        frequency=frequency,
+        recency=(day[last] - day[first]).astype(float) / days_per(period),
+        T=(as_of_ns // DAY_NS - day[first]).astype(float) / days_per(period),
+        monetary=_repeat_means(day_value, first, frequency),
+    )
+
+
+def _in_order(customers: np.ndarray, days: np.ndarray) -> bool:
+    """Whether the rows are sorted by customer, then day."""
+    later = customers[1:] > customers[:-1]
+    return bool(np.all(later | ((customers[1:] == customers[:-1]) & (days[1:] >= days[:-1]))))
+
+
+def _changes(values: np.ndarray) -> np.ndarray:
+    """Whether each row differs from the one before (the first row does)."""
+    changed = np.ones(len(values), dtype=bool)
+    changed[1:] = values[1:] != values[:-1]
+    return changed
+
+
+def _repeat_means(day_value: np.ndarray, first: np.ndarray, frequency: np.ndarray) -> np.ndarray:
+    """Per customer, the mean value of its days after the first (its rows `first + 1` to
+    `first + frequency`), 0 where it has none: the mean spend_summary takes."""
+    repeat = np.ones(len(day_value), dtype=bool)
+    repeat[first] = False
+    again = frequency > 0
+    monetary = np.zeros(len(first))
+    if again.any():
+        # each customer's first repeat row among the repeat rows
+        starts = (np.cumsum(frequency) - frequency)[again]
+        sums = np.add.reduceat(day_value[repeat], starts)
+        monetary[again] = sums / frequency[again].astype(np.float64)
+    return monetary
 
 
 def log_likelihood(params: GammaGammaParams, frequency: object, monetary: object) -> np.ndarray:

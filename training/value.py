@@ -55,20 +55,14 @@ def customer_values(
     models = models if models is not None else value_models(snapshots.log, as_of_ns)
     if isinstance(models, str):
         return CustomerValues(unknown, models)
-    summary = _summary(snapshots.log, as_of_ns)
-    if summary is None:  # a part of the log without purchases: nobody here has bought yet
-        summary = pd.DataFrame(columns=["frequency", "recency", "T", "monetary"], dtype=float)
-    log = snapshots.log
-    row = summary.reindex(pd.Index(snapshots.customer_ids.astype(str)))
-    first = log.times[snapshots.starts]
-    weeks_known = (snapshots.as_of - first) / (7 * NS_PER_DAY)
+    frequency, recency, T, monetary = _of_snapshots(_summary(snapshots.log, as_of_ns), snapshots)
     value = spend.customer_value(
         models.rates,
         models.amounts,
-        row["frequency"].fillna(0).to_numpy(),
-        row["recency"].fillna(0).to_numpy(),
-        row["T"].fillna(pd.Series(weeks_known, index=row.index)).to_numpy(),
-        row["monetary"].fillna(0).to_numpy(),
+        frequency,
+        recency,
+        T,
+        monetary,
         horizon / datetime.timedelta(weeks=1),
     )
     return CustomerValues(value)
@@ -81,33 +75,42 @@ def value_models(log: EventLog, as_of_ns: int) -> ValueModels | str:
     summary = _summary(log, as_of_ns)
     if summary is None:
         return "the log has no purchase values"
-    if int((summary["frequency"] > 0).sum()) < MIN_REPEAT_BUYERS:
+    if int((summary.frequency > 0).sum()) < MIN_REPEAT_BUYERS:
         return f"fewer than {MIN_REPEAT_BUYERS} repeat buyers"
     try:
-        rates = bgnbd.fit(summary["frequency"], summary["recency"], summary["T"])
-        amounts_model = spend.fit(summary["frequency"], summary["monetary"])
+        rates = bgnbd.fit(summary.frequency, summary.recency, summary.T)
+        amounts_model = spend.fit(summary.frequency, summary.monetary)
     except ValueError as error:
         return f"the value models could not be fitted: {error}"
     return ValueModels(rates, amounts_model)
 
 
+def _of_snapshots(
+    summary: spend.SpendSummary | None, snapshots: Snapshots
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each snapshot's customer's frequency, recency, T and monetary; a customer without a
+    purchase yet (a part of the log may have none) has 0, 0, the weeks since its first event
+    and 0."""
+    n = snapshots.log.n_journeys
+    bought, frequency, recency, T, monetary = np.zeros(n, dtype=bool), *np.zeros((4, n))
+    if summary is not None:  # its customers are the log's journey codes
+        at = summary.customers
+        bought[at], frequency[at], recency[at] = True, summary.frequency, summary.recency
+        T[at], monetary[at] = summary.T, summary.monetary
+    at = snapshots.journeys
+    weeks_known = (snapshots.as_of - snapshots.log.times[snapshots.starts]) / (7 * NS_PER_DAY)
+    return frequency[at], recency[at], np.where(bought[at], T[at], weeks_known), monetary[at]
+
+
 @functools.lru_cache(maxsize=2)
-def _summary(log: EventLog, as_of_ns: int) -> pd.DataFrame | None:
-    """The purchase summary (frequency, recency, T, monetary) per customer as of `as_of_ns`."""
-    purchases = _purchases(log, as_of_ns)
-    if purchases is None:
-        return None
-    ids, times, amounts = purchases
-    return spend.spend_summary(ids, times, amounts, pd.Timestamp(as_of_ns, tz="UTC"))
-
-
-def _purchases(log: EventLog, as_of_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The customer, time and value of every purchase (a positive value) at or before then."""
+def _summary(log: EventLog, as_of_ns: int) -> spend.SpendSummary | None:
+    """The purchase summary (frequency, recency, T, monetary) per journey code as of
+    `as_of_ns`: purchases are the events with a positive value at or before then."""
     column = log.column(VALUE)
     if column is None or isinstance(column, Coded):
         return None
-    bought = (np.nan_to_num(column, nan=0.0) > 0) & (log.times <= as_of_ns)
+    bought = (column > 0) & (log.times <= as_of_ns)  # NaN is not > 0
     if not bought.any():
         return None
-    ids = log.journey_ids[log.journey_codes[bought]].astype(str)
-    return ids, log.times[bought], column[bought]
+    codes, times = log.journey_codes[bought], log.times[bought]
+    return spend.spend_summary_arrays(codes, times, column[bought], as_of_ns)

@@ -270,6 +270,20 @@ def test_fit_without_dropout_heterogeneity_is_finite_and_does_not_hang_on_roundi
     np.testing.assert_allclose(expected, limit, rtol=0, atol=0.6)
 
 
+def test_distinct_rows_are_those_of_np_unique_in_its_order() -> None:
+    """The fit merges identical rows into weights; the rows, their order and their counts must
+    be np.unique(axis=0)'s to the bit, or the objective's sums (and the fit) would change."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 6, 20_000).astype(float)
+    t_x = np.where(x > 0, rng.integers(0, 40, 20_000) / 7, 0.0)
+    T = t_x + rng.integers(0, 3, 20_000) * 10.0 ** rng.integers(-3, 4, 20_000)
+    for columns in ((x, t_x, T), (x, T), (T,), (x[:0], t_x[:0], T[:0])):
+        rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
+        got, got_counts = bgnbd._distinct_rows(columns)
+        np.testing.assert_array_equal(np.column_stack(got).view(np.int64), rows.view(np.int64))
+        np.testing.assert_array_equal(got_counts, counts)
+
+
 def test_fit_rejects_impossible_summaries() -> None:
     with pytest.raises(ValueError):
         fit([], [], [])
