@@ -58,7 +58,7 @@ class LightGBMScorer:
         return treeshap.scores(self._shap_tables, matrix)
 
     def prepare(self) -> None:
-        """Builds now what scoring would build on first use (the TreeSHAP tables, ~0.1 s)."""
+        """Builds now what scoring would build on first use (the TreeSHAP tables)."""
         _ = self._shap_tables
 
     @functools.cached_property

@@ -152,7 +152,7 @@ def _raw(tables: ShapTables, patterns: np.ndarray) -> np.ndarray:
 
 def _contributions(tables: ShapTables, patterns: np.ndarray) -> np.ndarray:
     """Each cell adds its trees' values in tree order, as LightGBM does: slot by slot over all
-    rows (two passes per value), or for a few rows in rounds (a dozen numpy calls in all)."""
+    rows (two passes per value), or for a few rows in rounds (one numpy call per round)."""
     result = np.zeros((tables.n_features + 1, patterns.shape[1]))
     if patterns.shape[1] < _FEW_ROWS:
         _add_in_rounds(tables, patterns, result)
@@ -163,6 +163,7 @@ def _contributions(tables: ShapTables, patterns: np.ndarray) -> np.ndarray:
 
 
 def _add_slot_by_slot(tables: ShapTables, patterns: np.ndarray, result: np.ndarray) -> None:
+    """Tree by tree: its pattern made an index once, then per slot a gather and an addition."""
     by_tree = np.argsort(tables.slot_tree, kind="stable")
     ends = np.searchsorted(tables.slot_tree[by_tree], np.arange(len(patterns)), side="right")
     for pattern, first, end in zip(patterns, np.append(0, ends[:-1]), ends, strict=True):
