@@ -96,6 +96,13 @@ class JourneyModel:
         then the expected value (or intercept): each row sums to the raw score."""
         return self.scorer.contributions(matrix)
 
+    def predict_interval_and_contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`predict_interval_matrix` and `contribution_matrix` of one matrix, the same numbers:
+        (risk, low, high, contributions), the raw scores and contributions from one pass of
+        the scorer (`scores`)."""
+        raw, contributions = self.scorer.scores(matrix)
+        return self.calibrator.predict(raw), *self.calibrator.interval(raw), contributions
+
     def prepare_for_scoring(self) -> None:
         """Builds now what scoring would build on first use (LightGBM's TreeSHAP tables)."""
         self.scorer.prepare()

@@ -51,8 +51,8 @@ def score_arrays(snapshots: Snapshots, model: JourneyModel, reasons: int = 3) ->
     """Risks, bands and top reasons of snapshots: the one scoring path of batch scoring and
     the prediction service, on arrays (a frame per request would cost more than the model)."""
     matrix = model.feature_matrix(snapshots)
-    risk, low, high = model.predict_interval_matrix(matrix)
-    contributions = model.contribution_matrix(matrix)[:, :-1]  # without the expected value
+    risk, low, high, contributions = model.predict_interval_and_contributions(matrix)
+    contributions = contributions[:, :-1]  # without the expected value
     texts, values = reason_arrays(
         matrix, contributions, model.feature_names, reasons, model.transformer.vocabulary_
     )

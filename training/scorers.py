@@ -2,9 +2,10 @@
 each feature's contribution to it.
 
 Every scorer has `name`, `raw(matrix)`, `contributions(matrix)` (one column per feature of the
-matrix, then the expected value or intercept; each row sums to the raw score) and `prepare()`.
+matrix, then the expected value or intercept; each row sums to the raw score), `scores(matrix)`
+(both at once, the same numbers bit for bit) and `prepare()`.
 - `LightGBMScorer`: a booster; contributions are its TreeSHAP values (from tables when the
-  trees are small enough).
+  trees are small enough, which give its raw scores too).
 - `LogisticScorer`: a regularised logistic regression on the standardised features (missing
   values at the fit rows' median); a feature's contribution is its term, the intercept last.
 - `BlendScorer`: weighted log-odds of other scorers, each reading its own columns of the matrix;
@@ -30,6 +31,8 @@ class Scorer(Protocol):
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray: ...
 
+    def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
     def prepare(self) -> None: ...
 
 
@@ -47,8 +50,15 @@ class LightGBMScorer:
             return self.classifier.booster_.predict(matrix, pred_contrib=True, num_threads=1)
         return treeshap.contributions(self._shap_tables, matrix)
 
+    def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`raw` and `contributions`, from one pass over the trees' decisions where the tables
+        exist (their raw score is LightGBM's bit for bit)."""
+        if self._shap_tables is None:
+            return self.raw(matrix), self.contributions(matrix)
+        return treeshap.scores(self._shap_tables, matrix)
+
     def prepare(self) -> None:
-        """Builds now what scoring would build on first use (the TreeSHAP tables, ~0.1 s)."""
+        """Builds now what scoring would build on first use (the TreeSHAP tables)."""
         _ = self._shap_tables
 
     @functools.cached_property
@@ -79,8 +89,11 @@ class LogisticScorer:
         return self._terms(matrix).sum(axis=1) + self.intercept
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        return self._contributions(self._terms(matrix))
+
+    def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         terms = self._terms(matrix)
-        return np.column_stack([terms, np.full(len(terms), self.intercept)])
+        return terms.sum(axis=1) + self.intercept, self._contributions(terms)
 
     def prepare(self) -> None:
         pass
@@ -88,6 +101,9 @@ class LogisticScorer:
     def _terms(self, matrix: np.ndarray) -> np.ndarray:
         filled = np.where(np.isnan(matrix), self.medians, matrix)
         return (filled - self.mean) / self.scale * self.coef
+
+    def _contributions(self, terms: np.ndarray) -> np.ndarray:
+        return np.column_stack([terms, np.full(len(terms), self.intercept)])
 
 
 @dataclass
@@ -100,19 +116,34 @@ class BlendScorer:
     name: str = "blend"
 
     def raw(self, matrix: np.ndarray) -> np.ndarray:
-        return sum(
-            w * m.raw(matrix[:, c])
-            for m, w, c in zip(self.members, self.weights, self.columns, strict=True)
-        )
+        return _weighted(self.weights, [m.raw(matrix[:, c]) for m, c in self._reading()])
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        result = np.zeros((len(matrix), matrix.shape[1] + 1))
-        for member, weight, columns in zip(self.members, self.weights, self.columns, strict=True):
-            part = member.contributions(matrix[:, columns])
-            result[:, columns] += weight * part[:, :-1]
-            result[:, -1] += weight * part[:, -1]
-        return result
+        parts = [m.contributions(matrix[:, c]) for m, c in self._reading()]
+        return self._added(matrix, parts)
+
+    def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        both = [m.scores(matrix[:, c]) for m, c in self._reading()]
+        raws = [raw for raw, _ in both]
+        return _weighted(self.weights, raws), self._added(matrix, [part for _, part in both])
 
     def prepare(self) -> None:
         for member in self.members:
             member.prepare()
+
+    def _reading(self) -> list[tuple[Any, np.ndarray]]:
+        """Each member with the columns of the matrix it reads."""
+        return list(zip(self.members, self.columns, strict=True))
+
+    def _added(self, matrix: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+        """The members' contributions (`parts`) weighted into the blend's columns."""
+        result = np.zeros((len(matrix), matrix.shape[1] + 1))
+        for part, weight, columns in zip(parts, self.weights, self.columns, strict=True):
+            result[:, columns] += weight * part[:, :-1]
+            result[:, -1] += weight * part[:, -1]
+        return result
+
+
+def _weighted(weights: list[float], raws: list[np.ndarray]) -> np.ndarray:
+    """sum_i weight_i * raw_i, added in member order from 0 (Python's `sum`)."""
+    return sum(w * raw for w, raw in zip(weights, raws, strict=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from journeyguard.features.eventlog.frames import log_from_frame
 from journeyguard.features.eventlog.log import Snapshots
 from journeyguard.features.sources.simulate import simulate
 from journeyguard.features.transformer import PathFeatures
+from journeyguard.training import treeshap
 from journeyguard.training.calibration import Calibrator
 from journeyguard.training.models import (
     JourneyModel,
@@ -26,7 +28,7 @@ from journeyguard.training.models import (
     logistic_scorer,
     train_lightgbm,
 )
-from journeyguard.training.scorers import BlendScorer
+from journeyguard.training.scorers import BlendScorer, LightGBMScorer
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,30 @@ def test_a_blend_adds_its_members_log_odds_and_contributions_with_its_weights(jo
     np.testing.assert_allclose(contributions[:, 40:-1], 0.3 * tree.contributions(matrix)[:, 40:-1])
 
 
+def _bits(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values).view(np.uint64)
+
+
+def test_scores_are_raw_and_contributions_bit_for_bit_from_one_pass(journeys):
+    _, transformer, features, y, slices = journeys
+    names = list(features.columns)
+    matrix = as_matrix(features, names).copy()
+    matrix[::5, 2] = np.nan  # missing values too
+    tree = fit_lightgbm(features, y, slices, transformer.categorical_features_, seed=0)
+    linear = fit_logistic(features[names[:40]], y, slices, seed=0)
+    blend = BlendScorer([tree, linear], [0.3, 0.7], [np.arange(len(names)), np.arange(40)])
+    large = lgb.LGBMClassifier(num_leaves=31, min_child_samples=2, n_estimators=3, verbose=-1)
+    untabled = LightGBMScorer(large.fit(matrix, y))  # trees too large for tables
+    assert treeshap.tables_of(untabled.classifier.booster_) is None
+    for scorer, rows in [
+        (tree, matrix), (linear, matrix[:, :40]), (blend, matrix), (untabled, matrix),
+        (tree, matrix[:3]), (blend, matrix[:3]),
+    ]:  # fmt: skip
+        raw, contributions = scorer.scores(rows)
+        np.testing.assert_array_equal(_bits(raw), _bits(scorer.raw(rows)))
+        np.testing.assert_array_equal(_bits(contributions), _bits(scorer.contributions(rows)))
+
+
 def test_cross_fitting_scores_each_fold_with_a_model_that_never_saw_it(journeys):
     snapshots, transformer, features, y, slices = journeys
     scorer = fit_lightgbm(features, y, slices, transformer.categorical_features_, seed=0)
@@ -113,6 +139,11 @@ def test_a_model_pickled_before_scorers_existed_loads_and_scores(journeys):
 def test_risks_and_their_intervals_from_the_artifact(journeys):
     snapshots, transformer, features, y, slices = journeys
     model = train_lightgbm("churn", transformer, features, y, slices, seed=0)
-    risk, low, high = model.predict_interval_matrix(model.feature_matrix(snapshots))
+    matrix = model.feature_matrix(snapshots)
+    risk, low, high = model.predict_interval_matrix(matrix)
     np.testing.assert_array_equal(risk, model.predict(snapshots))
     assert ((risk > 0) & (risk < 1)).all() and ((low <= risk) & (risk <= high)).all()
+    *interval, contributions = model.predict_interval_and_contributions(matrix)
+    for ours, theirs in zip(interval, (risk, low, high), strict=True):
+        np.testing.assert_array_equal(_bits(ours), _bits(theirs))
+    np.testing.assert_array_equal(_bits(contributions), _bits(model.contribution_matrix(matrix)))
