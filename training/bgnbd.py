@@ -31,7 +31,6 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 DAY_NS = 86_400_000_000_000
@@ -232,7 +231,7 @@ def _hyp2f1(A: object, B: object, C: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Gauss 2F1(A, B; C; z) for 0 <= z < 1: scipy's, with its power series as the fallback
     where scipy returns inf/NaN (it does for integer A when C - A - B is an integer, z > 0.9)."""
     A, B, C, z = _arrays(A, B, C, z)
-    value = np.array(hyp2f1(A, B, C, z), dtype=float)
+    value = _once_per_distinct(hyp2f1, A, B, C, z)
     bad = ~np.isfinite(value)
     if bad.any():
         a, b, c, zz = A[bad], B[bad], C[bad], z[bad]
@@ -244,6 +243,20 @@ def _hyp2f1(A: object, B: object, C: np.ndarray, z: np.ndarray) -> np.ndarray:
                 break  # converged, or overflowed (the caller has another form)
         value[bad] = total
     return value
+
+
+def _once_per_distinct(function: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
+    """`function` of arrays of one shape, evaluated once per distinct row of them: customers
+    share most (whole purchase counts, whole days), and a special function costs microseconds
+    per value."""
+    flat = [column.ravel() for column in columns]
+    order, new = _runs(flat)
+    starts = order[new]
+    result = np.empty(len(order))
+    result[order] = np.asarray(function(*(column[starts] for column in flat)), dtype=float)[
+        np.cumsum(new) - 1
+    ]
+    return result.reshape(columns[0].shape)
 
 
 def expected_purchases(
@@ -301,6 +314,8 @@ def _maximum_likelihood(
     their logarithms, which keeps them positive. `likelihood_of(*columns)` gives the weighted
     ln L and its gradient. Identical rows of `columns` are merged into weights first: that only
     speeds it up, and makes the result independent of row order. Deterministic."""
+    from scipy.optimize import minimize  # fitting only: a process that scores never needs it
+
     rows, counts = _distinct_rows(columns)
     likelihood, weight = likelihood_of(*rows), counts.astype(float)
     n = weight.sum()
@@ -335,14 +350,22 @@ def _distinct_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.
     occurs: the rows, order and counts of `np.unique(np.column_stack(columns), axis=0,
     return_counts=True)` from one lexsort (np.unique sorts a structured view of the rows, which
     costs several times more)."""
+    order, new = _runs(columns)
+    starts = np.flatnonzero(new)
+    distinct = [np.asarray(column)[order[starts]] for column in columns]
+    return distinct, np.diff(np.append(starts, len(order)))
+
+
+def _runs(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The lexicographic order of the rows of `columns`, and where in it each run of equal
+    rows starts (NaN equals nothing, so each NaN row is a run of its own)."""
     order = np.lexsort(columns[::-1])  # lexsort's last key is the primary one
-    ordered = [np.asarray(column)[order] for column in columns]
     new = np.zeros(len(order), dtype=bool)
     new[:1] = True  # the first row opens a run (an empty input has none)
-    for column in ordered:
-        new[1:] |= column[1:] != column[:-1]
-    starts = np.flatnonzero(new)
-    return [column[starts] for column in ordered], np.diff(np.append(starts, len(order)))
+    for column in columns:
+        ordered = np.asarray(column)[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    return order, new
 
 
 def _newton_polish(gradient_of: Callable[[np.ndarray], np.ndarray], at: np.ndarray) -> np.ndarray:

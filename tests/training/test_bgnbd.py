@@ -165,6 +165,20 @@ def test_large_counts_and_times_stay_finite() -> None:
         assert ((alive >= 0) & (alive <= 1)).all() and (expected >= 0).all()
 
 
+def test_expected_purchases_of_many_customers_are_each_ones_own_to_the_last_bit() -> None:
+    rng = np.random.default_rng(3)  # shared counts and days, as in a log, and a missing T
+    x = rng.integers(0, 6, 300).astype(float)
+    T = rng.integers(1, 40, 300) / 7.0
+    t_x = np.where(x > 0, np.floor(T * rng.random(300) * 7) / 7, 0.0)
+    T[7] = np.nan
+    for params in (PUBLISHED, BGNBDParams(1.0155, 9.977, 274.2, 2322.5)):
+        together = expected_purchases(params, 4.0, x, t_x, T)
+        one_by_one = [
+            expected_purchases(params, 4.0, *row)[()] for row in zip(x, t_x, T, strict=True)
+        ]
+        np.testing.assert_array_equal(together, one_by_one)
+
+
 # --- the fit's objective ---------------------------------------------------------------------
 
 
