@@ -246,7 +246,7 @@ def next_due(engine: Engine) -> datetime.datetime | None:
 def score_tasks(settings: Config, log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
     """The long score table of every task an action uses (one row per customer and task),
     each scored by its champion."""
-    from journeyguard.training.champion import score_with_champion
+    from journeyguard.training.risk_lists import score_with_champion
 
     tasks = sorted({action.task for action in settings.outreach.actions.values()})
     tables = [score_with_champion(settings, task, as_of, log) for task in tasks]

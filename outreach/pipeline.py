@@ -179,7 +179,7 @@ def champion_tasks(settings: Config) -> tuple[list[str], list[str]]:
 
 def score(settings: Config, log: EventLog, as_of: pd.Timestamp) -> dict[str, Any]:
     """Writes each task's risk and lapsed lists as of `as_of`; counts their rows."""
-    from journeyguard.training.champion import write_risk_lists
+    from journeyguard.training.risk_lists import write_risk_lists
 
     tasks, waiting = champion_tasks(settings)
     counts: dict[str, Any] = {"no_champion": waiting}

@@ -111,7 +111,8 @@ def build_trained_workspace(simulated: SimulatedLog, folder: Path) -> TrainedWor
     under `folder` and scores their risk lists at `AS_OF` (about 15 s)."""
     from journeyguard.features.config.reader import load_config
     from journeyguard.training import registry
-    from journeyguard.training.champion import score_with_champion, train_and_register
+    from journeyguard.training.champion import train_and_register
+    from journeyguard.training.risk_lists import score_with_champion
 
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "jg.toml"

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit
-from sklearn.linear_model import LogisticRegression
 
 from journeyguard.features.stats import Z_95, wilson_interval
 
@@ -123,6 +122,8 @@ def _pool(
 def _platt(raw: np.ndarray, y: np.ndarray, prior_rows: float) -> Calibrator:
     """Platt's curve on a grid over the raw scores seen, its 95 % interval by the delta method
     (the inverse Fisher information of slope and intercept), bounded as a block of all rows."""
+    from sklearn.linear_model import LogisticRegression  # fitting only: scoring never needs it
+
     fit = LogisticRegression().fit(raw.reshape(-1, 1), y)
     slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     p = expit(slope * raw + intercept)

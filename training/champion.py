@@ -22,14 +22,12 @@ from journeyguard.features.config.model import Config
 from journeyguard.features.errors import ConfigError
 from journeyguard.features.eventlog.columns import NS_PER_DAY
 from journeyguard.features.eventlog.log import EventLog
-from journeyguard.features.population import lapsed_list
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.tables import write_table
 from journeyguard.training import plots, registry
 from journeyguard.training.metrics import evaluate
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.monitor import monitor, write_result
-from journeyguard.training.score import score_log
 from journeyguard.training.train import train_task
 
 if TYPE_CHECKING:
@@ -150,33 +148,6 @@ def load_champion(settings: Config, task: str) -> tuple[JourneyModel, registry.L
             f"--config {settings.path} --task {task}` first"
         )
     return loaded
-
-
-def score_with_champion(
-    settings: Config, task: str, as_of: pd.Timestamp, log: EventLog | None = None
-) -> pd.DataFrame:
-    """The journeys the task is for at `as_of` scored by its champion, with their top reasons;
-    `log` is the settings' log (`load_log`) unless given."""
-    model, logged = load_champion(settings, task)
-    log = load_log(settings) if log is None else log
-    return score_log(log, model, as_of, settings.task(task), version=logged.version)
-
-
-def write_risk_lists(
-    settings: Config,
-    task: str,
-    as_of: pd.Timestamp,
-    log: EventLog | None = None,
-    out: Path | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scores the task at `as_of` and writes its risk list (to `out`, default the workspace's,
-    which the service and console read) and its lapsed list beside; returns both."""
-    log = load_log(settings) if log is None else log
-    risks = score_with_champion(settings, task, as_of, log)
-    lapsed = lapsed_list(log, settings.task(task), as_of)
-    write_table(risks, out or settings.workspace.risk_list(task))
-    write_table(lapsed, settings.workspace.lapsed_list(task))
-    return risks, lapsed
 
 
 def monitor_champion(

@@ -92,7 +92,7 @@ def score(
 ) -> None:
     """Score every journey the task is for at --as-of with its champion, with its top reasons;
     the journeys that lapsed (quiet past the task's `active_within`) go to a list of their own."""
-    from journeyguard.training.champion import write_risk_lists
+    from journeyguard.training.risk_lists import write_risk_lists
 
     settings = load_config(config).with_engine(engine)
     out = out or settings.workspace.risk_list(task)
@@ -185,11 +185,8 @@ def monitor_summary(result: dict[str, Any]) -> str:
 def demo_stage(settings: Config) -> None:
     """The demo's training stage: train every task, score the log at its last event, then
     monitor each champion there."""
-    from journeyguard.training.champion import (
-        monitor_champion,
-        train_and_register,
-        write_risk_lists,
-    )
+    from journeyguard.training.champion import monitor_champion, train_and_register
+    from journeyguard.training.risk_lists import write_risk_lists
 
     for task in settings.tasks:
         with status.status("training") as spinner:

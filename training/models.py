@@ -10,9 +10,10 @@ row and calibrated on their out-of-fold scores (`cross_fit`).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -21,13 +22,14 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from journeyguard.features.build import feature_columns
 from journeyguard.features.eventlog.log import Snapshots
 from journeyguard.features.transformer import PathFeatures
+from journeyguard.features.vocabulary import Vocabulary
 from journeyguard.training.bgnbd_features import BGNBDFeatures
 from journeyguard.training.calibration import Calibrator, fit_calibrator
 from journeyguard.training.metrics import evaluate
 from journeyguard.training.scorers import LightGBMScorer, LogisticScorer, Scorer
+from journeyguard.training.scoring_model import ScoringModel
 
 SLICES = (0.70, 0.85)  # training rows by as_of: fit below 70 %, validation to 85 %, calibration
 LOGISTIC_C = (0.01, 0.1, 1.0)  # regularisation strengths the logistic model chooses from
@@ -70,42 +72,53 @@ class JourneyModel:
             frame = frame.assign(**self.bgnbd.columns(snapshots))
         return frame[self.feature_names]
 
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The fitted transformer's; None without one (the model scores feature rows only)."""
+        return getattr(self.transformer, "vocabulary_", None)
+
+    @functools.cached_property
+    def scoring(self) -> ScoringModel:
+        """The model as `ScoringModel`, which every scoring method below goes through."""
+        return ScoringModel(
+            self.task,
+            self.vocabulary,
+            self.scorer,
+            self.calibrator,
+            self.feature_names,
+            self.info,
+            self.bgnbd,
+        )
+
+    def exported(self) -> ScoringModel:
+        """The `ScoringModel` with the scorer's exported form (`Scorer.exported`): the same
+        answers, and a pickle that needs neither LightGBM nor scikit-learn to load."""
+        return replace(self.scoring, scorer=self.scorer.exported())
+
+    # Scoring, as `ScoringModel` does it (the one implementation):
     def feature_matrix(self, snapshots: Snapshots) -> np.ndarray:
-        """The features of `features` as one float64 array in `feature_names` order: the same
-        numbers without a frame, for scoring a few journeys fast."""
-        columns = feature_columns(snapshots, self.transformer.vocabulary_)
-        if self.bgnbd is not None:
-            columns |= self.bgnbd.columns(snapshots)
-        matrix = np.empty((len(snapshots), len(self.feature_names)), dtype=np.float64)
-        for j, name in enumerate(self.feature_names):
-            matrix[:, j] = columns[name]
-        return matrix
+        return self.scoring.feature_matrix(snapshots)
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of the outcome for a `feature_matrix`."""
-        return self.calibrator.predict(self.scorer.raw(matrix))
+        return self.scoring.predict_matrix(matrix)
 
     def predict_interval_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The calibrated probabilities of a `feature_matrix` and their 95 % intervals:
-        (risk, low, high)."""
-        raw = self.scorer.raw(matrix)
-        return (self.calibrator.predict(raw), *self.calibrator.interval(raw))
+        return self.scoring.predict_interval_matrix(matrix)
 
     def contribution_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Per feature of a `feature_matrix`, its contribution to the raw (log-odds) score,
-        then the expected value (or intercept): each row sums to the raw score."""
-        return self.scorer.contributions(matrix)
+        return self.scoring.contribution_matrix(matrix)
 
     def predict_interval_and_contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, ...]:
-        """`predict_interval_matrix` and `contribution_matrix` of one matrix, the same numbers:
-        (risk, low, high, contributions), the raw scores and contributions from one pass of
-        the scorer (`scores`)."""
-        raw, contributions = self.scorer.scores(matrix)
-        return self.calibrator.predict(raw), *self.calibrator.interval(raw), contributions
+        return self.scoring.predict_interval_and_contributions(matrix)
 
     def prepare_for_scoring(self) -> None:
         """Builds now what scoring would build on first use (LightGBM's TreeSHAP tables)."""
         self.scorer.prepare()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("scoring", None)  # a view of the fields, made again on use
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Loads models pickled before scorers existed: their booster becomes the scorer."""

@@ -1,4 +1,5 @@
-"""The model registry: the one module of JourneyGuard that talks to MLflow.
+"""The model registry: the one module of JourneyGuard that talks to MLflow (`exported_champions`
+reads one alias straight from a local store's database, without it).
 
 A training run of a task is one MLflow run in the experiment `journeyguard-<task>`; its model is
 registered as `journeyguard-<task>` and the new version takes the alias `challenger`. `promote`
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from importlib.metadata import version as _version
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,21 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.types import ColSpec, Schema
 
 from journeyguard.features.errors import ConfigError
+from journeyguard.training import exported_champions
+from journeyguard.training.exported_champions import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_PREFIX,
+    LoggedModel,
+    local_database,
+    logged_model,
+    model_name,
+)
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.uplift_learners import UpliftModel
 
-MODEL_PREFIX = "journeyguard-"  # registered model and experiment name: journeyguard-<task>
 UPLIFT_PREFIX = "uplift-"  # an experiment's uplift models: journeyguard-uplift-<experiment>
-CHAMPION, CHALLENGER = "champion", "challenger"
 CONTRIBUTION = "contribution__"
-_SQLITE = "sqlite:///"
 _MLMODEL = "MLmodel"  # the description of a logged model, beside its files
 # Pinned rather than inferred: inference loads the model again in a subprocess (seconds).
 _REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle")
@@ -56,21 +63,15 @@ def _telemetry_off() -> None:
 
 
 def tracking_uri(root: Path | None = None) -> str:
-    """`MLFLOW_TRACKING_URI` if set, else the SQLite store `<root>/mlflow.db` (root defaults to
-    `./mlruns`), creating root and root/artifacts: the only place a folder is made."""
+    """`exported_champions.tracking_uri`, MLflow's telemetry turned off first."""
     _telemetry_off()
-    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
-        return uri
-    root = (root or Path("mlruns")).resolve()
-    (root / "artifacts").mkdir(parents=True, exist_ok=True)
-    return f"{_SQLITE}{root / 'mlflow.db'}"
+    return exported_champions.tracking_uri(root)
 
 
 def _local_root(uri: str) -> Path | None:
     """The folder of a local SQLite store (artifacts go beside it), None for other stores."""
-    if uri.startswith(_SQLITE) and Path(uri[len(_SQLITE) :]).is_absolute():
-        return Path(uri[len(_SQLITE) :]).parent
-    return None
+    database = local_database(uri)
+    return None if database is None else database.parent
 
 
 def _client(uri: str) -> MlflowClient:
@@ -86,10 +87,6 @@ def _reader(uri: str) -> MlflowClient:
     """A client of `uri` that, unlike `_client`, leaves the process's URIs as they are."""
     _telemetry_off()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def model_name(task: str) -> str:
-    return f"{MODEL_PREFIX}{task}"
 
 
 def experiment_id(task: str, uri: str) -> str:
@@ -127,20 +124,8 @@ class JourneyPyfunc(mlflow.pyfunc.PythonModel):
         return contributions
 
 
-@dataclass(frozen=True)
-class LoggedModel:
-    task: str
-    run_id: str
-    model_name: str
-    version: int
-    model_uri: str  # models:/journeyguard-<task>/<version>
-
-
 def _logged(task: str, version: ModelVersion) -> LoggedModel:
-    name = model_name(task)
-    return LoggedModel(
-        task, version.run_id, name, int(version.version), f"models:/{name}/{version.version}"
-    )
+    return logged_model(task, int(version.version), version.run_id)
 
 
 def log_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -10,9 +11,15 @@ import pandas as pd
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.population import eligible_snapshots
-from journeyguard.training.models import JourneyModel
 from journeyguard.training.reasons import reason_arrays
+from journeyguard.training.scoring_model import ScoringModel
 from journeyguard.training.value import ValueModels, customer_values
+
+if TYPE_CHECKING:
+    from journeyguard.training.models import JourneyModel
+
+# A trained model or its exported form (`JourneyModel.exported`): the same answers.
+Model: TypeAlias = "ScoringModel | JourneyModel"
 
 BANDS = ("high", "medium", "low")
 
@@ -28,7 +35,7 @@ def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
     return np.where(risk >= high, "high", np.where(risk >= medium, "medium", "low")).astype(object)
 
 
-def model_bands(model: JourneyModel, risk: np.ndarray) -> np.ndarray:
+def model_bands(model: Model, risk: np.ndarray) -> np.ndarray:
     """`bands` against the base rate of the model's training rows."""
     return bands(risk, model.info["base_rate"])
 
@@ -47,21 +54,21 @@ class Scores:
     risk_high: np.ndarray
 
 
-def score_arrays(snapshots: Snapshots, model: JourneyModel, reasons: int = 3) -> Scores:
+def score_arrays(snapshots: Snapshots, model: Model, reasons: int = 3) -> Scores:
     """Risks, bands and top reasons of snapshots: the one scoring path of batch scoring and
     the prediction service, on arrays (a frame per request would cost more than the model)."""
     matrix = model.feature_matrix(snapshots)
     risk, low, high, contributions = model.predict_interval_and_contributions(matrix)
     contributions = contributions[:, :-1]  # without the expected value
     texts, values = reason_arrays(
-        matrix, contributions, model.feature_names, reasons, model.transformer.vocabulary_
+        matrix, contributions, model.feature_names, reasons, model.vocabulary
     )
     return Scores(risk, model_bands(model, risk), texts, values, low, high)
 
 
 def score_log(
     log: EventLog,
-    model: JourneyModel,
+    model: Model,
     as_of: pd.Timestamp,
     task: TaskConfig,
     *,
@@ -79,7 +86,7 @@ def score_log(
 
 def risk_table(
     snapshots: Snapshots,
-    model: JourneyModel,
+    model: Model,
     as_of: pd.Timestamp,
     task: TaskConfig,
     *,
@@ -95,7 +102,7 @@ def risk_table(
 
 
 def score_snapshots(
-    snapshots: Snapshots, model: JourneyModel, *, version: int | None = None, reasons: int = 3
+    snapshots: Snapshots, model: Model, *, version: int | None = None, reasons: int = 3
 ) -> pd.DataFrame:
     """One row per snapshot, in their order: the columns of `score_log` and the risk's
     interval (`risk_low`, `risk_high`), from `score_arrays`, the path the prediction service

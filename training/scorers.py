@@ -10,18 +10,22 @@ matrix, then the expected value or intercept; each row sums to the raw score), `
   values at the fit rows' median); a feature's contribution is its term, the intercept last.
 - `BlendScorer`: weighted log-odds of other scorers, each reading its own columns of the matrix;
   the contributions add up the same way.
+- `TreeTableScorer`: a `LightGBMScorer`'s exported form (`exported()`), its TreeSHAP tables
+  alone: the same numbers without LightGBM.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol
 
-import lightgbm as lgb
 import numpy as np
 
 from journeyguard.training import treeshap
+
+if TYPE_CHECKING:  # a scorer that only scores never imports LightGBM
+    import lightgbm as lgb
 
 
 class Scorer(Protocol):
@@ -34,6 +38,8 @@ class Scorer(Protocol):
     def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def prepare(self) -> None: ...
+
+    def exported(self) -> Scorer: ...
 
 
 @dataclass
@@ -60,6 +66,11 @@ class LightGBMScorer:
     def prepare(self) -> None:
         """Builds now what scoring would build on first use (the TreeSHAP tables)."""
         _ = self._shap_tables
+
+    def exported(self) -> Scorer:
+        """Its tables as a `TreeTableScorer`; itself where the trees are too large for them."""
+        tables = self._shap_tables
+        return self if tables is None else TreeTableScorer(tables)
 
     @functools.cached_property
     def _shap_tables(self) -> treeshap.ShapTables | None:
@@ -98,6 +109,9 @@ class LogisticScorer:
     def prepare(self) -> None:
         pass
 
+    def exported(self) -> Scorer:
+        return self
+
     def _terms(self, matrix: np.ndarray) -> np.ndarray:
         filled = np.where(np.isnan(matrix), self.medians, matrix)
         return (filled - self.mean) / self.scale * self.coef
@@ -131,6 +145,9 @@ class BlendScorer:
         for member in self.members:
             member.prepare()
 
+    def exported(self) -> Scorer:
+        return replace(self, members=[member.exported() for member in self.members])
+
     def _reading(self) -> list[tuple[Any, np.ndarray]]:
         """Each member with the columns of the matrix it reads."""
         return list(zip(self.members, self.columns, strict=True))
@@ -142,6 +159,30 @@ class BlendScorer:
             result[:, columns] += weight * part[:, :-1]
             result[:, -1] += weight * part[:, -1]
         return result
+
+
+@dataclass
+class TreeTableScorer:
+    """A LightGBM model as its TreeSHAP tables (`treeshap.ShapTables`): raw scores and
+    contributions the same as its `LightGBMScorer`'s bit for bit, from arrays alone."""
+
+    tables: treeshap.ShapTables
+    name: str = "lightgbm"
+
+    def raw(self, matrix: np.ndarray) -> np.ndarray:
+        return treeshap.raw(self.tables, matrix)
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        return treeshap.contributions(self.tables, matrix)
+
+    def scores(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return treeshap.scores(self.tables, matrix)
+
+    def prepare(self) -> None:
+        pass
+
+    def exported(self) -> Scorer:
+        return self
 
 
 def _weighted(weights: list[float], raws: list[np.ndarray]) -> np.ndarray:

@@ -133,4 +133,4 @@ def test_a_champion_the_code_cannot_score_is_replaced_not_fatal(
     )
     result = train(workdir)
     assert result["promoted"] is True and result["version"] == old.version + 1
-    assert "could not be scored" in result["rule"] and "AttributeError" in result["rule"]
+    assert "could not be scored" in result["rule"] and "no vocabulary" in result["rule"]

@@ -28,7 +28,7 @@ from journeyguard.training.models import (
     logistic_scorer,
     train_lightgbm,
 )
-from journeyguard.training.scorers import BlendScorer, LightGBMScorer
+from journeyguard.training.scorers import BlendScorer, LightGBMScorer, TreeTableScorer
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,10 @@ def test_scores_are_raw_and_contributions_bit_for_bit_from_one_pass(journeys):
         raw, contributions = scorer.scores(rows)
         np.testing.assert_array_equal(_bits(raw), _bits(scorer.raw(rows)))
         np.testing.assert_array_equal(_bits(contributions), _bits(scorer.contributions(rows)))
+        exported = scorer.exported()  # without LightGBM where the tables exist
+        assert (type(exported) is TreeTableScorer) == (scorer is tree)
+        for ours, theirs in zip(exported.scores(rows), (raw, contributions), strict=True):
+            np.testing.assert_array_equal(_bits(ours), _bits(theirs))
 
 
 def test_cross_fitting_scores_each_fold_with_a_model_that_never_saw_it(journeys):

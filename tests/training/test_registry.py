@@ -15,48 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from journeyguard.features.eventlog.frames import log_from_frame
-from journeyguard.features.eventlog.log import Snapshots
-from journeyguard.features.sources.simulate import simulate
-from journeyguard.features.transformer import PathFeatures
 from journeyguard.training import registry
-from journeyguard.training.models import JourneyModel, train_lightgbm, training_slices
-from tests.workspace import empty_store
+from tests.training.conftest import log_version
 
 TASK = "churn"
-
-
-@pytest.fixture
-def uri(template_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh store for one test: a copy of the session's template database."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return empty_store(template_store, tmp_path / "mlruns")
-
-
-@pytest.fixture(scope="module")
-def trained() -> tuple[JourneyModel, pd.DataFrame]:
-    """A small real model: simulated journeys, path features, LightGBM with calibration."""
-    sim = simulate(1500, seed=3)
-    snapshots = Snapshots.at(log_from_frame(sim.events), pd.Timestamp("2025-09-01", tz="UTC"))
-    transformer = PathFeatures().fit(snapshots)
-    features = transformer.transform(snapshots)
-    noise = np.random.default_rng(0).random(len(features)) < 0.15
-    y = ((features["count__refund_denied"] > 0).to_numpy() ^ noise).astype(int)
-    slices = training_slices(np.arange(len(features)))  # every row its own as_of
-    model = train_lightgbm(TASK, transformer, features, y, slices, seed=0)
-    return model, features
-
-
-def _log(model: JourneyModel, features: pd.DataFrame, uri: str, score: float = 0.8, **kwargs):
-    return registry.log_model(
-        model,
-        uri=uri,
-        params={"seed": 0, "rows": len(features)},
-        metrics={"test_roc_auc": score, "baseline_test_roc_auc": score - 0.05},
-        tags={"dataset_fingerprint": "0123456789abcdef"},
-        artifacts=kwargs.get("artifacts", {}),
-        input_example=features.head(20),
-    )
 
 
 def test_log_then_load_round_trips(trained, uri: str, tmp_path: Path) -> None:
@@ -65,7 +27,9 @@ def test_log_then_load_round_trips(trained, uri: str, tmp_path: Path) -> None:
     summary.write_text(json.dumps({"rows": len(features)}))
     plot = tmp_path / "calibration.png"
     plot.write_bytes(b"\x89PNG\r\n\x1a\n")
-    logged = _log(model, features, uri, artifacts={"summary.json": summary, "plots/cal.png": plot})
+    logged = log_version(
+        model, features, uri, artifacts={"summary.json": summary, "plots/cal.png": plot}
+    )
     assert (logged.task, logged.model_name, logged.version) == (TASK, "journeyguard-churn", 1)
     assert logged.model_uri == "models:/journeyguard-churn/1"
 
@@ -97,7 +61,7 @@ def test_a_model_pickled_by_the_old_layout_is_refused_with_a_retrain_message(
     trained, uri: str
 ) -> None:
     model, features = trained
-    _log(model, features, uri)
+    log_version(model, features, uri)
     root = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
     (pickled,) = root.rglob("python_model.pkl")
     # What an old pickle holds: a class by its module's old top-level name.
@@ -109,7 +73,7 @@ def test_a_model_pickled_by_the_old_layout_is_refused_with_a_retrain_message(
 def test_pyfunc_returns_probabilities_and_contributions(trained, uri: str) -> None:
     """Through MLflow's own pyfunc (as a server would load it): probabilities, not labels."""
     model, features = trained
-    logged = _log(model, features, uri)
+    logged = log_version(model, features, uri)
     output = mlflow.pyfunc.load_model(logged.model_uri).predict(features)
     expected = [
         "probability",
@@ -127,7 +91,7 @@ def test_pyfunc_returns_probabilities_and_contributions(trained, uri: str) -> No
 def test_missing_model_or_alias_is_none(trained, uri: str) -> None:
     model, features = trained
     assert registry.load_model("no-such-task", "champion", uri=uri) is None
-    _log(model, features, uri)
+    log_version(model, features, uri)
     assert registry.load_model(TASK, "champion", uri=uri) is None
     assert registry.load_model("no-such-task", "challenger", uri=uri) is None
     assert registry.champion_versions(uri)[TASK]["champion"] is None
@@ -135,7 +99,7 @@ def test_missing_model_or_alias_is_none(trained, uri: str) -> None:
 
 def test_promotion_rule(trained, uri: str) -> None:
     model, features = trained
-    first = _log(model, features, uri, score=0.81)
+    first = log_version(model, features, uri, score=0.81)
     promoted, rule = registry.promote(
         TASK, first, challenger_score=0.81, champion_score=None, metric="test_roc_auc", uri=uri
     )
@@ -143,7 +107,7 @@ def test_promotion_rule(trained, uri: str) -> None:
     assert "no champion" in rule
     assert registry.load_model(TASK, "champion", uri=uri)[1].version == 1
 
-    worse = _log(model, features, uri, score=0.79)
+    worse = log_version(model, features, uri, score=0.79)
     promoted, rule = registry.promote(
         TASK, worse, challenger_score=0.79, champion_score=0.81, metric="test_roc_auc", uri=uri
     )
@@ -168,8 +132,8 @@ def test_promotion_rule(trained, uri: str) -> None:
 
 def test_a_champion_this_code_cannot_score_is_named_in_the_recorded_rule(trained, uri) -> None:
     model, features = trained
-    _log(model, features, uri, score=0.8)
-    challenger = _log(model, features, uri, score=0.7)
+    log_version(model, features, uri, score=0.8)
+    challenger = log_version(model, features, uri, score=0.7)
     promoted, rule = registry.promote(
         TASK, challenger, challenger_score=0.7, champion_score=None, metric="test_roc_auc",
         uri=uri, champion_unusable="it names training.registry",
