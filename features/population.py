@@ -85,7 +85,10 @@ def _active(snapshots: Snapshots, population: Population) -> Eligibility:
     lapsed = (last >= 0) & ~eligible
     what = " or ".join(population.events) if population.events else "activity"
     reasons = np.empty(len(snapshots), dtype=object)
-    reasons[lapsed] = [f"no {what} for {days:.0f} days: lapsed" for days in quiet_days[lapsed]]
+    # Formatted once per whole number of days: rint rounds as the format does (half to even).
+    days, at = np.unique(np.rint(quiet_days[lapsed]), return_inverse=True)
+    texts = np.array([f"no {what} for {day:.0f} days: lapsed" for day in days], dtype=object)
+    reasons[lapsed] = texts[at]
     reasons[last < 0] = f"no {what} yet"
     return Eligibility(eligible, lapsed, quiet_days, reasons)
 
