@@ -4,8 +4,8 @@ Importing MLflow and unpickling a `JourneyModel` (which brings scikit-learn and 
 a scoring command about two seconds, more than the scoring. So on a local SQLite store (the
 embedded default) the version holding the alias is read with `sqlite3`, and the model is its
 exported form (`JourneyModel.exported`), a file beside the store named by the model, version
-and run: written when that version is promoted or first loaded through MLflow, and read for as
-long as the alias stays on it. Any other store, a missing or unreadable file, or a registry
+and run: written the first time that version is scored through MLflow, and read for as long
+as the alias stays on it. Any other store, a missing or unreadable file, or a registry
 schema this code cannot read goes through MLflow (`risk_lists.champion_for_scoring`).
 """
 
@@ -53,7 +53,7 @@ def logged_model(task: str, version: int, run_id: str) -> LoggedModel:
 
 def tracking_uri(root: Path | None = None) -> str:
     """`MLFLOW_TRACKING_URI` if set, else the SQLite store `<root>/mlflow.db` (root defaults to
-    `./mlruns`), creating root and root/artifacts: the only place a folder is made."""
+    `./mlruns`), creating root and root/artifacts."""
     if uri := os.environ.get("MLFLOW_TRACKING_URI"):
         return uri
     root = (root or Path("mlruns")).resolve()
