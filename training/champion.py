@@ -28,6 +28,7 @@ from journeyguard.training import plots, registry
 from journeyguard.training.metrics import evaluate
 from journeyguard.training.models import JourneyModel
 from journeyguard.training.monitor import monitor, write_result
+from journeyguard.training.risk_lists import no_champion
 from journeyguard.training.train import train_task
 
 if TYPE_CHECKING:
@@ -143,10 +144,7 @@ def load_champion(settings: Config, task: str) -> tuple[JourneyModel, registry.L
     settings.task(task)
     loaded = registry.load_model(task, registry.CHAMPION, uri=registry.tracking_uri())
     if loaded is None:
-        raise ConfigError(
-            f"no champion model for task {task!r} yet: run `journeyguard train "
-            f"--config {settings.path} --task {task}` first"
-        )
+        raise no_champion(settings, task)
     return loaded
 
 

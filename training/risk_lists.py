@@ -34,11 +34,16 @@ def scoring_champion(settings: Config, task: str) -> tuple[ScoringModel, LoggedM
     settings.task(task)
     loaded = champion_for_scoring(task, tracking_uri())
     if loaded is None:
-        raise ConfigError(
-            f"no champion model for task {task!r} yet: run `journeyguard train "
-            f"--config {settings.path} --task {task}` first"
-        )
+        raise no_champion(settings, task)
     return loaded
+
+
+def no_champion(settings: Config, task: str) -> ConfigError:
+    """The error of a task without a champion, saying how to train one."""
+    return ConfigError(
+        f"no champion model for task {task!r} yet: run `journeyguard train "
+        f"--config {settings.path} --task {task}` first"
+    )
 
 
 def champion_for_scoring(task: str, uri: str) -> tuple[ScoringModel, LoggedModel] | None:

@@ -68,36 +68,29 @@ class EventLog:
         present = np.bincount(kept_codes, minlength=self.n_journeys) > 0
         renumber = np.cumsum(present) - 1
         counts = np.bincount(renumber[kept_codes], minlength=int(present.sum()))
-        return EventLog(
-            journey_ids=self.journey_ids[present],
-            offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
-            steps=self.steps,
-            step_codes=self.step_codes[keep],
-            times=self.times[keep],
-            columns=self._columns_at(keep),
-        )
+        return self._part(present, counts, keep)
 
     def journeys_at(self, journeys: np.ndarray) -> tuple[EventLog, np.ndarray]:
         """The log of the journeys coded `journeys` (ascending), and their events' indices here:
         costs those events, not a pass over the log's."""
         lengths = self.offsets[journeys + 1] - self.offsets[journeys]
         taken = ranges(self.offsets[journeys], lengths)
-        log = EventLog(
+        return self._part(journeys, lengths, taken), taken
+
+    def _part(self, journeys: np.ndarray, lengths: np.ndarray, events: np.ndarray) -> EventLog:
+        """The log of `journeys` (a mask or ascending codes), with `lengths` events each: the
+        events at `events` (a mask or indices, in journey order)."""
+        return EventLog(
             journey_ids=self.journey_ids[journeys],
             offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
             steps=self.steps,
-            step_codes=self.step_codes[taken],
-            times=self.times[taken],
-            columns=self._columns_at(taken),
+            step_codes=self.step_codes[events],
+            times=self.times[events],
+            columns={
+                name: column.take(events) if isinstance(column, Coded) else column[events]
+                for name, column in self.columns.items()
+            },
         )
-        return log, taken
-
-    def _columns_at(self, index: np.ndarray) -> dict[str, Column]:
-        """The optional columns at `index` (a mask or indices of events)."""
-        return {
-            name: column.take(index) if isinstance(column, Coded) else column[index]
-            for name, column in self.columns.items()
-        }
 
     def until(self, as_of: Any) -> EventLog:
         """The log as it stood at `as_of` (a Timestamp or ns): events at or before it."""
