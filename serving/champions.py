@@ -2,7 +2,8 @@
 
 The service asks `current()` on every request; a background thread checks the registry every
 `reload_every` and swaps in a newly promoted champion, so promotion needs no restart. Until
-every task has a champion the store is not ready, and `reason` says why.
+every task has a champion the store is not ready, and `reason` says why. The first load happens
+before the service takes requests, so no worker answers "loading" while another says ready.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class ChampionStore:
             return changed
 
     def watch(self, every_seconds: float, on_change: Callable[[], None] | None = None) -> None:
-        """Refreshes now and then every `every_seconds` in the background; calls `on_change`
-        after a refresh that changed the champions."""
+        """Refreshes now, before returning, and then every `every_seconds` in the background;
+        calls `on_change` after a refresh that changed the champions."""
 
         def refresh_quietly() -> None:
             try:
@@ -100,7 +101,10 @@ class ChampionStore:
                 self._reason = f"cannot read the model registry {self.uri}: {error}"
                 log.exception("refreshing the champions failed")
 
-        self._stop = every(every_seconds, refresh_quietly, "champion-watch")
+        # Before returning: a worker takes requests once the service's __init__ has returned,
+        # and readiness is asked of any one worker.
+        refresh_quietly()
+        self._stop = every(every_seconds, refresh_quietly, "champion-watch", first_now=False)
 
     def stop(self) -> None:
         self._stop.set()

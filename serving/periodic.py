@@ -6,12 +6,16 @@ import threading
 from collections.abc import Callable
 
 
-def every(seconds: float, work: Callable[[], object], name: str) -> threading.Event:
-    """Runs `work` now and then every `seconds` in a daemon thread, until the returned event
-    is set."""
+def every(
+    seconds: float, work: Callable[[], object], name: str, *, first_now: bool = True
+) -> threading.Event:
+    """Runs `work` now (unless `first_now` is False) and then every `seconds` in a daemon
+    thread, until the returned event is set."""
     stop = threading.Event()
 
     def loop() -> None:
+        if not first_now and stop.wait(seconds):
+            return
         while True:
             work()
             if stop.wait(seconds):
