@@ -321,13 +321,15 @@ def _maximum_likelihood(
     n = weight.sum()
 
     def objective(log_p: np.ndarray) -> tuple[float, np.ndarray]:
-        p = np.exp(log_p)
-        total, gradient = likelihood.total(params_type(*p), weight)
-        if log_prior is not None:
-            prior, prior_gradient = log_prior(p)
-            total, gradient = total + prior, gradient + prior_gradient
-        value = -total / n + penalizer * float(p @ p)
-        gradient = p * (2 * penalizer * p - gradient / n)  # d/d ln p = p d/dp
+        # A step outside the domain overflows or gives NaN: handled below, not warned about.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            p = np.exp(log_p)
+            total, gradient = likelihood.total(params_type(*p), weight)
+            if log_prior is not None:
+                prior, prior_gradient = log_prior(p)
+                total, gradient = total + prior, gradient + prior_gradient
+            value = -total / n + penalizer * float(p @ p)
+            gradient = p * (2 * penalizer * p - gradient / n)  # d/d ln p = p d/dp
         if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
             return 1e300, np.zeros_like(p)  # outside the domain: the line search steps back
         return value, gradient
