@@ -31,12 +31,18 @@ def test_top_reasons_are_the_largest_positive_contributions_leftmost_first_on_ti
 def test_the_order_is_a_stable_descending_sort_of_every_row() -> None:
     rng = np.random.default_rng(5)
     contributions = rng.integers(-3, 4, (500, 12)).astype(float)  # many ties
-    names = [f"step__{i}" for i in range(12)]
+    names = [f"recency_days_{i}" for i in range(12)]  # each column's text names it
     values = np.ones_like(contributions)
-    _, chosen = reason_arrays(values, contributions, names, k=4)
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :4]
     want = np.take_along_axis(contributions, order, axis=1)
-    np.testing.assert_array_equal(chosen, np.where(want > 0, want, np.nan))
+    texts = [
+        [describe(names[c], 1.0) if w > 0 else None for c, w in zip(o, r, strict=True)]
+        for o, r in zip(order, want, strict=True)
+    ]
+    for layout in (contributions, np.asfortranarray(contributions)):  # scoring's is the latter
+        got, chosen = reason_arrays(values, layout, names, k=4)
+        np.testing.assert_array_equal(chosen, np.where(want > 0, want, np.nan))
+        assert [list(row) for row in zip(*got, strict=True)] == texts
 
 
 def test_each_text_describes_its_own_row_when_rows_share_values() -> None:
