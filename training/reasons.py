@@ -8,6 +8,7 @@ positive contributions to the model's score.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -65,29 +66,44 @@ _SIMPLE = {  # features whose phrase needs only their value
 
 def describe(feature: str, value: float, vocabulary: Vocabulary | None = None) -> str:
     """One feature's value in plain words."""
+    return _phrase(feature, vocabulary)(value)
+
+
+def _phrase(feature: str, vocabulary: Vocabulary | None = None) -> Callable[[float], str]:
+    """The function that puts a value of `feature` in plain words (NaN: its absence), chosen
+    once for all of the feature's values."""
     kind, _, rest = feature.partition("__")
-    if isinstance(value, float) and math.isnan(value):
-        return f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
+    absent = f"never {words(rest)}" if kind == "days_since" else f"no {words(feature)}"
+    present = _present(feature, kind, rest, vocabulary)
+    return lambda value: (
+        absent if isinstance(value, float) and math.isnan(value) else present(value)
+    )
+
+
+def _present(
+    feature: str, kind: str, rest: str, vocabulary: Vocabulary | None
+) -> Callable[[float], str]:
     if feature in _SIMPLE:
-        return _SIMPLE[feature](value)
+        return _SIMPLE[feature]
     if kind == "count":
-        return f"{words(rest)} {_count(value)}"
+        return lambda value: f"{words(rest)} {_count(value)}"
     if kind == "rate":
-        return f"{words(rest)} in {value:.0%} of steps"
+        return lambda value: f"{words(rest)} in {value:.0%} of steps"
     if kind == "days_since":
-        return f"{words(rest)} {_days(value)} ago"
+        return lambda value: f"{words(rest)} {_days(value)} ago"
     if kind in ("bigram", "trigram"):
-        return " then ".join(words(part) for part in rest.split("__")) + f" {_count(value)}"
+        path = " then ".join(words(part) for part in rest.split("__"))
+        return lambda value: f"{path} {_count(value)}"
     if feature.startswith("last_"):
         which = {"1": "latest step", "2": "the step before"}.get(
             feature[5:], f"{feature[5:]} steps back"
         )
-        return f"{which}: {_step_name(value, vocabulary)}"
+        return lambda value: f"{which}: {_step_name(value, vocabulary)}"
     if kind == "attr":
-        return f"{words(rest)}: {_attribute(rest, value, vocabulary)}"
+        return lambda value: f"{words(rest)}: {_attribute(rest, value, vocabulary)}"
     if kind == "critical":
-        return _critical(rest, value)
-    return f"{words(feature)} {value:g}"
+        return lambda value: _critical(rest, value)
+    return lambda value: f"{words(feature)} {value:g}"
 
 
 def _step_name(code: float, vocabulary: Vocabulary | None) -> str:
@@ -147,27 +163,53 @@ def reason_arrays(
 def _described(
     column: np.ndarray, value: np.ndarray, names: list[str], vocabulary: Vocabulary | None
 ) -> np.ndarray:
-    """The text of each (feature column, value) pair, each distinct pair described once: rows
-    share most of theirs."""
+    """The text of each (feature column, value) pair, described once per distinct text: rows
+    share most of theirs, and a value shown in whole days or hours shares it with every value
+    rounding to the same number (`_as_shown`)."""
     if not len(column):
         return np.empty(0, dtype=object)
-    order = np.lexsort((value, column))
-    column, value = column[order], value[order]
-    same = (column[1:] == column[:-1]) & (
-        (value[1:] == value[:-1]) | (np.isnan(value[1:]) & np.isnan(value[:-1]))
+    unit, shown = _as_shown(names, column, value)
+    order = np.lexsort((shown, unit, column))
+    column, unit, shown, value = column[order], unit[order], shown[order], value[order]
+    same = (
+        (column[1:] == column[:-1])
+        & (unit[1:] == unit[:-1])
+        & ((shown[1:] == shown[:-1]) | (np.isnan(shown[1:]) & np.isnan(shown[:-1])))
     )
     group = np.concatenate([[0], np.cumsum(~same)])
     first = np.flatnonzero(np.concatenate([[True], ~same]))
-    described = np.array(
-        [
-            describe(names[c], v, vocabulary)
-            for c, v in zip(column[first].tolist(), value[first].tolist(), strict=True)
-        ],
-        dtype=object,
-    )
+    column, value = column[first], value[first]
+    starts = np.flatnonzero(np.concatenate([[True], column[1:] != column[:-1]]))
+    described = np.empty(len(first), dtype=object)
+    for start, end in zip(starts, [*starts[1:], len(first)], strict=True):
+        in_words = _phrase(names[column[start]], vocabulary)
+        described[start:end] = [in_words(v) for v in value[start:end].tolist()]
     result = np.empty(len(order), dtype=object)
     result[order] = described[group]
     return result
+
+
+_IN_DAYS = ("tenure_days", "recency_days")  # and every days_since__: phrased by `_days`
+_IN_HOURS = ("gap_mean_hours", "gap_max_hours", "gap_last_hours")  # phrased by `_hours`
+
+
+def _as_shown(
+    names: list[str], column: np.ndarray, value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each value as its phrase shows it: the unit (1 hours, 2 days) and the whole number
+    `_days` or `_hours` rounds it to (np.rint rounds half to even, as the format does), or unit
+    0 and the value itself for every other phrase and for negative values."""
+    kind = np.array(
+        [2 if n in _IN_DAYS or n.startswith("days_since__") else n in _IN_HOURS for n in names],
+        dtype=np.int8,
+    )[column]
+    in_days, in_hours = (kind == 2) & (value >= 0), (kind == 1) & (value >= 0)
+    as_hours = in_days & (value < 1) | in_hours & (value < 48)
+    hours = np.where(in_days, value * 24, value)
+    days = np.where(in_hours, value / 24, value)
+    unit = np.where(as_hours, 1, np.where(in_days | in_hours, 2, 0))
+    shown = np.where(as_hours, np.rint(hours), np.where(unit == 2, np.rint(days), value))
+    return unit, shown
 
 
 def _top(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -58,3 +58,17 @@ def test_each_text_describes_its_own_row_when_rows_share_values() -> None:
             for row, c in enumerate(order[:, rank])
         ]
         assert texts[rank] == want
+
+
+def test_values_shown_in_whole_days_or_hours_are_described_as_each_alone() -> None:
+    """Values that round to one number of days or hours share one description: at and around
+    every half hour and half day, where the rounding turns, each text is the value's own."""
+    names = ["recency_days", "days_since__refund_denied", "gap_max_hours", "events_per_day"]
+    half_steps = np.arange(0, 400) / 48  # half hours, then half days past a day
+    values = np.concatenate(
+        [half_steps, np.nextafter(half_steps, -1), np.nextafter(half_steps, 9e9), [-0.3, np.nan]]
+    )
+    for feature, scale in zip(names, (1, 1, 24, 1), strict=True):
+        shown = values * scale
+        texts, _ = reason_arrays(shown[:, None], np.ones((len(shown), 1)), [feature], k=1)
+        assert texts[0] == [describe(feature, v) for v in shown.tolist()], feature
