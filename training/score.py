@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from journeyguard.features.analysis.parallel import InChild
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
 from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.reasons import reason_arrays
 from journeyguard.training.scoring_model import ScoringModel
-from journeyguard.training.value import ValueModels, customer_values
+from journeyguard.training.value import ValueModels, customer_values, value_models
 
 if TYPE_CHECKING:
     from journeyguard.training.models import JourneyModel
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 Model: TypeAlias = "ScoringModel | JourneyModel"
 
 BANDS = ("high", "medium", "low")
+# From here the value models' fit (~0.4 s at 1.6M events, scipy.optimize's import included)
+# outweighs forking a second process for it.
+PARALLEL_FROM_EVENTS = 200_000
 
 
 def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
@@ -74,13 +79,22 @@ def score_log(
     *,
     version: int | None = None,
     reasons: int = 3,
+    parallel: bool | None = None,
 ) -> pd.DataFrame:
     """One row per journey the task is for at `as_of` (its population), riskiest first:
     customer_id, as_of, task, risk, band, reason_1..k, contribution_1..k, model_version, and
     what is at stake: `expected_value` (spend expected over the horizon, `training.value`) and
-    `value_at_risk` = risk x value (NaN where the log has no purchase values)."""
+    `value_at_risk` = risk x value (NaN where the log has no purchase values).
+
+    With `parallel` (by default from PARALLEL_FROM_EVENTS events, in a process without other
+    threads, which a fork could leave holding a lock), the value models are fitted in a
+    second process while this one scores: the same values, sooner on a second core."""
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
-    table = risk_table(snapshots, model, as_of, task, version=version, reasons=reasons)
+    if parallel is None:
+        parallel = log.n_events >= PARALLEL_FROM_EVENTS and threading.active_count() == 1
+    with InChild(value_models, log, pd.Timestamp(as_of).value, fork=parallel) as fitted:
+        table = score_snapshots(snapshots, model, version=version, reasons=reasons)
+        table = _with_values(table, snapshots, as_of, task, fitted.result())
     return table.sort_values(["risk", "customer_id"], ascending=[False, True], ignore_index=True)
 
 
@@ -97,6 +111,16 @@ def risk_table(
     """The rows of `score_log` of these snapshots, in their order; `value_models` default to
     those of the snapshots' log (`training.value`)."""
     table = score_snapshots(snapshots, model, version=version, reasons=reasons)
+    return _with_values(table, snapshots, as_of, task, value_models)
+
+
+def _with_values(
+    table: pd.DataFrame,
+    snapshots: Snapshots,
+    as_of: pd.Timestamp,
+    task: TaskConfig,
+    value_models: ValueModels | str | None,
+) -> pd.DataFrame:
     value = customer_values(snapshots, task.horizon, as_of, value_models).value
     return table.assign(expected_value=value, value_at_risk=table["risk"].to_numpy() * value)
 
