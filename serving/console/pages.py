@@ -249,7 +249,7 @@ def _iso_column(times: pd.Series) -> pd.Series:
     time once."""
     stamps = pd.to_datetime(times, utc=True)
     distinct = {value: _iso(value) or "" for value in stamps.dropna().unique()}
-    return stamps.map(distinct).fillna("")
+    return stamps.map(distinct).astype(object).fillna("")  # all missing: float NaN first
 
 
 def customer_values(log: EventLog, as_of_ns: int) -> pd.Series:
