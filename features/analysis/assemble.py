@@ -126,10 +126,11 @@ def analyze(
             importlib.import_module("journeyguard.features.analysis.report")
         steps = step_tables.result()
     bottlenecks = steps.pop("bottlenecks")  # analysis.json keeps its order: durations first
+    step_durations = steps.pop("step_durations")
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
-        "durations": tables["durations"],
+        "durations": {"steps": step_durations, "journey": tables["journey_lengths"]},
         "bottlenecks": bottlenecks,
         "first_steps": tables["first_steps"],
         "variants": tables["variants"],
@@ -140,8 +141,8 @@ def analyze(
 
 
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """Transitions, step matrices and bottlenecks, JSON-ready. (First steps and durations
-    come with the sequences: it evens the two processes' work.)"""
+    """Transitions, step matrices, bottlenecks and step durations, JSON-ready. (First steps
+    and journey lengths come with the sequences: it evens the two processes' work.)"""
     # The tables without gaps first, so that their arrays and the gaps' are never all alive.
     matrix = _matrix(paths.step_matrix(log, settings.positions))
     gaps = paths.Gaps(log)
@@ -157,19 +158,17 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
         "step_matrix": matrix,
         "anchored_step_matrix": _anchored(log, settings),
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
+        "step_durations": records(paths.step_durations(log)),
     }
 
 
 def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """The variants, funnels, first steps and durations, JSON-ready, and variants.csv
+    """The variants, funnels, first steps and journey lengths, JSON-ready, and variants.csv
     (UTF-8)."""
     variants = paths.variants(log)
     top_variants = _top_variants(log, variants)
     return {
-        "durations": {
-            "steps": records(paths.step_durations(log)),
-            "journey": clean(paths.journey_lengths(log)),
-        },
+        "journey_lengths": clean(paths.journey_lengths(log)),
         "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
         "variant_count": len(variants["rank"]),
         "variants": records(top_variants),
