@@ -30,11 +30,18 @@ _CSV_ROWS_AT_ONCE = 8_192  # variants.csv rows joined at a time: small temporari
 
 @dataclass(frozen=True)
 class Analysis:
-    """`summary`: every table, JSON-ready (variants: the most common ones); `variants_csv`:
-    every variant, the contents of variants.csv (UTF-8)."""
+    """`summary`: every table, JSON-ready (variants: the most common ones);
+    `variants_csv_parts`: every variant, the contents of variants.csv (UTF-8) in parts of
+    some thousand rows, written one after the other: joined, tens of megabytes would be
+    fresh memory to fill twice over."""
 
     summary: dict[str, Any]
-    variants_csv: bytes | bytearray
+    variants_csv_parts: tuple[bytes, ...]
+
+    @property
+    def variants_csv(self) -> bytes:
+        """The contents of variants.csv in one piece."""
+        return b"".join(self.variants_csv_parts)
 
 
 def write_analysis(analysis: Analysis, out: Path) -> None:
@@ -44,21 +51,23 @@ def write_analysis(analysis: Analysis, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # Compact: Python's indenting encoder is several times slower on large logs.
     (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
-    (out / "variants.csv").write_bytes(analysis.variants_csv)
+    with (out / "variants.csv").open("wb") as file:
+        file.writelines(analysis.variants_csv_parts)
     write_report(analysis.summary, out / REPORT)
 
 
-def _variants_csv(log: EventLog, table: paths.Table) -> bytearray:
-    """variants.csv (UTF-8): every variant, its steps joined by " > " in one quoted field;
-    numbers to 6 significant digits, since the shortest exact form takes twice as long to
-    write. Joined from a small vocabulary of pieces, a row's numbers then a piece per step
-    (the first opens the quotes, the others follow a separator), some thousand rows at a
-    time into one buffer: the csv module, or a join per variant, take several times longer
-    on tens of thousands of variants, and one join of all of them as much memory again."""
-    out = bytearray(b"rank,journeys,share,median_duration_hours,steps\n")
+def _variants_csv_parts(log: EventLog, table: paths.Table) -> tuple[bytes, ...]:
+    """variants.csv (UTF-8) in parts: every variant, its steps joined by " > " in one quoted
+    field; numbers to 6 significant digits, since the shortest exact form takes twice as
+    long to write. Joined from a small vocabulary of pieces, a row's numbers then a piece per
+    step (the first opens the quotes, the others follow a separator), some thousand rows at
+    a time: the csv module, or a join per variant, take several times longer on tens of
+    thousands of variants, and one join of all of them as much memory again."""
+    header = b"rank,journeys,share,median_duration_hours,steps\n"
     journeys = table["first_journey"]
     if len(journeys) == 0:
-        return out + b"\n"
+        return (header, b"\n")
+    parts = [header]
     n_steps = len(log.steps)
     quoted = [step.replace('"', '""') for step in log.steps.tolist()]
     vocabulary = np.array(
@@ -75,9 +84,9 @@ def _variants_csv(log: EventLog, table: paths.Table) -> bytearray:
         opening = np.cumsum(lengths) - lengths
         piece[opening] -= n_steps
         numbers = 2 * n_steps + np.arange(first, first + len(rows))
-        out += "".join(vocabulary[np.insert(piece, opening, numbers)].tolist()).encode()
-    out += b'"\n'
-    return out
+        parts.append("".join(vocabulary[np.insert(piece, opening, numbers)].tolist()).encode())
+    parts.append(b'"\n')
+    return tuple(parts)
 
 
 def _variant_numbers(table: paths.Table) -> list[str]:
@@ -109,9 +118,9 @@ def analyze(
     `kpis`, critical steps also show their effect on CSAT, NPS and resolution time.
 
     With `parallel` (by default for logs of PARALLEL_FROM_EVENTS events or more), the tables
-    of steps and pairs of steps (transitions, dwell, durations, step matrices) come from a
-    second process while this one makes the others: the same tables, sooner on a machine
-    with a second core. Those tables are small; variants.csv, tens of megabytes on a large
+    of steps and pairs of steps (transitions, dwell, durations, step matrices, first steps)
+    come from a second process while this one makes the others: the same tables, sooner on a
+    machine with a second core. Those tables are small; variants.csv, tens of megabytes on a large
     log, stays in this process rather than crossing from the other.
     """
     seen = log.until(as_of) if as_of is not None else log
@@ -126,23 +135,22 @@ def analyze(
             importlib.import_module("journeyguard.features.analysis.report")
         steps = step_tables.result()
     bottlenecks = steps.pop("bottlenecks")  # analysis.json keeps its order: durations first
-    step_durations = steps.pop("step_durations")
+    durations, first_steps = steps.pop("durations"), steps.pop("first_steps")
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
-        "durations": {"steps": step_durations, "journey": tables["journey_lengths"]},
+        "durations": durations,
         "bottlenecks": bottlenecks,
-        "first_steps": tables["first_steps"],
+        "first_steps": first_steps,
         "variants": tables["variants"],
         "funnels": tables["funnels"],
         "critical": critical,
     }
-    return Analysis(summary, tables["variants_csv"])
+    return Analysis(summary, tables["variants_csv_parts"])
 
 
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """Transitions, step matrices, bottlenecks and step durations, JSON-ready. (First steps
-    and journey lengths come with the sequences: it evens the two processes' work.)"""
+    """Transitions, step matrices, bottlenecks, durations and first steps, JSON-ready."""
     # The tables without gaps first, so that their arrays and the gaps' are never all alive.
     matrix = _matrix(paths.step_matrix(log, settings.positions))
     gaps = paths.Gaps(log)
@@ -158,25 +166,26 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
         "step_matrix": matrix,
         "anchored_step_matrix": _anchored(log, settings),
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
-        "step_durations": records(paths.step_durations(log)),
+        "durations": {
+            "steps": records(paths.step_durations(log)),
+            "journey": clean(paths.journey_lengths(log)),
+        },
+        "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
     }
 
 
 def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """The variants, funnels, first steps and journey lengths, JSON-ready, and variants.csv
-    (UTF-8)."""
+    """The variants and funnels, JSON-ready, and variants.csv (UTF-8)."""
     variants = paths.variants(log)
     top_variants = _top_variants(log, variants)
     return {
-        "journey_lengths": clean(paths.journey_lengths(log)),
-        "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
         "variant_count": len(variants["rank"]),
         "variants": records(top_variants),
         "funnels": [
             {"name": name, "stages": records(paths.funnel(log, list(steps)))}
             for name, steps in _funnels(settings, top_variants).items()
         ],
-        "variants_csv": _variants_csv(log, variants),
+        "variants_csv_parts": _variants_csv_parts(log, variants),
     }
 
 

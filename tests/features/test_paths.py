@@ -182,7 +182,10 @@ def test_variants_csv_quotes_steps_and_rounds_numbers(monkeypatch):
     import io
 
     from journeyguard.features.analysis import assemble
-    from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR, _variants_csv
+    from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR
+
+    def _variants_csv(log, table):
+        return b"".join(assemble._variants_csv_parts(log, table))
 
     log = log_from_frame(
         pd.DataFrame(
