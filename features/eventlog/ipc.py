@@ -3,12 +3,12 @@ file's bytes without pyarrow: its import alone costs a one-shot command (`analyz
 store) about as much as reading the columns it needs.
 
 Only what the store writes is understood: a little-endian file of one record batch, not
-compressed, whose columns are flat (text dictionaries, times, numbers). `ArrowFile.open`
-returns None for any other file, and its readers None for a column they cannot give as
-pyarrow would; the caller then reads the file with pyarrow. The layout is Arrow's columnar
-format: the footer (a flatbuffer, File.fbs) holds the schema and where each message lies; a
-message (Message.fbs) gives its batch's length, each column's length and null count, and
-where their buffers lie in the body that follows it.
+compressed, whose columns are flat (text dictionaries, times, numbers). `opened` gives None
+for any other file, and its readers None for a column they cannot give as pyarrow would;
+the caller then reads the file with pyarrow. Numbers are mapped from the file, not copied.
+The layout is Arrow's columnar format: the footer (a flatbuffer, File.fbs) holds the schema
+and where each message lies; a message (Message.fbs) gives its batch's length, each column's
+length and null count, and where their buffers lie in the body that follows it.
 """
 
 from __future__ import annotations
@@ -195,16 +195,19 @@ class ArrowFile:
     def _fixed(
         self, batch: _Batch, buffer: int, dtype: type, count: int | None = None
     ) -> np.ndarray:
-        """A buffer's first `count` values (default: the batch's rows), read into memory."""
+        """A buffer's first `count` values (default: the batch's rows), mapped from the file
+        copy-on-write: pages are read as they are touched, and only those written to are
+        copied, where reading tens of megabytes into fresh memory costs several times more.
+        The store replaces its files, never rewrites them, so the mapping stays valid."""
         count = batch.rows if count is None else count
         start, length = batch.buffers[buffer]
-        values = np.empty(count, dtype=np.dtype(dtype).newbyteorder("<"))
-        if values.nbytes > length:
+        kind = np.dtype(dtype).newbyteorder("<")
+        if count * kind.itemsize > length:
             raise ValueError("a buffer shorter than its column")
-        self._file.seek(start)
-        if self._file.readinto(memoryview(values).cast("B")) != values.nbytes:
-            raise ValueError("the file ends inside a buffer")
-        return values.astype(dtype, copy=False)
+        if count == 0:
+            return np.zeros(0, dtype=dtype)
+        values = np.memmap(self._file, dtype=kind, mode="c", offset=start, shape=(count,))
+        return np.asarray(values).astype(dtype, copy=False)
 
 
 def _columns(schema: _Table) -> dict[str, _Column] | None:

@@ -160,6 +160,23 @@ def test_nulls_in_a_required_column_are_left_to_pyarrow(tmp_path):
     assert canonical._read_required_columns(path, []) is None
 
 
+def test_the_log_stays_writable_and_whole_when_its_file_is_replaced(tmp_path):
+    # Mapped copy-on-write: callers may change arrays in place, and the store replaces
+    # its files (a new one renamed over the old) while a log read from them lives on.
+    path = tmp_path / "log.arrow"
+    canonical.write_canonical_arrow(random_log(7, numbered(300)), path)
+    log = canonical.read_canonical_arrow(path, [])
+    expected = read_with_pyarrow(path, [])
+    replacement = tmp_path / "new.arrow"
+    canonical.write_canonical_arrow(random_log(8, numbered(20)), replacement)
+    replacement.replace(path)
+
+    assert_same_log(log, expected)
+    log.times[:5] = -1
+    assert (log.times[:5] == -1).all()
+    assert canonical.read_canonical_arrow(path, []).n_journeys == 20
+
+
 def test_reading_the_store_without_columns_never_imports_pyarrow(tmp_path):
     path = tmp_path / "log.arrow"
     canonical.write_canonical_arrow(random_log(6, numbered(40)), path)
