@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -91,16 +92,21 @@ def _variants_csv_parts(log: EventLog, table: paths.Table) -> tuple[bytes, ...]:
 
 def _variant_numbers(table: paths.Table) -> list[str]:
     """The start of each variants.csv row, up to its steps (after the previous row's end).
-    One %-format of every row at once and a split: a format call per row takes twice as
-    long; shares repeat (most variants have one journey), so each is written once."""
-    shares = table["share"].tolist()
-    share_text = {share: f"{share:.6g}" for share in set(shares)}
-    values: list[object] = [None] * (4 * len(shares))
-    values[0::4] = table["rank"].tolist()
-    values[1::4] = table["journeys"].tolist()
-    values[2::4] = [share_text[share] for share in shares]
-    values[3::4] = table["median_duration_hours"].tolist()
-    rows = ('"\n%d,%d,%s,%.6g,\0' * len(shares) % tuple(values)).split("\0")
+    Rows come in runs of equal journeys, and so of equal shares (most variants have one
+    journey): one %-format per run writes those once, with only each row's rank and median
+    as values, and a split; a format call per row takes twice as long."""
+    journeys, shares = table["journeys"], table["share"]
+    if len(journeys) == 0:
+        return []
+    bounds = np.flatnonzero(np.r_[True, journeys[1:] != journeys[:-1], True]).tolist()
+    ranks, medians = table["rank"].tolist(), table["median_duration_hours"].tolist()
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        row = f'"\n%d,{int(journeys[start])},{float(shares[start]):.6g},%.6g,\0'
+        values: list[object] = [None] * (2 * (stop - start))
+        values[0::2], values[1::2] = ranks[start:stop], medians[start:stop]
+        runs.append(row * (stop - start) % tuple(values))
+    rows = "".join(runs).split("\0")
     return [rows[0][2:], *rows[1:-1]]
 
 
