@@ -98,6 +98,8 @@ def group_quantiles(
 
 
 _PACKED_CHUNK = 1 << 18
+_BUCKET_BITS = 6  # a bucket's width: values whose top 7 significant bits agree (1.6 %)
+_FEW_BINS = 1 << 16  # (group, bucket) bins always worth counting, however few the values
 
 
 def integer_group_quantiles(
@@ -108,23 +110,47 @@ def integer_group_quantiles(
     divisor: int = 1,
 ) -> np.ndarray:
     """`group_quantiles(groups, values / divisor, n_groups, quantiles)` to the last bit, for
-    integer `values` (nanoseconds, positions). Group and value are packed into one int64 and
-    sorted: one sort of plain integers for every group at once, cheaper than grouping the
-    values and selecting in each group; dividing afterwards is exact, since it keeps their
-    order. Values that do not fit beside the group fall back to `group_quantiles`."""
+    integer `values` (nanoseconds, positions); dividing the order statistics afterwards is
+    exact, since it keeps their order. The order statistics come from counts of values per
+    (group, logarithmic bucket) where there are fewer such bins than values (a few passes
+    over the values instead of a sort), else from one sort of group and value packed into
+    one int64. Values too wide for either fall back to `group_quantiles`."""
     values = np.asarray(values)
     if len(values) == 0 or values.dtype.kind not in "iu" or values.dtype == np.uint64:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
     smallest, largest = int(values.min()), int(values.max())
-    group_bits = max(n_groups - 1, 0).bit_length()
     if (largest - smallest).bit_length() > 63:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    n_buckets = _bucket_of(largest - smallest) + 1
+    if n_groups * n_buckets <= max(len(values), _FEW_BINS):
+        statistics = _bucketed_order_statistics(groups, values, n_groups, n_buckets, quantiles)
+    else:
+        statistics = _packed_order_statistics(groups, values, n_groups, quantiles)
+    if statistics is None:
+        return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    present, low, high, weight = statistics
+    result = np.full((n_groups, len(quantiles)), np.nan)
+    result[present] = _interpolated(low / divisor, high / divisor, weight)
+    return result
+
+
+OrderStatistics = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _packed_order_statistics(
+    groups: np.ndarray, values: np.ndarray, n_groups: int, quantiles: tuple[float, ...]
+) -> OrderStatistics | None:
+    """(groups present, the values at the ranks below and above each quantile, the upper
+    one's weight) from one sort of group and value packed into one int64; None where they
+    do not fit beside each other."""
+    smallest, largest = int(values.min()), int(values.max())
+    group_bits = max(n_groups - 1, 0).bit_length()
     # The low bits in which no two values differ (whole seconds in nanoseconds) need no room.
     varying = int(np.bitwise_or.reduce(values)) ^ int(np.bitwise_and.reduce(values))
     shift = (varying & -varying).bit_length() - 1 if varying else 0
     value_bits = ((largest - smallest) >> shift).bit_length()
     if value_bits + group_bits > 63:
-        return group_quantiles(groups, values / divisor, n_groups, quantiles)
+        return None
     packed = groups.astype(np.int64)
     packed <<= value_bits
     for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
@@ -138,11 +164,80 @@ def integer_group_quantiles(
     mask = (1 << value_bits) - 1
 
     def value_at(rank: np.ndarray) -> np.ndarray:
-        return (((packed[first + rank] & mask) << shift) + smallest) / divisor
+        return ((packed[first + rank] & mask) << shift) + smallest
 
-    result = np.full((n_groups, len(quantiles)), np.nan)
-    result[present] = _interpolated(value_at(low), value_at(high), weight)
-    return result
+    return present, value_at(low), value_at(high), weight
+
+
+def _bucketed_order_statistics(
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    n_buckets: int,
+    quantiles: tuple[float, ...],
+) -> OrderStatistics:
+    """`_packed_order_statistics` without sorting the values: every value is counted in its
+    (group, bucket) bin, buckets ordered as their values are, so the cumulative counts name
+    the bin that holds each wanted rank. A bin of one value (small values have one each)
+    gives it; only the values of the other wanted bins are sorted, a few in a hundred."""
+    smallest = int(values.min())
+    keys = np.empty(len(values), dtype=np.int64)
+    for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
+        part = slice(start, start + _PACKED_CHUNK)
+        keys[part] = _buckets(np.subtract(values[part], smallest, dtype=np.int64))
+        keys[part] += groups[part].astype(np.int64) * n_buckets
+    counts = np.bincount(keys, minlength=n_groups * n_buckets)
+    ends = np.cumsum(counts)  # where each bin's values end, in the order of bins then values
+    group_ends = ends[n_buckets - 1 :: n_buckets]
+    sizes = np.diff(group_ends, prepend=0)
+    present, _, low, high, weight = _ranks(sizes, quantiles)
+    ranks = np.concatenate((low, high), axis=1) + (group_ends - sizes)[present][:, None]
+    bins = np.searchsorted(ends, ranks, side="right")
+    wide = bins % n_buckets >= _FIRST_WIDE_BUCKET
+    found = np.empty(bins.shape, dtype=np.int64)
+    found[~wide] = _bucket_floor(bins[~wide] % n_buckets) + smallest
+    if wide.any():
+        wanted = np.zeros(len(counts), dtype=bool)
+        wanted[bins[wide]] = True
+        members = np.flatnonzero(wanted[keys])
+        member_keys, member_values = keys[members], values[members]
+        order = np.lexsort((member_values, member_keys))
+        at = np.searchsorted(member_keys[order], bins[wide])
+        at += ranks[wide] - (ends[bins[wide]] - counts[bins[wide]])  # the rank in its bin
+        found[wide] = member_values[order[at]]
+    n_quantiles = len(quantiles)
+    return present, found[:, :n_quantiles], found[:, n_quantiles:], weight
+
+
+# An offset's bucket keeps the exponent and top _BUCKET_BITS mantissa bits of it as a
+# float64 (whose bits order as non-negative values do; converting rounds, never reorders),
+# counted from 1.0's: 0 is bucket 0, 1 bucket 1, and every offset below 2**(_BUCKET_BITS + 1)
+# is alone in its bucket, since its float keeps all its bits.
+_BUCKET_ORIGIN = (1023 << _BUCKET_BITS) - 1
+
+
+def _buckets(offsets: np.ndarray) -> np.ndarray:
+    """The bucket of each non-negative int64 offset (int64, non-decreasing in the offset)."""
+    bits = offsets.astype(np.float64).view(np.int64)
+    bits >>= 52 - _BUCKET_BITS
+    bits -= _BUCKET_ORIGIN
+    return np.maximum(bits, 0, out=bits)
+
+
+def _bucket_of(offset: int) -> int:
+    return int(_buckets(np.array([offset], dtype=np.int64))[0])
+
+
+def _bucket_floor(buckets: np.ndarray) -> np.ndarray:
+    """The offset of each bucket of one value (below _FIRST_WIDE_BUCKET)."""
+    bits = (buckets.astype(np.int64) + _BUCKET_ORIGIN) << (52 - _BUCKET_BITS)
+    floors = bits.view(np.float64).astype(np.int64)
+    floors[buckets == 0] = 0
+    return floors
+
+
+# The first bucket of two offsets or more, 2**(_BUCKET_BITS + 1)'s.
+_FIRST_WIDE_BUCKET = ((_BUCKET_BITS + 1) << _BUCKET_BITS) + 1
 
 
 def _ranks(

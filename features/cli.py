@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -32,9 +31,10 @@ from journeyguard.features.options import (
 from journeyguard.features.sources.log import load_log
 from journeyguard.features.tables import write_table
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only (typer 0.28 carries a click of its own: see _as_click)
     from importlib.metadata import EntryPoint
 
+    import click
     import pandas as pd
 
     from journeyguard.features.dataset import Dataset
@@ -482,7 +482,9 @@ def _registered(group: str) -> dict[str, EntryPoint]:
 
 
 def _as_click(target: typer.Typer | Callable[..., Any], name: str) -> click.Command:
-    """A registered typer app, or a plain function with typer annotations, as a click command."""
+    """A registered typer app, or a plain function with typer annotations, as a click command
+    (typer's own: typer 0.28 carries a copy of click, so importing the click package as well
+    would cost every command about 10 ms more)."""
     if not isinstance(target, typer.Typer):
         single = typer.Typer()
         single.command(name=name)(target)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import itertools
 import json
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,35 +32,71 @@ _CSV_ROWS_AT_ONCE = 8_192  # variants.csv rows joined at a time: small temporari
 
 @dataclass(frozen=True)
 class Analysis:
-    """`summary`: every table, JSON-ready (variants: the most common ones); `variants_csv`:
-    every variant, the contents of variants.csv (UTF-8)."""
+    """`summary`: every table, JSON-ready (variants: the most common ones);
+    `variants_csv_parts`: every variant, the contents of variants.csv (UTF-8) in parts of
+    some thousand rows, written one after the other: joined, tens of megabytes would be
+    fresh memory to fill twice over."""
 
     summary: dict[str, Any]
-    variants_csv: bytes | bytearray
+    variants_csv_parts: tuple[bytes, ...]
+
+    @property
+    def variants_csv(self) -> bytes:
+        """The contents of variants.csv in one piece."""
+        return b"".join(self.variants_csv_parts)
 
 
 def write_analysis(analysis: Analysis, out: Path) -> None:
-    """analysis.json, variants.csv (every variant) and the self-contained report.html."""
+    """analysis.json, variants.csv (every variant) and the self-contained report.html.
+    variants.csv, tens of megabytes on a large log, is written by a second thread while this
+    one renders the others: writing lets go of the GIL, rendering holds it."""
     from journeyguard.features.analysis.report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
-    # Compact: Python's indenting encoder is several times slower on large logs.
-    (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
-    (out / "variants.csv").write_bytes(analysis.variants_csv)
-    write_report(analysis.summary, out / REPORT)
+    csv_writer = _PartsWriter(out / "variants.csv", analysis.variants_csv_parts)
+    csv_writer.start()
+    try:
+        # Compact: Python's indenting encoder is several times slower on large logs.
+        (out / "analysis.json").write_text(json.dumps(analysis.summary), encoding="utf-8")
+        write_report(analysis.summary, out / REPORT)
+    finally:
+        csv_writer.finish()
 
 
-def _variants_csv(log: EventLog, table: paths.Table) -> bytearray:
-    """variants.csv (UTF-8): every variant, its steps joined by " > " in one quoted field;
-    numbers to 6 significant digits, since the shortest exact form takes twice as long to
-    write. Joined from a small vocabulary of pieces, a row's numbers then a piece per step
-    (the first opens the quotes, the others follow a separator), some thousand rows at a
-    time into one buffer: the csv module, or a join per variant, take several times longer
-    on tens of thousands of variants, and one join of all of them as much memory again."""
-    out = bytearray(b"rank,journeys,share,median_duration_hours,steps\n")
+class _PartsWriter(threading.Thread):
+    """Writes `parts` one after the other into `path`; `finish` waits, and raises what the
+    writing raised. (A thread, not concurrent.futures, whose import costs ~7 ms.)"""
+
+    def __init__(self, path: Path, parts: tuple[bytes, ...]) -> None:
+        super().__init__(name="variants.csv")
+        self._path, self._parts = path, parts
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self._path.open("wb") as file:
+                file.writelines(self._parts)
+        except BaseException as error:  # raised again in the thread that waits
+            self._error = error
+
+    def finish(self) -> None:
+        self.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _variants_csv_parts(log: EventLog, table: paths.Table) -> tuple[bytes, ...]:
+    """variants.csv (UTF-8) in parts: every variant, its steps joined by " > " in one quoted
+    field; numbers to 6 significant digits, since the shortest exact form takes twice as
+    long to write. Joined from a small vocabulary of pieces, a row's numbers then a piece per
+    step (the first opens the quotes, the others follow a separator), some thousand rows at
+    a time: the csv module, or a join per variant, take several times longer on tens of
+    thousands of variants, and one join of all of them as much memory again."""
+    header = b"rank,journeys,share,median_duration_hours,steps\n"
     journeys = table["first_journey"]
     if len(journeys) == 0:
-        return out + b"\n"
+        return (header, b"\n")
+    parts = [header]
     n_steps = len(log.steps)
     quoted = [step.replace('"', '""') for step in log.steps.tolist()]
     vocabulary = np.array(
@@ -75,23 +113,28 @@ def _variants_csv(log: EventLog, table: paths.Table) -> bytearray:
         opening = np.cumsum(lengths) - lengths
         piece[opening] -= n_steps
         numbers = 2 * n_steps + np.arange(first, first + len(rows))
-        out += "".join(vocabulary[np.insert(piece, opening, numbers)].tolist()).encode()
-    out += b'"\n'
-    return out
+        parts.append("".join(vocabulary[np.insert(piece, opening, numbers)].tolist()).encode())
+    parts.append(b'"\n')
+    return tuple(parts)
 
 
 def _variant_numbers(table: paths.Table) -> list[str]:
     """The start of each variants.csv row, up to its steps (after the previous row's end).
-    One %-format of every row at once and a split: a format call per row takes twice as
-    long; shares repeat (most variants have one journey), so each is written once."""
-    shares = table["share"].tolist()
-    share_text = {share: f"{share:.6g}" for share in set(shares)}
-    values: list[object] = [None] * (4 * len(shares))
-    values[0::4] = table["rank"].tolist()
-    values[1::4] = table["journeys"].tolist()
-    values[2::4] = [share_text[share] for share in shares]
-    values[3::4] = table["median_duration_hours"].tolist()
-    rows = ('"\n%d,%d,%s,%.6g,\0' * len(shares) % tuple(values)).split("\0")
+    Rows come in runs of equal journeys, and so of equal shares (most variants have one
+    journey): one %-format per run writes those once, with only each row's rank and median
+    as values, and a split; a format call per row takes twice as long."""
+    journeys, shares = table["journeys"], table["share"]
+    if len(journeys) == 0:
+        return []
+    bounds = np.flatnonzero(np.r_[True, journeys[1:] != journeys[:-1], True]).tolist()
+    ranks, medians = table["rank"].tolist(), table["median_duration_hours"].tolist()
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        row = f'"\n%d,{int(journeys[start])},{float(shares[start]):.6g},%.6g,\0'
+        values: list[object] = [None] * (2 * (stop - start))
+        values[0::2], values[1::2] = ranks[start:stop], medians[start:stop]
+        runs.append(row * (stop - start) % tuple(values))
+    rows = "".join(runs).split("\0")
     return [rows[0][2:], *rows[1:-1]]
 
 
@@ -109,9 +152,9 @@ def analyze(
     `kpis`, critical steps also show their effect on CSAT, NPS and resolution time.
 
     With `parallel` (by default for logs of PARALLEL_FROM_EVENTS events or more), the tables
-    of steps and pairs of steps (transitions, dwell, durations, step matrices) come from a
-    second process while this one makes the others: the same tables, sooner on a machine
-    with a second core. Those tables are small; variants.csv, tens of megabytes on a large
+    of steps and pairs of steps (transitions, dwell, durations, step matrices, first steps)
+    come from a second process while this one makes the others: the same tables, sooner on a
+    machine with a second core. Those tables are small; variants.csv, tens of megabytes on a large
     log, stays in this process rather than crossing from the other.
     """
     seen = log.until(as_of) if as_of is not None else log
@@ -121,27 +164,27 @@ def analyze(
         tables = _sequence_tables(seen, settings)
         critical = _critical(log, settings, task, as_of, kpis) if task is not None else None
         if parallel:
-            # Writing the analysis imports Jinja next (about 25 ms): while the other
-            # process is still at work, the import costs no time.
+            # Writing the analysis imports Jinja next (about 20 ms): here, it takes the
+            # time this process would otherwise wait for the other, when it waits.
             importlib.import_module("journeyguard.features.analysis.report")
         steps = step_tables.result()
     bottlenecks = steps.pop("bottlenecks")  # analysis.json keeps its order: durations first
+    durations, first_steps = steps.pop("durations"), steps.pop("first_steps")
     summary = {
         "meta": _meta(seen, source, task, as_of) | {"variants": tables["variant_count"]},
         **steps,
-        "durations": tables["durations"],
+        "durations": durations,
         "bottlenecks": bottlenecks,
-        "first_steps": tables["first_steps"],
+        "first_steps": first_steps,
         "variants": tables["variants"],
         "funnels": tables["funnels"],
         "critical": critical,
     }
-    return Analysis(summary, tables["variants_csv"])
+    return Analysis(summary, tables["variants_csv_parts"])
 
 
 def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """Transitions, step matrices and bottlenecks, JSON-ready. (First steps and durations
-    come with the sequences: it evens the two processes' work.)"""
+    """Transitions, step matrices, bottlenecks, durations and first steps, JSON-ready."""
     # The tables without gaps first, so that their arrays and the gaps' are never all alive.
     matrix = _matrix(paths.step_matrix(log, settings.positions))
     gaps = paths.Gaps(log)
@@ -157,27 +200,26 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
         "step_matrix": matrix,
         "anchored_step_matrix": _anchored(log, settings),
         "bottlenecks": {kind: records(table) for kind, table in slow.items()},
-    }
-
-
-def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
-    """The variants, funnels, first steps and durations, JSON-ready, and variants.csv
-    (UTF-8)."""
-    variants = paths.variants(log)
-    top_variants = _top_variants(log, variants)
-    return {
         "durations": {
             "steps": records(paths.step_durations(log)),
             "journey": clean(paths.journey_lengths(log)),
         },
         "first_steps": {part: records(table) for part, table in paths.first_steps(log).items()},
+    }
+
+
+def _sequence_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
+    """The variants and funnels, JSON-ready, and variants.csv (UTF-8)."""
+    variants = paths.variants(log)
+    top_variants = _top_variants(log, variants)
+    return {
         "variant_count": len(variants["rank"]),
         "variants": records(top_variants),
         "funnels": [
             {"name": name, "stages": records(paths.funnel(log, list(steps)))}
             for name, steps in _funnels(settings, top_variants).items()
         ],
-        "variants_csv": _variants_csv(log, variants),
+        "variants_csv_parts": _variants_csv_parts(log, variants),
     }
 
 

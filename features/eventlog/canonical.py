@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from journeyguard.features.arrays import ranges
-from journeyguard.features.eventlog import buffers
+from journeyguard.features.eventlog import buffers, ipc
 from journeyguard.features.eventlog.columns import CUSTOMER_ID, EVENT, REQUIRED_COLUMNS, TIMESTAMP
 from journeyguard.features.eventlog.log import Coded, Column, EventLog
 from journeyguard.features.eventlog.order import packed_journey_time
@@ -40,7 +40,11 @@ def write_canonical_arrow(log: EventLog, path: str | Path) -> None:
 
 
 def read_canonical_arrow(path: str | Path, columns: list[str] | None = None) -> EventLog:
-    """A log that `write_canonical_arrow` wrote. `columns` limits the optional columns read."""
+    """A log that `write_canonical_arrow` wrote. `columns` limits the optional columns read.
+    Without any, the file is read without pyarrow where `ipc.ArrowFile` can."""
+    log = _read_required_columns(path, columns) if columns is not None else None
+    if log is not None:
+        return log
     import pyarrow as pa
 
     with pa.memory_map(str(path)) as source:  # the arrays are copied out before it closes
@@ -48,6 +52,23 @@ def read_canonical_arrow(path: str | Path, columns: list[str] | None = None) -> 
         names = [c for c in table.column_names if c not in REQUIRED_COLUMNS]
         wanted = names if columns is None else [c for c in names if c in columns]
         return _log_of_table(table, wanted)
+
+
+def _read_required_columns(path: str | Path, columns: list[str]) -> EventLog | None:
+    """The log of a file that holds none of `columns`, read by `ipc.ArrowFile` (its
+    journeys, steps and times: what `analyze` reads); None where it cannot read them."""
+    with ipc.opened(path) as file:
+        if file is None or set(columns) & set(file.names).difference(REQUIRED_COLUMNS):
+            return None
+        journey, event = file.coded_text(CUSTOMER_ID), file.coded_text(EVENT)
+        times = file.int64s(TIMESTAMP)
+    if journey is None or event is None or times is None:
+        return None
+    return _event_log(_journeys(_text_coded(*journey)), _text_coded(*event), times, {})
+
+
+def _text_coded(indices: np.ndarray, texts: list[str]) -> Coded:
+    return _sorted_coded(indices, np.asarray(texts, dtype=object))
 
 
 def read_canonical_arrow_near(path: str | Path, near: EventLog) -> tuple[EventLog, np.ndarray]:
@@ -157,19 +178,32 @@ def _log_of_table(
     """The `EventLog` of a canonical Arrow table, with the optional columns `wanted`; its
     journeys' ids and offsets when known (those of a part of the table)."""
     if journeys is None:
-        journey = _coded(table.column(CUSTOMER_ID))
-        counts = np.bincount(journey.codes, minlength=len(journey.categories))
-        journeys = journey.categories, np.r_[0, np.cumsum(counts)]
+        journeys = _journeys(_coded(table.column(CUSTOMER_ID)))
     event = _coded(table.column(EVENT))
     extra = {name: _column(table.column(name)) for name in wanted}
     times = buffers.values(table.column(TIMESTAMP).combine_chunks()).copy()
+    return _event_log(journeys, event, times, extra)
+
+
+def _journeys(journey: Coded) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and offsets of the journeys of a sorted log's journey column."""
+    counts = np.bincount(journey.codes, minlength=len(journey.categories))
+    return journey.categories, np.r_[0, np.cumsum(counts)]
+
+
+def _event_log(
+    journeys: tuple[np.ndarray, np.ndarray],
+    event: Coded,
+    times: np.ndarray,
+    columns: dict[str, Column],
+) -> EventLog:
     return EventLog(
         journey_ids=journeys[0],
         offsets=journeys[1].astype(np.int64),
         steps=event.categories,
         step_codes=event.codes.astype(np.int32),
         times=times,
-        columns=extra,
+        columns=columns,
     )
 
 
@@ -194,7 +228,13 @@ def _coded(chunked: Any) -> Coded:
     """A dictionary column of Arrow as `Coded` with sorted categories."""
     array = chunked.unify_dictionaries().combine_chunks() if chunked.num_chunks else chunked
     categories = np.asarray(array.dictionary.to_pylist(), dtype=object)
-    codes = buffers.with_missing(array.indices, -1).astype(np.int32)
+    codes = buffers.with_missing(array.indices, -1).astype(np.int32)  # a copy: the file closes
+    return _sorted_coded(codes, categories)
+
+
+def _sorted_coded(codes: np.ndarray, categories: np.ndarray) -> Coded:
+    """`Coded` of int32 dictionary indices (-1 for missing) and their dictionary, which is
+    sorted here if it is not."""
     if (categories[1:] < categories[:-1]).any():  # chunks may add categories out of order
         order = np.argsort(categories.astype(str), kind="stable")
         rank = np.empty(len(order), dtype=np.int32)

@@ -37,6 +37,12 @@ def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
             assert result[group].tolist() == np.quantile(mine, QUANTILES).tolist()
 
 
+# Both paths of `integer_group_quantiles`: one sort of packed values (no number of bins is
+# few enough), or counts per (group, bucket) (any number is).
+SORTED, BUCKETED = 0, 1 << 40
+
+
+@pytest.mark.parametrize("few_bins", [SORTED, BUCKETED])
 @pytest.mark.parametrize("n_groups", [1, 7, 300])
 @pytest.mark.parametrize("chunk", [7, 1 << 18])
 @pytest.mark.parametrize("divisor", [1, 3_600_000_000_000])
@@ -47,27 +53,68 @@ def test_group_quantiles_equal_numpy_per_group(members, n_groups, by_group):
             st.integers(0, 6),
             st.integers(0, 2**32).map(lambda v: v * 1_000_000_000)  # whole seconds in ns
             | st.integers(-(2**62), 2**62)  # too wide to pack: the fallback
-            | st.integers(-5, 5),
+            | st.integers(-5, 5)
+            | st.integers(120, 140),  # around the first bucket of two values
         ),
         min_size=1,
         max_size=60,
     )
 )
 def test_integer_group_quantiles_equal_group_quantiles_of_the_quotients(
-    members, n_groups, divisor, chunk
+    members, n_groups, divisor, chunk, few_bins
 ):
     groups = np.array([group for group, _ in members]) % n_groups
     values = np.array([value for _, value in members], dtype=np.int64)
 
-    # Packed a few values at a time, or all at once.
-    arrays._PACKED_CHUNK, before = chunk, arrays._PACKED_CHUNK
+    # Packed or bucketed a few values at a time, or all at once.
+    before = arrays._PACKED_CHUNK, arrays._FEW_BINS
+    arrays._PACKED_CHUNK, arrays._FEW_BINS = chunk, few_bins
     try:
         result = arrays.integer_group_quantiles(groups, values, n_groups, QUANTILES, divisor)
     finally:
-        arrays._PACKED_CHUNK = before
+        arrays._PACKED_CHUNK, arrays._FEW_BINS = before
 
     expected = arrays.group_quantiles(groups, values / divisor, n_groups, QUANTILES)
     np.testing.assert_array_equal(result, expected)  # NaN where empty, the rest to the bit
+
+
+def _skewed_values(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Times in nanoseconds as a log has them: many ties (zeros, small positions, whole
+    seconds), long tails past 2**53 (where floats round), a few negative."""
+    kinds = rng.integers(0, 5, n)
+    return np.select(
+        [kinds == 0, kinds == 1, kinds == 2, kinds == 3],
+        [
+            np.zeros(n, dtype=np.int64),
+            rng.integers(1, 200, n),
+            np.minimum(rng.lognormal(28, 4, n), 2.0**61).astype(np.int64) // 10**9 * 10**9,
+            rng.integers(2**53, 2**60, n),
+        ],
+        rng.integers(-(10**12), 10**12, n),
+    )
+
+
+@pytest.mark.parametrize("few_bins", [SORTED, BUCKETED])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_groups", [1, 18, 140])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint32])
+def test_integer_group_quantiles_on_many_skewed_values(
+    seed, n_groups, dtype, few_bins, monkeypatch
+):
+    monkeypatch.setattr(arrays, "_FEW_BINS", few_bins)
+    # Thousands of values per group, so that wanted ranks fall in buckets of many values.
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    groups = (rng.zipf(1.5, n) - 1) % n_groups  # some groups large, some empty
+    values = _skewed_values(rng, n)
+    if dtype != np.int64:
+        values = (values % 2**31).astype(dtype)
+    quantiles = (0.0, 0.05, 0.5, 0.95, 0.99, 1.0)
+
+    result = arrays.integer_group_quantiles(groups, values, n_groups, quantiles, 3_600)
+
+    expected = arrays.group_quantiles(groups, values / 3_600, n_groups, quantiles)
+    np.testing.assert_array_equal(result, expected)
 
 
 def test_integer_group_quantiles_of_nothing_and_of_one_value():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from journeyguard.features.analysis.assemble import analyze
+from journeyguard.features.analysis.assemble import analyze, write_analysis
 from journeyguard.features.analysis.parallel import InChild, can_fork
 from journeyguard.features.config.model import AnalysisConfig
 from journeyguard.features.eventlog.frames import log_from_frame
@@ -57,3 +57,20 @@ def test_a_child_whose_result_is_never_taken_is_stopped_on_the_way_out():
     with pytest.raises(KeyError), InChild(time.sleep, 60):
         raise KeyError("the caller failed before asking for the result")
     assert time.monotonic() - started < 10  # not the child's 60 s
+
+
+def test_the_analysis_is_written_whole_and_a_failed_write_is_raised(tmp_path):
+    # variants.csv is written by a second thread while the other files are rendered.
+    log = log_from_frame(simulate(200, seed=3).events)
+    analysis = analyze(log, AnalysisConfig(funnels={}), source="sim", parallel=False)
+    write_analysis(analysis, tmp_path / "out")
+    assert (tmp_path / "out" / "variants.csv").read_bytes() == analysis.variants_csv
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text()) == json.loads(
+        json.dumps(analysis.summary)
+    )
+    assert (tmp_path / "out" / "report.html").read_text().startswith("<!")
+
+    (tmp_path / "blocked" / "variants.csv").mkdir(parents=True)  # a folder where the file goes
+    with pytest.raises(IsADirectoryError):
+        write_analysis(analysis, tmp_path / "blocked")
+    assert (tmp_path / "blocked" / "report.html").exists()  # the others were written meanwhile

@@ -156,6 +156,11 @@ def test_variants_survive_hashes_that_collide_or_raise(monkeypatch):
     assert paths.variants(alike)["first_journey"].tolist() == [0, 1]
     with pytest.raises(RuntimeError, match="share a hash"):
         paths.journey_variants(log_of("a: x y", "b: y x"))
+    # Compared a journey at a time, the collision is found past the first comparison too.
+    monkeypatch.setattr(paths, "_COMPARED_AT_ONCE", 1)
+    assert paths.journey_variants(alike).tolist() == [1, 0, 1, 1, 0]
+    with pytest.raises(RuntimeError, match="share a hash"):
+        paths.journey_variants(log_of("a: x y", "b: x y", "c: y x"))
 
 
 @settings(max_examples=40, deadline=None)
@@ -177,12 +182,40 @@ def test_funnel_counts_match_a_walk_through_each_journey(journeys):
     assert paths.funnel(log, stages)["journeys"].tolist() == expected
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_variant_numbers_equal_a_format_per_row(seed):
+    from journeyguard.features.analysis.assemble import _variant_numbers
+
+    # Runs of equal journeys, most of one, medians of any size (NaN and infinities too).
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    journeys = np.sort(rng.zipf(1.3, n))[::-1].astype(np.int64)
+    medians = rng.lognormal(0, 6, n) * rng.choice([1, -1], n)
+    medians[rng.integers(0, n, 20)] = rng.choice([np.nan, np.inf, 0.0, 1e-300], 20)
+    table = {
+        "rank": np.arange(1, n + 1),
+        "journeys": journeys,
+        "share": journeys / 123_457,
+        "median_duration_hours": medians,
+    }
+
+    rows = [
+        f"{rank},{count},{share:.6g},{median:.6g},"
+        for rank, count, share, median in zip(*table.values(), strict=True)
+    ]
+    assert _variant_numbers(table) == [rows[0], *('"\n' + row for row in rows[1:])]
+    assert _variant_numbers({name: values[:0] for name, values in table.items()}) == []
+
+
 def test_variants_csv_quotes_steps_and_rounds_numbers(monkeypatch):
     import csv
     import io
 
     from journeyguard.features.analysis import assemble
-    from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR, _variants_csv
+    from journeyguard.features.analysis.assemble import VARIANT_STEP_SEPARATOR
+
+    def _variants_csv(log, table):
+        return b"".join(assemble._variants_csv_parts(log, table))
 
     log = log_from_frame(
         pd.DataFrame(
