@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, TypeAlias
 import numpy as np
 import pandas as pd
 
-from journeyguard.features.analysis.parallel import InChild
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
+from journeyguard.features.parallel import InChild
 from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.reasons import reason_arrays
 from journeyguard.training.scoring_model import ScoringModel

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from journeyguard.features.analysis import paths
-from journeyguard.features.analysis.parallel import InChild
 from journeyguard.features.arrays import rows_of_groups
 from journeyguard.features.config.model import AnalysisConfig, KpiConfig, TaskConfig
 from journeyguard.features.eventlog.log import EventLog
+from journeyguard.features.parallel import InChild
 from journeyguard.features.workspace import REPORT
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20

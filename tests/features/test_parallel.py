@@ -9,9 +9,9 @@ import time
 import pytest
 
 from journeyguard.features.analysis.assemble import analyze, write_analysis
-from journeyguard.features.analysis.parallel import InChild, can_fork
 from journeyguard.features.config.model import AnalysisConfig
 from journeyguard.features.eventlog.frames import log_from_frame
+from journeyguard.features.parallel import InChild, can_fork
 from journeyguard.features.sources.simulate import simulate
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork is used on Linux only")
