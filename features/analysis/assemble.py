@@ -9,9 +9,8 @@ import itertools
 import json
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,8 +29,9 @@ PARALLEL_FROM_EVENTS = 200_000  # below, a second process costs more than it sav
 _CSV_ROWS_AT_ONCE = 8_192  # variants.csv rows joined at a time: small temporaries
 
 
-@dataclass(frozen=True)
-class Analysis:
+# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
+# frozen dataclass costs several times as much to create.
+class Analysis(NamedTuple):
     """`summary`: every table, JSON-ready (variants: the most common ones);
     `variants_csv_parts`: every variant, the contents of variants.csv (UTF-8) in parts of
     some thousand rows, written one after the other: joined, tens of megabytes would be

@@ -8,7 +8,7 @@ ten million take the same code path. Tables are dicts of equal-length numpy arra
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,8 +31,9 @@ _HASH_CHUNK = 1 << 18
 _COMPARED_AT_ONCE = 1 << 14  # journeys whose steps are compared with their variant's at a time
 
 
-@dataclass(frozen=True)
-class StepMatrix:
+# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
+# frozen dataclass costs several times as much to create.
+class StepMatrix(NamedTuple):
     """shares[r, c]: the share of `journeys` whose event at positions[c] is rows[r]."""
 
     positions: np.ndarray

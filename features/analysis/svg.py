@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -89,8 +89,9 @@ def _title(text: str) -> str:
     return f"<title>{escape(text)}</title>"
 
 
-@dataclass(frozen=True)
-class Node:
+# The drawings' records are NamedTuples: `analyze` imports this module on every run, and
+# a frozen dataclass costs several times as much to create.
+class Node(NamedTuple):
     """A step of the transition graph, in the column of its typical position (level)."""
 
     step: str
@@ -99,8 +100,7 @@ class Node:
     level: int = 0
 
 
-@dataclass(frozen=True)
-class Edge:
+class Edge(NamedTuple):
     """A directly-follows transition of the graph."""
 
     source: str
@@ -113,8 +113,7 @@ class Edge:
 NODE_H, ROW_PITCH, TOP, GRAPH_WIDTH, COLUMN_GAP = 36, 54, 34, 1240, 52
 
 
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(NamedTuple):
     """Where the graph's nodes go: left x and centre y per step, and the box width."""
 
     where: dict[str, tuple[float, float]]
@@ -315,8 +314,7 @@ def _band(source: list[float], target: list[float], h: float, colour: str, tip: 
     return f'<path class="band" d="{path}" fill="{colour}">{_title(tip)}</path>'
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
     """One row of the forest plot: a rate difference and its 95 % interval."""
 
     label: str
@@ -370,8 +368,7 @@ def _nice_step(span: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(NamedTuple):
     """One bar of a horizontal bar chart."""
 
     label: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import re
 import tomllib
-import zoneinfo
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -622,6 +621,8 @@ def _parse_engine(reader: _Reader, table: Any, source: SourceConfig) -> EngineCo
 
 
 def _check_timezone(reader: _Reader, timezone: str) -> None:
+    import zoneinfo  # here: only a config with a time zone needs it, ~1 ms of every start
+
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

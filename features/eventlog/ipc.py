@@ -17,9 +17,8 @@ import contextlib
 import itertools
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -35,8 +34,9 @@ _BLOCK = struct.Struct("<qi4xq")  # File.fbs Block: offset, metadata length, bod
 _PAIR = struct.Struct("<qq")  # FieldNode (length, null count) and Buffer (offset, length)
 
 
-@dataclass(frozen=True)
-class _Table:
+# The file's parts are NamedTuples: `analyze` imports this module on every run, and a
+# frozen dataclass costs several times as much to create.
+class _Table(NamedTuple):
     """A flatbuffer table at `at` in `data`. Fields are read by their slot (the order of
     their declaration in the schema); an absent field reads as its default."""
 
@@ -86,16 +86,14 @@ def _unpack(kind: str, data: bytes, at: int) -> int:
     return struct.unpack_from(kind, data, at)[0]
 
 
-@dataclass(frozen=True)
-class _Column:
+class _Column(NamedTuple):
     kind: int  # the union tag of its values' type (the dictionary's, for a dictionary)
     bits: int  # the width of its values (of its indices, for a dictionary; 0: not fixed)
     dictionary: int | None  # the id of its dictionary
     first_buffer: int  # the index of its validity buffer among its batch's
 
 
-@dataclass(frozen=True)
-class _Batch:
+class _Batch(NamedTuple):
     """A record batch: its rows, its columns' (length, null count) and where their buffers
     lie in the file (offset, length)."""
 

@@ -17,9 +17,8 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -140,8 +139,9 @@ def read_stored_log(
     return None if stored is None else stored.merged_log()
 
 
-@dataclass(frozen=True)
-class StoredParts:
+# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
+# frozen dataclass costs several times as much to create.
+class StoredParts(NamedTuple):
     """A store as its files hold it: the generation's log and source rows, and its parts
     merged among themselves (None without parts)."""
 

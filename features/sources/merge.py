@@ -10,7 +10,7 @@ day plus a copy of the log, never a sort of the history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,8 +29,9 @@ class IncompatibleColumns(ValueError):
     a load of all the rows could type them differently, so only a full load can tell."""
 
 
-@dataclass(frozen=True)
-class Merged:
+# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
+# frozen dataclass costs several times as much to create.
+class Merged(NamedTuple):
     log: EventLog
     source_rows: np.ndarray | None  # each event's row in the source, in log order (if asked)
     duplicates: np.ndarray  # source rows of new events equal to an earlier event, dropped
