@@ -14,11 +14,15 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+# Below, a second process costs more than it saves (the analysis's step tables, the value
+# models' fit and its import of scipy.optimize: each some tenths of a second at 1.6M events).
+PARALLEL_FROM_EVENTS = 200_000
 
 
 class InChild(Generic[T]):
@@ -67,6 +71,13 @@ class InChild(Generic[T]):
         if not ok:
             raise RuntimeError(f"{self._function.__name__} failed in its child process:\n{value}")
         return value
+
+
+def worth_a_child(n_events: int) -> bool:
+    """Whether work on a log of `n_events` goes to a child by default: from
+    PARALLEL_FROM_EVENTS, and only in a process without other threads, one of which a fork
+    could leave holding a lock the child then waits on forever (the scheduler's jobs)."""
+    return n_events >= PARALLEL_FROM_EVENTS and threading.active_count() == 1 and can_fork()
 
 
 def can_fork() -> bool:

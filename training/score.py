@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -11,7 +10,7 @@ import pandas as pd
 
 from journeyguard.features.config.model import TaskConfig
 from journeyguard.features.eventlog.log import EventLog, Snapshots
-from journeyguard.features.parallel import InChild
+from journeyguard.features.parallel import InChild, worth_a_child
 from journeyguard.features.population import eligible_snapshots
 from journeyguard.training.reasons import reason_arrays
 from journeyguard.training.scoring_model import ScoringModel
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
 Model: TypeAlias = "ScoringModel | JourneyModel"
 
 BANDS = ("high", "medium", "low")
-# From here the value models' fit (~0.4 s at 1.6M events, scipy.optimize's import included)
-# outweighs forking a second process for it.
-PARALLEL_FROM_EVENTS = 200_000
 
 
 def bands(risk: np.ndarray, base_rate: float) -> np.ndarray:
@@ -86,12 +82,12 @@ def score_log(
     what is at stake: `expected_value` (spend expected over the horizon, `training.value`) and
     `value_at_risk` = risk x value (NaN where the log has no purchase values).
 
-    With `parallel` (by default from PARALLEL_FROM_EVENTS events, in a process without other
-    threads, which a fork could leave holding a lock), the value models are fitted in a
-    second process while this one scores: the same values, sooner on a second core."""
+    With `parallel` (by default on a large log, `features.parallel.worth_a_child`), the value
+    models are fitted in a second process while this one scores: the same values, sooner on
+    a second core."""
     snapshots = eligible_snapshots(Snapshots.at(log, as_of), task)
     if parallel is None:
-        parallel = log.n_events >= PARALLEL_FROM_EVENTS and threading.active_count() == 1
+        parallel = worth_a_child(log.n_events)
     with InChild(value_models, log, pd.Timestamp(as_of).value, fork=parallel) as fitted:
         table = score_snapshots(snapshots, model, version=version, reasons=reasons)
         table = _with_values(table, snapshots, as_of, task, fitted.result())

@@ -18,14 +18,13 @@ from journeyguard.features.analysis import paths
 from journeyguard.features.arrays import rows_of_groups
 from journeyguard.features.config.model import AnalysisConfig, KpiConfig, TaskConfig
 from journeyguard.features.eventlog.log import EventLog
-from journeyguard.features.parallel import InChild
+from journeyguard.features.parallel import InChild, worth_a_child
 from journeyguard.features.workspace import REPORT
 
 TOP_TRANSITIONS_IN_BOTTLENECKS = 20
 TOP_VARIANTS_IN_SUMMARY = 100
 DEFAULT_FUNNEL_LENGTH = 5
 VARIANT_STEP_SEPARATOR = " > "
-PARALLEL_FROM_EVENTS = 200_000  # below, a second process costs more than it saves
 _CSV_ROWS_AT_ONCE = 8_192  # variants.csv rows joined at a time: small temporaries
 
 
@@ -151,7 +150,7 @@ def analyze(
     """The analysis of `log` as it stood at `as_of` (all of it by default); with a task and
     `kpis`, critical steps also show their effect on CSAT, NPS and resolution time.
 
-    With `parallel` (by default for logs of PARALLEL_FROM_EVENTS events or more), the tables
+    With `parallel` (by default on a large log, `features.parallel.worth_a_child`), the tables
     of steps and pairs of steps (transitions, dwell, durations, step matrices, first steps)
     come from a second process while this one makes the others: the same tables, sooner on a
     machine with a second core. Those tables are small; variants.csv, tens of megabytes on a large
@@ -159,7 +158,7 @@ def analyze(
     """
     seen = log.until(as_of) if as_of is not None else log
     if parallel is None:
-        parallel = seen.n_events >= PARALLEL_FROM_EVENTS
+        parallel = worth_a_child(seen.n_events)
     with InChild(_step_tables, seen, settings, fork=parallel) as step_tables:
         tables = _sequence_tables(seen, settings)
         critical = _critical(log, settings, task, as_of, kpis) if task is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from journeyguard.features.analysis.assemble import analyze, write_analysis
 from journeyguard.features.config.model import AnalysisConfig
 from journeyguard.features.eventlog.frames import log_from_frame
-from journeyguard.features.parallel import InChild, can_fork
+from journeyguard.features.parallel import PARALLEL_FROM_EVENTS, InChild, can_fork, worth_a_child
 from journeyguard.features.sources.simulate import simulate
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="fork is used on Linux only")
@@ -74,3 +75,17 @@ def test_the_analysis_is_written_whole_and_a_failed_write_is_raised(tmp_path):
     with pytest.raises(IsADirectoryError):
         write_analysis(analysis, tmp_path / "blocked")
     assert (tmp_path / "blocked" / "report.html").exists()  # the others were written meanwhile
+
+
+def test_a_child_by_default_only_for_a_large_log_in_a_process_without_other_threads():
+    alone = threading.active_count() == 1  # earlier tests of the session may leave threads
+    assert not worth_a_child(PARALLEL_FROM_EVENTS - 1)
+    assert worth_a_child(PARALLEL_FROM_EVENTS) == alone
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not worth_a_child(PARALLEL_FROM_EVENTS)  # a fork could copy a held lock
+    finally:
+        release.set()
+        other.join()
