@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -116,20 +116,68 @@ def integer_group_quantiles(
     over the values instead of a sort), else from one sort of group and value packed into
     one int64. Values too wide for either fall back to `group_quantiles`."""
     values = np.asarray(values)
-    if len(values) == 0 or values.dtype.kind not in "iu" or values.dtype == np.uint64:
+    if not _fits_integer_paths(values):
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
-    smallest, largest = int(values.min()), int(values.max())
-    if (largest - smallest).bit_length() > 63:
-        return group_quantiles(groups, values / divisor, n_groups, quantiles)
-    n_buckets = _bucket_of(largest - smallest) + 1
+    n_buckets = _n_buckets(values)
     if n_groups * n_buckets <= max(len(values), _FEW_BINS):
-        statistics = _bucketed_order_statistics(groups, values, n_groups, n_buckets, quantiles)
+        bins = _Bins.of(groups, values, n_groups, n_buckets)
+        statistics = _bucketed_order_statistics(bins, values, quantiles)
     else:
         statistics = _packed_order_statistics(groups, values, n_groups, quantiles)
     if statistics is None:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
+    return _quantiles_of(statistics, n_groups, len(quantiles), divisor)
+
+
+def nested_group_quantiles(
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    parents: np.ndarray,
+    n_parents: int,
+    quantiles: tuple[float, ...] = (0.5, 0.95),
+    divisor: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`integer_group_quantiles` by group and by parent group (`parents[group]`, each group
+    in one parent): the parents' bins are sums of their groups' bins, so the values are
+    counted once for both."""
+    values = np.asarray(values)
+    n_buckets = _n_buckets(values) if _fits_integer_paths(values) else 0
+    if not n_buckets or n_groups * n_buckets > max(len(values), _FEW_BINS):
+        by_group = integer_group_quantiles(groups, values, n_groups, quantiles, divisor)
+        by_parent = integer_group_quantiles(parents[groups], values, n_parents, quantiles, divisor)
+        return by_group, by_parent
+    bins = _Bins.of(groups, values, n_groups, n_buckets)
+    parent_bins = bins.merged(parents, n_parents)
+    return (
+        _quantiles_of(
+            _bucketed_order_statistics(bins, values, quantiles), n_groups, len(quantiles), divisor
+        ),
+        _quantiles_of(
+            _bucketed_order_statistics(parent_bins, values, quantiles),
+            n_parents,
+            len(quantiles),
+            divisor,
+        ),
+    )
+
+
+def _fits_integer_paths(values: np.ndarray) -> bool:
+    """Integers whose range fits an int64: what the bucketed and packed paths take."""
+    if len(values) == 0 or values.dtype.kind not in "iu" or values.dtype == np.uint64:
+        return False
+    return (int(values.max()) - int(values.min())).bit_length() <= 63
+
+
+def _n_buckets(values: np.ndarray) -> int:
+    return _bucket_of(int(values.max()) - int(values.min())) + 1
+
+
+def _quantiles_of(
+    statistics: OrderStatistics, n_groups: int, n_quantiles: int, divisor: int
+) -> np.ndarray:
     present, low, high, weight = statistics
-    result = np.full((n_groups, len(quantiles)), np.nan)
+    result = np.full((n_groups, n_quantiles), np.nan)
     result[present] = _interpolated(low / divisor, high / divisor, weight)
     return result
 
@@ -169,24 +217,45 @@ def _packed_order_statistics(
     return present, value_at(low), value_at(high), weight
 
 
+class _Bins(NamedTuple):
+    """Integer values counted per (group, logarithmic bucket) bin, buckets ordered as their
+    values are: each value's key (group * n_buckets + bucket), the count of each bin, and
+    where keys are not bins (`merged`), the bin of each key."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+    n_buckets: int
+    smallest: int
+    bin_of_key: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, groups: np.ndarray, values: np.ndarray, n_groups: int, n_buckets: int) -> _Bins:
+        smallest = int(values.min())
+        keys = np.empty(len(values), dtype=np.int64)
+        for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
+            part = slice(start, start + _PACKED_CHUNK)
+            keys[part] = _buckets(np.subtract(values[part], smallest, dtype=np.int64))
+            keys[part] += groups[part].astype(np.int64) * n_buckets
+        counts = np.bincount(keys, minlength=n_groups * n_buckets)
+        return cls(keys, counts, n_buckets, smallest)
+
+    def merged(self, parents: np.ndarray, n_parents: int) -> _Bins:
+        """The bins of groups merged into their parents (`parents[group]`): added up, with
+        no pass over the values."""
+        assert self.bin_of_key is None
+        buckets = np.arange(self.n_buckets, dtype=np.int64)
+        bin_of_key = (parents.astype(np.int64)[:, None] * self.n_buckets + buckets).ravel()
+        counts = np.bincount(bin_of_key, self.counts, n_parents * self.n_buckets)
+        return self._replace(counts=counts.astype(np.int64), bin_of_key=bin_of_key)
+
+
 def _bucketed_order_statistics(
-    groups: np.ndarray,
-    values: np.ndarray,
-    n_groups: int,
-    n_buckets: int,
-    quantiles: tuple[float, ...],
+    binned: _Bins, values: np.ndarray, quantiles: tuple[float, ...]
 ) -> OrderStatistics:
-    """`_packed_order_statistics` without sorting the values: every value is counted in its
-    (group, bucket) bin, buckets ordered as their values are, so the cumulative counts name
-    the bin that holds each wanted rank. A bin of one value (small values have one each)
-    gives it; only the values of the other wanted bins are sorted, a few in a hundred."""
-    smallest = int(values.min())
-    keys = np.empty(len(values), dtype=np.int64)
-    for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
-        part = slice(start, start + _PACKED_CHUNK)
-        keys[part] = _buckets(np.subtract(values[part], smallest, dtype=np.int64))
-        keys[part] += groups[part].astype(np.int64) * n_buckets
-    counts = np.bincount(keys, minlength=n_groups * n_buckets)
+    """`_packed_order_statistics` without sorting the values: the cumulative counts of the
+    bins name the bin that holds each wanted rank. A bin of one value (small values have one
+    each) gives it; only the values of the other wanted bins are sorted, a few in a hundred."""
+    counts, n_buckets = binned.counts, binned.n_buckets
     ends = np.cumsum(counts)  # where each bin's values end, in the order of bins then values
     group_ends = ends[n_buckets - 1 :: n_buckets]
     sizes = np.diff(group_ends, prepend=0)
@@ -195,14 +264,16 @@ def _bucketed_order_statistics(
     bins = np.searchsorted(ends, ranks, side="right")
     wide = bins % n_buckets >= _FIRST_WIDE_BUCKET
     found = np.empty(bins.shape, dtype=np.int64)
-    found[~wide] = _bucket_floor(bins[~wide] % n_buckets) + smallest
+    found[~wide] = _bucket_floor(bins[~wide] % n_buckets) + binned.smallest
     if wide.any():
         wanted = np.zeros(len(counts), dtype=bool)
         wanted[bins[wide]] = True
-        members = np.flatnonzero(wanted[keys])
-        member_keys, member_values = keys[members], values[members]
-        order = np.lexsort((member_values, member_keys))
-        at = np.searchsorted(member_keys[order], bins[wide])
+        to_bin = binned.bin_of_key
+        members = np.flatnonzero((wanted if to_bin is None else wanted[to_bin])[binned.keys])
+        member_bins = binned.keys[members] if to_bin is None else to_bin[binned.keys[members]]
+        member_values = values[members]
+        order = np.lexsort((member_values, member_bins))
+        at = np.searchsorted(member_bins[order], bins[wide])
         at += ranks[wide] - (ends[bins[wide]] - counts[bins[wide]])  # the rank in its bin
         found[wide] = member_values[order[at]]
     n_quantiles = len(quantiles)

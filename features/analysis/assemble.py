@@ -186,10 +186,7 @@ def _step_tables(log: EventLog, settings: AnalysisConfig) -> dict[str, Any]:
     """Transitions, step matrices, bottlenecks, durations and first steps, JSON-ready."""
     # The tables without gaps first, so that their arrays and the gaps' are never all alive.
     matrix = _matrix(paths.step_matrix(log, settings.positions))
-    gaps = paths.Gaps(log)
-    transitions = paths.transitions(log, gaps)
-    dwell = paths.step_dwell(log, gaps)
-    del gaps
+    transitions, dwell = paths.transitions_and_dwell(log)
     starts, ends = paths.start_and_end_steps(log)
     slow = paths.bottlenecks(transitions, dwell, TOP_TRANSITIONS_IN_BOTTLENECKS)
     return {

@@ -117,6 +117,28 @@ def test_integer_group_quantiles_on_many_skewed_values(
     np.testing.assert_array_equal(result, expected)
 
 
+@pytest.mark.parametrize("few_bins", [SORTED, BUCKETED])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nested_group_quantiles_equal_those_of_groups_and_of_parents(seed, few_bins, monkeypatch):
+    # Parents' quantiles come from their groups' bins added up: the same as counting anew.
+    monkeypatch.setattr(arrays, "_FEW_BINS", few_bins)
+    rng = np.random.default_rng(seed)
+    n, n_groups, n_parents = 50_000, 40, 9
+    groups = (rng.zipf(1.5, n) - 1) % n_groups
+    parents = rng.integers(0, n_parents - 1, n_groups)  # the last parent has no group
+    values = _skewed_values(rng, n)
+    quantiles = (0.0, 0.5, 0.95, 1.0)
+
+    by_group, by_parent = arrays.nested_group_quantiles(
+        groups, values, n_groups, parents, n_parents, quantiles, 3_600
+    )
+
+    expected_parents = arrays.group_quantiles(parents[groups], values / 3_600, n_parents, quantiles)
+    np.testing.assert_array_equal(by_parent, expected_parents)
+    expected_groups = arrays.group_quantiles(groups, values / 3_600, n_groups, quantiles)
+    np.testing.assert_array_equal(by_group, expected_groups)
+
+
 def test_integer_group_quantiles_of_nothing_and_of_one_value():
     empty = arrays.integer_group_quantiles(np.zeros(0, np.int64), np.zeros(0, np.int64), 2)
     assert empty.shape == (2, 2) and np.isnan(empty).all()
