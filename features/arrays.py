@@ -116,14 +116,15 @@ def integer_group_quantiles(
     over the values instead of a sort), else from one sort of group and value packed into
     one int64. Values too wide for either fall back to `group_quantiles`."""
     values = np.asarray(values)
-    if not _fits_integer_paths(values):
+    span = _integer_span(values)
+    if span is None:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
-    n_buckets = _n_buckets(values)
+    n_buckets = _bucket_of(span[1] - span[0]) + 1
     if n_groups * n_buckets <= max(len(values), _FEW_BINS):
-        bins = _Bins.of(groups, values, n_groups, n_buckets)
+        bins = _Bins.of(groups, values, n_groups, n_buckets, span[0])
         statistics = _bucketed_order_statistics(bins, values, quantiles)
     else:
-        statistics = _packed_order_statistics(groups, values, n_groups, quantiles)
+        statistics = _packed_order_statistics(groups, values, n_groups, quantiles, span)
     if statistics is None:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
     return _quantiles_of(statistics, n_groups, len(quantiles), divisor)
@@ -142,12 +143,13 @@ def nested_group_quantiles(
     in one parent): the parents' bins are sums of their groups' bins, so the values are
     counted once for both."""
     values = np.asarray(values)
-    n_buckets = _n_buckets(values) if _fits_integer_paths(values) else 0
-    if not n_buckets or n_groups * n_buckets > max(len(values), _FEW_BINS):
+    span = _integer_span(values)
+    n_buckets = 0 if span is None else _bucket_of(span[1] - span[0]) + 1
+    if span is None or n_groups * n_buckets > max(len(values), _FEW_BINS):
         by_group = integer_group_quantiles(groups, values, n_groups, quantiles, divisor)
         by_parent = integer_group_quantiles(parents[groups], values, n_parents, quantiles, divisor)
         return by_group, by_parent
-    bins = _Bins.of(groups, values, n_groups, n_buckets)
+    bins = _Bins.of(groups, values, n_groups, n_buckets, span[0])
     parent_bins = bins.merged(parents, n_parents)
     return (
         _quantiles_of(
@@ -162,15 +164,13 @@ def nested_group_quantiles(
     )
 
 
-def _fits_integer_paths(values: np.ndarray) -> bool:
-    """Integers whose range fits an int64: what the bucketed and packed paths take."""
+def _integer_span(values: np.ndarray) -> tuple[int, int] | None:
+    """The smallest and largest of integer values whose range fits an int64 (what the
+    bucketed and packed paths take), else None."""
     if len(values) == 0 or values.dtype.kind not in "iu" or values.dtype == np.uint64:
-        return False
-    return (int(values.max()) - int(values.min())).bit_length() <= 63
-
-
-def _n_buckets(values: np.ndarray) -> int:
-    return _bucket_of(int(values.max()) - int(values.min())) + 1
+        return None
+    smallest, largest = int(values.min()), int(values.max())
+    return (smallest, largest) if (largest - smallest).bit_length() <= 63 else None
 
 
 def _quantiles_of(
@@ -186,12 +186,16 @@ OrderStatistics = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _packed_order_statistics(
-    groups: np.ndarray, values: np.ndarray, n_groups: int, quantiles: tuple[float, ...]
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    quantiles: tuple[float, ...],
+    span: tuple[int, int],
 ) -> OrderStatistics | None:
     """(groups present, the values at the ranks below and above each quantile, the upper
-    one's weight) from one sort of group and value packed into one int64; None where they
-    do not fit beside each other."""
-    smallest, largest = int(values.min()), int(values.max())
+    one's weight) from one sort of group and value (`span`: their smallest and largest)
+    packed into one int64; None where they do not fit beside each other."""
+    smallest, largest = span
     group_bits = max(n_groups - 1, 0).bit_length()
     # The low bits in which no two values differ (whole seconds in nanoseconds) need no room.
     varying = int(np.bitwise_or.reduce(values)) ^ int(np.bitwise_and.reduce(values))
@@ -229,8 +233,9 @@ class _Bins(NamedTuple):
     bin_of_key: np.ndarray | None = None
 
     @classmethod
-    def of(cls, groups: np.ndarray, values: np.ndarray, n_groups: int, n_buckets: int) -> _Bins:
-        smallest = int(values.min())
+    def of(
+        cls, groups: np.ndarray, values: np.ndarray, n_groups: int, n_buckets: int, smallest: int
+    ) -> _Bins:
         keys = np.empty(len(values), dtype=np.int64)
         for start in range(0, len(values), _PACKED_CHUNK):  # a chunk at a time: small temporaries
             part = slice(start, start + _PACKED_CHUNK)
