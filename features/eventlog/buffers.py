@@ -98,24 +98,33 @@ def strings(texts: np.ndarray) -> Any:
 
 def found_texts(strings: Any, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which `queries` a sorted string array holds, and their positions in it (in the
-    queries' order): one binary search over the values' UTF-8 bytes laid out at a fixed width
-    (UTF-8 sorts as code points do), without making a Python string of every value."""
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
-        strings.offset : strings.offset + len(strings) + 1
-    ]
-    lengths = np.diff(offsets)
+    queries' order): one binary search over the values' UTF-8 bytes at a fixed width (UTF-8
+    sorts as code points do), without making a Python string of every value."""
     encoded = [str(query).encode() for query in queries.tolist()]
-    width = max(int(lengths.max(initial=0)), max(map(len, encoded), default=0), 1)
-    data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)
-    starts = np.repeat(np.arange(len(lengths)) * width - offsets[:-1], lengths)
-    laid_out = np.zeros(len(lengths) * width, dtype=np.uint8)
-    laid_out[starts + np.arange(offsets[0], offsets[-1])] = data[offsets[0] : offsets[-1]]
-    known = laid_out.view(f"S{width}")
-    wanted = np.array(encoded, dtype=f"S{width}")
+    known = _at_fixed_width(strings, max(map(len, encoded), default=0))
+    wanted = np.array(encoded, dtype=known.dtype)
     at = np.searchsorted(known, wanted)
     found = at < len(known)
     found[found] = known[at[found]] == wanted[found]
     return found, at[found]
+
+
+def _at_fixed_width(strings: Any, at_least: int) -> np.ndarray:
+    """A string array's UTF-8 values as numpy bytes of one width (at least `at_least`),
+    NUL-padded: a view of its data where every value has the same length (ids of one
+    pattern), laid out anew otherwise."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[
+        strings.offset : strings.offset + len(strings) + 1
+    ]
+    data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max(initial=0)), at_least, 1)
+    if len(data) and (lengths == lengths[0]).all():
+        return data.view(f"S{lengths[0]}").astype(f"S{width}", copy=False)
+    starts = np.repeat(np.arange(len(lengths)) * width - offsets[:-1] + offsets[0], lengths)
+    laid_out = np.zeros(len(lengths) * width, dtype=np.uint8)
+    laid_out[starts + np.arange(len(data))] = data
+    return laid_out.view(f"S{width}")
 
 
 def _bits(buffer: Any, start: int, stop: int) -> np.ndarray:

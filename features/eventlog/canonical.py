@@ -81,13 +81,14 @@ def read_canonical_arrow_near(path: str | Path, near: EventLog) -> tuple[EventLo
 
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
-        ids = table.column(CUSTOMER_ID).combine_chunks()
+        ids = _one_array(table.column(CUSTOMER_ID))
         codes = buffers.values(ids.indices)
         held, journeys = buffers.found_texts(ids.dictionary, near.journey_ids)
+        journeys = journeys.astype(codes.dtype)  # of another type, the search copies all codes
         starts = np.searchsorted(codes, journeys)
         lengths = np.searchsorted(codes, journeys, side="right") - starts
         taken = ranges(starts, lengths)
-        times = buffers.values(table.column(TIMESTAMP).combine_chunks())[taken]
+        times = buffers.values(_one_array(table.column(TIMESTAMP)))[taken]
         found = np.repeat(np.arange(len(journeys)), lengths)  # each row's journey found
         in_near = np.flatnonzero(held)[found]  # and its code in `near`
         kept = _shares_journey_time(in_near, times, near.journey_codes, near.times)
@@ -109,15 +110,21 @@ def read_canonical_arrow_near(path: str | Path, near: EventLog) -> tuple[EventLo
 def _shares_journey_time(
     journeys: np.ndarray, times: np.ndarray, other_journeys: np.ndarray, other_times: np.ndarray
 ) -> np.ndarray:
-    """Which (journey, time) pairs of the first arrays are among those of the others, each
-    pair packed into one integer (times ranked first when they do not fit as they are)."""
-    both_times = np.concatenate([times, other_times])
-    both_journeys = np.concatenate([journeys, other_journeys])
+    """Which (journey, time) pairs of the first arrays are among those of the others. Only
+    the rows within the others' span of time (few, for a day's events) are compared as
+    pairs, each pair packed into one integer (times ranked first when they do not fit)."""
+    shared = np.zeros(len(times), dtype=bool)
+    if not len(other_times):
+        return shared
+    maybe = np.flatnonzero((times >= other_times.min()) & (times <= other_times.max()))
+    both_times = np.concatenate([times[maybe], other_times])
+    both_journeys = np.concatenate([journeys[maybe], other_journeys])
     packed = packed_journey_time(both_journeys, both_times)
     if packed is None:
         packed = packed_journey_time(both_journeys, np.unique(both_times, return_inverse=True)[1])
     assert packed is not None  # ranks fit: fewer than rows
-    return np.isin(packed[: len(times)], packed[len(times) :])
+    shared[maybe] = np.isin(packed[: len(maybe)], packed[len(maybe) :])
+    return shared
 
 
 def _taken_column(chunked: Any, taken: np.ndarray) -> Column:
@@ -125,18 +132,24 @@ def _taken_column(chunked: Any, taken: np.ndarray) -> Column:
 
     if pa.types.is_dictionary(chunked.type):
         return _taken_coded(chunked, taken)
-    return buffers.values_at(chunked.combine_chunks(), taken, np.nan)
+    return buffers.values_at(_one_array(chunked), taken, np.nan)
 
 
 def _taken_coded(chunked: Any, taken: np.ndarray) -> Coded:
     """The `taken` rows of a written dictionary column (one sorted dictionary), with only the
     categories they use."""
-    array = chunked.combine_chunks()
+    array = _one_array(chunked)
     codes = buffers.values_at(array.indices, taken, -1, cells=array).astype(np.int32)
     texts = array.dictionary
     used = np.bincount(codes + 1, minlength=len(texts) + 1)[1:] > 0  # a count, not a sort
     renumber = np.append(np.cumsum(used, dtype=np.int32) - 1, -1)  # missing, -1, stays
     return Coded(renumber[codes], buffers.texts_at(texts, np.flatnonzero(used)))
+
+
+def _one_array(chunked: Any) -> Any:
+    """The column of a file of one record batch as one array: its chunk, where combining
+    chunks would copy the whole column to take a few rows of it."""
+    return chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
 
 
 def _canonical_table(log: EventLog) -> Any:

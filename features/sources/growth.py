@@ -138,19 +138,29 @@ def _parquet_rows(path: Path) -> int:
 def _row_digests(source: SourceConfig, rows: int, head: bool = True) -> tuple[str, str]:
     """Digests of the first rows' values (unless not `head`) and of the last `rows`' times: a
     few pages of one cheap column, where reading every column of a large row group costs a
-    pass over it."""
+    pass over it. The two reads go side by side: pyarrow decodes pages without the GIL."""
+    if not head:
+        return "", _tail_digest(source, rows)
+    from concurrent.futures import ThreadPoolExecutor  # here: `analyze` imports this module
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tail = pool.submit(_tail_digest, source, rows)
+        return _head_digest(source, rows), tail.result()
+
+
+def _head_digest(source: SourceConfig, rows: int) -> str:
     import pyarrow.parquet as pq
 
     assert source.path is not None
-    first_digest = ""
-    if head:
-        file = pq.ParquetFile(source.path)
-        columns = _used_columns(source, file.schema_arrow.names)
-        first = next(file.iter_batches(batch_size=EDGE_ROWS, columns=columns)).slice(0, rows)
-        first_digest = _values_digest(first)
+    file = pq.ParquetFile(source.path)
+    columns = _used_columns(source, file.schema_arrow.names)
+    first = next(file.iter_batches(batch_size=EDGE_ROWS, columns=columns)).slice(0, rows)
+    return _values_digest(first)
+
+
+def _tail_digest(source: SourceConfig, rows: int) -> str:
     times = [source.source_column(TIMESTAMP)]
-    last = _parquet_rows_from(source, max(rows - EDGE_ROWS, 0), rows, times)
-    return first_digest, _values_digest(last)
+    return _values_digest(_parquet_rows_from(source, max(rows - EDGE_ROWS, 0), rows, times))
 
 
 def _values_digest(rows: Any) -> str:

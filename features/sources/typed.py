@@ -11,7 +11,7 @@ zone other than UTC) it returns None, and the validating load reads the file wit
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -44,6 +44,7 @@ from journeyguard.features.sources.mapping import column_mapping, require_unique
 from journeyguard.features.sources.quarantine import write_empty_quarantine
 
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_THREADS_FROM = 50_000  # rows below which starting two threads costs more than they save
 _INT64 = np.iinfo(np.int64)
 
 
@@ -110,7 +111,8 @@ def _sorted_log(
     # numpy's sorts and gathers let go of the GIL: the rows are sorted by the file's own
     # journey codes beside the ids' cleaning and ranking and the other columns' conversion,
     # then the journeys' blocks put in the order of their ids; the gathers go two at a time.
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    pool = ThreadPoolExecutor(max_workers=2) if table.num_rows >= _THREADS_FROM else _InPlace()
+    with pool:
         sorting = pool.submit(journey_time_order, raw[1], times)
         coded = _coded(*raw, required=True)
         columns = _other_columns(table, mapping, source)
@@ -137,6 +139,15 @@ def _sorted_log(
         columns=dict(zip(list(columns)[1:], sorted_columns, strict=True)),
     )
     return log, order
+
+
+class _InPlace(Executor):
+    """Runs each call as it is submitted, in this thread (for a few rows: an append's)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
 
 
 def _other_columns(

@@ -14,9 +14,23 @@ from journeyguard.features.eventlog import buffers
 texts = st.text(st.characters(codec="utf-8"), max_size=6).filter(lambda t: not t.endswith("\0"))
 
 
+# Ids of one pattern: the values' bytes are searched as they lie, without a layout.
+same_length = st.text("ab9é", min_size=3, max_size=3).filter(lambda t: len(t.encode()) == 3)
+
+
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(known=st.sets(texts, max_size=30), asked=st.sets(texts, max_size=10))
 def test_found_texts_finds_what_a_search_of_python_strings_finds(known, asked):
+    assert_found_as_python_finds(known, asked)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(known=st.sets(same_length, max_size=30), asked=st.sets(texts, max_size=10))
+def test_found_texts_of_one_length_finds_what_python_finds(known, asked):
+    assert_found_as_python_finds(known, asked)
+
+
+def assert_found_as_python_finds(known: set[str], asked: set[str]) -> None:
     known_sorted = np.array(sorted(known), dtype=object)
     queries = np.array(sorted(asked | set(list(known)[:3])), dtype=object)
     strings = buffers.strings(known_sorted)

@@ -192,6 +192,29 @@ def test_a_grown_parquet_export_is_appended(tmp_path):
     assert stored(settings_)[2] == stored(whole)[2]
 
 
+@pytest.mark.parametrize("edited_row", [0, 1])  # the first rows' values, the last rows' times
+def test_a_parquet_export_whose_read_rows_changed_is_ingested_again(tmp_path, edited_row):
+    source = tmp_path / "events.parquet"
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "when": ["2024-01-01T00:00Z", "2024-01-02T00:00Z", "2024-01-03T00:00Z"],
+            "what": ["visit", "order", "visit"],
+            "amount": [1.0, 2.0, 3.0],
+            "segment": ["s1", "s2", "s1"],
+        }
+    )
+    pq.write_table(table.slice(0, 2), source)
+    settings_ = config(tmp_path, source, "out")
+    ingest(settings_)
+    column = "id" if edited_row == 0 else "when"
+    edited = table.column(column).to_pylist()
+    edited[edited_row] = "z" if edited_row == 0 else "2024-01-02T00:01Z"
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, [edited]), source)
+    result = ingest(settings_)
+    assert (result.action, result.reason) == ("ingested", "the source changed")
+
+
 def test_commands_read_a_current_store_and_say_so(tmp_path, capsys):
     source = tmp_path / "events.csv"
     write_csv(source, [("a", "2024-01-01T00:00Z", "visit", "1", "s1")])
