@@ -74,6 +74,31 @@ def test_the_required_columns_equal_pyarrow_s(tmp_path, seed, n_journeys):
     assert np.array_equal(mine.journey_ids, log.journey_ids)
 
 
+@pytest.mark.parametrize("empty", [[0], [3], [6], [1, 2, 4]])
+def test_journeys_without_events_keep_their_offsets(tmp_path, empty):
+    # Offsets come from where the codes change when every journey has events; a journey
+    # without any (a log's part names some) takes the count instead.
+    log = random_log(4, numbered(7))
+    lengths = np.diff(log.offsets)
+    keep = ~np.isin(np.repeat(np.arange(7), lengths), empty)
+    lengths[empty] = 0
+    sparse = EventLog(
+        log.journey_ids,
+        np.r_[0, np.cumsum(lengths)].astype(np.int64),
+        log.steps,
+        log.step_codes[keep],
+        log.times[keep],
+    )
+    path = tmp_path / "log.arrow"
+    canonical.write_canonical_arrow(sparse, path)
+
+    mine = canonical._read_required_columns(path, [])
+
+    assert mine is not None
+    assert_same_log(mine, read_with_pyarrow(path, []))
+    assert mine.offsets.tolist() == sparse.offsets.tolist()
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(names=st.lists(texts, min_size=1, max_size=6, unique=True), seed=st.integers(0, 9))
 def test_any_text_reads_as_pyarrow_reads_it(tmp_path_factory, names, seed):
