@@ -89,10 +89,13 @@ class _Pairs(NamedTuple):
     @classmethod
     def of(cls, log: EventLog, gaps: Gaps) -> _Pairs:
         n_steps = len(log.steps)
-        code = gaps.steps.astype(_codes_for(n_steps * n_steps)) * n_steps + gaps.next_steps
+        # Codes and ids in numpy's index type: a count of narrower ones widens them first.
+        code = gaps.steps.astype(np.intp)
+        code *= n_steps
+        code += gaps.next_steps
         all_counts = np.bincount(code, minlength=n_steps * n_steps)  # few steps: no sort needed
         distinct = np.flatnonzero(all_counts)
-        ids = (np.cumsum(all_counts > 0) - 1).astype(_codes_for(len(distinct)))[code]
+        ids = (np.cumsum(all_counts > 0) - 1)[code]
         del code
         source, target = np.divmod(distinct, n_steps)
         total_ns = np.bincount(ids, weights=gaps.ns, minlength=len(distinct))
