@@ -150,18 +150,11 @@ def nested_group_quantiles(
         by_parent = integer_group_quantiles(parents[groups], values, n_parents, quantiles, divisor)
         return by_group, by_parent
     bins = _Bins.of(groups, values, n_groups, n_buckets, span[0])
-    parent_bins = bins.merged(parents, n_parents)
-    return (
-        _quantiles_of(
-            _bucketed_order_statistics(bins, values, quantiles), n_groups, len(quantiles), divisor
-        ),
-        _quantiles_of(
-            _bucketed_order_statistics(parent_bins, values, quantiles),
-            n_parents,
-            len(quantiles),
-            divisor,
-        ),
+    by_group, by_parent = (
+        _quantiles_of(_bucketed_order_statistics(b, values, quantiles), n, len(quantiles), divisor)
+        for b, n in ((bins, n_groups), (bins.merged(parents, n_parents), n_parents))
     )
+    return by_group, by_parent
 
 
 def _integer_span(values: np.ndarray) -> tuple[int, int] | None:

@@ -66,10 +66,7 @@ def transitions_and_dwell(log: EventLog, gaps: Gaps | None = None) -> tuple[Tabl
     by_pair, by_step = nested_group_quantiles(
         pairs.ids, gaps.ns, pairs.n, pairs.source, n_steps, divisor=NS_PER_HOUR
     )
-    table = _transition_table(log, gaps, pairs, by_pair)
-    count = np.bincount(pairs.source, pairs.counts, n_steps).astype(np.int64)
-    total = np.bincount(pairs.source, pairs.total_ns, n_steps) / NS_PER_HOUR
-    return table, _dwell_table(log, count, by_step, total)
+    return _transition_table(log, gaps, pairs, by_pair), _dwell_table(log, pairs, by_step)
 
 
 class _Pairs(NamedTuple):
@@ -482,12 +479,19 @@ def journey_lengths(log: EventLog) -> dict[str, float]:
 
 def step_dwell(log: EventLog, gaps: Gaps | None = None) -> Table:
     """Per step: how long journeys wait after it until their next event (dwell time)."""
-    return transitions_and_dwell(log, gaps)[1]
+    gaps = gaps or Gaps(log)
+    hour_quantiles = integer_group_quantiles(
+        gaps.steps, gaps.ns, len(log.steps), divisor=NS_PER_HOUR
+    )
+    return _dwell_table(log, _Pairs.of(log, gaps), hour_quantiles)
 
 
-def _dwell_table(
-    log: EventLog, count: np.ndarray, hour_quantiles: np.ndarray, total_hours: np.ndarray
-) -> Table:
+def _dwell_table(log: EventLog, pairs: _Pairs, hour_quantiles: np.ndarray) -> Table:
+    """The dwell table of each step's `hour_quantiles`; its count and total are those of the
+    pairs it opens."""
+    n_steps = len(log.steps)
+    count = np.bincount(pairs.source, pairs.counts, n_steps).astype(np.int64)
+    total_hours = np.bincount(pairs.source, pairs.total_ns, n_steps) / NS_PER_HOUR
     used = np.flatnonzero(count)
     return {
         "step": log.steps[used],

@@ -129,6 +129,31 @@ def test_transition_and_variant_counts_match_a_plain_python_count(journeys):
 
 
 @settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 10**6)), min_size=1, max_size=9),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_transitions_and_dwell_together_equal_each_alone(journeys):
+    # Together, a step's dwell times come from the bins of the pairs it opens; alone, from
+    # the gaps by step: the same tables to the last bit.
+    hours = {f"j{i}": list(np.cumsum([h / 3600 for _, h in j])) for i, j in enumerate(journeys)}
+    log = log_of(
+        *(f"j{i}: " + " ".join(step for step, _ in j) for i, j in enumerate(journeys)),
+        hours=hours,
+    )
+
+    together, dwell = paths.transitions_and_dwell(log)
+
+    for mine, alone in ((together, paths.transitions(log)), (dwell, paths.step_dwell(log))):
+        assert mine.keys() == alone.keys()
+        for name in mine:
+            np.testing.assert_array_equal(mine[name], alone[name], err_msg=name)
+
+
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.lists(st.sampled_from("abcd"), min_size=1, max_size=40), min_size=1, max_size=8))
 def test_sequence_hashes_are_the_polynomial_of_each_journey(journeys):
     # Made from powers by index in the log, they equal the hash of each journey on its own.
