@@ -119,8 +119,8 @@ def integer_group_quantiles(
     span = _integer_span(values)
     if span is None:
         return group_quantiles(groups, values / divisor, n_groups, quantiles)
-    n_buckets = _bucket_of(span[1] - span[0]) + 1
-    if n_groups * n_buckets <= max(len(values), _FEW_BINS):
+    n_buckets = _buckets_worth_counting(span, n_groups, len(values))
+    if n_buckets is not None:
         bins = _Bins.of(groups, values, n_groups, n_buckets, span[0])
         statistics = _bucketed_order_statistics(bins, values, quantiles)
     else:
@@ -144,8 +144,8 @@ def nested_group_quantiles(
     counted once for both."""
     values = np.asarray(values)
     span = _integer_span(values)
-    n_buckets = 0 if span is None else _bucket_of(span[1] - span[0]) + 1
-    if span is None or n_groups * n_buckets > max(len(values), _FEW_BINS):
+    n_buckets = None if span is None else _buckets_worth_counting(span, n_groups, len(values))
+    if span is None or n_buckets is None:
         by_group = integer_group_quantiles(groups, values, n_groups, quantiles, divisor)
         by_parent = integer_group_quantiles(parents[groups], values, n_parents, quantiles, divisor)
         return by_group, by_parent
@@ -164,6 +164,13 @@ def _integer_span(values: np.ndarray) -> tuple[int, int] | None:
         return None
     smallest, largest = int(values.min()), int(values.max())
     return (smallest, largest) if (largest - smallest).bit_length() <= 63 else None
+
+
+def _buckets_worth_counting(span: tuple[int, int], n_groups: int, n_values: int) -> int | None:
+    """The buckets per group of values in `span` where there are fewer (group, bucket) bins
+    than values (or few bins), else None: a sort of the values is cheaper."""
+    n_buckets = _bucket_of(span[1] - span[0]) + 1
+    return n_buckets if n_groups * n_buckets <= max(n_values, _FEW_BINS) else None
 
 
 def _quantiles_of(

@@ -28,8 +28,6 @@ VARIANT_STEP_SEPARATOR = " > "
 _CSV_ROWS_AT_ONCE = 8_192  # variants.csv rows joined at a time: small temporaries
 
 
-# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class Analysis(NamedTuple):
     """`summary`: every table, JSON-ready (variants: the most common ones);
     `variants_csv_parts`: every variant, the contents of variants.csv (UTF-8) in parts of

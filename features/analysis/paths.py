@@ -32,8 +32,6 @@ _HASH_CHUNK = 1 << 18
 _COMPARED_AT_ONCE = 1 << 14  # journeys whose steps are compared with their variant's at a time
 
 
-# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class StepMatrix(NamedTuple):
     """shares[r, c]: the share of `journeys` whose event at positions[c] is rows[r]."""
 

@@ -89,8 +89,6 @@ def _title(text: str) -> str:
     return f"<title>{escape(text)}</title>"
 
 
-# The drawings' records are NamedTuples: `analyze` imports this module on every run, and
-# a frozen dataclass costs several times as much to create.
 class Node(NamedTuple):
     """A step of the transition graph, in the column of its typical position (level)."""
 

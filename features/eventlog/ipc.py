@@ -34,8 +34,6 @@ _BLOCK = struct.Struct("<qi4xq")  # File.fbs Block: offset, metadata length, bod
 _PAIR = struct.Struct("<qq")  # FieldNode (length, null count) and Buffer (offset, length)
 
 
-# The file's parts are NamedTuples: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class _Table(NamedTuple):
     """A flatbuffer table at `at` in `data`. Fields are read by their slot (the order of
     their declaration in the schema); an absent field reads as its default."""

@@ -139,8 +139,6 @@ def read_stored_log(
     return None if stored is None else stored.merged_log()
 
 
-# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class StoredParts(NamedTuple):
     """A store as its files hold it: the generation's log and source rows, and its parts
     merged among themselves (None without parts)."""

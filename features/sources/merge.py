@@ -29,8 +29,6 @@ class IncompatibleColumns(ValueError):
     a load of all the rows could type them differently, so only a full load can tell."""
 
 
-# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class Merged(NamedTuple):
     log: EventLog
     source_rows: np.ndarray | None  # each event's row in the source, in log order (if asked)

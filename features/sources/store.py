@@ -234,8 +234,6 @@ def _full(settings: Config, mapping: str, reason: str, started: float) -> Ingest
     )
 
 
-# A NamedTuple, not a frozen dataclass: `analyze` imports this module on every run, and a
-# frozen dataclass costs several times as much to create.
 class _Validated(NamedTuple):
     """A file's load: its log, each event's source row, the rows read, the reasons rows were
     set aside (counts) and the quarantine frame (None when nothing was: a typed load's)."""
